@@ -1,0 +1,63 @@
+// Chooses the kernel table once, from HEARTH_KERNELS or the CPU's features.
+#include <cstdlib>
+#include <cstring>
+#include <string>
+
+#include "common.h"
+#include "kernels/kernels.h"
+
+namespace hearth {
+namespace {
+
+bool cpu_has_avx2() {
+#if HEARTH_X86_KERNELS && (defined(__GNUC__) || defined(__clang__))
+    __builtin_cpu_init();
+    return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") && __builtin_cpu_supports("f16c");
+#else
+    return false;
+#endif
+}
+
+bool cpu_has_avx512() {
+#if HEARTH_X86_KERNELS && (defined(__GNUC__) || defined(__clang__))
+    __builtin_cpu_init();
+    return cpu_has_avx2() && __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
+           __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512dq") &&
+           __builtin_cpu_supports("avx512vnni");
+#else
+    return false;
+#endif
+}
+
+const KernelTable& choose() {
+    const char* forced = std::getenv("HEARTH_KERNELS");
+    if (forced && *forced) {
+        const KernelTable* t = kernels_by_name(forced);
+        if (!t) {
+            throw Error(std::string("HEARTH_KERNELS=") + forced +
+                        ": unknown kernel set or not supported by this CPU/build (choose scalar, avx2 or avx512)");
+        }
+        return *t;
+    }
+    if (const KernelTable* t = kernels_by_name("avx512")) return *t;
+    if (const KernelTable* t = kernels_by_name("avx2")) return *t;
+    return scalar_kernels();
+}
+
+}  // namespace
+
+const KernelTable* kernels_by_name(const char* name) {
+    if (std::strcmp(name, "scalar") == 0) return &scalar_kernels();
+#if HEARTH_X86_KERNELS
+    if (std::strcmp(name, "avx2") == 0) return cpu_has_avx2() ? &avx2_kernels() : nullptr;
+    if (std::strcmp(name, "avx512") == 0) return cpu_has_avx512() ? &avx512_kernels() : nullptr;
+#endif
+    return nullptr;
+}
+
+const KernelTable& kernels() {
+    static const KernelTable& table = choose();
+    return table;
+}
+
+}  // namespace hearth

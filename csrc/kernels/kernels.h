@@ -1,0 +1,70 @@
+// The kernel table: every hot loop of the engine, implemented once per
+// instruction set (scalar.cpp is the reference, avx2.cpp and avx512.cpp the
+// fast paths) and chosen at run time from the CPU's features.
+// HEARTH_KERNELS=scalar|avx2|avx512 forces a path.
+//
+// Contract for every implementation:
+// - results equal the scalar reference within float rounding;
+// - in matmul, the value of output (row r, token t) depends only on r, t and
+//   the data, never on the tile it was computed in (r0, r1, n_tokens): this is
+//   what makes logits bit-identical for any thread count and for prefill vs
+//   decode.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+
+#include "ggml_type.h"
+#include "quant_blocks.h"
+
+namespace hearth {
+
+// One matrix product Y = X · Wᵀ restricted to weight rows [r0, r1):
+//   y[t * y_stride + r] = sum_k W[r, k] * X[t, k]   for t < n_tokens, r0 <= r < r1
+// W is a GGUF tensor (ne0 = k contiguous, ne1 = rows). X holds n_tokens rows:
+// f32 (k floats each) when W is f32/f16/bf16, block_q8a (k/32 blocks each)
+// when W is quantized.
+struct MatmulArgs {
+    GgmlType w_type;
+    const void* w;
+    size_t w_row_bytes;
+    const void* x;
+    size_t x_row_bytes;
+    float* y;
+    int64_t y_stride;  // in floats, between tokens
+    int64_t k;         // inner dimension (multiple of 32 for quantized W)
+    int64_t r0, r1;
+    int64_t n_tokens;
+};
+
+struct KernelTable {
+    const char* name;
+
+    void (*matmul)(const MatmulArgs& a);
+
+    // Quantize k floats (k % 32 == 0) into k/32 q8a blocks.
+    void (*quantize_q8a)(const float* x, block_q8a* y, int64_t k);
+
+    // Attention helpers over one head: a dot product with a cached key and an
+    // axpy into the output with a cached value, for f32 and f16 caches.
+    float (*dot_f32)(const float* a, const float* b, int64_t n);
+    float (*dot_f16)(const uint16_t* a, const float* b, int64_t n);
+    void (*axpy_f32)(float alpha, const float* x, float* y, int64_t n);   // y += alpha * x
+    void (*axpy_f16)(float alpha, const uint16_t* x, float* y, int64_t n);
+    void (*f32_to_f16_row)(const float* x, uint16_t* y, int64_t n);  // round to nearest even
+};
+
+// The table in use: chosen once (HEARTH_KERNELS or the CPU's best).
+const KernelTable& kernels();
+// A table by name ("scalar", "avx2", "avx512"), or nullptr when this build or
+// this CPU lacks it. For tests and benchmarks.
+const KernelTable* kernels_by_name(const char* name);
+
+// Implemented in the per-ISA files.
+const KernelTable& scalar_kernels();
+#if HEARTH_X86_KERNELS
+const KernelTable& avx2_kernels();
+const KernelTable& avx512_kernels();
+#endif
+
+}  // namespace hearth

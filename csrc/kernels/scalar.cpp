@@ -1,0 +1,132 @@
+// The reference kernels: plain C++, no intrinsics. Every SIMD path is tested
+// against these. Compiled with the baseline flags like the rest of the core.
+#include <cmath>
+
+#include "fp16.h"
+#include "kernels/kernels.h"
+
+namespace hearth {
+namespace {
+
+void quantize_q8a(const float* x, block_q8a* y, int64_t k) {
+    for (int64_t b = 0; b < k / QK; b++) {
+        const float* xb = x + b * QK;
+        float amax = 0.0f;
+        for (int i = 0; i < QK; i++) amax = std::fmax(amax, std::fabs(xb[i]));
+        const float d = amax / 127.0f;
+        const float id = d != 0.0f ? 1.0f / d : 0.0f;
+        int32_t sum = 0;
+        for (int i = 0; i < QK; i++) {
+            const int q = (int)std::round(xb[i] * id);  // half away from zero
+            y[b].qs[i] = (int8_t)q;
+            sum += q;
+        }
+        y[b].d = d;
+        y[b].sum = sum;
+    }
+}
+
+// One (row, token) output for each weight type.
+float dot_row_f32(const float* w, const float* x, int64_t k) {
+    float acc = 0.0f;
+    for (int64_t i = 0; i < k; i++) acc += w[i] * x[i];
+    return acc;
+}
+
+float dot_row_f16(const uint16_t* w, const float* x, int64_t k) {
+    float acc = 0.0f;
+    for (int64_t i = 0; i < k; i++) acc += f16_to_f32(w[i]) * x[i];
+    return acc;
+}
+
+float dot_row_bf16(const uint16_t* w, const float* x, int64_t k) {
+    float acc = 0.0f;
+    for (int64_t i = 0; i < k; i++) acc += bf16_to_f32(w[i]) * x[i];
+    return acc;
+}
+
+float dot_row_q8_0(const block_q8_0* w, const block_q8a* x, int64_t nb) {
+    float acc = 0.0f;
+    for (int64_t b = 0; b < nb; b++) {
+        int32_t isum = 0;
+        for (int i = 0; i < QK; i++) isum += (int32_t)w[b].qs[i] * x[b].qs[i];
+        acc += (float)isum * (f16_to_f32(w[b].d) * x[b].d);
+    }
+    return acc;
+}
+
+float dot_row_q4_0(const block_q4_0* w, const block_q8a* x, int64_t nb) {
+    float acc = 0.0f;
+    for (int64_t b = 0; b < nb; b++) {
+        int32_t isum = 0;
+        for (int j = 0; j < QK / 2; j++) {
+            isum += (int32_t)(w[b].qs[j] & 0x0f) * x[b].qs[j];
+            isum += (int32_t)(w[b].qs[j] >> 4) * x[b].qs[j + QK / 2];
+        }
+        isum -= 8 * x[b].sum;  // the stored nibbles are q + 8
+        acc += (float)isum * (f16_to_f32(w[b].d) * x[b].d);
+    }
+    return acc;
+}
+
+float dot_row_q4_1(const block_q4_1* w, const block_q8a* x, int64_t nb) {
+    float acc = 0.0f;
+    for (int64_t b = 0; b < nb; b++) {
+        int32_t isum = 0;
+        for (int j = 0; j < QK / 2; j++) {
+            isum += (int32_t)(w[b].qs[j] & 0x0f) * x[b].qs[j];
+            isum += (int32_t)(w[b].qs[j] >> 4) * x[b].qs[j + QK / 2];
+        }
+        // sum_i (q_i d + m) * xq_i dx = d dx sum(q xq) + m dx sum(xq)
+        acc += (float)isum * (f16_to_f32(w[b].d) * x[b].d) + f16_to_f32(w[b].m) * (x[b].d * (float)x[b].sum);
+    }
+    return acc;
+}
+
+template <typename W, typename X, float (*dot)(const W*, const X*, int64_t)>
+void matmul_rows(const MatmulArgs& a, int64_t n_inner) {
+    for (int64_t t = 0; t < a.n_tokens; t++) {
+        const X* x = (const X*)((const char*)a.x + t * a.x_row_bytes);
+        for (int64_t r = a.r0; r < a.r1; r++) {
+            const W* w = (const W*)((const char*)a.w + r * a.w_row_bytes);
+            a.y[t * a.y_stride + r] = dot(w, x, n_inner);
+        }
+    }
+}
+
+void matmul(const MatmulArgs& a) {
+    const int64_t nb = a.k / QK;
+    switch (a.w_type) {
+        case GgmlType::F32: return matmul_rows<float, float, dot_row_f32>(a, a.k);
+        case GgmlType::F16: return matmul_rows<uint16_t, float, dot_row_f16>(a, a.k);
+        case GgmlType::BF16: return matmul_rows<uint16_t, float, dot_row_bf16>(a, a.k);
+        case GgmlType::Q8_0: return matmul_rows<block_q8_0, block_q8a, dot_row_q8_0>(a, nb);
+        case GgmlType::Q4_0: return matmul_rows<block_q4_0, block_q8a, dot_row_q4_0>(a, nb);
+        case GgmlType::Q4_1: return matmul_rows<block_q4_1, block_q8a, dot_row_q4_1>(a, nb);
+    }
+}
+
+float dot_f16(const uint16_t* a, const float* b, int64_t n) { return dot_row_f16(a, b, n); }
+
+void axpy_f32(float alpha, const float* x, float* y, int64_t n) {
+    for (int64_t i = 0; i < n; i++) y[i] += alpha * x[i];
+}
+
+void axpy_f16(float alpha, const uint16_t* x, float* y, int64_t n) {
+    for (int64_t i = 0; i < n; i++) y[i] += alpha * f16_to_f32(x[i]);
+}
+
+void f32_to_f16_row(const float* x, uint16_t* y, int64_t n) {
+    for (int64_t i = 0; i < n; i++) y[i] = f32_to_f16(x[i]);
+}
+
+}  // namespace
+
+const KernelTable& scalar_kernels() {
+    static const KernelTable table = {
+        "scalar", matmul, quantize_q8a, dot_row_f32, dot_f16, axpy_f32, axpy_f16, f32_to_f16_row,
+    };
+    return table;
+}
+
+}  // namespace hearth

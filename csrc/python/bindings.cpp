@@ -1,0 +1,15 @@
+// hearthlm._core: a thin pybind11 layer over the C++ core. Each concept binds
+// itself in its own file; hearth::Error becomes hearthlm.HearthError.
+#include <pybind11/pybind11.h>
+
+#include "common.h"
+
+namespace py = pybind11;
+
+void bind_kernels(py::module_& m);
+
+PYBIND11_MODULE(_core, m) {
+    m.doc() = "hearthlm C++ core";
+    static py::exception<hearth::Error> error(m, "HearthError", PyExc_ValueError);
+    bind_kernels(m);
+}

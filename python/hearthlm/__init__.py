@@ -1,0 +1,1 @@
+"""hearthlm: run Llama- and Qwen-family language models on the CPU."""
