@@ -289,10 +289,10 @@ def hf_ref_cache(smollm2_hf_model):
                 cache[k] = ref.hf_logits(smollm2_hf_model, ids)
             return cache[k]
 
-        def greedy(self, ids, n):
-            k = ("greedy", tuple(ids), n)
+        def greedy(self, ids, n, stop_at_eos=False):
+            k = ("greedy", tuple(ids), n, stop_at_eos)
             if k not in cache:
-                cache[k] = ref.hf_greedy(smollm2_hf_model, ids, n)
+                cache[k] = ref.hf_greedy(smollm2_hf_model, ids, n, stop_at_eos=stop_at_eos)
             return cache[k]
 
     return _Ref()

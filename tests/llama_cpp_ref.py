@@ -149,15 +149,18 @@ def hf_logits(model, ids: Sequence[int]) -> np.ndarray:
     return out.logits[0].float().numpy().copy()
 
 
-def hf_greedy(model, ids: Sequence[int], max_new_tokens: int) -> List[int]:
-    """`model.generate(do_sample=False)`: the new tokens (stops after EOS)."""
+def hf_greedy(model, ids: Sequence[int], max_new_tokens: int,
+              stop_at_eos: bool = True) -> List[int]:
+    """`model.generate(do_sample=False)`: the new tokens. It stops after EOS
+    unless `stop_at_eos=False` (then exactly `max_new_tokens` tokens)."""
     import torch
 
+    kw = {} if stop_at_eos else {"eos_token_id": []}
     with torch.no_grad():
         x = torch.tensor([list(ids)], dtype=torch.long)
         out = model.generate(x, attention_mask=torch.ones_like(x), do_sample=False,
                              max_new_tokens=max_new_tokens, num_beams=1,
-                             temperature=None, top_p=None, top_k=None)
+                             temperature=None, top_p=None, top_k=None, **kw)
     return [int(t) for t in out[0, len(ids):]]
 
 
