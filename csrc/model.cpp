@@ -1,1 +1,183 @@
-// placeholder: being written
+#include "model.h"
+
+#include <algorithm>
+#include <cstring>
+
+#include "attention.h"
+#include "common.h"
+#include "kernels/kernels.h"
+#include "ops.h"
+
+namespace hearth {
+
+namespace {
+
+// Tokens per forward pass: longer prompts go through in chunks (llama.cpp's
+// ubatch), which bounds the activation buffers.
+constexpr int64_t kMaxBatch = 512;
+
+const float* f32_data(const GGUFTensor* t) { return (const float*)t->data; }
+
+}  // namespace
+
+std::unique_ptr<Model> Model::load(const std::string& path, const ModelOptions& opts) {
+    std::unique_ptr<GGUFFile> file = GGUFFile::open(path);
+    return std::unique_ptr<Model>(new Model(std::move(file), opts));
+}
+
+static int64_t choose_n_ctx(const HParams& hp, int64_t requested) {
+    if (requested < 0) throw Error("n_ctx must be positive, got " + std::to_string(requested));
+    return requested > 0 ? requested : std::min<int64_t>(hp.n_ctx_train, 4096);
+}
+
+Model::Model(std::unique_ptr<GGUFFile> file, const ModelOptions& opts)
+    : file_(std::move(file)),
+      hp_(read_hparams(*file_)),
+      w_(load_weights(*file_, hp_)),
+      n_ctx_(choose_n_ctx(hp_, opts.n_ctx)),
+      pool_(opts.n_threads > 0 ? opts.n_threads : default_thread_count()),
+      mm_(pool_),
+      cache_(hp_.n_layer, hp_.n_head_kv, hp_.head_dim, opts.kv_type,
+             (n_ctx_ + KVCache::kBlockTokens - 1) / KVCache::kBlockTokens) {
+    if (opts.n_threads < 0) throw Error("n_threads must be positive, got " + std::to_string(opts.n_threads));
+    seq_ = cache_.new_sequence();
+}
+
+void Model::reset() { cache_.clear(seq_); }
+
+void Model::ensure_scratch(int64_t n) {
+    if (n <= scratch_tokens_) return;
+    const int64_t E = hp_.n_embd, QD = hp_.n_head * hp_.head_dim, KD = hp_.n_head_kv * hp_.head_dim;
+    x_.resize(n * E);
+    xn_.resize(n * std::max(E, QD));
+    q_.resize(n * QD);
+    k_.resize(n * KD);
+    v_.resize(n * KD);
+    attn_.resize(n * QD);
+    gate_.resize(n * hp_.n_ff);
+    up_.resize(n * hp_.n_ff);
+    scratch_tokens_ = n;
+}
+
+void Model::eval(const int32_t* tokens, int64_t n, float* logits, bool all_logits) {
+    if (n <= 0) throw Error("eval needs at least one token");
+    for (int64_t i = 0; i < n; i++) {
+        if (tokens[i] < 0 || tokens[i] >= hp_.n_vocab) {
+            throw Error("token id " + std::to_string(tokens[i]) + " is out of range [0, " + std::to_string(hp_.n_vocab) + ")");
+        }
+    }
+    const int64_t past = n_past();
+    if (past + n > n_ctx_) {
+        throw Error(std::to_string(n) + " tokens do not fit in the context: n_ctx is " + std::to_string(n_ctx_) +
+                    " and the cache already holds " + std::to_string(past) + " (raise n_ctx or shorten the prompt)");
+    }
+    try {
+        for (int64_t i = 0; i < n; i += kMaxBatch) {
+            const int64_t chunk = std::min(kMaxBatch, n - i);
+            const bool last_chunk = i + chunk == n;
+            // rows of the chunk land at their place among all rows; when only
+            // the last row is wanted, only the last chunk writes it
+            float* out = all_logits ? logits + i * hp_.n_vocab : (last_chunk ? logits : nullptr);
+            forward(tokens + i, chunk, out, all_logits);
+        }
+    } catch (...) {
+        cache_.truncate(seq_, past);  // leave the cache as it was
+        throw;
+    }
+}
+
+void Model::forward(const int32_t* tokens, int64_t n, float* logits, bool all_logits) {
+    const KernelTable& kt = kernels();
+    const int64_t E = hp_.n_embd, F = hp_.n_ff, V = hp_.n_vocab, hd = hp_.head_dim;
+    const int64_t QD = hp_.n_head * hd, KD = hp_.n_head_kv * hd;
+    const int64_t p0 = n_past();
+    ensure_scratch(n);
+    cache_.grow(seq_, n);
+
+    float* x = x_.data();
+    float* xn = xn_.data();
+    for (int64_t t = 0; t < n; t++) {
+        const GGUFTensor* emb = w_.token_embd;
+        dequantize_row(emb->type, emb->data + (size_t)tokens[t] * row_bytes(emb->type, E), x + t * E, E);
+    }
+
+    const AttentionShape shape{hp_.n_head, hp_.n_head_kv, hd};
+    for (int64_t il = 0; il < hp_.n_layer; il++) {
+        const LayerWeights& L = w_.layers[il];
+
+        // attention block
+        for (int64_t t = 0; t < n; t++) rmsnorm(x + t * E, f32_data(L.attn_norm), xn + t * E, E, hp_.rms_eps);
+        const MatmulInput in = mm_.prepare(xn, n, E, is_quantized(L.wq->type) || is_quantized(L.wk->type) ||
+                                                         is_quantized(L.wv->type));
+        mm_.run(*L.wq, in, q_.data(), QD);
+        mm_.run(*L.wk, in, k_.data(), KD);
+        mm_.run(*L.wv, in, v_.data(), KD);
+        for (int64_t t = 0; t < n; t++) {
+            float* q = q_.data() + t * QD;
+            float* k = k_.data() + t * KD;
+            float* v = v_.data() + t * KD;
+            if (L.bq) {
+                add_bias(q, f32_data(L.bq), QD);
+                add_bias(k, f32_data(L.bk), KD);
+                add_bias(v, f32_data(L.bv), KD);
+            }
+            rope(q, hp_.n_head, hd, hp_.rope_dim, p0 + t, hp_.rope_base, hp_.arch->rope_style);
+            rope(k, hp_.n_head_kv, hd, hp_.rope_dim, p0 + t, hp_.rope_base, hp_.arch->rope_style);
+            for (int64_t h = 0; h < hp_.n_head_kv; h++) {
+                void* kc = cache_.key(seq_, il, p0 + t, h);
+                void* vc = cache_.value(seq_, il, p0 + t, h);
+                if (cache_.type() == KVType::F16) {
+                    kt.f32_to_f16_row(k + h * hd, (uint16_t*)kc, hd);
+                    kt.f32_to_f16_row(v + h * hd, (uint16_t*)vc, hd);
+                } else {
+                    std::memcpy(kc, k + h * hd, sizeof(float) * hd);
+                    std::memcpy(vc, v + h * hd, sizeof(float) * hd);
+                }
+            }
+        }
+        attention(cache_, seq_, il, shape, q_.data(), n, p0, attn_.data(), pool_);
+        const MatmulInput ain = mm_.prepare(attn_.data(), n, QD, is_quantized(L.wo->type));
+        mm_.run(*L.wo, ain, xn, E);  // xn is free again: reuse it for the projection
+        for (int64_t i = 0; i < n * E; i++) x[i] += xn[i];
+
+        // feed-forward block (SwiGLU)
+        for (int64_t t = 0; t < n; t++) rmsnorm(x + t * E, f32_data(L.ffn_norm), xn + t * E, E, hp_.rms_eps);
+        const MatmulInput fin = mm_.prepare(xn, n, E, is_quantized(L.w_gate->type) || is_quantized(L.w_up->type));
+        mm_.run(*L.w_gate, fin, gate_.data(), F);
+        mm_.run(*L.w_up, fin, up_.data(), F);
+        silu_mul(gate_.data(), up_.data(), n * F);
+        const MatmulInput din = mm_.prepare(gate_.data(), n, F, is_quantized(L.w_down->type));
+        mm_.run(*L.w_down, din, xn, E);
+        for (int64_t i = 0; i < n * E; i++) x[i] += xn[i];
+    }
+
+    if (!logits) return;
+    // logits for every token, or for the last one only
+    const int64_t first = all_logits ? 0 : n - 1;
+    const int64_t rows = n - first;
+    for (int64_t t = 0; t < rows; t++) {
+        rmsnorm(x + (first + t) * E, f32_data(w_.output_norm), xn + t * E, E, hp_.rms_eps);
+    }
+    const MatmulInput oin = mm_.prepare(xn, rows, E, is_quantized(w_.output->type));
+    mm_.run(*w_.output, oin, logits, V);
+}
+
+std::vector<int32_t> Model::generate_greedy(const std::vector<int32_t>& prompt, int64_t max_tokens, bool stop_at_eos) {
+    if (max_tokens < 0) throw Error("max_tokens must be >= 0, got " + std::to_string(max_tokens));
+    std::vector<int32_t> out;
+    if (max_tokens == 0) return out;
+    std::vector<float> logits(hp_.n_vocab);
+    std::vector<int32_t> feed = prompt;
+    if (feed.empty()) throw Error("generate_greedy needs a non-empty prompt");
+    while ((int64_t)out.size() < max_tokens) {
+        eval(feed.data(), (int64_t)feed.size(), logits.data(), false);
+        const int32_t next = (int32_t)(std::max_element(logits.begin(), logits.end()) - logits.begin());
+        out.push_back(next);
+        if (stop_at_eos && next == hp_.eos_token_id) break;
+        if (n_past() >= n_ctx_) break;
+        feed.assign(1, next);
+    }
+    return out;
+}
+
+}  // namespace hearth

@@ -7,9 +7,11 @@
 namespace py = pybind11;
 
 void bind_kernels(py::module_& m);
+void bind_model(py::module_& m);
 
 PYBIND11_MODULE(_core, m) {
     m.doc() = "hearthlm C++ core";
     static py::exception<hearth::Error> error(m, "HearthError", PyExc_ValueError);
+    bind_model(m);
     bind_kernels(m);
 }

@@ -1,0 +1,41 @@
+// Y = X · Wᵀ for a weight tensor of the model, on the thread pool.
+// Quantized weights take activations quantized to q8a (once per input, shared
+// by every matrix that reads the same input: q/k/v, gate/up).
+#pragma once
+
+#include <cstdint>
+#include <vector>
+
+#include "gguf.h"
+#include "quant_blocks.h"
+#include "thread_pool.h"
+
+namespace hearth {
+
+// Activations ready for a matmul: the f32 rows and, when some weight that
+// reads them is quantized, their q8a blocks.
+struct MatmulInput {
+    const float* x = nullptr;
+    int64_t n_tokens = 0;
+    int64_t k = 0;
+    const block_q8a* q = nullptr;  // n_tokens * k/32 blocks, or null
+};
+
+class Matmul {
+public:
+    explicit Matmul(ThreadPool& pool) : pool_(pool) {}
+
+    // Prepares x [n_tokens, k] for weights of these types. The returned input
+    // borrows a buffer owned by this object: valid until the next prepare()
+    // with the same slot.
+    MatmulInput prepare(const float* x, int64_t n_tokens, int64_t k, bool quantize, int slot = 0);
+
+    // y[t * y_stride + r] = sum_k W[r, k] x[t, k], for all rows r of W.
+    void run(const GGUFTensor& w, const MatmulInput& in, float* y, int64_t y_stride);
+
+private:
+    ThreadPool& pool_;
+    std::vector<block_q8a> qbuf_[2];
+};
+
+}  // namespace hearth

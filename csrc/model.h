@@ -1,0 +1,68 @@
+// A loaded model: the mapped file, its weights, the KV cache, and the one
+// forward pass that every architecture shares (llama2.c's shape: embed, then
+// per layer attention and feed-forward around RMSNorms, then the logits).
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "gguf.h"
+#include "hparams.h"
+#include "kv_cache.h"
+#include "matmul.h"
+#include "thread_pool.h"
+#include "weights.h"
+
+namespace hearth {
+
+struct ModelOptions {
+    int n_threads = 0;      // 0: one per available CPU
+    int64_t n_ctx = 0;      // 0: min(training context, 4096)
+    KVType kv_type = KVType::F16;
+};
+
+class Model {
+public:
+    static std::unique_ptr<Model> load(const std::string& path, const ModelOptions& opts);
+
+    const GGUFFile& file() const { return *file_; }
+    const HParams& hparams() const { return hp_; }
+    int64_t n_vocab() const { return hp_.n_vocab; }
+    int64_t n_ctx() const { return n_ctx_; }
+    int n_threads() const { return pool_.size(); }
+    KVType kv_type() const { return cache_.type(); }
+    size_t kv_cache_bytes() const { return cache_.total_bytes(); }
+    int64_t n_past() const { return cache_.length(seq_); }
+
+    // Appends tokens to the sequence in the cache and writes their logits:
+    // all rows [n, n_vocab] when all_logits, else the last row only.
+    void eval(const int32_t* tokens, int64_t n, float* logits, bool all_logits);
+    // Empties the cache.
+    void reset();
+    // Greedy continuation of the cache's sequence (after feeding prompt):
+    // up to max_tokens new ids; stops after the EOS token when stop_at_eos.
+    std::vector<int32_t> generate_greedy(const std::vector<int32_t>& prompt, int64_t max_tokens, bool stop_at_eos);
+
+private:
+    Model(std::unique_ptr<GGUFFile> file, const ModelOptions& opts);
+    // One forward pass over n tokens (n <= kMaxBatch) at the end of seq_.
+    void forward(const int32_t* tokens, int64_t n, float* logits, bool all_logits);
+    void ensure_scratch(int64_t n);
+
+    std::unique_ptr<GGUFFile> file_;
+    HParams hp_;
+    ModelWeights w_;
+    int64_t n_ctx_;
+    ThreadPool pool_;
+    Matmul mm_;
+    KVCache cache_;
+    int seq_;
+
+    // activations for a batch, [n, width] each
+    int64_t scratch_tokens_ = 0;
+    std::vector<float> x_, xn_, q_, k_, v_, attn_, gate_, up_;
+};
+
+}  // namespace hearth
