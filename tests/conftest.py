@@ -4,7 +4,8 @@ See ../shared/models/README.md (CI sets HEARTH_TEST_MODELS to that folder).
 Tests that need those files skip with a reason when the variable is unset.
 The heavy fixtures are session-scoped: the f32 Hugging Face folder made from
 the Q4_1 GGUF (~15 s, 538 MB) and the files the converter makes from it.
-Set HEARTH_TEST_CACHE=DIR to keep the f32 folder across runs.
+Set HEARTH_TEST_CACHE=DIR to keep the f32 folder across runs, and
+HEARTH_CONVERT="CMD" to run another converter command than this tree's.
 """
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ import importlib.util
 import json
 import os
 import pathlib
+import shlex
 import shutil
 import subprocess
 import sys
@@ -197,7 +199,12 @@ def france_chat_ids(models_dir, smollm2_tokenizer):
 def _converter_cmd():
     """The converter of the hearthlm that the tests import: the module
     `hearthlm.convert.cli` run by this interpreter (so PYTHONPATH=python
-    tests the tree, not an older install), else `hearth-convert` on PATH."""
+    tests the tree, not an older install), else `hearth-convert` on PATH.
+    HEARTH_CONVERT="CMD ARGS" overrides both (run as given, environment
+    untouched), e.g. to try another checkout's converter."""
+    override = os.environ.get("HEARTH_CONVERT")
+    if override:
+        return ["<override>"] + shlex.split(override)
     try:
         spec = importlib.util.find_spec("hearthlm.convert.cli")
     except Exception:  # hearthlm itself fails to import (no _core yet, ...)
@@ -222,7 +229,10 @@ def convert_model(hf_folder, outtype: str, out_dir) -> pathlib.Path:
     out_dir.mkdir(parents=True, exist_ok=True)
     out = out_dir / f"{pathlib.Path(hf_folder).name}-{outtype}.gguf"
     env = dict(os.environ)
-    env["PYTHONPATH"] = os.pathsep.join(p for p in sys.path if p)
+    if cmd[0] == "<override>":
+        cmd = cmd[1:]
+    else:
+        env["PYTHONPATH"] = os.pathsep.join(p for p in sys.path if p)
     r = subprocess.run(cmd + [str(hf_folder), "-o", str(out), "-t", outtype],
                        capture_output=True, text=True, env=env)
     assert r.returncode == 0, (
