@@ -22,6 +22,11 @@ import sys
 
 import pytest
 
+# llama.cpp (OpenMP) and torch spin while waiting for their threads; on a
+# small machine shared with other work that makes a 1 s run take a minute.
+# Tests measure agreement, never speed: wait passively.
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
 import llama_cpp_ref as ref  # noqa: E402
 

@@ -32,10 +32,14 @@ F32_TOL = 1e-4
 # transformers as llama.cpp is.
 FLOORS = {
     # (file, text): (mean cosine, top-1 %)
-    ("q8_0", "text256"): (0.9999, 97.0),
-    ("q4_0", "text256"): (0.998, 88.0),
-    ("q4_1", "text256"): (0.999, 90.0),   # llama.cpp: 0.999453, 240/256
-    ("q4_1", "chat64"): (0.998, 95.0),    # llama.cpp: 0.999017, 64/64
+    # llama.cpp, f32 KV:   q8_0 text 0.999132 244/256 | q4_0 text 0.919474 177/256
+    #                      q4_1 text 0.999453 240/256 | q4_1 chat 0.999017 64/64
+    # (our q4_0 is re-quantized from Q4_1 values: 16 asymmetric levels onto a
+    # symmetric grid loses much, on llama.cpp's side just as on ours)
+    ("q8_0", "text256"): (0.999, 92.0),
+    ("q4_0", "text256"): (0.91, 64.0),
+    ("q4_1", "text256"): (0.999, 90.0),
+    ("q4_1", "chat64"): (0.998, 93.0),
 }
 
 
@@ -174,7 +178,8 @@ def test_quantized_logits_as_close_to_transformers_as_llama_cpp(
     want = hf_ref_cache.logits(ids)
 
     llm = _open_hearth(hearth_llm_cls, path, kv_type=kv_type)
-    h = ref.logit_agreement(_eval(llm, ids), want)
+    got = _eval(llm, ids)
+    h = ref.logit_agreement(got, want)
     del llm
     label = f"{qtype} {text} kv {kv_type}"
     _say(record_property, "hearth", f"\n[{label}] " + ref.fmt_agreement("hearth", h))
@@ -185,9 +190,18 @@ def test_quantized_logits_as_close_to_transformers_as_llama_cpp(
         llama_cpp = None
     if llama_cpp is not None:
         lc = ref.open_llama_cpp(path, n_ctx=N_CTX, n_threads=N_THREADS, kv_type=kv_type)
-        l = ref.logit_agreement(ref.llama_cpp_logits(lc, ids), want)
+        theirs = ref.llama_cpp_logits(lc, ids)
+        l = ref.logit_agreement(theirs, want)
         del lc
         _say(record_property, "llama_cpp", f"[{label}] " + ref.fmt_agreement("llama.cpp", l))
+        # where exactly one engine has transformers' top-1: how close a call was it?
+        wt = want.argmax(1)
+        only = [(p, "hearth" if got[p].argmax() == wt[p] else "llama.cpp")
+                for p in range(len(ids)) if (got[p].argmax() == wt[p]) != (theirs[p].argmax() == wt[p])]
+        if only:
+            srt = np.sort(want, axis=1)
+            _say(record_property, "top1_split", f"[{label}] top-1 right in one engine only: " + ", ".join(
+                f"pos {p} {who} (transformers top-2 margin {srt[p, -1] - srt[p, -2]:.3f})" for p, who in only))
         assert h["mean_cos"] >= l["mean_cos"] - 1e-4, (h, l)
         assert h["top1_pct"] >= l["top1_pct"] - 1.0, (h, l)
     else:
@@ -203,7 +217,7 @@ def test_quantized_logits_as_close_to_transformers_as_llama_cpp(
 
 @pytest.mark.parametrize("file_fixture,max_rel,min_cos", [
     ("smollm2_f32_gguf", F32_TOL, 0.999999),
-    ("smollm2_q8_0_gguf", None, 0.9999),
+    ("smollm2_q8_0_gguf", None, 0.999),   # llama.cpp measured 0.99922 on 128 tokens
 ])
 def test_llama_cpp_runs_our_converted_file(
         request, llama_cpp, file_fixture, max_rel, min_cos, real_text_ids,
