@@ -11,7 +11,7 @@ void bind_model(py::module_& m);
 
 PYBIND11_MODULE(_core, m) {
     m.doc() = "hearthlm C++ core";
-    static py::exception<hearth::Error> error(m, "HearthError", PyExc_ValueError);
+    py::register_exception<hearth::Error>(m, "HearthError", PyExc_ValueError);
     bind_model(m);
     bind_kernels(m);
 }
