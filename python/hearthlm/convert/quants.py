@@ -40,9 +40,11 @@ def quantize_q8_0(x: np.ndarray) -> np.ndarray:
     shape = x.shape
     b = _blocks(x)
     d = np.abs(b).max(axis=1, keepdims=True) / np.float32(127)
-    with np.errstate(divide="ignore"):
+    # a subnormal d overflows 1/d (and NaN-filled blocks give NaN): ggml's C does the
+    # same arithmetic, so keep the bytes and drop numpy's warnings
+    with np.errstate(divide="ignore", over="ignore", invalid="ignore"):
         inv = np.where(d == 0, np.float32(0), np.float32(1) / d).astype(np.float32)
-    q = _round_half_away(b * inv).astype(np.int8)
+        q = _round_half_away(b * inv).astype(np.int8)
     out = np.empty((b.shape[0], 2 + QK), dtype=np.uint8)
     out[:, :2] = d.astype(np.float16).view(np.uint8)
     out[:, 2:] = q.view(np.uint8)
@@ -57,10 +59,10 @@ def quantize_q4_0(x: np.ndarray) -> np.ndarray:
     imax = np.abs(b).argmax(axis=1)[:, None]
     vmax = np.take_along_axis(b, imax, axis=1)
     d = vmax / np.float32(-8)
-    with np.errstate(divide="ignore"):
+    with np.errstate(divide="ignore", over="ignore", invalid="ignore"):
         inv = np.where(d == 0, np.float32(0), np.float32(1) / d).astype(np.float32)
-    q = np.trunc(b * inv + np.float32(8.5)).astype(np.float32)
-    q = np.minimum(q, np.float32(15)).astype(np.uint8)
+        q = np.trunc(b * inv + np.float32(8.5)).astype(np.float32)
+        q = np.minimum(q, np.float32(15)).astype(np.uint8)
     out = np.empty((b.shape[0], 2 + QK // 2), dtype=np.uint8)
     out[:, :2] = d.astype(np.float16).view(np.uint8)
     # byte j holds element j (low nibble) and element j + 16 (high nibble)
