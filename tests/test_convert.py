@@ -290,6 +290,59 @@ def test_llama_qk_permutation_gives_same_attention_scores_with_adjacent_pair_rop
         assert q_hf @ k_hf == pytest.approx(q_gg @ k_gg, rel=1e-9, abs=1e-9)
 
 
+def test_llama_attention_biases_are_mapped_and_q_k_biases_permuted(tiny, tmp_path):
+    from safetensors.numpy import load_file, save_file
+
+    folder = tmp_path / "bias"
+    shutil.copytree(tiny["llama", False], folder)
+    cfg = json.loads((folder / "config.json").read_text())
+    cfg["attention_bias"] = True
+    (folder / "config.json").write_text(json.dumps(cfg))
+    state = load_file(str(folder / "model.safetensors"))
+    rng = np.random.default_rng(4)
+    for i in range(cfg["num_hidden_layers"]):
+        for proj in ("q_proj", "k_proj", "v_proj", "o_proj"):
+            rows = state[f"model.layers.{i}.self_attn.{proj}.weight"].shape[0]
+            state[f"model.layers.{i}.self_attn.{proj}.bias"] = rng.standard_normal(rows).astype(np.float32)
+    save_file(state, str(folder / "model.safetensors"), metadata={"format": "pt"})
+    _, tensors = read(convert(folder, tmp_path / "m.gguf", "q8_0", progress=False))
+    for i in range(cfg["num_hidden_layers"]):
+        for proj, kind, heads in (("q_proj", "attn_q", cfg["num_attention_heads"]),
+                                  ("k_proj", "attn_k", cfg["num_key_value_heads"]), ("v_proj", "attn_v", None),
+                                  ("o_proj", "attn_output", None)):
+            b = state[f"model.layers.{i}.self_attn.{proj}.bias"]
+            t = tensors[f"blk.{i}.{kind}.bias"]
+            assert t.tensor_type == QT.F32
+            want = llama_permute(b, heads) if heads else b
+            np.testing.assert_array_equal(values(t).reshape(-1), want)
+
+
+def test_llama_tokenizer_json_with_byte_fallback_is_written_as_sentencepiece_vocab(tmp_path):
+    folder = tmp_path / "tl"
+    folder.mkdir()
+    shutil.copy(make_tiny_model(tmp_path / "m", "llama", vocab=300) / "config.json", folder)
+    vocab = {"<unk>": 0, "<s>": 1, "</s>": 2}
+    vocab.update({f"<0x{b:02X}>": 3 + b for b in range(256)})
+    for w in ["\u2581t", "he", "\u2581the"]:
+        vocab[w.encode().decode("unicode_escape")] = len(vocab)
+    tj = {"added_tokens": [{"id": i, "content": c, "special": True, "normalized": False} for c, i in
+                           (("<unk>", 0), ("<s>", 1), ("</s>", 2))],
+          "normalizer": None, "pre_tokenizer": None, "decoder": {"type": "Sequence", "decoders": []},
+          "model": {"type": "BPE", "byte_fallback": True, "unk_token": "<unk>", "vocab": vocab,
+                    "merges": ["\u2581 t".encode().decode("unicode_escape"), "h e"]}}
+    (folder / "tokenizer.json").write_text(json.dumps(tj))
+    (folder / "tokenizer_config.json").write_text(json.dumps({"bos_token": "<s>", "eos_token": "</s>",
+                                                              "add_bos_token": True}))
+    fields, _ = read(convert(folder, tmp_path / "v.gguf", "f16", vocab_only=True, progress=False))
+    assert fields["tokenizer.ggml.model"] == "llama"
+    types = fields["tokenizer.ggml.token_type"]
+    assert types[:3] == [gguf.TokenType.CONTROL] * 3 and set(types[3:259]) == {gguf.TokenType.BYTE}
+    assert fields["tokenizer.ggml.tokens"][259] == "\u2581t".encode().decode("unicode_escape")
+    scores = fields["tokenizer.ggml.scores"]
+    assert scores[259] > scores[260] > scores[261]  # piece order = merge order
+    assert fields["tokenizer.ggml.bos_token_id"] == 1 and fields["tokenizer.ggml.add_bos_token"] is True
+
+
 def test_row_length_not_multiple_of_32_falls_back_to_f16_with_a_warning(tmp_path, caplog):
     folder = make_tiny_model(tmp_path / "m48", "llama", hidden=48, heads=4, kv_heads=2, ffn=64, vocab=256)
     with caplog.at_level("WARNING", logger="hearth-convert"):

@@ -159,7 +159,8 @@ def _plan_type(name_kind: T, data: WeightTensor, weight_type: QT, pure: bool, ou
 
 def _chunks(t: WeightTensor, qtype: QT, perm: np.ndarray | None) -> Iterator[np.ndarray]:
     if len(t.shape) <= 1:
-        yield encode(t.read().reshape(-1), qtype)
+        data = t.read().reshape(-1)
+        yield encode(data if perm is None else data[perm], qtype)  # llama's q/k biases are permuted too
         return
     row_bytes = 4 * int(np.prod(t.shape[1:], dtype=np.int64))
     step = max(1, CHUNK_BYTES // max(row_bytes, 1))
