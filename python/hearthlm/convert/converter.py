@@ -35,7 +35,7 @@ OUTTYPES: dict[str, tuple[QT, FT]] = {
 #: there; we have no K-quants yet, so q8_0), unless --pure
 OUTPUT_TYPE = {QT.Q4_0: QT.Q8_0}
 
-CHUNK_BYTES = 64 << 20  # float32 bytes of rows converted at a time
+CHUNK_BYTES = 16 << 20  # float32 bytes of rows converted at a time (quantizing takes ~6x that)
 
 
 @dataclass
