@@ -65,7 +65,7 @@ def make_tiny_model(folder, arch, *, seed=0, hidden=64, layers=2, heads=4, kv_he
         tie = arch == "qwen2"
     common = dict(vocab_size=vocab, hidden_size=hidden, intermediate_size=ffn, num_hidden_layers=layers,
                   num_attention_heads=heads, num_key_value_heads=kv_heads, max_position_embeddings=max_position,
-                  rms_norm_eps=1e-6, tie_word_embeddings=tie, initializer_range=0.1,
+                  rms_norm_eps=1e-6, tie_word_embeddings=tie, initializer_range=0.2,
                   rope_parameters={"rope_type": "default", "rope_theta": float(rope_theta)},
                   bos_token_id=None, eos_token_id=None, pad_token_id=None)
     if arch == "llama":

@@ -117,7 +117,10 @@ def _torch_tensors(path: Path) -> Iterator[WeightTensor]:
         raise ConvertError(f"{path.parent}: the weights are in {path.name} (PyTorch pickle); reading it "
                            f"needs torch: pip install hearthlm[torch]  (or save the model as safetensors)") from None
     try:
-        state = torch.load(str(path), map_location="cpu", mmap=True, weights_only=True)
+        try:  # memory-mapped: tensors are read when converted
+            state = torch.load(str(path), map_location="cpu", mmap=True, weights_only=True)
+        except RuntimeError:  # files from torch < 1.6 (not zip) cannot be memory-mapped
+            state = torch.load(str(path), map_location="cpu", weights_only=True)
     except Exception as e:  # torch raises many kinds; all mean "cannot read this file"
         raise ConvertError(f"{path}: cannot load it with torch: {e}") from None
     if isinstance(state, dict) and "state_dict" in state and isinstance(state["state_dict"], dict):
