@@ -48,11 +48,13 @@ def copy_tokenizer(name: str, folder: str | os.PathLike) -> int:
 
 
 def make_tiny_model(folder, arch, *, seed=0, hidden=64, layers=2, heads=4, kv_heads=2, ffn=128, vocab=1024,
-                    tie=None, dtype="float32", max_position=2048, rope_theta=10000.0, tokenizer=None) -> Path:
+                    tie=None, dtype="float32", max_position=2048, rope_theta=10000.0, tokenizer=None,
+                    init_std=0.2) -> Path:
     """Save a random ``arch`` ("llama" or "qwen2") model into ``folder``; returns the folder.
 
     ``tie`` defaults to the family's usual choice: qwen2 tied, llama untied.
     ``dtype``: "float32", "float16" or "bfloat16" (the saved safetensors dtype).
+    ``init_std``: std of the random weights (transformers' default is 0.02).
     ``tokenizer``: optional name in ``TOKENIZERS``, copied from $HEARTH_TEST_MODELS
     (pass ``vocab`` >= its token count).
     """
@@ -65,7 +67,7 @@ def make_tiny_model(folder, arch, *, seed=0, hidden=64, layers=2, heads=4, kv_he
         tie = arch == "qwen2"
     common = dict(vocab_size=vocab, hidden_size=hidden, intermediate_size=ffn, num_hidden_layers=layers,
                   num_attention_heads=heads, num_key_value_heads=kv_heads, max_position_embeddings=max_position,
-                  rms_norm_eps=1e-6, tie_word_embeddings=tie, initializer_range=0.2,
+                  rms_norm_eps=1e-6, tie_word_embeddings=tie, initializer_range=init_std,
                   rope_parameters={"rope_type": "default", "rope_theta": float(rope_theta)},
                   bos_token_id=None, eos_token_id=None, pad_token_id=None)
     if arch == "llama":
