@@ -201,7 +201,7 @@ void GGUFFile::parse() {
     const uint64_t n_kv = c.read<uint64_t>("metadata count");
     // Every entry takes some bytes: bound the counts before trusting them.
     if (n_tensors > size_ / 24 || n_kv > size_ / 12) {
-        throw Error(err("corrupt header: " + std::to_string(n_tensors) + " tensors and " + std::to_string(n_kv) +
+        throw Error(err("truncated or corrupt header: " + std::to_string(n_tensors) + " tensors and " + std::to_string(n_kv) +
                         " metadata entries cannot fit in " + std::to_string(size_) + " bytes"));
     }
 

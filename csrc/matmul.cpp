@@ -32,8 +32,9 @@ MatmulInput Matmul::prepare(const float* x, int64_t n_tokens, int64_t k, bool qu
     return in;
 }
 
-void Matmul::run(const GGUFTensor& w, const MatmulInput& in, float* y, int64_t y_stride) {
-    const int64_t rows = w.rows();
+namespace {
+
+MatmulArgs make_args(const GGUFTensor& w, const MatmulInput& in, float* y, int64_t y_stride) {
     HEARTH_CHECK(w.ne[0] == in.k, "matmul: tensor '" + w.name + "' has rows of " + std::to_string(w.ne[0]) +
                                       " but the input has " + std::to_string(in.k));
     MatmulArgs a;
@@ -52,12 +53,34 @@ void Matmul::run(const GGUFTensor& w, const MatmulInput& in, float* y, int64_t y
     a.y_stride = y_stride;
     a.k = in.k;
     a.n_tokens = in.n_tokens;
+    a.r0 = 0;
+    a.r1 = w.rows();
+    return a;
+}
+
+}  // namespace
+
+void Matmul::run(const GGUFTensor& w, const MatmulInput& in, float* y, int64_t y_stride) {
+    const Output out{&w, y, y_stride};
+    run_many(&out, 1, in);
+}
+
+void Matmul::run_many(const Output* outs, int n_outs, const MatmulInput& in) {
+    // tasks are numbered across the matrices: [0, n0) for the first, ...
+    MatmulArgs args[4];
+    int64_t first_task[5] = {0};
+    HEARTH_CHECK(n_outs >= 1 && n_outs <= 4, "run_many takes 1 to 4 matrices");
+    for (int i = 0; i < n_outs; i++) {
+        args[i] = make_args(*outs[i].w, in, outs[i].y, outs[i].y_stride);
+        first_task[i + 1] = first_task[i] + (args[i].r1 + kRowsPerTask - 1) / kRowsPerTask;
+    }
     const KernelTable& kt = kernels();
-    const int64_t n_tasks = (rows + kRowsPerTask - 1) / kRowsPerTask;
-    pool_.parallel_for(n_tasks, [&](int64_t task) {
-        MatmulArgs t = a;
-        t.r0 = task * kRowsPerTask;
-        t.r1 = std::min(rows, t.r0 + kRowsPerTask);
+    pool_.parallel_for(first_task[n_outs], [&](int64_t task) {
+        int i = 0;
+        while (task >= first_task[i + 1]) i++;
+        MatmulArgs t = args[i];
+        t.r0 = (task - first_task[i]) * kRowsPerTask;
+        t.r1 = std::min(args[i].r1, t.r0 + kRowsPerTask);
         kt.matmul(t);
     });
 }

@@ -33,6 +33,16 @@ public:
     // y[t * y_stride + r] = sum_k W[r, k] x[t, k], for all rows r of W.
     void run(const GGUFTensor& w, const MatmulInput& in, float* y, int64_t y_stride);
 
+    // Several matrices reading the same input (q/k/v, gate/up) in one pass
+    // over the pool: one wake-up instead of several, and the threads share
+    // the rows of all of them, which balances small matrices.
+    struct Output {
+        const GGUFTensor* w;
+        float* y;
+        int64_t y_stride;
+    };
+    void run_many(const Output* outs, int n_outs, const MatmulInput& in);
+
 private:
     ThreadPool& pool_;
     std::vector<block_q8a> qbuf_[2];

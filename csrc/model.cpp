@@ -109,9 +109,8 @@ void Model::forward(const int32_t* tokens, int64_t n, float* logits, bool all_lo
         for (int64_t t = 0; t < n; t++) rmsnorm(x + t * E, f32_data(L.attn_norm), xn + t * E, E, hp_.rms_eps);
         const MatmulInput in = mm_.prepare(xn, n, E, is_quantized(L.wq->type) || is_quantized(L.wk->type) ||
                                                          is_quantized(L.wv->type));
-        mm_.run(*L.wq, in, q_.data(), QD);
-        mm_.run(*L.wk, in, k_.data(), KD);
-        mm_.run(*L.wv, in, v_.data(), KD);
+        const Matmul::Output qkv[] = {{L.wq, q_.data(), QD}, {L.wk, k_.data(), KD}, {L.wv, v_.data(), KD}};
+        mm_.run_many(qkv, 3, in);
         for (int64_t t = 0; t < n; t++) {
             float* q = q_.data() + t * QD;
             float* k = k_.data() + t * KD;
@@ -143,8 +142,8 @@ void Model::forward(const int32_t* tokens, int64_t n, float* logits, bool all_lo
         // feed-forward block (SwiGLU)
         for (int64_t t = 0; t < n; t++) rmsnorm(x + t * E, f32_data(L.ffn_norm), xn + t * E, E, hp_.rms_eps);
         const MatmulInput fin = mm_.prepare(xn, n, E, is_quantized(L.w_gate->type) || is_quantized(L.w_up->type));
-        mm_.run(*L.w_gate, fin, gate_.data(), F);
-        mm_.run(*L.w_up, fin, up_.data(), F);
+        const Matmul::Output gate_up[] = {{L.w_gate, gate_.data(), F}, {L.w_up, up_.data(), F}};
+        mm_.run_many(gate_up, 2, fin);
         silu_mul(gate_.data(), up_.data(), n * F);
         const MatmulInput din = mm_.prepare(gate_.data(), n, F, is_quantized(L.w_down->type));
         mm_.run(*L.w_down, din, xn, E);

@@ -60,8 +60,11 @@ void ThreadPool::worker_loop() {
         auto spin_start = std::chrono::steady_clock::now();
         int spins = 0;
         while (generation_.load() == seen) {
-            cpu_relax();
-            if (++spins % 1024 == 0 && std::chrono::steady_clock::now() - spin_start > kSpinTime) {
+            // spin briefly, then yield: on a busy machine a spinning thread
+            // would keep a descheduled worker from running
+            if (++spins < 4096) cpu_relax();
+            else std::this_thread::yield();
+            if (spins % 1024 == 0 && std::chrono::steady_clock::now() - spin_start > kSpinTime) {
                 std::unique_lock<std::mutex> lock(mutex_);
                 sleepers_.fetch_add(1);
                 wake_.wait(lock, [&] { return generation_.load() != seen; });
@@ -91,7 +94,10 @@ void ThreadPool::parallel_for(int64_t n, const std::function<void(int64_t)>& fn)
         wake_.notify_all();
     }
     run_tasks();
-    while (busy_workers_.load() != 0) cpu_relax();
+    for (int spins = 0; busy_workers_.load() != 0; spins++) {
+        if (spins < 4096) cpu_relax();
+        else std::this_thread::yield();
+    }
     job_ = nullptr;
 }
 

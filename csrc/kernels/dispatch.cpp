@@ -1,4 +1,5 @@
 // Chooses the kernel table once, from HEARTH_KERNELS or the CPU's features.
+#include <atomic>
 #include <cstdlib>
 #include <cstring>
 #include <string>
@@ -55,9 +56,23 @@ const KernelTable* kernels_by_name(const char* name) {
     return nullptr;
 }
 
+namespace {
+std::atomic<const KernelTable*> g_table{nullptr};
+}
+
 const KernelTable& kernels() {
-    static const KernelTable& table = choose();
-    return table;
+    const KernelTable* t = g_table.load(std::memory_order_acquire);
+    if (!t) {
+        t = &choose();
+        g_table.store(t, std::memory_order_release);
+    }
+    return *t;
+}
+
+void use_kernels(const char* name) {
+    const KernelTable* t = kernels_by_name(name);
+    if (!t) throw Error(std::string("kernel set '") + name + "' is unknown or not supported by this CPU/build");
+    g_table.store(t, std::memory_order_release);
 }
 
 }  // namespace hearth

@@ -54,8 +54,11 @@ struct KernelTable {
     void (*f32_to_f16_row)(const float* x, uint16_t* y, int64_t n);  // round to nearest even
 };
 
-// The table in use: chosen once (HEARTH_KERNELS or the CPU's best).
+// The table in use: chosen on first use (HEARTH_KERNELS or the CPU's best).
 const KernelTable& kernels();
+// Switches the table in use, for tests and benchmarks; call it only while no
+// model is computing. Throws when the name is unknown or the CPU lacks it.
+void use_kernels(const char* name);
 // A table by name ("scalar", "avx2", "avx512"), or nullptr when this build or
 // this CPU lacks it. For tests and benchmarks.
 const KernelTable* kernels_by_name(const char* name);

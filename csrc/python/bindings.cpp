@@ -8,10 +8,12 @@ namespace py = pybind11;
 
 void bind_kernels(py::module_& m);
 void bind_model(py::module_& m);
+void bind_kv_cache(py::module_& m);
 
 PYBIND11_MODULE(_core, m) {
     m.doc() = "hearthlm C++ core";
-    static py::exception<hearth::Error> error(m, "HearthError", PyExc_ValueError);
+    py::register_exception<hearth::Error>(m, "HearthError", PyExc_ValueError);
     bind_model(m);
+    bind_kv_cache(m);
     bind_kernels(m);
 }

@@ -1,0 +1,116 @@
+"""Per-architecture tables: Hugging Face class -> GGUF architecture, tensor names.
+
+GGUF names come from the ``gguf`` package (``gguf.TENSOR_NAMES``), the same
+table llama.cpp's converter uses, so the files load in llama.cpp.
+A new architecture is one more ``ArchSpec`` entry plus what is truly new.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+import gguf
+import numpy as np
+from gguf import MODEL_TENSOR as T
+
+from .errors import ConvertError
+
+
+@dataclass(frozen=True)
+class ArchSpec:
+    hf_classes: tuple[str, ...]
+    arch: gguf.MODEL_ARCH
+    #: llama.cpp's "normal" RoPE rotates adjacent pairs, Hugging Face rotates
+    #: halves: llama permutes Q/K rows so both engines agree; qwen2 uses NEOX
+    #: RoPE (halves) in llama.cpp and is written as it is.
+    permute_qk: bool
+    tied_default: bool = False
+
+    @property
+    def name(self) -> str:
+        return gguf.MODEL_ARCH_NAMES[self.arch]
+
+
+ARCHS: tuple[ArchSpec, ...] = (
+    ArchSpec(("LlamaForCausalLM", "MistralForCausalLM", "LLaMAForCausalLM"), gguf.MODEL_ARCH.LLAMA, permute_qk=True),
+    ArchSpec(("Qwen2ForCausalLM",), gguf.MODEL_ARCH.QWEN2, permute_qk=False),
+)
+
+
+def supported_classes() -> list[str]:
+    return [c for a in ARCHS for c in a.hf_classes]
+
+
+def spec_for_config(config: dict) -> ArchSpec:
+    classes = config.get("architectures") or []
+    if not classes:
+        raise ConvertError("config.json names no architecture ('architectures' is missing); supported: "
+                           + ", ".join(supported_classes()))
+    for a in ARCHS:
+        if classes[0] in a.hf_classes:
+            return a
+    raise ConvertError(f"architecture {classes[0]!r} is not supported; supported: " + ", ".join(supported_classes()))
+
+
+def spec_by_name(name: str) -> ArchSpec:
+    for a in ARCHS:
+        if a.name == name:
+            return a
+    raise KeyError(name)
+
+
+_GLOBAL = {
+    "model.embed_tokens": T.TOKEN_EMBD,
+    "model.norm": T.OUTPUT_NORM,
+    "lm_head": T.OUTPUT,
+}
+_BLOCK = {
+    "input_layernorm": T.ATTN_NORM,
+    "self_attn.q_proj": T.ATTN_Q,
+    "self_attn.k_proj": T.ATTN_K,
+    "self_attn.v_proj": T.ATTN_V,
+    "self_attn.o_proj": T.ATTN_OUT,
+    "post_attention_layernorm": T.FFN_NORM,
+    "mlp.gate_proj": T.FFN_GATE,
+    "mlp.up_proj": T.FFN_UP,
+    "mlp.down_proj": T.FFN_DOWN,
+}
+_BLOCK_RE = re.compile(r"^model\.layers\.(\d+)\.(.+)\.(weight|bias)$")
+_GLOBAL_RE = re.compile(r"^(.+)\.(weight|bias)$")
+
+#: checkpoint entries that are not weights (buffers some versions save)
+IGNORED_SUFFIXES = (".rotary_emb.inv_freq", ".attention.masked_bias", ".attention.bias")
+
+
+def map_name(spec: ArchSpec, hf_name: str) -> tuple[T, int | None, str]:
+    """HF tensor name -> (gguf tensor kind, block id, 'weight'|'bias'); ConvertError if unknown."""
+    m = _BLOCK_RE.match(hf_name)
+    if m:
+        kind = _BLOCK.get(m.group(2))
+        if kind is not None and kind in gguf.MODEL_TENSORS[spec.arch]:
+            return kind, int(m.group(1)), m.group(3)
+    else:
+        m = _GLOBAL_RE.match(hf_name)
+        if m and m.group(1) in _GLOBAL:
+            return _GLOBAL[m.group(1)], None, m.group(2)
+    raise ConvertError(f"tensor {hf_name!r} has no GGUF name for architecture {spec.name} "
+                       f"(an unsupported variant of the model?)")
+
+
+def gguf_name(kind: T, bid: int | None, suffix: str) -> str:
+    return gguf.TENSOR_NAMES[kind].format(bid=bid) + "." + suffix
+
+
+def qk_row_permutation(n_rows: int, n_head: int) -> np.ndarray:
+    """Row order that turns HF's half-split RoPE layout into adjacent pairs.
+
+    Within each head of ``head_dim`` rows, HF pairs row i with i + head_dim/2;
+    the GGUF ``llama`` layout puts them next to each other.  Output row
+    ``h*hd + 2*j + t`` is input row ``h*hd + t*hd/2 + j``: llama.cpp's
+    ``permute`` (reshape (n_head, 2, hd/2, ...), swap axes 1 and 2).
+    """
+    if n_rows % n_head or (n_rows // n_head) % 2:
+        raise ConvertError(f"cannot permute Q/K: {n_rows} rows do not split into {n_head} heads of even size")
+    hd = n_rows // n_head
+    return np.arange(n_rows).reshape(n_head, 2, hd // 2).swapaxes(1, 2).reshape(-1)

@@ -1,0 +1,96 @@
+"""Small GGUF files written with the `gguf` package (llama.cpp's own writer),
+independent of our converter: valid tiny models and deliberately broken ones."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import gguf
+import numpy as np
+
+TINY = dict(n_vocab=256, n_embd=64, n_layer=2, n_head=4, n_head_kv=2, n_ff=96, n_ctx=128)
+
+
+def write_tiny_model(path: Path, arch: str = "llama", seed: int = 0, weight_type: str = "f32",
+                     tied: bool = False, **overrides) -> Path:
+    """A random model in llama.cpp's layout. weight_type: f32|f16|q8_0|q4_0|q4_1
+    for the 2-D weights (norms and biases stay f32)."""
+    hp = dict(TINY, **overrides)
+    rng = np.random.default_rng(seed)
+    E, F, V = hp["n_embd"], hp["n_ff"], hp["n_vocab"]
+    hd = E // hp["n_head"]
+    w = gguf.GGUFWriter(str(path), arch)
+    w.add_context_length(hp["n_ctx"])
+    w.add_embedding_length(E)
+    w.add_block_count(hp["n_layer"])
+    w.add_feed_forward_length(F)
+    w.add_head_count(hp["n_head"])
+    w.add_head_count_kv(hp["n_head_kv"])
+    w.add_rope_freq_base(10000.0)
+    w.add_layer_norm_rms_eps(1e-5)
+    w.add_bos_token_id(1)
+    w.add_eos_token_id(2)
+
+    qtype = {"f32": gguf.GGMLQuantizationType.F32, "f16": gguf.GGMLQuantizationType.F16,
+             "q8_0": gguf.GGMLQuantizationType.Q8_0, "q4_0": gguf.GGMLQuantizationType.Q4_0,
+             "q4_1": gguf.GGMLQuantizationType.Q4_1}[weight_type]
+
+    def matrix(name, rows, cols, scale=0.2):
+        a = (rng.standard_normal((rows, cols)) * scale).astype(np.float32)
+        if qtype == gguf.GGMLQuantizationType.F32:
+            w.add_tensor(name, a)
+        elif qtype == gguf.GGMLQuantizationType.F16:
+            w.add_tensor(name, a.astype(np.float16))
+        else:
+            w.add_tensor(name, gguf.quants.quantize(a, qtype), raw_dtype=qtype)
+
+    def vector(name, n, center=1.0, scale=0.1):
+        w.add_tensor(name, (center + rng.standard_normal(n) * scale).astype(np.float32))
+
+    matrix("token_embd.weight", V, E, scale=1.0)
+    for i in range(hp["n_layer"]):
+        p = f"blk.{i}."
+        vector(p + "attn_norm.weight", E)
+        matrix(p + "attn_q.weight", hp["n_head"] * hd, E)
+        matrix(p + "attn_k.weight", hp["n_head_kv"] * hd, E)
+        matrix(p + "attn_v.weight", hp["n_head_kv"] * hd, E)
+        if arch == "qwen2":
+            vector(p + "attn_q.bias", hp["n_head"] * hd, 0.0, 0.5)
+            vector(p + "attn_k.bias", hp["n_head_kv"] * hd, 0.0, 0.5)
+            vector(p + "attn_v.bias", hp["n_head_kv"] * hd, 0.0, 0.5)
+        matrix(p + "attn_output.weight", E, hp["n_head"] * hd)
+        vector(p + "ffn_norm.weight", E)
+        matrix(p + "ffn_gate.weight", F, E)
+        matrix(p + "ffn_up.weight", F, E)
+        matrix(p + "ffn_down.weight", E, F)
+    vector("output_norm.weight", E)
+    if not tied:
+        matrix("output.weight", V, E)
+    w.write_header_to_file()
+    w.write_kv_data_to_file()
+    w.write_tensors_to_file()
+    w.close()
+    return path
+
+
+def tensor_info_offset_position(path: Path, tensor_name: str) -> int:
+    """Byte position of the data-offset field in a tensor's info record."""
+    data = Path(path).read_bytes()
+    name = tensor_name.encode()
+    # the record is: u64 name length, name, u32 n_dims, u64 dims[n_dims], u32 type, u64 offset
+    pos = data.index(len(name).to_bytes(8, "little") + name) + 8 + len(name)
+    n_dims = int.from_bytes(data[pos:pos + 4], "little")
+    return pos + 4 + 8 * n_dims + 4
+
+
+def write_with_unsupported_type(path: Path) -> Path:
+    """A model-like file holding a q4_K tensor (a K-quant hearth cannot read yet)."""
+    w = gguf.GGUFWriter(str(path), "llama")
+    q = gguf.GGMLQuantizationType.Q4_K
+    raw = np.zeros((4, 144), dtype=np.uint8)  # 4 rows of one 256-element q4_K block
+    w.add_tensor("token_embd.weight", raw, raw_dtype=q)
+    w.write_header_to_file()
+    w.write_kv_data_to_file()
+    w.write_tensors_to_file()
+    w.close()
+    return path

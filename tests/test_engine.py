@@ -1,0 +1,174 @@
+"""The engine on small GGUF files written by the `gguf` package: logits against
+an independent numpy forward pass, the KV cache (continuation, reset, limits),
+thread-count and kernel-path invariance, and parameter checking."""
+
+import numpy as np
+import pytest
+
+from engine_helpers import rel_max_err
+from gguf_files import write_tiny_model
+from numpy_reference import NumpyReference
+
+from hearthlm import LLM, HearthError, _core
+
+WEIGHT_TYPES = ["f32", "f16", "q8_0", "q4_0", "q4_1"]
+ARCHS = ["llama", "qwen2"]
+PROMPT = [5, 17, 200, 3, 99, 42, 7, 128, 255, 0, 64, 31]
+
+
+@pytest.fixture(scope="module")
+def model_files(tmp_path_factory):
+    d = tmp_path_factory.mktemp("tiny")
+    files = {}
+    for arch in ARCHS:
+        for wt in WEIGHT_TYPES:
+            files[arch, wt] = write_tiny_model(d / f"{arch}-{wt}.gguf", arch=arch, weight_type=wt,
+                                               tied=(arch == "qwen2"), seed=1)
+    return files
+
+
+@pytest.fixture(params=_core.supported_kernels())
+def kernel_set(request):
+    before = _core.kernel_name()
+    _core.use_kernels(request.param)
+    yield request.param
+    _core.use_kernels(before)
+
+
+@pytest.mark.parametrize("arch", ARCHS)
+def test_f32_logits_match_numpy_reference_on_every_kernel_set(model_files, arch, kernel_set):
+    ref = NumpyReference(model_files[arch, "f32"]).logits(PROMPT)
+    llm = LLM(model_files[arch, "f32"], n_threads=2, kv_type="f32")
+    assert rel_max_err(llm.eval(PROMPT), ref) <= 1e-5
+
+
+@pytest.mark.parametrize("arch", ARCHS)
+@pytest.mark.parametrize("wtype", ["f16", "q8_0", "q4_0", "q4_1"])
+def test_quantized_logits_match_numpy_reference_with_8bit_activations_on_every_kernel_set(model_files, arch, wtype, kernel_set):
+    # the numpy side dequantizes the same weights and, like the engine, feeds
+    # quantized weights 8-bit activations: what is left is float rounding
+    ref = NumpyReference(model_files[arch, wtype], quantize_activations=True).logits(PROMPT)
+    got = LLM(model_files[arch, wtype], n_threads=2, kv_type="f32").eval(PROMPT)
+    assert rel_max_err(got, ref) <= 1e-4
+
+
+@pytest.mark.parametrize("arch", ARCHS)
+@pytest.mark.parametrize("wtype", WEIGHT_TYPES)
+def test_every_kernel_set_agrees_with_scalar(model_files, arch, wtype):
+    before = _core.kernel_name()
+    try:
+        _core.use_kernels("scalar")
+        ref = LLM(model_files[arch, wtype], n_threads=1, kv_type="f32").eval(PROMPT)
+        for name in _core.supported_kernels():
+            _core.use_kernels(name)
+            got = LLM(model_files[arch, wtype], n_threads=2, kv_type="f32").eval(PROMPT)
+            assert rel_max_err(got, ref) <= 1e-5, name
+    finally:
+        _core.use_kernels(before)
+
+
+@pytest.mark.parametrize("arch", ARCHS)
+@pytest.mark.parametrize("wtype", WEIGHT_TYPES)
+def test_logits_bit_identical_for_one_and_two_threads(model_files, arch, wtype, kernel_set):
+    a = LLM(model_files[arch, wtype], n_threads=1).eval(PROMPT)
+    b = LLM(model_files[arch, wtype], n_threads=2).eval(PROMPT)
+    assert np.array_equal(a, b)
+
+
+@pytest.mark.parametrize("kv_type", ["f32", "f16"])
+@pytest.mark.parametrize("arch", ARCHS)
+def test_decoding_through_the_cache_equals_one_prefill(model_files, arch, kv_type):
+    llm = LLM(model_files[arch, "q8_0"], n_threads=2, kv_type=kv_type)
+    whole = llm.eval(PROMPT)
+    llm.reset()
+    assert llm.n_past == 0
+    parts = [llm.eval(PROMPT[:5])] + [llm.eval([t]) for t in PROMPT[5:]]
+    assert llm.n_past == len(PROMPT)
+    # each output is computed the same way whatever the batch: equal bit for bit
+    assert np.array_equal(np.concatenate(parts), whole)
+
+
+def test_f16_kv_cache_is_close_to_f32(model_files):
+    a = LLM(model_files["llama", "f32"], kv_type="f32").eval(PROMPT)
+    b = LLM(model_files["llama", "f32"], kv_type="f16").eval(PROMPT)
+    assert 0 < rel_max_err(b, a) <= 1e-2
+
+
+def test_last_logits_only_equals_last_row(model_files):
+    llm = LLM(model_files["qwen2", "q4_0"])
+    full = llm.eval(PROMPT)
+    llm.reset()
+    last = llm.eval(PROMPT, all_logits=False)
+    assert last.shape == (1, llm.n_vocab) and np.array_equal(last[0], full[-1])
+
+
+def test_long_prompt_goes_through_in_chunks(tmp_path):
+    # more tokens than one forward pass takes (512): chunks must join seamlessly
+    path = write_tiny_model(tmp_path / "long.gguf", n_ctx=1024, weight_type="q8_0")
+    ids = list(np.random.default_rng(0).integers(0, 256, 600))
+    llm = LLM(path, n_threads=2, kv_type="f32")
+    whole = llm.eval(ids)
+    llm.reset()
+    split = np.concatenate([llm.eval(ids[:300]), llm.eval(ids[300:])])
+    assert np.array_equal(whole, split)
+
+
+def test_greedy_generation_follows_argmax(model_files):
+    llm = LLM(model_files["llama", "q4_1"], kv_type="f32")
+    got = llm.generate_greedy(PROMPT, max_tokens=10, stop_at_eos=False)
+    llm.reset()
+    want, feed = [], PROMPT
+    for _ in range(10):
+        nxt = int(llm.eval(feed)[-1].argmax())
+        want.append(nxt)
+        feed = [nxt]
+    assert got == want
+
+
+def test_prompt_longer_than_context_is_refused_and_cache_kept(model_files):
+    llm = LLM(model_files["llama", "f32"], n_ctx=16)
+    llm.eval(PROMPT)
+    with pytest.raises(ValueError, match="do not fit in the context: n_ctx is 16 and the cache already holds 12"):
+        llm.eval(PROMPT[:5])
+    assert llm.n_past == 12
+    llm.eval(PROMPT[:4])  # what still fits is accepted
+    assert llm.n_past == 16
+
+
+def test_token_id_out_of_range_is_refused(model_files):
+    llm = LLM(model_files["llama", "f32"])
+    with pytest.raises(HearthError, match=r"token id 256 is out of range \[0, 256\)"):
+        llm.eval([1, 256])
+    with pytest.raises(HearthError, match="token id -1"):
+        llm.eval([-1])
+    assert llm.n_past == 0
+
+
+@pytest.mark.parametrize("kwargs, name", [
+    (dict(n_threads=0), "n_threads"), (dict(n_threads=-2), "n_threads"), (dict(n_threads="2"), "n_threads"),
+    (dict(n_ctx=0), "n_ctx"), (dict(n_ctx=2.5), "n_ctx"), (dict(kv_type="q8_0"), "kv_type"),
+])
+def test_bad_parameters_raise_value_error_naming_them(model_files, kwargs, name):
+    with pytest.raises(ValueError, match=name):
+        LLM(model_files["llama", "f32"], **kwargs)
+
+
+def test_bad_eval_input_is_refused(model_files):
+    llm = LLM(model_files["llama", "f32"])
+    for bad in ([], [[1, 2]], [1.5]):
+        with pytest.raises(ValueError):
+            llm.eval(bad)
+
+
+def test_metadata_and_tensors_are_exposed(model_files):
+    llm = LLM(model_files["qwen2", "q4_0"], n_ctx=64)
+    md = llm.metadata
+    assert md["general.architecture"] == "qwen2" and md["qwen2.block_count"] == 2
+    assert llm.n_ctx == 64 and llm.n_vocab == 256
+    tensors = {name: (ttype, shape) for name, ttype, shape in llm.tensors}
+    assert tensors["blk.0.attn_q.weight"] == ("q4_0", (64, 64))
+    assert tensors["blk.0.attn_q.bias"] == ("f32", (64,))
+
+
+def test_default_context_is_the_models_up_to_4096(model_files):
+    assert LLM(model_files["llama", "f32"]).n_ctx == 128
