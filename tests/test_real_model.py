@@ -93,6 +93,21 @@ def test_real_text_fixture_is_256_tokens_of_prose(real_text_ids, smollm2_tokeniz
     assert all(0 <= t < 49152 for t in real_text_ids)
 
 
+def test_q4_1_file_metadata_reads_as_the_gguf_package_reads_it(hearth_llm_cls, smollm2_gguf):
+    gguf = pytest.importorskip("gguf")
+    r = gguf.GGUFReader(str(smollm2_gguf))
+    md = _open_hearth(hearth_llm_cls, smollm2_gguf).metadata
+    keys = ["general.architecture", "llama.block_count", "llama.embedding_length",
+            "llama.feed_forward_length", "llama.attention.head_count", "llama.attention.head_count_kv",
+            "llama.context_length", "tokenizer.ggml.model", "tokenizer.ggml.pre",
+            "tokenizer.ggml.bos_token_id", "tokenizer.ggml.eos_token_id", "tokenizer.chat_template"]
+    for k in keys:
+        assert md[k] == r.fields[k].contents(), k
+    for k in ("llama.rope.freq_base", "llama.attention.layer_norm_rms_epsilon"):
+        assert md[k] == pytest.approx(r.fields[k].contents(), rel=1e-7), k
+    assert len(md["tokenizer.ggml.tokens"]) == 49152
+
+
 # ---------------------------------------------------------------------------
 # exact parity: f32 file + f32 KV cache
 # ---------------------------------------------------------------------------
