@@ -137,13 +137,14 @@ class Torch:
         torch = self.torch
         from transformers import DynamicCache
 
-        cache = DynamicCache()
+        cache = DynamicCache()  # filled in place by each forward
+        # transformers >= 5.2x names the argument `cache` (`past_key_values` deprecated)
+        arg = "cache" if "cache" in inspect.signature(self.model.forward).parameters else "past_key_values"
         with torch.inference_mode():
             t = time.perf_counter()
             for tok in ids:
-                out = self.model(input_ids=torch.tensor([[int(tok)]]), past_key_values=cache,
-                                 use_cache=True, logits_to_keep=1)
-                cache = out.past_key_values
+                self.model(input_ids=torch.tensor([[int(tok)]]), use_cache=True, logits_to_keep=1,
+                           **{arg: cache})
             return time.perf_counter() - t
 
 
