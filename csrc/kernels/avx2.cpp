@@ -85,7 +85,10 @@ struct Q4_0 {
     static X load_x(const block_q8a* b) {
         X x;
         x.q = _mm256_loadu_si256((const __m256i*)b->qs);
-        x.corr = _mm256_zextsi128_si256(_mm_cvtsi32_si128(-8 * b->sum));  // the nibbles are q + 8
+        // The nibbles are q + 8: subtract 8 * x lane by lane (not 8 * sum(x) in one
+        // lane), so that every int32 lane holds an exact partial sum of (q - 8) * x
+        // and the float sum over lanes does not cancel large offsets.
+        x.corr = _mm256_madd_epi16(_mm256_maddubs_epi16(_mm256_set1_epi8(8), x.q), _mm256_set1_epi16(-1));
         x.d = _mm256_broadcast_ss(&b->d);
         return x;
     }
