@@ -7,6 +7,8 @@
 #include <pybind11/pybind11.h>
 #include <pybind11/stl.h>
 
+#include <time.h>
+
 #include <chrono>
 #include <cmath>
 #include <limits>
@@ -97,16 +99,25 @@ py::array_t<float> kernel_matmul(const std::string& name, int w_type, const carr
     return y;
 }
 
-// Seconds per matmul, the rows split between n_threads threads (each thread
-// runs `iters` products on its share; no barrier between iterations).
-double kernel_bench_matmul(const std::string& name, int w_type, const carray<uint8_t>& w, int64_t rows, int64_t k,
-                           const carray<float>& x, int n_threads, int iters) {
+double thread_cpu_seconds() {
+    timespec ts;
+    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+    return ts.tv_sec + 1e-9 * ts.tv_nsec;
+}
+
+// (wall seconds, CPU seconds of the busiest thread) per matmul, the rows split
+// between n_threads threads (each runs `iters` products on its share; no
+// barrier between iterations). The CPU time is what to read on a busy machine.
+std::pair<double, double> kernel_bench_matmul(const std::string& name, int w_type, const carray<uint8_t>& w,
+                                              int64_t rows, int64_t k, const carray<float>& x, int n_threads,
+                                              int iters) {
     const KernelTable& kt = table(name);
     Prepared p = prepare(kt, w_type, w, rows, k, x);
     if (n_threads < 1 || iters < 1) throw Error("kernel_bench_matmul: n_threads and iters must be >= 1");
     std::vector<float> y((size_t)(p.args.n_tokens * rows));
     p.args.y = y.data();
     p.args.y_stride = rows;
+    std::vector<double> cpu((size_t)n_threads);
     double seconds;
     {
         py::gil_scoped_release nogil;
@@ -114,7 +125,9 @@ double kernel_bench_matmul(const std::string& name, int w_type, const carray<uin
             MatmulArgs a = p.args;
             a.r0 = rows * ti / n_threads;
             a.r1 = rows * (ti + 1) / n_threads;
+            const double c0 = thread_cpu_seconds();
             for (int it = 0; it < iters; it++) kt.matmul(a);
+            cpu[(size_t)ti] = thread_cpu_seconds() - c0;
         };
         const auto start = std::chrono::steady_clock::now();
         std::vector<std::thread> th;
@@ -123,7 +136,9 @@ double kernel_bench_matmul(const std::string& name, int w_type, const carray<uin
         for (auto& t : th) t.join();
         seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
     }
-    return seconds / iters;
+    double cmax = 0;
+    for (double c : cpu) cmax = c > cmax ? c : cmax;
+    return {seconds / iters, cmax / iters};
 }
 
 std::tuple<py::array_t<float>, py::array_t<int32_t>, py::array_t<int8_t>> kernel_quantize_q8a(
@@ -170,7 +185,7 @@ void bind_kernels(py::module_& m) {
           "when w is quantized. Returns float32 [n_tokens, rows].");
     m.def("kernel_bench_matmul", &kernel_bench_matmul, py::arg("name"), py::arg("w_type"), py::arg("w"),
           py::arg("rows"), py::arg("k"), py::arg("x"), py::arg("n_threads") = 1, py::arg("iters") = 10,
-          "Seconds per matmul (activation quantization excluded), rows split between n_threads.");
+          "(wall, busiest thread CPU) seconds per matmul (activation quantization excluded), rows split between n_threads.");
     m.def("kernel_quantize_q8a", &kernel_quantize_q8a, py::arg("name"), py::arg("x"),
           "Quantize float32 x (length % 32 == 0) to q8a: returns (d float32 [nb], sum int32 [nb], qs int8 [nb, 32]).");
     m.def("kernel_dot_f32", [](const std::string& name, const carray<float>& a, const carray<float>& b) {
