@@ -10,7 +10,7 @@
 //   q8_0: (w + 128) . x - 128 * x    (the -128 x correction, lane by lane, is
 //                                    the accumulator dpbusd starts from)
 //   q4_0: nibbles . x - 8 * x        (the nibbles are q + 8)
-//   q4_1: nibbles . x, then + m * d_x * sum(x) in float.
+//   q4_1: nibbles . x, then + m * d_x * sum(x) in float (16 blocks per FMA).
 // Each lane's int32 is then an exact partial sum of w * x (no large offsets
 // left to cancel in float). The activations of a chunk of tokens are first
 // repacked (XPair: 64 quants, the per-lane scale, the per-lane correction) so
@@ -72,16 +72,23 @@ inline __m512i unpack_nibbles1(const uint8_t* a) {  // block a, then 32 zero byt
 struct alignas(64) XPair {
     int8_t q[64];   // quants of block 2p (0..31) and 2p+1 (32..63; zeros past the end)
     float d[16];    // d_x per lane: [d0 x 8, d1 x 8]
-    int32_t c[16];  // q8_0: -128 * (sum of the lane's 4 quants); q4_0: -8 * ...;
-                    // q4_1: f32 bits of d_x * sum(x), [s0 x 8, s1 x 8]
+    int32_t c[16];  // q8_0: -128 * (sum of the lane's 4 quants); q4_0: -8 * ...
 };
 static_assert(sizeof(XPair) == 192, "XPair layout");
 
 enum class Corr { Q8, Q4, Q41 };
 
+// Floats of d_x * sum(x) per block, after a token's pairs (q4_1 only), padded
+// with zeros to a multiple of 16 blocks.
+inline int64_t n_sums(int64_t nb) { return (nb + 15) / 16 * 16; }
+
 template <Corr C>
 void repack_token(const block_q8a* x, int64_t nb, XPair* out) {
     const int64_t np = (nb + 1) / 2;
+    if constexpr (C == Corr::Q41) {
+        float* s = (float*)(out + np);
+        for (int64_t b = 0; b < n_sums(nb); b++) s[b] = b < nb ? x[b].d * (float)x[b].sum : 0.0f;
+    }
     for (int64_t p = 0; p < np; p++) {
         const block_q8a* b0 = x + 2 * p;
         const bool two = 2 * p + 1 < nb;
@@ -93,9 +100,7 @@ void repack_token(const block_q8a* x, int64_t nb, XPair* out) {
         const float d1 = two ? b1->d : 0.0f;
         _mm512_store_ps(out[p].d, _mm512_insertf32x8(_mm512_set1_ps(b0->d), _mm256_set1_ps(d1), 1));
         if constexpr (C == Corr::Q41) {
-            const float s0 = b0->d * (float)b0->sum;
-            const float s1 = two ? b1->d * (float)b1->sum : 0.0f;
-            _mm512_store_ps((float*)out[p].c, _mm512_insertf32x8(_mm512_set1_ps(s0), _mm256_set1_ps(s1), 1));
+            _mm512_store_si512((__m512i*)out[p].c, _mm512_setzero_si512());  // unused
         } else {
             const int mul = C == Corr::Q8 ? 128 : 8;
             // sum of each lane's 4 quants (dpbusd with all-ones bytes), times -mul
@@ -127,6 +132,7 @@ thread_local Scratch scratch;
 struct Q8_0 {
     using Block = block_q8_0;
     static constexpr Corr C = Corr::Q8;
+    static constexpr bool kMTerm = false;
     struct W { __m512i q; __m512 d; };
     template <bool Two>
     static W load_w(const Block* b) {
@@ -145,6 +151,7 @@ struct Q8_0 {
 struct Q4_0 {
     using Block = block_q4_0;
     static constexpr Corr C = Corr::Q4;
+    static constexpr bool kMTerm = false;
     struct W { __m512i q; __m512 d; };
     template <bool Two>
     static W load_w(const Block* b) {
@@ -158,22 +165,31 @@ struct Q4_0 {
     }
 };
 
+// q4_1: value q * d + m. The integer part as q4_0 without the offset; the
+// m * d_x * sum(x) terms are added after all pairs, 16 blocks per FMA (the
+// m of 16 blocks gathered from the row, the sums from the repacked token).
 struct Q4_1 {
     using Block = block_q4_1;
     static constexpr Corr C = Corr::Q41;
-    struct W { __m512i q; __m512 d, m; };
+    static constexpr bool kMTerm = true;
+    struct W { __m512i q; __m512 d; };
     template <bool Two>
     static W load_w(const Block* b) {
-        // m only in lanes 0 and 8, so that m * s adds m d_x sum(x) once per block
-        const __m256i mh = _mm256_inserti128_si256(_mm256_castsi128_si256(_mm_cvtsi32_si128(b[0].m)),
-                                                   _mm_cvtsi32_si128(Two ? b[1].m : 0), 1);
-        if constexpr (Two) return W{unpack_nibbles2(b[0].qs, b[1].qs), pair_f16(b[0].d, b[1].d), _mm512_cvtph_ps(mh)};
-        else return W{unpack_nibbles1(b[0].qs), pair_f16(b[0].d, 0), _mm512_cvtph_ps(mh)};
+        if constexpr (Two) return W{unpack_nibbles2(b[0].qs, b[1].qs), pair_f16(b[0].d, b[1].d)};
+        else return W{unpack_nibbles1(b[0].qs), pair_f16(b[0].d, 0)};
     }
     static void step(const W& w, const XPair* x, __m512& acc) {
         const __m512i p = _mm512_dpbusd_epi32(_mm512_setzero_si512(), w.q, _mm512_load_si512((const __m512i*)x->q));
         acc = _mm512_fmadd_ps(_mm512_cvtepi32_ps(p), _mm512_mul_ps(w.d, _mm512_load_ps(x->d)), acc);
-        acc = _mm512_fmadd_ps(w.m, _mm512_load_ps((const float*)x->c), acc);
+    }
+    // m of blocks [b, b + 16) of a row as f32 (zeros past nb)
+    static __m512 load_m16(const Block* row, int64_t b, int64_t nb) {
+        const int64_t n = nb - b < 16 ? nb - b : 16;
+        const __mmask16 mask = (__mmask16)((1u << n) - 1);
+        const __m512i idx = _mm512_mullo_epi32(_mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15),
+                                               _mm512_set1_epi32((int)sizeof(Block)));
+        const __m512i g = _mm512_mask_i32gather_epi32(_mm512_setzero_si512(), mask, idx, (const char*)(row + b) + 2, 1);
+        return _mm512_cvtph_ps(_mm512_cvtepi32_epi16(g));
     }
 };
 
@@ -181,13 +197,12 @@ template <class Q>
 struct QuantOps {
     // rows [r, r+R) x tokens [t, t+T); xs: the chunk's repacked tokens, np pairs each
     template <int R, int T>
-    static void tile(const MatmulArgs& a, int64_t r, int64_t t, const XPair* xs, int64_t t_base) {
+    static void tile(const MatmulArgs& a, int64_t r, int64_t t, const char* xs, size_t tok_bytes, int64_t t_base) {
         const int64_t nb = a.k / QK, np = nb / 2;
         const typename Q::Block* wr[R];
         const XPair* xr[T];
-        const int64_t npp = (nb + 1) / 2;
         for (int i = 0; i < R; i++) wr[i] = (const typename Q::Block*)((const char*)a.w + (r + i) * a.w_row_bytes);
-        for (int j = 0; j < T; j++) xr[j] = xs + (t + j - t_base) * npp;
+        for (int j = 0; j < T; j++) xr[j] = (const XPair*)(xs + (t + j - t_base) * tok_bytes);
         __m512 acc[R][T];
         for (int i = 0; i < R; i++)
             for (int j = 0; j < T; j++) acc[i][j] = _mm512_setzero_ps();
@@ -203,6 +218,17 @@ struct QuantOps {
             for (int j = 0; j < T; j++)
                 for (int i = 0; i < R; i++) Q::step(w[i], xr[j] + np, acc[i][j]);
         }
+        if constexpr (Q::kMTerm) {
+            const int64_t npp = (nb + 1) / 2;
+            for (int64_t b = 0; b < nb; b += 16) {
+                __m512 m[R];
+                for (int i = 0; i < R; i++) m[i] = Q::load_m16(wr[i], b, nb);
+                for (int j = 0; j < T; j++) {
+                    const __m512 sv = _mm512_load_ps((const float*)(xr[j] + npp) + b);
+                    for (int i = 0; i < R; i++) acc[i][j] = _mm512_fmadd_ps(m[i], sv, acc[i][j]);
+                }
+            }
+        }
         for (int j = 0; j < T; j++)
             for (int i = 0; i < R; i++) a.y[(t + j) * a.y_stride + r + i] = hsum16(acc[i][j]);
     }
@@ -217,31 +243,32 @@ void matmul_quant(const MatmulArgs& a) {
     const int64_t nb = a.k / QK, npp = (nb + 1) / 2;
     const int64_t r0 = a.r0, r1 = a.r1, nt = a.n_tokens;
     if (r0 >= r1 || nt <= 0) return;
-    const size_t tok_bytes = (size_t)npp * sizeof(XPair);
+    const size_t tok_bytes = (size_t)npp * sizeof(XPair) + (Q::kMTerm ? (size_t)n_sums(nb) * sizeof(float) : 0);
     int64_t chunk = (int64_t)((768 * 1024) / tok_bytes);
     chunk = chunk < T ? T : chunk / T * T;
     if (chunk > nt) chunk = nt;
-    XPair* xs = (XPair*)scratch.get(tok_bytes * (size_t)chunk);
+    char* xs = (char*)scratch.get(tok_bytes * (size_t)chunk);
     for (int64_t t0 = 0; t0 < nt; t0 += chunk) {
         const int64_t t1 = t0 + chunk < nt ? t0 + chunk : nt;
         for (int64_t t = t0; t < t1; t++)
-            repack_token<Q::C>((const block_q8a*)((const char*)a.x + t * a.x_row_bytes), nb, xs + (t - t0) * npp);
+            repack_token<Q::C>((const block_q8a*)((const char*)a.x + t * a.x_row_bytes), nb,
+                               (XPair*)(xs + (t - t0) * tok_bytes));
         if (t1 - t0 == 1) {
             int64_t r = r0;
-            for (; r + RD <= r1; r += RD) Ops::template tile<RD, 1>(a, r, t0, xs, t0);
-            for (; r < r1; r++) Ops::template tile<1, 1>(a, r, t0, xs, t0);
+            for (; r + RD <= r1; r += RD) Ops::template tile<RD, 1>(a, r, t0, xs, tok_bytes, t0);
+            for (; r < r1; r++) Ops::template tile<1, 1>(a, r, t0, xs, tok_bytes, t0);
             continue;
         }
         int64_t r = r0;
         for (; r + R <= r1; r += R) {
             int64_t t = t0;
-            for (; t + T <= t1; t += T) Ops::template tile<R, T>(a, r, t, xs, t0);
-            for (; t < t1; t++) Ops::template tile<R, 1>(a, r, t, xs, t0);
+            for (; t + T <= t1; t += T) Ops::template tile<R, T>(a, r, t, xs, tok_bytes, t0);
+            for (; t < t1; t++) Ops::template tile<R, 1>(a, r, t, xs, tok_bytes, t0);
         }
         for (; r < r1; r++) {
             int64_t t = t0;
-            for (; t + T <= t1; t += T) Ops::template tile<1, T>(a, r, t, xs, t0);
-            for (; t < t1; t++) Ops::template tile<1, 1>(a, r, t, xs, t0);
+            for (; t + T <= t1; t += T) Ops::template tile<1, T>(a, r, t, xs, tok_bytes, t0);
+            for (; t < t1; t++) Ops::template tile<1, 1>(a, r, t, xs, tok_bytes, t0);
         }
     }
 }
@@ -336,7 +363,7 @@ void matmul(const MatmulArgs& a) {
         case GgmlType::BF16: return matmul_float<FloatOps<BF16W>, 4, 4, 4>(a);
         case GgmlType::Q8_0: return matmul_quant<Q8_0, 4, 4, 4>(a);
         case GgmlType::Q4_0: return matmul_quant<Q4_0, 4, 4, 4>(a);
-        case GgmlType::Q4_1: return matmul_quant<Q4_1, 4, 3, 4>(a);
+        case GgmlType::Q4_1: return matmul_quant<Q4_1, 4, 4, 4>(a);
     }
 }
 
