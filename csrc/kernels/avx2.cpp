@@ -134,6 +134,8 @@ struct QuantOps {
             for (int j = 0; j < T; j++) acc[i][j] = _mm256_setzero_ps();
         for (int64_t b = 0; b < nb; b++) {
             typename Q::W w[R];
+            if (T == 1)  // decode streams the weights once: fetch the next tile's rows ahead
+                for (int i = 0; i < R; i++) _mm_prefetch((const char*)(wr[i] + b) + R * a.w_row_bytes, _MM_HINT_T0);
             for (int i = 0; i < R; i++) w[i] = Q::load_w(wr[i] + b);
             for (int j = 0; j < T; j++) {
                 const typename Q::X x = Q::load_x(xr[j] + b);

@@ -208,6 +208,8 @@ struct QuantOps {
             for (int j = 0; j < T; j++) acc[i][j] = _mm512_setzero_ps();
         for (int64_t p = 0; p < np; p++) {
             typename Q::W w[R];
+            if (T == 1)  // decode streams the weights once: fetch the next tile's rows ahead
+                for (int i = 0; i < R; i++) _mm_prefetch((const char*)(wr[i] + 2 * p) + R * a.w_row_bytes, _MM_HINT_T0);
             for (int i = 0; i < R; i++) w[i] = Q::template load_w<true>(wr[i] + 2 * p);
             for (int j = 0; j < T; j++)
                 for (int i = 0; i < R; i++) Q::step(w[i], xr[j] + p, acc[i][j]);
