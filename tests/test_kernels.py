@@ -316,3 +316,20 @@ def test_f32_to_f16_row_keeps_nan_a_nan_with_its_sign(kernel):
     assert np.array_equal(np.signbit(h), np.signbit(x))
     # the quiet nan numpy makes from the default nan
     assert got[0] == np.float32(np.nan).astype(np.float16).view(np.uint16)
+
+
+@pytest.mark.parametrize("w_type", ALL_TYPES, ids=[TYPE_NAMES[t] for t in ALL_TYPES])
+def test_long_prefill_bit_identical_to_decode_across_token_chunks(kernel, w_type):
+    """Prefill processes tokens in cache-sized chunks (about a hundred tokens
+    at k = 2080); outputs on both sides of a chunk boundary must still equal
+    the one-token (decode) results bit for bit, and the scalar path within
+    float rounding."""
+    rows, k, nt = 9, 2080, 300
+    raw, wd, x = case(w_type, (rows, k, nt), "normal", seed=13)
+    full = core.kernel_matmul(kernel, w_type, raw, rows, k, x, 0, rows)
+    for t in range(nt):
+        y = core.kernel_matmul(kernel, w_type, raw, rows, k, x[t:t + 1], 0, rows)
+        assert np.array_equal(y.view(np.uint32), full[t:t + 1].view(np.uint32)), f"token {t} differs"
+    want = core.kernel_matmul("scalar", w_type, raw, rows, k, x, 0, rows)
+    assert_close_rowwise(full, want, error_scale(w_type, raw, wd, activations_as_used(w_type, x)), 1e-5,
+                         f"{kernel} vs scalar")
