@@ -245,6 +245,11 @@ void matmul_quant(const MatmulArgs& a) {
     const int64_t nb = a.k / QK, npp = (nb + 1) / 2;
     const int64_t r0 = a.r0, r1 = a.r1, nt = a.n_tokens;
     if (r0 >= r1 || nt <= 0) return;
+    if (nb == 0) {  // k = 0: empty sums
+        for (int64_t t = 0; t < nt; t++)
+            for (int64_t r = r0; r < r1; r++) a.y[t * a.y_stride + r] = 0.0f;
+        return;
+    }
     const size_t tok_bytes = (size_t)npp * sizeof(XPair) + (Q::kMTerm ? (size_t)n_sums(nb) * sizeof(float) : 0);
     int64_t chunk = (int64_t)((768 * 1024) / tok_bytes);
     chunk = chunk < T ? T : chunk / T * T;
