@@ -3,6 +3,10 @@ reference against numpy (weights dequantized by the `gguf` package).
 
 Every kernel set this CPU supports is tested; the others are skipped.
 """
+import os
+import shutil
+import subprocess
+import sys
 import zlib
 
 import numpy as np
@@ -333,3 +337,26 @@ def test_long_prefill_bit_identical_to_decode_across_token_chunks(kernel, w_type
     want = core.kernel_matmul("scalar", w_type, raw, rows, k, x, 0, rows)
     assert_close_rowwise(full, want, error_scale(w_type, raw, wd, activations_as_used(w_type, x)), 1e-5,
                          f"{kernel} vs scalar")
+
+
+@pytest.mark.skipif(not os.environ.get("HEARTH_QEMU_TESTS"),
+                    reason="slow (about a minute): set HEARTH_QEMU_TESTS=1 to run the kernels on an emulated Haswell")
+@pytest.mark.skipif(os.environ.get("HEARTH_UNDER_QEMU") == "1", reason="already running under qemu")
+def test_kernels_pass_on_an_emulated_haswell_without_avx512():
+    """DESIGN.md's check that no AVX-512 (or AVX2 outside avx2.cpp) leaks into
+    code a Haswell runs: the module loads under qemu-user -cpu Haswell, offers
+    scalar and avx2 only, and those paths pass the core kernel tests there."""
+    qemu = shutil.which("qemu-x86_64")
+    if qemu is None:
+        pytest.skip("qemu-x86_64 (Debian's qemu-user) is not installed")
+    env = dict(os.environ, HEARTH_UNDER_QEMU="1")
+    probe = subprocess.run([qemu, "-cpu", "Haswell", sys.executable, "-c",
+                            "from hearthlm import _core; print(','.join(_core.available_kernels()))"],
+                           env=env, capture_output=True, text=True, timeout=600)
+    assert probe.returncode == 0, probe.stderr[-2000:]
+    assert probe.stdout.strip() == "scalar,avx2"
+    run = subprocess.run([qemu, "-cpu", "Haswell", sys.executable, "-m", "pytest", __file__, "-q", "-x",
+                          "-p", "no:cacheprovider", "-k",
+                          "bit_identical or matches_scalar_reference and 37x544 or f32_to_f16 or dot or axpy"],
+                         env=env, capture_output=True, text=True, timeout=1800)
+    assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-2000:]
