@@ -43,7 +43,7 @@ def timed(kname, wt, raw, rows, k, x, threads, budget=0.3):
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--threads", type=int, nargs="+", default=[1, 2])
-    ap.add_argument("--kernels", nargs="+", default=[k for k in core.available_kernels() if k != "scalar"])
+    ap.add_argument("--kernels", nargs="+", default=[k for k in core.supported_kernels() if k != "scalar"])
     ap.add_argument("--types", nargs="+", default=["q4_0", "q8_0", "q4_1", "f16"])
     ap.add_argument("--tokens", type=int, nargs="+", default=[128, 512])
     ap.add_argument("--wall", action="store_true", help="wall time instead of per-thread CPU time")

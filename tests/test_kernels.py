@@ -19,7 +19,7 @@ from gguf.quants import dequantize, quantize  # noqa: E402
 core = pytest.importorskip("hearthlm._core")
 
 ALL_KERNELS = ["scalar", "avx2", "avx512"]
-AVAILABLE = core.available_kernels()
+AVAILABLE = core.supported_kernels()
 
 F32, F16, Q4_0, Q4_1, Q8_0, BF16 = 0, 1, 2, 3, 8, 30
 QUANT_TYPES = {Q8_0: QT.Q8_0, Q4_0: QT.Q4_0, Q4_1: QT.Q4_1}
@@ -351,7 +351,7 @@ def test_kernels_pass_on_an_emulated_haswell_without_avx512():
         pytest.skip("qemu-x86_64 (Debian's qemu-user) is not installed")
     env = dict(os.environ, HEARTH_UNDER_QEMU="1")
     probe = subprocess.run([qemu, "-cpu", "Haswell", sys.executable, "-c",
-                            "from hearthlm import _core; print(','.join(_core.available_kernels()))"],
+                            "from hearthlm import _core; print(','.join(_core.supported_kernels()))"],
                            env=env, capture_output=True, text=True, timeout=600)
     assert probe.returncode == 0, probe.stderr[-2000:]
     assert probe.stdout.strip() == "scalar,avx2"

@@ -170,14 +170,16 @@ void check_same(int64_t a, int64_t b, const char* what) {
 }  // namespace
 
 void bind_kernels(py::module_& m) {
-    m.def("available_kernels", [] {
+    m.def("supported_kernels", [] {
         std::vector<std::string> names;
         for (const char* n : {"scalar", "avx2", "avx512"})
             if (kernels_by_name(n)) names.push_back(n);
         return names;
     }, "Kernel sets this build and this CPU support, scalar first.");
-    m.def("active_kernels", [] { return std::string(kernels().name); },
-          "The kernel set the engine uses (HEARTH_KERNELS or the CPU's best).");
+    m.def("kernel_name", [] { return std::string(kernels().name); },
+          "The kernel set the engine uses (HEARTH_KERNELS or the CPU's best; use_kernels switches it).");
+    m.def("use_kernels", [](const std::string& name) { use_kernels(name.c_str()); }, py::arg("name"),
+          "Switches the kernel set (for tests and benchmarks; not while a model computes).");
     m.def("kernel_matmul", &kernel_matmul, py::arg("name"), py::arg("w_type"), py::arg("w"), py::arg("rows"),
           py::arg("k"), py::arg("x"), py::arg("r0"), py::arg("r1"),
           "y[t, r] = sum_k W[r, k] x[t, k] for r in [r0, r1) (other rows nan) with the named kernel set. "
