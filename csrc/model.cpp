@@ -41,6 +41,7 @@ Model::Model(std::unique_ptr<GGUFFile> file, const ModelOptions& opts)
              (n_ctx_ + KVCache::kBlockTokens - 1) / KVCache::kBlockTokens) {
     if (opts.n_threads < 0) throw Error("n_threads must be positive, got " + std::to_string(opts.n_threads));
     seq_ = cache_.new_sequence();
+    rope_inv_freq_ = rope_inv_freq(hp_.rope_base, hp_.rope_dim);
 }
 
 void Model::reset() { cache_.clear(seq_); }
@@ -101,6 +102,9 @@ void Model::forward(const int32_t* tokens, int64_t n, float* logits, bool all_lo
         dequantize_row(emb->type, emb->data + (size_t)tokens[t] * row_bytes(emb->type, E), x + t * E, E);
     }
 
+    if ((int64_t)rope_angles_.size() < n) rope_angles_.resize(n);
+    for (int64_t t = 0; t < n; t++) rope_angles_[t].compute(p0 + t, hp_.rope_dim, rope_inv_freq_);
+
     const AttentionShape shape{hp_.n_head, hp_.n_head_kv, hd};
     for (int64_t il = 0; il < hp_.n_layer; il++) {
         const LayerWeights& L = w_.layers[il];
@@ -120,8 +124,8 @@ void Model::forward(const int32_t* tokens, int64_t n, float* logits, bool all_lo
                 add_bias(k, f32_data(L.bk), KD);
                 add_bias(v, f32_data(L.bv), KD);
             }
-            rope(q, hp_.n_head, hd, hp_.rope_dim, p0 + t, hp_.rope_base, hp_.arch->rope_style);
-            rope(k, hp_.n_head_kv, hd, hp_.rope_dim, p0 + t, hp_.rope_base, hp_.arch->rope_style);
+            rope(q, hp_.n_head, hd, rope_angles_[t], hp_.arch->rope_style);
+            rope(k, hp_.n_head_kv, hd, rope_angles_[t], hp_.arch->rope_style);
             for (int64_t h = 0; h < hp_.n_head_kv; h++) {
                 void* kc = cache_.key(seq_, il, p0 + t, h);
                 void* vc = cache_.value(seq_, il, p0 + t, h);

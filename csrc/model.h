@@ -12,6 +12,7 @@
 #include "hparams.h"
 #include "kv_cache.h"
 #include "matmul.h"
+#include "ops.h"
 #include "thread_pool.h"
 #include "weights.h"
 
@@ -59,6 +60,9 @@ private:
     Matmul mm_;
     KVCache cache_;
     int seq_;
+
+    std::vector<double> rope_inv_freq_;
+    std::vector<RopeAngles> rope_angles_;  // per token of the batch
 
     // activations for a batch, [n, width] each
     int64_t scratch_tokens_ = 0;

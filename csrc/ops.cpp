@@ -23,25 +23,26 @@ void silu_mul(float* gate, const float* up, int64_t n) {
     }
 }
 
-void rope(float* x, int64_t n_heads, int64_t head_dim, int64_t rope_dim, int64_t pos, float base, RopeStyle style) {
-    const int64_t half = rope_dim / 2;
-    // angle_i = pos * base^(-2i / rope_dim), once per position for all heads
-    float cos_t[512], sin_t[512];
-    std::vector<float> big_cos, big_sin;
-    float* c = cos_t;
-    float* s = sin_t;
-    if (half > 512) {
-        big_cos.resize(half);
-        big_sin.resize(half);
-        c = big_cos.data();
-        s = big_sin.data();
+std::vector<double> rope_inv_freq(float base, int64_t rope_dim) {
+    std::vector<double> inv(rope_dim / 2);
+    for (int64_t i = 0; i < rope_dim / 2; i++) inv[i] = std::pow((double)base, -2.0 * (double)i / (double)rope_dim);
+    return inv;
+}
+
+void RopeAngles::compute(int64_t pos, int64_t rope_dim, const std::vector<double>& inv_freq) {
+    cos.resize(rope_dim / 2);
+    sin.resize(rope_dim / 2);
+    for (int64_t i = 0; i < rope_dim / 2; i++) {
+        const double angle = (double)pos * inv_freq[i];  // in double: exact enough at any position
+        cos[i] = (float)std::cos(angle);
+        sin[i] = (float)std::sin(angle);
     }
-    for (int64_t i = 0; i < half; i++) {
-        const double inv_freq = std::pow((double)base, -2.0 * (double)i / (double)rope_dim);
-        const double angle = (double)pos * inv_freq;
-        c[i] = (float)std::cos(angle);
-        s[i] = (float)std::sin(angle);
-    }
+}
+
+void rope(float* x, int64_t n_heads, int64_t head_dim, const RopeAngles& angles, RopeStyle style) {
+    const int64_t half = (int64_t)angles.cos.size();
+    const float* c = angles.cos.data();
+    const float* s = angles.sin.data();
     for (int64_t h = 0; h < n_heads; h++) {
         float* v = x + h * head_dim;
         for (int64_t i = 0; i < half; i++) {

@@ -3,6 +3,7 @@
 #pragma once
 
 #include <cstdint>
+#include <vector>
 
 namespace hearth {
 
@@ -20,9 +21,18 @@ void silu_mul(float* gate, const float* up, int64_t n);
 // that), or halves (i, i + d/2) as in GPT-NeoX, Hugging Face and Qwen2.
 enum class RopeStyle { Normal, Neox };
 
-// Rotates n_heads heads of head_dim values at position pos; the first
-// rope_dim dimensions of each head are rotated, the rest kept.
-void rope(float* x, int64_t n_heads, int64_t head_dim, int64_t rope_dim, int64_t pos, float base, RopeStyle style);
+// The rotation angles of one position: cos/sin of pos * base^(-2i/rope_dim)
+// for i < rope_dim/2, computed once per token and shared by Q and K.
+struct RopeAngles {
+    std::vector<float> cos, sin;
+    void compute(int64_t pos, int64_t rope_dim, const std::vector<double>& inv_freq);
+};
+// base^(-2i/rope_dim) for i < rope_dim/2: once per model.
+std::vector<double> rope_inv_freq(float base, int64_t rope_dim);
+
+// Rotates n_heads heads of head_dim values; the first rope_dim dimensions of
+// each head are rotated (rope_dim = 2 * angles.cos.size()), the rest kept.
+void rope(float* x, int64_t n_heads, int64_t head_dim, const RopeAngles& angles, RopeStyle style);
 
 // In place: x = softmax(x) over n values.
 void softmax(float* x, int64_t n);

@@ -44,11 +44,17 @@ def test_f32_logits_match_numpy_reference_on_every_kernel_set(model_files, arch,
 
 @pytest.mark.parametrize("arch", ARCHS)
 @pytest.mark.parametrize("wtype", ["f16", "q8_0", "q4_0", "q4_1"])
-def test_quantized_logits_match_numpy_reference_with_8bit_activations_on_every_kernel_set(model_files, arch, wtype, kernel_set):
+def test_quantized_logits_match_numpy_reference_with_8bit_activations(model_files, arch, wtype):
     # the numpy side dequantizes the same weights and, like the engine, feeds
     # quantized weights 8-bit activations: what is left is float rounding
-    ref = NumpyReference(model_files[arch, wtype], quantize_activations=True).logits(PROMPT)
-    got = LLM(model_files[arch, wtype], n_threads=2, kv_type="f32").eval(PROMPT)
+    # (on the scalar reference; the SIMD sets are held to it below)
+    before = _core.kernel_name()
+    try:
+        _core.use_kernels("scalar")
+        ref = NumpyReference(model_files[arch, wtype], quantize_activations=True).logits(PROMPT)
+        got = LLM(model_files[arch, wtype], n_threads=2, kv_type="f32").eval(PROMPT)
+    finally:
+        _core.use_kernels(before)
     assert rel_max_err(got, ref) <= 1e-4
 
 
@@ -62,7 +68,15 @@ def test_every_kernel_set_agrees_with_scalar(model_files, arch, wtype):
         for name in _core.supported_kernels():
             _core.use_kernels(name)
             got = LLM(model_files[arch, wtype], n_threads=2, kv_type="f32").eval(PROMPT)
-            assert rel_max_err(got, ref) <= 1e-5, name
+            if wtype in ("f32", "f16"):
+                assert rel_max_err(got, ref) <= 1e-5, name
+            else:
+                # Each matmul agrees with scalar within float rounding
+                # (test_kernels.py), but the next layer quantizes its input to
+                # 8 bits again: a 1e-7 difference that lands on a rounding
+                # boundary moves one quant by 1, and a logit by up to ~1%.
+                assert rel_max_err(got, ref) <= 3e-2, name
+                assert (got.argmax(1) == ref.argmax(1)).mean() >= 0.9, name
     finally:
         _core.use_kernels(before)
 
@@ -77,7 +91,7 @@ def test_logits_bit_identical_for_one_and_two_threads(model_files, arch, wtype, 
 
 @pytest.mark.parametrize("kv_type", ["f32", "f16"])
 @pytest.mark.parametrize("arch", ARCHS)
-def test_decoding_through_the_cache_equals_one_prefill(model_files, arch, kv_type):
+def test_decoding_through_the_cache_equals_one_prefill(model_files, arch, kv_type, kernel_set):
     llm = LLM(model_files[arch, "q8_0"], n_threads=2, kv_type=kv_type)
     whole = llm.eval(PROMPT)
     llm.reset()
@@ -172,3 +186,38 @@ def test_metadata_and_tensors_are_exposed(model_files):
 
 def test_default_context_is_the_models_up_to_4096(model_files):
     assert LLM(model_files["llama", "f32"]).n_ctx == 128
+
+
+def test_eval_releases_the_gil(tmp_path):
+    # another thread counts while this one is inside eval; with the GIL held
+    # during eval, the count read just before and just after the call could
+    # not move (a long switch interval keeps the GIL from changing hands
+    # anywhere but inside a release)
+    import sys
+    import threading
+
+    path = write_tiny_model(tmp_path / "gil.gguf", n_ctx=2048, n_embd=256, n_ff=512, weight_type="q8_0")
+    llm = LLM(path, n_threads=1)
+    ids = list(np.random.default_rng(0).integers(0, 256, 1500))
+    count = [0]
+    stop = threading.Event()
+
+    def counter():
+        while not stop.is_set():
+            count[0] += 1
+
+    old = sys.getswitchinterval()
+    sys.setswitchinterval(0.5)
+    t = threading.Thread(target=counter)
+    try:
+        t.start()
+        while count[0] == 0:
+            pass
+        before = count[0]
+        llm.eval(ids)
+        during = count[0] - before
+    finally:
+        stop.set()
+        t.join()
+        sys.setswitchinterval(old)
+    assert during > 1000

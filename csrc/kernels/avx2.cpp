@@ -1,8 +1,413 @@
-// placeholder until the avx2 kernels land: the scalar reference under another name
+// The AVX2 kernels (compiled with -mavx2 -mfma -mf16c; chosen at run time).
+//
+// Everything here has internal linkage (anonymous namespace) except
+// avx2_kernels(), and no STL header is included: an inline function compiled
+// with these flags must never be picked by the linker for the portable code.
+//
+// Determinism: every matmul output (row r, token t) is computed by the same
+// instruction sequence whatever tile it falls in. All tiles come from one
+// template (tile<R, T>) whose per-(row, token) arithmetic is: one 8-lane f32
+// accumulator, updated block by block (or 8 floats by 8 floats) in order,
+// then hsum8() in a fixed order. R and T only change how many (row, token)
+// pairs run side by side, never the arithmetic of one pair. Float arithmetic
+// is written with intrinsics only, so the compiler cannot contract a*b+c into
+// an FMA in one instantiation and not in another.
+#include <immintrin.h>
+
+#include <cstdint>
+#include <cstring>
+
+#include "fp16.h"
 #include "kernels/kernels.h"
+
 namespace hearth {
-const KernelTable& avx2_kernels() {
-    static KernelTable t = [] { KernelTable k = scalar_kernels(); k.name = "avx2"; return k; }();
-    return t;
+namespace {
+
+// ---------------------------------------------------------------- helpers --
+
+inline float hsum8(__m256 v) {
+    __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+    s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+    s = _mm_add_ss(s, _mm_movehdup_ps(s));
+    return _mm_cvtss_f32(s);
 }
+
+inline __m256 bcast_f16(uint16_t h) { return _mm256_set1_ps(_cvtsh_ss(h)); }
+
+// The 16 bytes of q4 nibbles as 32 unsigned bytes in element order:
+// byte j of the block holds element j (low nibble) and j + 16 (high).
+inline __m256i unpack_nibbles(const uint8_t* qs) {
+    const __m128i q = _mm_loadu_si128((const __m128i*)qs);
+    const __m256i both = _mm256_inserti128_si256(_mm256_castsi128_si256(q), _mm_srli_epi16(q, 4), 1);
+    return _mm256_and_si256(both, _mm256_set1_epi8(0x0f));
+}
+
+// 8 int32 partial sums of u8 x s8 products over 32 bytes (no saturation for
+// our ranges: |u| <= 128 and |s| <= 127 give pairs of at most 32512).
+inline __m256i dot_u8s8(__m256i u, __m256i s) {
+    return _mm256_madd_epi16(_mm256_maddubs_epi16(u, s), _mm256_set1_epi16(1));
+}
+
+// ------------------------------------------------------ quantized weights --
+// Each policy prepares a weight block (per row, shared by the tile's tokens),
+// an activation block (per token, shared by the tile's rows), and updates
+// one (row, token) accumulator.
+
+struct Q8_0 {
+    using Block = block_q8_0;
+    struct W { __m256i absq, q; __m256 d; };
+    struct X { __m256i q; __m256 d; };
+    static W load_w(const Block* b) {
+        W w;
+        w.q = _mm256_loadu_si256((const __m256i*)b->qs);
+        w.absq = _mm256_sign_epi8(w.q, w.q);  // |q| (as u8: 128 for -128)
+        w.d = bcast_f16(b->d);
+        return w;
+    }
+    static X load_x(const block_q8a* b) {
+        X x;
+        x.q = _mm256_loadu_si256((const __m256i*)b->qs);
+        x.d = _mm256_broadcast_ss(&b->d);
+        return x;
+    }
+    // signed x signed: |w| * (x with w's sign)
+    static void step(const W& w, const X& x, __m256& acc) {
+        const __m256i p = dot_u8s8(w.absq, _mm256_sign_epi8(x.q, w.q));
+        acc = _mm256_fmadd_ps(_mm256_cvtepi32_ps(p), _mm256_mul_ps(w.d, x.d), acc);
+    }
+};
+
+struct Q4_0 {
+    using Block = block_q4_0;
+    struct W { __m256i q; __m256 d; };
+    struct X { __m256i q, corr; __m256 d; };
+    static W load_w(const Block* b) { return W{unpack_nibbles(b->qs), bcast_f16(b->d)}; }
+    static X load_x(const block_q8a* b) {
+        X x;
+        x.q = _mm256_loadu_si256((const __m256i*)b->qs);
+        // The nibbles are q + 8: subtract 8 * x lane by lane (not 8 * sum(x) in one
+        // lane), so that every int32 lane holds an exact partial sum of (q - 8) * x
+        // and the float sum over lanes does not cancel large offsets.
+        x.corr = _mm256_madd_epi16(_mm256_maddubs_epi16(_mm256_set1_epi8(8), x.q), _mm256_set1_epi16(-1));
+        x.d = _mm256_broadcast_ss(&b->d);
+        return x;
+    }
+    static void step(const W& w, const X& x, __m256& acc) {
+        const __m256i p = _mm256_add_epi32(dot_u8s8(w.q, x.q), x.corr);
+        acc = _mm256_fmadd_ps(_mm256_cvtepi32_ps(p), _mm256_mul_ps(w.d, x.d), acc);
+    }
+};
+
+struct Q4_1 {
+    using Block = block_q4_1;
+    struct W { __m256i q; __m256 d, m; };
+    struct X { __m256i q; __m256 d, s; };
+    static W load_w(const Block* b) { return W{unpack_nibbles(b->qs), bcast_f16(b->d), bcast_f16(b->m)}; }
+    static X load_x(const block_q8a* b) {
+        X x;
+        x.q = _mm256_loadu_si256((const __m256i*)b->qs);
+        x.d = _mm256_broadcast_ss(&b->d);
+        // lane 0: d_x * sum(x); the other lanes 0, so that m * s adds m d_x sum once
+        x.s = _mm256_castps128_ps256(_mm_mul_ss(_mm_load_ss(&b->d), _mm_cvtsi32_ss(_mm_setzero_ps(), b->sum)));
+        x.s = _mm256_blend_ps(_mm256_setzero_ps(), x.s, 1);
+        return x;
+    }
+    static void step(const W& w, const X& x, __m256& acc) {
+        const __m256i p = dot_u8s8(w.q, x.q);
+        acc = _mm256_fmadd_ps(_mm256_cvtepi32_ps(p), _mm256_mul_ps(w.d, x.d), acc);
+        acc = _mm256_fmadd_ps(w.m, x.s, acc);
+    }
+};
+
+template <class Q>
+struct QuantOps {
+    // rows [r, r+R) x tokens [t, t+T)
+    template <int R, int T>
+    static void tile(const MatmulArgs& a, int64_t r, int64_t t) {
+        const int64_t nb = a.k / QK;
+        const typename Q::Block* wr[R];
+        const block_q8a* xr[T];
+        for (int i = 0; i < R; i++) wr[i] = (const typename Q::Block*)((const char*)a.w + (r + i) * a.w_row_bytes);
+        for (int j = 0; j < T; j++) xr[j] = (const block_q8a*)((const char*)a.x + (t + j) * a.x_row_bytes);
+        __m256 acc[R][T];
+        for (int i = 0; i < R; i++)
+            for (int j = 0; j < T; j++) acc[i][j] = _mm256_setzero_ps();
+        for (int64_t b = 0; b < nb; b++) {
+            typename Q::W w[R];
+            if (T == 1)  // decode streams the weights once: fetch the next tile's rows ahead
+                for (int i = 0; i < R; i++) _mm_prefetch((const char*)(wr[i] + b) + R * a.w_row_bytes, _MM_HINT_T0);
+            for (int i = 0; i < R; i++) w[i] = Q::load_w(wr[i] + b);
+            for (int j = 0; j < T; j++) {
+                const typename Q::X x = Q::load_x(xr[j] + b);
+                for (int i = 0; i < R; i++) Q::step(w[i], x, acc[i][j]);
+            }
+        }
+        for (int j = 0; j < T; j++)
+            for (int i = 0; i < R; i++) a.y[(t + j) * a.y_stride + r + i] = hsum8(acc[i][j]);
+    }
+};
+
+// ---------------------------------------------------------- float weights --
+// 8 weights at a time as f32 (a short tail is copied into a zero-padded buffer first).
+
+struct F32W {
+    using T = float;
+    static __m256 load(const float* p) { return _mm256_loadu_ps(p); }
+};
+struct F16W {
+    using T = uint16_t;
+    static __m256 load(const uint16_t* p) { return _mm256_cvtph_ps(_mm_loadu_si128((const __m128i*)p)); }
+};
+struct BF16W {
+    using T = uint16_t;
+    static __m256 load(const uint16_t* p) {
+        const __m256i v = _mm256_cvtepu16_epi32(_mm_loadu_si128((const __m128i*)p));
+        return _mm256_castsi256_ps(_mm256_slli_epi32(v, 16));
+    }
+};
+
+template <class F>
+struct FloatOps {
+    using E = typename F::T;
+    template <int R, int T>
+    static void tile(const MatmulArgs& a, int64_t r, int64_t t) {
+        const int64_t k = a.k;
+        const E* wr[R];
+        const float* xr[T];
+        for (int i = 0; i < R; i++) wr[i] = (const E*)((const char*)a.w + (r + i) * a.w_row_bytes);
+        for (int j = 0; j < T; j++) xr[j] = (const float*)((const char*)a.x + (t + j) * a.x_row_bytes);
+        __m256 acc[R][T];
+        for (int i = 0; i < R; i++)
+            for (int j = 0; j < T; j++) acc[i][j] = _mm256_setzero_ps();
+        int64_t kk = 0;
+        for (; kk + 8 <= k; kk += 8) {
+            __m256 w[R];
+            for (int i = 0; i < R; i++) w[i] = F::load(wr[i] + kk);
+            for (int j = 0; j < T; j++) {
+                const __m256 x = _mm256_loadu_ps(xr[j] + kk);
+                for (int i = 0; i < R; i++) acc[i][j] = _mm256_fmadd_ps(w[i], x, acc[i][j]);
+            }
+        }
+        if (kk < k) {  // tail: zero-padded copies, same arithmetic for every tile
+            const int n = (int)(k - kk);
+            __m256 w[R];
+            for (int i = 0; i < R; i++) {
+                alignas(32) E tmp[8] = {};
+                std::memcpy(tmp, wr[i] + kk, n * sizeof(E));
+                w[i] = F::load(tmp);
+            }
+            for (int j = 0; j < T; j++) {
+                alignas(32) float tmp[8] = {};
+                std::memcpy(tmp, xr[j] + kk, n * sizeof(float));
+                const __m256 x = _mm256_load_ps(tmp);
+                for (int i = 0; i < R; i++) acc[i][j] = _mm256_fmadd_ps(w[i], x, acc[i][j]);
+            }
+        }
+        for (int j = 0; j < T; j++)
+            for (int i = 0; i < R; i++) a.y[(t + j) * a.y_stride + r + i] = hsum8(acc[i][j]);
+    }
+};
+
+// ------------------------------------------------------------ the driver --
+// R x T tiles for prefill, RD x 1 for decode, R x 1 / 1 x T / 1 x 1 at the
+// edges. Tokens are processed in chunks whose activations fit in L2, so that
+// the weights of a row tile stay in L1 while the chunk's tokens stream by.
+template <class Ops, int R, int T, int RD>
+void matmul_tiled(const MatmulArgs& a) {
+    const int64_t r0 = a.r0, r1 = a.r1, nt = a.n_tokens;
+    if (nt == 1) {
+        int64_t r = r0;
+        for (; r + RD <= r1; r += RD) Ops::template tile<RD, 1>(a, r, 0);
+        for (; r < r1; r++) Ops::template tile<1, 1>(a, r, 0);
+        return;
+    }
+    int64_t chunk = (int64_t)((256 * 1024) / (a.x_row_bytes ? a.x_row_bytes : 1));
+    chunk = chunk < T ? T : chunk / T * T;
+    for (int64_t t0 = 0; t0 < nt; t0 += chunk) {
+        const int64_t t1 = t0 + chunk < nt ? t0 + chunk : nt;
+        int64_t r = r0;
+        for (; r + R <= r1; r += R) {
+            int64_t t = t0;
+            for (; t + T <= t1; t += T) Ops::template tile<R, T>(a, r, t);
+            for (; t < t1; t++) Ops::template tile<R, 1>(a, r, t);
+        }
+        for (; r < r1; r++) {
+            int64_t t = t0;
+            for (; t + T <= t1; t += T) Ops::template tile<1, T>(a, r, t);
+            for (; t < t1; t++) Ops::template tile<1, 1>(a, r, t);
+        }
+    }
+}
+
+// Float weights: activations are f32 rows (4 k bytes per token), too big to
+// stream from L2 for every row tile. So block the other way: a chunk of
+// weight rows that fits in L2, and for each tile of T tokens (in L1) all the
+// chunk's row tiles.
+template <class Ops, int R, int T, int RD>
+void matmul_float(const MatmulArgs& a) {
+    const int64_t r0 = a.r0, r1 = a.r1, nt = a.n_tokens;
+    if (nt == 1) {
+        int64_t r = r0;
+        for (; r + RD <= r1; r += RD) Ops::template tile<RD, 1>(a, r, 0);
+        for (; r < r1; r++) Ops::template tile<1, 1>(a, r, 0);
+        return;
+    }
+    int64_t rchunk = (int64_t)((1024 * 1024) / (a.w_row_bytes ? a.w_row_bytes : 1));
+    rchunk = rchunk < R ? R : rchunk / R * R;
+    for (int64_t c0 = r0; c0 < r1; c0 += rchunk) {
+        const int64_t c1 = c0 + rchunk < r1 ? c0 + rchunk : r1;
+        int64_t t = 0;
+        for (; t + T <= nt; t += T) {
+            int64_t r = c0;
+            for (; r + R <= c1; r += R) Ops::template tile<R, T>(a, r, t);
+            for (; r < c1; r++) Ops::template tile<1, T>(a, r, t);
+        }
+        for (; t < nt; t++) {
+            int64_t r = c0;
+            for (; r + R <= c1; r += R) Ops::template tile<R, 1>(a, r, t);
+            for (; r < c1; r++) Ops::template tile<1, 1>(a, r, t);
+        }
+    }
+}
+
+void matmul(const MatmulArgs& a) {
+    switch (a.w_type) {
+        case GgmlType::F32: return matmul_float<FloatOps<F32W>, 3, 4, 4>(a);
+        case GgmlType::F16: return matmul_float<FloatOps<F16W>, 3, 4, 4>(a);
+        case GgmlType::BF16: return matmul_float<FloatOps<BF16W>, 3, 4, 4>(a);
+        case GgmlType::Q8_0: return matmul_tiled<QuantOps<Q8_0>, 2, 4, 4>(a);
+        case GgmlType::Q4_0: return matmul_tiled<QuantOps<Q4_0>, 2, 4, 4>(a);
+        case GgmlType::Q4_1: return matmul_tiled<QuantOps<Q4_1>, 2, 4, 4>(a);
+    }
+}
+
+// ------------------------------------------------------------- quantize --
+// Bit-identical with the scalar reference: the same max, the same scalar
+// d = amax / 127 and id = 1 / d, the same product x * id, and round half away
+// from zero done exactly (trunc, then +-1 when the dropped fraction is >= 0.5).
+void quantize_q8a(const float* x, block_q8a* y, int64_t k) {
+    const __m256 sign_mask = _mm256_set1_ps(-0.0f);
+    const __m256 half = _mm256_set1_ps(0.5f);
+    const __m256 one = _mm256_set1_ps(1.0f);
+    for (int64_t b = 0; b < k / QK; b++) {
+        const float* xb = x + b * QK;
+        __m256 v[4];
+        for (int i = 0; i < 4; i++) v[i] = _mm256_loadu_ps(xb + 8 * i);
+        __m256 m = _mm256_max_ps(_mm256_max_ps(_mm256_andnot_ps(sign_mask, v[0]), _mm256_andnot_ps(sign_mask, v[1])),
+                                 _mm256_max_ps(_mm256_andnot_ps(sign_mask, v[2]), _mm256_andnot_ps(sign_mask, v[3])));
+        __m128 m4 = _mm_max_ps(_mm256_castps256_ps128(m), _mm256_extractf128_ps(m, 1));
+        m4 = _mm_max_ps(m4, _mm_movehl_ps(m4, m4));
+        m4 = _mm_max_ss(m4, _mm_movehdup_ps(m4));
+        const float amax = _mm_cvtss_f32(m4);
+        const float d = amax / 127.0f;
+        const float id = d != 0.0f ? 1.0f / d : 0.0f;
+        const __m256 vid = _mm256_set1_ps(id);
+        __m256i q[4];
+        for (int i = 0; i < 4; i++) {
+            const __m256 p = _mm256_mul_ps(v[i], vid);
+            const __m256 tr = _mm256_round_ps(p, _MM_FROUND_TO_ZERO | _MM_FROUND_NO_EXC);
+            const __m256 frac = _mm256_andnot_ps(sign_mask, _mm256_sub_ps(p, tr));
+            const __m256 up = _mm256_and_ps(_mm256_cmp_ps(frac, half, _CMP_GE_OQ),
+                                            _mm256_or_ps(one, _mm256_and_ps(p, sign_mask)));
+            q[i] = _mm256_cvttps_epi32(_mm256_add_ps(tr, up));
+        }
+        // int32 -> int8 (values in [-127, 127]); packs interleave 128-bit lanes, fix with a permute
+        const __m256i p01 = _mm256_packs_epi32(q[0], q[1]);
+        const __m256i p23 = _mm256_packs_epi32(q[2], q[3]);
+        __m256i p8 = _mm256_packs_epi16(p01, p23);
+        p8 = _mm256_permutevar8x32_epi32(p8, _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7));
+        _mm256_storeu_si256((__m256i*)y[b].qs, p8);
+        const __m256i s = _mm256_add_epi32(_mm256_add_epi32(q[0], q[1]), _mm256_add_epi32(q[2], q[3]));
+        __m128i s4 = _mm_add_epi32(_mm256_castsi256_si128(s), _mm256_extracti128_si256(s, 1));
+        s4 = _mm_add_epi32(s4, _mm_shuffle_epi32(s4, 0x4e));
+        s4 = _mm_add_epi32(s4, _mm_shuffle_epi32(s4, 0xb1));
+        y[b].d = d;
+        y[b].sum = _mm_cvtsi128_si32(s4);
+    }
+}
+
+// --------------------------------------------------- attention helpers --
+
+inline __m256 load_tail_f32(const float* p, int64_t n) {  // 0 < n < 8
+    const __m256i idx = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
+    const __m256i mask = _mm256_cmpgt_epi32(_mm256_set1_epi32((int)n), idx);
+    return _mm256_maskload_ps(p, mask);
+}
+inline __m256 load_tail_f16(const uint16_t* p, int64_t n) {
+    alignas(16) uint16_t tmp[8] = {};
+    std::memcpy(tmp, p, n * 2);
+    return _mm256_cvtph_ps(_mm_load_si128((const __m128i*)tmp));
+}
+
+float dot_f32(const float* a, const float* b, int64_t n) {
+    __m256 s0 = _mm256_setzero_ps(), s1 = _mm256_setzero_ps();
+    int64_t i = 0;
+    for (; i + 16 <= n; i += 16) {
+        s0 = _mm256_fmadd_ps(_mm256_loadu_ps(a + i), _mm256_loadu_ps(b + i), s0);
+        s1 = _mm256_fmadd_ps(_mm256_loadu_ps(a + i + 8), _mm256_loadu_ps(b + i + 8), s1);
+    }
+    if (i + 8 <= n) {
+        s0 = _mm256_fmadd_ps(_mm256_loadu_ps(a + i), _mm256_loadu_ps(b + i), s0);
+        i += 8;
+    }
+    if (i < n) s1 = _mm256_fmadd_ps(load_tail_f32(a + i, n - i), load_tail_f32(b + i, n - i), s1);
+    return hsum8(_mm256_add_ps(s0, s1));
+}
+
+float dot_f16(const uint16_t* a, const float* b, int64_t n) {
+    __m256 s0 = _mm256_setzero_ps(), s1 = _mm256_setzero_ps();
+    int64_t i = 0;
+    for (; i + 16 <= n; i += 16) {
+        s0 = _mm256_fmadd_ps(_mm256_cvtph_ps(_mm_loadu_si128((const __m128i*)(a + i))), _mm256_loadu_ps(b + i), s0);
+        s1 = _mm256_fmadd_ps(_mm256_cvtph_ps(_mm_loadu_si128((const __m128i*)(a + i + 8))), _mm256_loadu_ps(b + i + 8), s1);
+    }
+    if (i + 8 <= n) {
+        s0 = _mm256_fmadd_ps(_mm256_cvtph_ps(_mm_loadu_si128((const __m128i*)(a + i))), _mm256_loadu_ps(b + i), s0);
+        i += 8;
+    }
+    if (i < n) s1 = _mm256_fmadd_ps(load_tail_f16(a + i, n - i), load_tail_f32(b + i, n - i), s1);
+    return hsum8(_mm256_add_ps(s0, s1));
+}
+
+void axpy_f32(float alpha, const float* x, float* y, int64_t n) {
+    const __m256 va = _mm256_set1_ps(alpha);
+    int64_t i = 0;
+    for (; i + 8 <= n; i += 8)
+        _mm256_storeu_ps(y + i, _mm256_fmadd_ps(va, _mm256_loadu_ps(x + i), _mm256_loadu_ps(y + i)));
+    for (; i < n; i++) y[i] = _mm_cvtss_f32(_mm_fmadd_ss(_mm_set_ss(alpha), _mm_set_ss(x[i]), _mm_set_ss(y[i])));
+}
+
+void axpy_f16(float alpha, const uint16_t* x, float* y, int64_t n) {
+    const __m256 va = _mm256_set1_ps(alpha);
+    int64_t i = 0;
+    for (; i + 8 <= n; i += 8) {
+        const __m256 xv = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i*)(x + i)));
+        _mm256_storeu_ps(y + i, _mm256_fmadd_ps(va, xv, _mm256_loadu_ps(y + i)));
+    }
+    for (; i < n; i++)
+        y[i] = _mm_cvtss_f32(_mm_fmadd_ss(_mm_set_ss(alpha), _mm_set_ss(_cvtsh_ss(x[i])), _mm_set_ss(y[i])));
+}
+
+void f32_to_f16_row(const float* x, uint16_t* y, int64_t n) {
+    int64_t i = 0;
+    for (; i + 8 <= n; i += 8)
+        _mm_storeu_si128((__m128i*)(y + i), _mm256_cvtps_ph(_mm256_loadu_ps(x + i), _MM_FROUND_TO_NEAREST_INT));
+    if (i < n) {
+        alignas(32) float tmp[8] = {};
+        alignas(16) uint16_t out[8];
+        std::memcpy(tmp, x + i, (n - i) * 4);
+        _mm_store_si128((__m128i*)out, _mm256_cvtps_ph(_mm256_load_ps(tmp), _MM_FROUND_TO_NEAREST_INT));
+        std::memcpy(y + i, out, (n - i) * 2);
+    }
+}
+
+}  // namespace
+
+const KernelTable& avx2_kernels() {
+    static const KernelTable table = {
+        "avx2", matmul, quantize_q8a, dot_f32, dot_f16, axpy_f32, axpy_f16, f32_to_f16_row,
+    };
+    return table;
+}
+
 }  // namespace hearth

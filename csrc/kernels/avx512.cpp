@@ -1,8 +1,500 @@
-// placeholder until the avx512 kernels land: the scalar reference under another name
+// The AVX-512 kernels (F, BW, VL, DQ and VNNI; chosen at run time).
+//
+// Everything here has internal linkage (anonymous namespace) except
+// avx512_kernels(), and no STL header is included: an inline function compiled
+// with these flags must never be picked by the linker for the portable code.
+//
+// Quantized matmuls work on pairs of blocks (64 weights, one zmm of bytes):
+// int32 lanes 0-7 hold block 2p, lanes 8-15 block 2p+1, and VNNI's dpbusd
+// (u8 x s8) makes the integer sums:
+//   q8_0: (w + 128) . x - 128 * x    (the -128 x correction, lane by lane, is
+//                                    the accumulator dpbusd starts from)
+//   q4_0: nibbles . x - 8 * x        (the nibbles are q + 8)
+//   q4_1: nibbles . x, then + m * d_x * sum(x) in float (16 blocks per FMA).
+// Each lane's int32 is then an exact partial sum of w * x (no large offsets
+// left to cancel in float). The activations of a chunk of tokens are first
+// repacked (XPair: 64 quants, the per-lane scale, the per-lane correction) so
+// that a tile loads them with plain aligned loads.
+//
+// Determinism: every matmul output (row r, token t) is computed by the same
+// instruction sequence whatever tile it falls in: tile<R, T> instantiations
+// differ only in how many (row, token) pairs run side by side. Per pair: one
+// 16-lane accumulator, block pairs in order (an odd last block as a pair with
+// a zero second half), hsum16() in a fixed order. Float arithmetic is written
+// with intrinsics only, so no a*b+c gets contracted differently in different
+// instantiations.
+#include <immintrin.h>
+
+#include <cstdint>
+#include <cstdlib>
+#include <cstring>
+
+#include "fp16.h"
 #include "kernels/kernels.h"
+
 namespace hearth {
-const KernelTable& avx512_kernels() {
-    static KernelTable t = [] { KernelTable k = scalar_kernels(); k.name = "avx512"; return k; }();
-    return t;
+namespace {
+
+// ---------------------------------------------------------------- helpers --
+
+inline float hsum16(__m512 v) {
+    __m256 s8 = _mm256_add_ps(_mm512_castps512_ps256(v), _mm512_extractf32x8_ps(v, 1));
+    __m128 s = _mm_add_ps(_mm256_castps256_ps128(s8), _mm256_extractf128_ps(s8, 1));
+    s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+    s = _mm_add_ss(s, _mm_movehdup_ps(s));
+    return _mm_cvtss_f32(s);
 }
+
+// 16 halves [a x 8, b x 8] -> f32
+inline __m512 pair_f16(uint16_t a, uint16_t b) {
+    const __m256i h = _mm256_inserti128_si256(_mm256_castsi128_si256(_mm_set1_epi16((short)a)),
+                                              _mm_set1_epi16((short)b), 1);
+    return _mm512_cvtph_ps(h);
+}
+
+// Two blocks of q4 nibbles (16 bytes each; byte j = element j low, j + 16 high)
+// as 64 unsigned bytes in element order, block a then block b.
+inline __m512i unpack_nibbles2(const uint8_t* a, const uint8_t* b) {
+    const __m256i ab = _mm256_inserti128_si256(_mm256_castsi128_si256(_mm_loadu_si128((const __m128i*)a)),
+                                               _mm_loadu_si128((const __m128i*)b), 1);
+    const __m512i aabb = _mm512_permutexvar_epi64(_mm512_setr_epi64(0, 1, 0, 1, 2, 3, 2, 3), _mm512_castsi256_si512(ab));
+    const __m512i sh = _mm512_srlv_epi64(aabb, _mm512_setr_epi64(0, 0, 4, 4, 0, 0, 4, 4));
+    return _mm512_and_si512(sh, _mm512_set1_epi8(0x0f));
+}
+inline __m512i unpack_nibbles1(const uint8_t* a) {  // block a, then 32 zero bytes
+    const __m128i q = _mm_loadu_si128((const __m128i*)a);
+    const __m256i both = _mm256_inserti128_si256(_mm256_castsi128_si256(q), _mm_srli_epi16(q, 4), 1);
+    return _mm512_zextsi256_si512(_mm256_and_si256(both, _mm256_set1_epi8(0x0f)));
+}
+
+// ----------------------------------------------------- repacked activations --
+
+struct alignas(64) XPair {
+    int8_t q[64];   // quants of block 2p (0..31) and 2p+1 (32..63; zeros past the end)
+    float d[16];    // d_x per lane: [d0 x 8, d1 x 8]
+    int32_t c[16];  // q8_0: -128 * (sum of the lane's 4 quants); q4_0: -8 * ...
+};
+static_assert(sizeof(XPair) == 192, "XPair layout");
+
+enum class Corr { Q8, Q4, Q41 };
+
+// Floats of d_x * sum(x) per block, after a token's pairs (q4_1 only), padded
+// with zeros to a multiple of 16 blocks.
+inline int64_t n_sums(int64_t nb) { return (nb + 15) / 16 * 16; }
+
+template <Corr C>
+void repack_token(const block_q8a* x, int64_t nb, XPair* out) {
+    const int64_t np = (nb + 1) / 2;
+    if constexpr (C == Corr::Q41) {
+        float* s = (float*)(out + np);
+        for (int64_t b = 0; b < n_sums(nb); b++) s[b] = b < nb ? x[b].d * (float)x[b].sum : 0.0f;
+    }
+    for (int64_t p = 0; p < np; p++) {
+        const block_q8a* b0 = x + 2 * p;
+        const bool two = 2 * p + 1 < nb;
+        const block_q8a* b1 = two ? b0 + 1 : b0;
+        const __m256i q0 = _mm256_loadu_si256((const __m256i*)b0->qs);
+        const __m256i q1 = two ? _mm256_loadu_si256((const __m256i*)b1->qs) : _mm256_setzero_si256();
+        const __m512i q = _mm512_inserti64x4(_mm512_castsi256_si512(q0), q1, 1);
+        _mm512_store_si512((__m512i*)out[p].q, q);
+        const float d1 = two ? b1->d : 0.0f;
+        _mm512_store_ps(out[p].d, _mm512_insertf32x8(_mm512_set1_ps(b0->d), _mm256_set1_ps(d1), 1));
+        if constexpr (C == Corr::Q41) {
+            _mm512_store_si512((__m512i*)out[p].c, _mm512_setzero_si512());  // unused
+        } else {
+            const int mul = C == Corr::Q8 ? 128 : 8;
+            // sum of each lane's 4 quants (dpbusd with all-ones bytes), times -mul
+            const __m512i ls = _mm512_dpbusd_epi32(_mm512_setzero_si512(), _mm512_set1_epi8(1), q);
+            _mm512_store_si512((__m512i*)out[p].c, _mm512_mullo_epi32(ls, _mm512_set1_epi32(-mul)));
+        }
+    }
+}
+
+// Per-thread scratch for the repacked activations (grown, never shrunk).
+struct Scratch {
+    void* p = nullptr;
+    size_t n = 0;
+    ~Scratch() { std::free(p); }
+    void* get(size_t bytes) {
+        if (bytes > n) {
+            std::free(p);
+            n = (bytes + 4095) / 4096 * 4096;
+            p = std::aligned_alloc(64, n);
+            if (!p) { n = 0; std::abort(); }
+        }
+        return p;
+    }
+};
+thread_local Scratch scratch;
+
+// ------------------------------------------------------ quantized weights --
+
+struct Q8_0 {
+    using Block = block_q8_0;
+    static constexpr Corr C = Corr::Q8;
+    static constexpr bool kMTerm = false;
+    struct W { __m512i q; __m512 d; };
+    template <bool Two>
+    static W load_w(const Block* b) {
+        const __m256i q0 = _mm256_loadu_si256((const __m256i*)b[0].qs);
+        const __m256i q1 = Two ? _mm256_loadu_si256((const __m256i*)b[1].qs) : _mm256_set1_epi8(-128);
+        const __m512i q = _mm512_inserti64x4(_mm512_castsi256_si512(q0), q1, 1);
+        return W{_mm512_xor_si512(q, _mm512_set1_epi8(-128)), pair_f16(b[0].d, Two ? b[1].d : 0)};
+    }
+    static void step(const W& w, const XPair* x, __m512& acc) {
+        const __m512i p = _mm512_dpbusd_epi32(_mm512_load_si512((const __m512i*)x->c), w.q,
+                                              _mm512_load_si512((const __m512i*)x->q));
+        acc = _mm512_fmadd_ps(_mm512_cvtepi32_ps(p), _mm512_mul_ps(w.d, _mm512_load_ps(x->d)), acc);
+    }
+};
+
+struct Q4_0 {
+    using Block = block_q4_0;
+    static constexpr Corr C = Corr::Q4;
+    static constexpr bool kMTerm = false;
+    struct W { __m512i q; __m512 d; };
+    template <bool Two>
+    static W load_w(const Block* b) {
+        if constexpr (Two) return W{unpack_nibbles2(b[0].qs, b[1].qs), pair_f16(b[0].d, b[1].d)};
+        else return W{unpack_nibbles1(b[0].qs), pair_f16(b[0].d, 0)};
+    }
+    static void step(const W& w, const XPair* x, __m512& acc) {
+        const __m512i p = _mm512_dpbusd_epi32(_mm512_load_si512((const __m512i*)x->c), w.q,
+                                              _mm512_load_si512((const __m512i*)x->q));
+        acc = _mm512_fmadd_ps(_mm512_cvtepi32_ps(p), _mm512_mul_ps(w.d, _mm512_load_ps(x->d)), acc);
+    }
+};
+
+// q4_1: value q * d + m. The integer part as q4_0 without the offset; the
+// m * d_x * sum(x) terms are added after all pairs, 16 blocks per FMA (the
+// m of 16 blocks gathered from the row, the sums from the repacked token).
+struct Q4_1 {
+    using Block = block_q4_1;
+    static constexpr Corr C = Corr::Q41;
+    static constexpr bool kMTerm = true;
+    struct W { __m512i q; __m512 d; };
+    template <bool Two>
+    static W load_w(const Block* b) {
+        if constexpr (Two) return W{unpack_nibbles2(b[0].qs, b[1].qs), pair_f16(b[0].d, b[1].d)};
+        else return W{unpack_nibbles1(b[0].qs), pair_f16(b[0].d, 0)};
+    }
+    static void step(const W& w, const XPair* x, __m512& acc) {
+        const __m512i p = _mm512_dpbusd_epi32(_mm512_setzero_si512(), w.q, _mm512_load_si512((const __m512i*)x->q));
+        acc = _mm512_fmadd_ps(_mm512_cvtepi32_ps(p), _mm512_mul_ps(w.d, _mm512_load_ps(x->d)), acc);
+    }
+    // m of blocks [b, b + 16) of a row as f32 (zeros past nb)
+    static __m512 load_m16(const Block* row, int64_t b, int64_t nb) {
+        const int64_t n = nb - b < 16 ? nb - b : 16;
+        const __mmask16 mask = (__mmask16)((1u << n) - 1);
+        const __m512i idx = _mm512_mullo_epi32(_mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15),
+                                               _mm512_set1_epi32((int)sizeof(Block)));
+        const __m512i g = _mm512_mask_i32gather_epi32(_mm512_setzero_si512(), mask, idx, (const char*)(row + b) + 2, 1);
+        return _mm512_cvtph_ps(_mm512_cvtepi32_epi16(g));
+    }
+};
+
+template <class Q>
+struct QuantOps {
+    // rows [r, r+R) x tokens [t, t+T); xs: the chunk's repacked tokens, np pairs each
+    template <int R, int T>
+    static void tile(const MatmulArgs& a, int64_t r, int64_t t, const char* xs, size_t tok_bytes, int64_t t_base) {
+        const int64_t nb = a.k / QK, np = nb / 2;
+        const typename Q::Block* wr[R];
+        const XPair* xr[T];
+        for (int i = 0; i < R; i++) wr[i] = (const typename Q::Block*)((const char*)a.w + (r + i) * a.w_row_bytes);
+        for (int j = 0; j < T; j++) xr[j] = (const XPair*)(xs + (t + j - t_base) * tok_bytes);
+        __m512 acc[R][T];
+        for (int i = 0; i < R; i++)
+            for (int j = 0; j < T; j++) acc[i][j] = _mm512_setzero_ps();
+        for (int64_t p = 0; p < np; p++) {
+            typename Q::W w[R];
+            if (T == 1)  // decode streams the weights once: fetch the next tile's rows ahead
+                for (int i = 0; i < R; i++) _mm_prefetch((const char*)(wr[i] + 2 * p) + R * a.w_row_bytes, _MM_HINT_T0);
+            for (int i = 0; i < R; i++) w[i] = Q::template load_w<true>(wr[i] + 2 * p);
+            for (int j = 0; j < T; j++)
+                for (int i = 0; i < R; i++) Q::step(w[i], xr[j] + p, acc[i][j]);
+        }
+        if (nb & 1) {
+            typename Q::W w[R];
+            for (int i = 0; i < R; i++) w[i] = Q::template load_w<false>(wr[i] + 2 * np);
+            for (int j = 0; j < T; j++)
+                for (int i = 0; i < R; i++) Q::step(w[i], xr[j] + np, acc[i][j]);
+        }
+        if constexpr (Q::kMTerm) {
+            const int64_t npp = (nb + 1) / 2;
+            for (int64_t b = 0; b < nb; b += 16) {
+                __m512 m[R];
+                for (int i = 0; i < R; i++) m[i] = Q::load_m16(wr[i], b, nb);
+                for (int j = 0; j < T; j++) {
+                    const __m512 sv = _mm512_load_ps((const float*)(xr[j] + npp) + b);
+                    for (int i = 0; i < R; i++) acc[i][j] = _mm512_fmadd_ps(m[i], sv, acc[i][j]);
+                }
+            }
+        }
+        for (int j = 0; j < T; j++)
+            for (int i = 0; i < R; i++) a.y[(t + j) * a.y_stride + r + i] = hsum16(acc[i][j]);
+    }
+};
+
+// Prefill: R x T tiles (R x 1, 1 x T, 1 x 1 at the edges); decode: RD x 1.
+// Tokens go in chunks whose repacked activations fit in L2; within a chunk the
+// row tile's weights stay in L1 while the chunk's tokens stream by.
+template <class Q, int R, int T, int RD>
+void matmul_quant(const MatmulArgs& a) {
+    using Ops = QuantOps<Q>;
+    const int64_t nb = a.k / QK, npp = (nb + 1) / 2;
+    const int64_t r0 = a.r0, r1 = a.r1, nt = a.n_tokens;
+    if (r0 >= r1 || nt <= 0) return;
+    if (nb == 0) {  // k = 0: empty sums
+        for (int64_t t = 0; t < nt; t++)
+            for (int64_t r = r0; r < r1; r++) a.y[t * a.y_stride + r] = 0.0f;
+        return;
+    }
+    const size_t tok_bytes = (size_t)npp * sizeof(XPair) + (Q::kMTerm ? (size_t)n_sums(nb) * sizeof(float) : 0);
+    int64_t chunk = (int64_t)((768 * 1024) / tok_bytes);
+    chunk = chunk < T ? T : chunk / T * T;
+    if (chunk > nt) chunk = nt;
+    char* xs = (char*)scratch.get(tok_bytes * (size_t)chunk);
+    for (int64_t t0 = 0; t0 < nt; t0 += chunk) {
+        const int64_t t1 = t0 + chunk < nt ? t0 + chunk : nt;
+        for (int64_t t = t0; t < t1; t++)
+            repack_token<Q::C>((const block_q8a*)((const char*)a.x + t * a.x_row_bytes), nb,
+                               (XPair*)(xs + (t - t0) * tok_bytes));
+        if (t1 - t0 == 1) {
+            int64_t r = r0;
+            for (; r + RD <= r1; r += RD) Ops::template tile<RD, 1>(a, r, t0, xs, tok_bytes, t0);
+            for (; r < r1; r++) Ops::template tile<1, 1>(a, r, t0, xs, tok_bytes, t0);
+            continue;
+        }
+        int64_t r = r0;
+        for (; r + R <= r1; r += R) {
+            int64_t t = t0;
+            for (; t + T <= t1; t += T) Ops::template tile<R, T>(a, r, t, xs, tok_bytes, t0);
+            for (; t < t1; t++) Ops::template tile<R, 1>(a, r, t, xs, tok_bytes, t0);
+        }
+        for (; r < r1; r++) {
+            int64_t t = t0;
+            for (; t + T <= t1; t += T) Ops::template tile<1, T>(a, r, t, xs, tok_bytes, t0);
+            for (; t < t1; t++) Ops::template tile<1, 1>(a, r, t, xs, tok_bytes, t0);
+        }
+    }
+}
+
+// ---------------------------------------------------------- float weights --
+// 16 weights at a time as f32; the tail (k % 16) by masked loads (zeros).
+
+struct F32W {
+    using E = float;
+    static __m512 load(const float* p) { return _mm512_loadu_ps(p); }
+    static __m512 load_m(const float* p, __mmask16 m) { return _mm512_maskz_loadu_ps(m, p); }
+};
+struct F16W {
+    using E = uint16_t;
+    static __m512 load(const uint16_t* p) { return _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i*)p)); }
+    static __m512 load_m(const uint16_t* p, __mmask16 m) { return _mm512_cvtph_ps(_mm256_maskz_loadu_epi16(m, p)); }
+};
+struct BF16W {
+    using E = uint16_t;
+    static __m512 widen(__m256i h) { return _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(h), 16)); }
+    static __m512 load(const uint16_t* p) { return widen(_mm256_loadu_si256((const __m256i*)p)); }
+    static __m512 load_m(const uint16_t* p, __mmask16 m) { return widen(_mm256_maskz_loadu_epi16(m, p)); }
+};
+
+template <class F>
+struct FloatOps {
+    using E = typename F::E;
+    template <int R, int T>
+    static void tile(const MatmulArgs& a, int64_t r, int64_t t) {
+        const int64_t k = a.k;
+        const E* wr[R];
+        const float* xr[T];
+        for (int i = 0; i < R; i++) wr[i] = (const E*)((const char*)a.w + (r + i) * a.w_row_bytes);
+        for (int j = 0; j < T; j++) xr[j] = (const float*)((const char*)a.x + (t + j) * a.x_row_bytes);
+        __m512 acc[R][T];
+        for (int i = 0; i < R; i++)
+            for (int j = 0; j < T; j++) acc[i][j] = _mm512_setzero_ps();
+        int64_t kk = 0;
+        for (; kk + 16 <= k; kk += 16) {
+            __m512 w[R];
+            for (int i = 0; i < R; i++) w[i] = F::load(wr[i] + kk);
+            for (int j = 0; j < T; j++) {
+                const __m512 x = _mm512_loadu_ps(xr[j] + kk);
+                for (int i = 0; i < R; i++) acc[i][j] = _mm512_fmadd_ps(w[i], x, acc[i][j]);
+            }
+        }
+        if (kk < k) {
+            const __mmask16 m = (__mmask16)((1u << (k - kk)) - 1);
+            __m512 w[R];
+            for (int i = 0; i < R; i++) w[i] = F::load_m(wr[i] + kk, m);
+            for (int j = 0; j < T; j++) {
+                const __m512 x = _mm512_maskz_loadu_ps(m, xr[j] + kk);
+                for (int i = 0; i < R; i++) acc[i][j] = _mm512_fmadd_ps(w[i], x, acc[i][j]);
+            }
+        }
+        for (int j = 0; j < T; j++)
+            for (int i = 0; i < R; i++) a.y[(t + j) * a.y_stride + r + i] = hsum16(acc[i][j]);
+    }
+};
+
+// Float weights: activations are f32 rows (4 k bytes per token), too big to
+// stream from L2 for every row tile. So block the other way: a chunk of
+// weight rows that fits in L2, and for each tile of T tokens (in L1) all the
+// chunk's row tiles.
+template <class Ops, int R, int T, int RD>
+void matmul_float(const MatmulArgs& a) {
+    const int64_t r0 = a.r0, r1 = a.r1, nt = a.n_tokens;
+    if (nt == 1) {
+        int64_t r = r0;
+        for (; r + RD <= r1; r += RD) Ops::template tile<RD, 1>(a, r, 0);
+        for (; r < r1; r++) Ops::template tile<1, 1>(a, r, 0);
+        return;
+    }
+    int64_t rchunk = (int64_t)((1024 * 1024) / (a.w_row_bytes ? a.w_row_bytes : 1));
+    rchunk = rchunk < R ? R : rchunk / R * R;
+    for (int64_t c0 = r0; c0 < r1; c0 += rchunk) {
+        const int64_t c1 = c0 + rchunk < r1 ? c0 + rchunk : r1;
+        int64_t t = 0;
+        for (; t + T <= nt; t += T) {
+            int64_t r = c0;
+            for (; r + R <= c1; r += R) Ops::template tile<R, T>(a, r, t);
+            for (; r < c1; r++) Ops::template tile<1, T>(a, r, t);
+        }
+        for (; t < nt; t++) {
+            int64_t r = c0;
+            for (; r + R <= c1; r += R) Ops::template tile<R, 1>(a, r, t);
+            for (; r < c1; r++) Ops::template tile<1, 1>(a, r, t);
+        }
+    }
+}
+
+void matmul(const MatmulArgs& a) {
+    switch (a.w_type) {
+        case GgmlType::F32: return matmul_float<FloatOps<F32W>, 4, 4, 4>(a);
+        case GgmlType::F16: return matmul_float<FloatOps<F16W>, 4, 4, 4>(a);
+        case GgmlType::BF16: return matmul_float<FloatOps<BF16W>, 4, 4, 4>(a);
+        case GgmlType::Q8_0: return matmul_quant<Q8_0, 4, 4, 4>(a);
+        case GgmlType::Q4_0: return matmul_quant<Q4_0, 4, 4, 4>(a);
+        case GgmlType::Q4_1: return matmul_quant<Q4_1, 4, 4, 4>(a);
+    }
+}
+
+// ------------------------------------------------------------- quantize --
+// Bit-identical with the scalar reference: the same max, the same scalar
+// d = amax / 127 and id = 1 / d, the same product x * id, and round half away
+// from zero done exactly (trunc, then +-1 when the dropped fraction is >= 0.5).
+void quantize_q8a(const float* x, block_q8a* y, int64_t k) {
+    const __m512 half = _mm512_set1_ps(0.5f);
+    const __m512 one = _mm512_set1_ps(1.0f);
+    const __m512i sign = _mm512_set1_epi32((int)0x80000000u);
+    for (int64_t b = 0; b < k / QK; b++) {
+        const float* xb = x + b * QK;
+        const __m512 v0 = _mm512_loadu_ps(xb), v1 = _mm512_loadu_ps(xb + 16);
+        const float amax = _mm512_reduce_max_ps(_mm512_max_ps(_mm512_abs_ps(v0), _mm512_abs_ps(v1)));
+        const float d = amax / 127.0f;
+        const float id = d != 0.0f ? 1.0f / d : 0.0f;
+        const __m512 vid = _mm512_set1_ps(id);
+        __m512i q[2];
+        const __m512 v[2] = {v0, v1};
+        for (int i = 0; i < 2; i++) {
+            const __m512 p = _mm512_mul_ps(v[i], vid);
+            const __m512 tr = _mm512_roundscale_ps(p, _MM_FROUND_TO_ZERO | _MM_FROUND_NO_EXC);
+            const __m512 frac = _mm512_abs_ps(_mm512_sub_ps(p, tr));
+            const __mmask16 up = _mm512_cmp_ps_mask(frac, half, _CMP_GE_OQ);
+            const __m512 step = _mm512_castsi512_ps(
+                _mm512_or_si512(_mm512_castps_si512(one), _mm512_and_si512(_mm512_castps_si512(p), sign)));
+            q[i] = _mm512_cvttps_epi32(_mm512_mask_add_ps(tr, up, tr, step));
+        }
+        _mm_storeu_si128((__m128i*)y[b].qs, _mm512_cvtepi32_epi8(q[0]));
+        _mm_storeu_si128((__m128i*)(y[b].qs + 16), _mm512_cvtepi32_epi8(q[1]));
+        y[b].d = d;
+        y[b].sum = _mm512_reduce_add_epi32(_mm512_add_epi32(q[0], q[1]));
+    }
+}
+
+// --------------------------------------------------- attention helpers --
+
+inline __mmask16 tail_mask(int64_t n) { return (__mmask16)((1u << n) - 1); }  // 0 <= n < 16
+
+float dot_f32(const float* a, const float* b, int64_t n) {
+    __m512 s0 = _mm512_setzero_ps(), s1 = _mm512_setzero_ps();
+    int64_t i = 0;
+    for (; i + 32 <= n; i += 32) {
+        s0 = _mm512_fmadd_ps(_mm512_loadu_ps(a + i), _mm512_loadu_ps(b + i), s0);
+        s1 = _mm512_fmadd_ps(_mm512_loadu_ps(a + i + 16), _mm512_loadu_ps(b + i + 16), s1);
+    }
+    if (i + 16 <= n) {
+        s0 = _mm512_fmadd_ps(_mm512_loadu_ps(a + i), _mm512_loadu_ps(b + i), s0);
+        i += 16;
+    }
+    if (i < n) {
+        const __mmask16 m = tail_mask(n - i);
+        s1 = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(m, a + i), _mm512_maskz_loadu_ps(m, b + i), s1);
+    }
+    return hsum16(_mm512_add_ps(s0, s1));
+}
+
+float dot_f16(const uint16_t* a, const float* b, int64_t n) {
+    __m512 s0 = _mm512_setzero_ps(), s1 = _mm512_setzero_ps();
+    int64_t i = 0;
+    for (; i + 32 <= n; i += 32) {
+        s0 = _mm512_fmadd_ps(_mm512_cvtph_ps(_mm256_loadu_si256((const __m256i*)(a + i))), _mm512_loadu_ps(b + i), s0);
+        s1 = _mm512_fmadd_ps(_mm512_cvtph_ps(_mm256_loadu_si256((const __m256i*)(a + i + 16))),
+                             _mm512_loadu_ps(b + i + 16), s1);
+    }
+    if (i + 16 <= n) {
+        s0 = _mm512_fmadd_ps(_mm512_cvtph_ps(_mm256_loadu_si256((const __m256i*)(a + i))), _mm512_loadu_ps(b + i), s0);
+        i += 16;
+    }
+    if (i < n) {
+        const __mmask16 m = tail_mask(n - i);
+        s1 = _mm512_fmadd_ps(_mm512_cvtph_ps(_mm256_maskz_loadu_epi16(m, a + i)), _mm512_maskz_loadu_ps(m, b + i), s1);
+    }
+    return hsum16(_mm512_add_ps(s0, s1));
+}
+
+void axpy_f32(float alpha, const float* x, float* y, int64_t n) {
+    const __m512 va = _mm512_set1_ps(alpha);
+    int64_t i = 0;
+    for (; i + 16 <= n; i += 16)
+        _mm512_storeu_ps(y + i, _mm512_fmadd_ps(va, _mm512_loadu_ps(x + i), _mm512_loadu_ps(y + i)));
+    if (i < n) {
+        const __mmask16 m = tail_mask(n - i);
+        _mm512_mask_storeu_ps(y + i, m, _mm512_fmadd_ps(va, _mm512_maskz_loadu_ps(m, x + i), _mm512_maskz_loadu_ps(m, y + i)));
+    }
+}
+
+void axpy_f16(float alpha, const uint16_t* x, float* y, int64_t n) {
+    const __m512 va = _mm512_set1_ps(alpha);
+    int64_t i = 0;
+    for (; i + 16 <= n; i += 16) {
+        const __m512 xv = _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i*)(x + i)));
+        _mm512_storeu_ps(y + i, _mm512_fmadd_ps(va, xv, _mm512_loadu_ps(y + i)));
+    }
+    if (i < n) {
+        const __mmask16 m = tail_mask(n - i);
+        const __m512 xv = _mm512_cvtph_ps(_mm256_maskz_loadu_epi16(m, x + i));
+        _mm512_mask_storeu_ps(y + i, m, _mm512_fmadd_ps(va, xv, _mm512_maskz_loadu_ps(m, y + i)));
+    }
+}
+
+void f32_to_f16_row(const float* x, uint16_t* y, int64_t n) {
+    int64_t i = 0;
+    for (; i + 16 <= n; i += 16)
+        _mm256_storeu_si256((__m256i*)(y + i), _mm512_cvtps_ph(_mm512_loadu_ps(x + i), _MM_FROUND_TO_NEAREST_INT));
+    if (i < n) {
+        const __mmask16 m = tail_mask(n - i);
+        const __m256i h = _mm512_cvtps_ph(_mm512_maskz_loadu_ps(m, x + i), _MM_FROUND_TO_NEAREST_INT);
+        _mm256_mask_storeu_epi16(y + i, m, h);
+    }
+}
+
+}  // namespace
+
+const KernelTable& avx512_kernels() {
+    static const KernelTable table = {
+        "avx512", matmul, quantize_q8a, dot_f32, dot_f16, axpy_f32, axpy_f16, f32_to_f16_row,
+    };
+    return table;
+}
+
 }  // namespace hearth

@@ -1,4 +1,220 @@
-// Test hooks for the kernels (placeholder).
+// Test and benchmark hooks for the kernel tables (csrc/kernels): every entry
+// of a named table ("scalar", "avx2", "avx512") callable on numpy arrays, so
+// that tests compare the paths with each other and with numpy references.
+// Underscore-free names on purpose: they live in hearthlm._core, which is
+// private; nothing outside tests and bench/ should call them.
+#include <pybind11/numpy.h>
 #include <pybind11/pybind11.h>
+#include <pybind11/stl.h>
+
+#include <time.h>
+
+#include <chrono>
+#include <cmath>
+#include <limits>
+#include <string>
+#include <thread>
+#include <tuple>
+#include <vector>
+
+#include "common.h"
+#include "ggml_type.h"
+#include "kernels/kernels.h"
+
 namespace py = pybind11;
-void bind_kernels(py::module_& m) {}
+using namespace hearth;
+
+namespace {
+
+template <typename T>
+using carray = py::array_t<T, py::array::c_style | py::array::forcecast>;
+
+const KernelTable& table(const std::string& name) {
+    const KernelTable* t = kernels_by_name(name.c_str());
+    if (!t) throw Error("kernel set '" + name + "' is not available in this build or on this CPU");
+    return *t;
+}
+
+GgmlType check_type(int w_type) {
+    switch (w_type) {
+        case (int)GgmlType::F32: case (int)GgmlType::F16: case (int)GgmlType::BF16:
+        case (int)GgmlType::Q8_0: case (int)GgmlType::Q4_0: case (int)GgmlType::Q4_1:
+            return (GgmlType)w_type;
+    }
+    throw Error("kernel_matmul: unsupported weight type " + std::to_string(w_type));
+}
+
+// A prepared matmul: weights checked, activations converted (quantized to
+// q8a with the named table's quantize_q8a when the weights are quantized).
+struct Prepared {
+    MatmulArgs args{};
+    std::vector<block_q8a> xq;
+};
+
+Prepared prepare(const KernelTable& kt, int w_type, const carray<uint8_t>& w, int64_t rows, int64_t k,
+                 const carray<float>& x) {
+    const GgmlType t = check_type(w_type);
+    if (rows < 0 || k <= 0) throw Error("kernel_matmul: rows must be >= 0 and k > 0");
+    if (is_quantized(t) && k % QK != 0) throw Error("kernel_matmul: k must be a multiple of 32 for quantized weights");
+    const size_t rb = row_bytes(t, k);
+    if ((size_t)w.size() < rb * (size_t)rows) throw Error("kernel_matmul: weight buffer too small");
+    if (x.ndim() != 2 || x.shape(1) != k) throw Error("kernel_matmul: x must be float32 [n_tokens, k]");
+    Prepared p;
+    const int64_t nt = x.shape(0);
+    p.args.w_type = t;
+    p.args.w = w.data();
+    p.args.w_row_bytes = rb;
+    p.args.k = k;
+    p.args.n_tokens = nt;
+    if (is_quantized(t)) {
+        const int64_t nb = k / QK;
+        p.xq.resize((size_t)(nt * nb));
+        for (int64_t i = 0; i < nt; i++) kt.quantize_q8a(x.data() + i * k, p.xq.data() + i * nb, k);
+        p.args.x = p.xq.data();
+        p.args.x_row_bytes = nb * sizeof(block_q8a);
+    } else {
+        p.args.x = x.data();
+        p.args.x_row_bytes = k * sizeof(float);
+    }
+    return p;
+}
+
+py::array_t<float> kernel_matmul(const std::string& name, int w_type, const carray<uint8_t>& w, int64_t rows,
+                                 int64_t k, const carray<float>& x, int64_t r0, int64_t r1) {
+    const KernelTable& kt = table(name);
+    Prepared p = prepare(kt, w_type, w, rows, k, x);
+    if (r0 < 0 || r1 > rows || r0 > r1) throw Error("kernel_matmul: need 0 <= r0 <= r1 <= rows");
+    const int64_t nt = p.args.n_tokens;
+    py::array_t<float> y({nt, rows});
+    float* yp = y.mutable_data();
+    for (int64_t i = 0; i < nt * rows; i++) yp[i] = std::numeric_limits<float>::quiet_NaN();  // untouched = nan
+    p.args.y = yp;
+    p.args.y_stride = rows;
+    p.args.r0 = r0;
+    p.args.r1 = r1;
+    {
+        py::gil_scoped_release nogil;
+        kt.matmul(p.args);
+    }
+    return y;
+}
+
+double thread_cpu_seconds() {
+    timespec ts;
+    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+    return ts.tv_sec + 1e-9 * ts.tv_nsec;
+}
+
+// (wall seconds, CPU seconds of the busiest thread) per matmul, the rows split
+// between n_threads threads (each runs `iters` products on its share; no
+// barrier between iterations). The CPU time is what to read on a busy machine.
+std::pair<double, double> kernel_bench_matmul(const std::string& name, int w_type, const carray<uint8_t>& w,
+                                              int64_t rows, int64_t k, const carray<float>& x, int n_threads,
+                                              int iters) {
+    const KernelTable& kt = table(name);
+    Prepared p = prepare(kt, w_type, w, rows, k, x);
+    if (n_threads < 1 || iters < 1) throw Error("kernel_bench_matmul: n_threads and iters must be >= 1");
+    std::vector<float> y((size_t)(p.args.n_tokens * rows));
+    p.args.y = y.data();
+    p.args.y_stride = rows;
+    std::vector<double> cpu((size_t)n_threads);
+    double seconds;
+    {
+        py::gil_scoped_release nogil;
+        auto run = [&](int ti) {
+            MatmulArgs a = p.args;
+            a.r0 = rows * ti / n_threads;
+            a.r1 = rows * (ti + 1) / n_threads;
+            const double c0 = thread_cpu_seconds();
+            for (int it = 0; it < iters; it++) kt.matmul(a);
+            cpu[(size_t)ti] = thread_cpu_seconds() - c0;
+        };
+        const auto start = std::chrono::steady_clock::now();
+        std::vector<std::thread> th;
+        for (int ti = 1; ti < n_threads; ti++) th.emplace_back(run, ti);
+        run(0);
+        for (auto& t : th) t.join();
+        seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+    }
+    double cmax = 0;
+    for (double c : cpu) cmax = c > cmax ? c : cmax;
+    return {seconds / iters, cmax / iters};
+}
+
+std::tuple<py::array_t<float>, py::array_t<int32_t>, py::array_t<int8_t>> kernel_quantize_q8a(
+    const std::string& name, const carray<float>& x) {
+    const KernelTable& kt = table(name);
+    const int64_t k = x.size();
+    if (k % QK != 0) throw Error("kernel_quantize_q8a: length must be a multiple of 32");
+    const int64_t nb = k / QK;
+    std::vector<block_q8a> q((size_t)nb);
+    {
+        py::gil_scoped_release nogil;
+        kt.quantize_q8a(x.data(), q.data(), k);
+    }
+    py::array_t<float> d(nb);
+    py::array_t<int32_t> s(nb);
+    py::array_t<int8_t> qs({nb, (int64_t)QK});
+    for (int64_t b = 0; b < nb; b++) {
+        d.mutable_data()[b] = q[b].d;
+        s.mutable_data()[b] = q[b].sum;
+        for (int i = 0; i < QK; i++) qs.mutable_data()[b * QK + i] = q[b].qs[i];
+    }
+    return {d, s, qs};
+}
+
+void check_same(int64_t a, int64_t b, const char* what) {
+    if (a != b) throw Error(std::string(what) + ": arrays must have the same length");
+}
+
+}  // namespace
+
+void bind_kernels(py::module_& m) {
+    m.def("supported_kernels", [] {
+        std::vector<std::string> names;
+        for (const char* n : {"scalar", "avx2", "avx512"})
+            if (kernels_by_name(n)) names.push_back(n);
+        return names;
+    }, "Kernel sets this build and this CPU support, scalar first.");
+    m.def("kernel_name", [] { return std::string(kernels().name); },
+          "The kernel set the engine uses (HEARTH_KERNELS or the CPU's best; use_kernels switches it).");
+    m.def("use_kernels", [](const std::string& name) { use_kernels(name.c_str()); }, py::arg("name"),
+          "Switches the kernel set (for tests and benchmarks; not while a model computes).");
+    m.def("kernel_matmul", &kernel_matmul, py::arg("name"), py::arg("w_type"), py::arg("w"), py::arg("rows"),
+          py::arg("k"), py::arg("x"), py::arg("r0"), py::arg("r1"),
+          "y[t, r] = sum_k W[r, k] x[t, k] for r in [r0, r1) (other rows nan) with the named kernel set. "
+          "w: raw GGUF row bytes (uint8), x: float32 [n_tokens, k], quantized to q8a by the same set "
+          "when w is quantized. Returns float32 [n_tokens, rows].");
+    m.def("kernel_bench_matmul", &kernel_bench_matmul, py::arg("name"), py::arg("w_type"), py::arg("w"),
+          py::arg("rows"), py::arg("k"), py::arg("x"), py::arg("n_threads") = 1, py::arg("iters") = 10,
+          "(wall, busiest thread CPU) seconds per matmul (activation quantization excluded), rows split between n_threads.");
+    m.def("kernel_quantize_q8a", &kernel_quantize_q8a, py::arg("name"), py::arg("x"),
+          "Quantize float32 x (length % 32 == 0) to q8a: returns (d float32 [nb], sum int32 [nb], qs int8 [nb, 32]).");
+    m.def("kernel_dot_f32", [](const std::string& name, const carray<float>& a, const carray<float>& b) {
+        check_same(a.size(), b.size(), "kernel_dot_f32");
+        return table(name).dot_f32(a.data(), b.data(), a.size());
+    });
+    m.def("kernel_dot_f16", [](const std::string& name, const carray<uint16_t>& a, const carray<float>& b) {
+        check_same(a.size(), b.size(), "kernel_dot_f16");
+        return table(name).dot_f16(a.data(), b.data(), a.size());
+    }, "a: float16 bits as uint16");
+    m.def("kernel_axpy_f32", [](const std::string& name, float alpha, const carray<float>& x, const carray<float>& y) {
+        check_same(x.size(), y.size(), "kernel_axpy_f32");
+        py::array_t<float> out(y.size());
+        std::copy(y.data(), y.data() + y.size(), out.mutable_data());
+        table(name).axpy_f32(alpha, x.data(), out.mutable_data(), x.size());
+        return out;
+    }, "Returns y + alpha * x (y is not modified).");
+    m.def("kernel_axpy_f16", [](const std::string& name, float alpha, const carray<uint16_t>& x, const carray<float>& y) {
+        check_same(x.size(), y.size(), "kernel_axpy_f16");
+        py::array_t<float> out(y.size());
+        std::copy(y.data(), y.data() + y.size(), out.mutable_data());
+        table(name).axpy_f16(alpha, x.data(), out.mutable_data(), x.size());
+        return out;
+    }, "x: float16 bits as uint16. Returns y + alpha * x.");
+    m.def("kernel_f32_to_f16_row", [](const std::string& name, const carray<float>& x) {
+        py::array_t<uint16_t> out(x.size());
+        table(name).f32_to_f16_row(x.data(), out.mutable_data(), x.size());
+        return out;
+    }, "float32 -> float16 bits (uint16), round to nearest even.");
+}

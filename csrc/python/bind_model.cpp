@@ -6,7 +6,6 @@
 
 #include "common.h"
 #include "gguf.h"
-#include "kernels/kernels.h"
 #include "model.h"
 
 namespace py = pybind11;
@@ -58,16 +57,6 @@ std::vector<int32_t> to_ids(const py::array& arr) {
 }  // namespace
 
 void bind_model(py::module_& m) {
-    m.def("kernel_name", [] { return std::string(kernels().name); },
-          "The kernel set in use (scalar, avx2 or avx512; HEARTH_KERNELS forces one).");
-    m.def("use_kernels", [](const std::string& name) { use_kernels(name.c_str()); }, py::arg("name"),
-          "Switches the kernel set (for tests and benchmarks; not while a model computes).");
-    m.def("supported_kernels", [] {
-        std::vector<std::string> names;
-        for (const char* n : {"scalar", "avx2", "avx512"}) if (kernels_by_name(n)) names.push_back(n);
-        return names;
-    }, "The kernel sets this build and CPU can run.");
-
     py::class_<Model>(m, "Model")
         .def(py::init([](const std::string& path, int n_threads, int64_t n_ctx, const std::string& kv_type) {
                  ModelOptions o;

@@ -1,0 +1,362 @@
+"""The SIMD kernel tables against the scalar reference, and the scalar
+reference against numpy (weights dequantized by the `gguf` package).
+
+Every kernel set this CPU supports is tested; the others are skipped.
+"""
+import os
+import shutil
+import subprocess
+import sys
+import zlib
+
+import numpy as np
+import pytest
+
+gguf = pytest.importorskip("gguf")
+from gguf import GGMLQuantizationType as QT  # noqa: E402
+from gguf.quants import dequantize, quantize  # noqa: E402
+
+core = pytest.importorskip("hearthlm._core")
+
+ALL_KERNELS = ["scalar", "avx2", "avx512"]
+AVAILABLE = core.supported_kernels()
+
+F32, F16, Q4_0, Q4_1, Q8_0, BF16 = 0, 1, 2, 3, 8, 30
+QUANT_TYPES = {Q8_0: QT.Q8_0, Q4_0: QT.Q4_0, Q4_1: QT.Q4_1}
+TYPE_NAMES = {F32: "f32", F16: "f16", BF16: "bf16", Q8_0: "q8_0", Q4_0: "q4_0", Q4_1: "q4_1"}
+ALL_TYPES = [F32, F16, BF16, Q8_0, Q4_0, Q4_1]
+
+# (rows, k, n_tokens): odd row counts, k = 32 * odd, odd token counts
+SHAPES = [(1, 32, 1), (7, 96, 3), (37, 544, 5), (129, 2080, 17), (129, 32, 17),
+          (1, 2080, 5), (7, 544, 1), (37, 96, 17)]
+# float weights take any k: tails shorter than a SIMD vector
+FLOAT_ONLY_SHAPES = [(5, 7, 3), (7, 33, 5), (37, 541, 17), (3, 1, 2)]
+DATA = ["normal", "outliers", "zero_blocks"]
+
+
+@pytest.fixture(params=ALL_KERNELS)
+def kernel(request):
+    if request.param not in AVAILABLE:
+        pytest.skip(f"kernel set {request.param} not supported by this CPU/build")
+    return request.param
+
+
+# ------------------------------------------------------------------ data --
+
+def make_data(kind, shape, rng):
+    a = rng.standard_normal(shape).astype(np.float32)
+    if kind == "outliers":
+        mask = rng.random(shape) < 0.01
+        a[mask] *= 200.0
+    elif kind == "zero_blocks":
+        flat = a.reshape(-1)
+        n_blocks = flat.size // 32
+        for b in range(0, n_blocks, 3):  # every third block of 32 all zero
+            flat[b * 32:(b + 1) * 32] = 0.0
+        if flat.size % 32:
+            flat[-(flat.size % 32):] = 0.0
+    return a
+
+
+def f32_to_bf16_bits(a):
+    u = np.ascontiguousarray(a, dtype=np.float32).view(np.uint32).astype(np.uint64)
+    return ((u + 0x7FFF + ((u >> 16) & 1)) >> 16).astype(np.uint16)
+
+
+def bf16_bits_to_f32(b):
+    return (b.astype(np.uint32) << 16).view(np.float32)
+
+
+def make_weights(w_type, w):
+    """GGUF row bytes (uint8, flat) and the float64 weights they hold."""
+    if w_type == F32:
+        raw = np.ascontiguousarray(w, dtype=np.float32)
+        return raw.view(np.uint8).reshape(-1), raw.astype(np.float64)
+    if w_type == F16:
+        raw = w.astype(np.float16)
+        return raw.view(np.uint8).reshape(-1), raw.astype(np.float64)
+    if w_type == BF16:
+        raw = f32_to_bf16_bits(w)
+        return raw.view(np.uint8).reshape(-1), bf16_bits_to_f32(raw).astype(np.float64)
+    qt = QUANT_TYPES[w_type]
+    raw = quantize(w, qt)
+    return np.ascontiguousarray(raw).view(np.uint8).reshape(-1), dequantize(raw, qt).astype(np.float64)
+
+
+def np_round_half_away(v):
+    a = np.abs(v)
+    fl = np.floor(a)
+    return np.sign(v) * (fl + np.floor(2 * (a - fl)))
+
+
+def numpy_q8a(x):
+    """q8a blocks computed in numpy float32: (d [nb], sum [nb], qs [nb, 32])."""
+    xb = np.asarray(x, dtype=np.float32).reshape(-1, 32)
+    amax = np.abs(xb).max(axis=1)
+    d = (amax / np.float32(127)).astype(np.float32)
+    with np.errstate(divide="ignore"):
+        idv = np.where(d != 0, np.float32(1) / d, np.float32(0)).astype(np.float32)
+    q = np_round_half_away((xb * idv[:, None]).astype(np.float32)).astype(np.int32)
+    return d, q.sum(axis=1).astype(np.int32), q.astype(np.int8)
+
+
+def activations_as_used(w_type, x):
+    """The activations the matmul really multiplies: x, or its q8a dequantized."""
+    if w_type not in QUANT_TYPES:
+        return x.astype(np.float64)
+    out = np.empty(x.shape, dtype=np.float64)
+    for t in range(x.shape[0]):
+        d, _, qs = numpy_q8a(x[t])
+        out[t] = (qs.astype(np.float64) * d.astype(np.float64)[:, None]).reshape(-1)
+    return out
+
+
+def case(w_type, shape, data, seed):
+    rows, k, nt = shape
+    rng = np.random.default_rng(seed)
+    w = make_data(data, (rows, k), rng)
+    x = make_data(data, (nt, k), rng)
+    raw, wd = make_weights(w_type, w)
+    return raw, wd, x
+
+
+def error_scale(w_type, raw, wd, xa):
+    """sum_k |w x|: the scale of the float rounding error of one output. For
+    q4_1 the kernels (as ggml's) compute d*sum(q x) + m*sum(x) per block, two
+    terms that may cancel, so add sum_blocks |m| * sum |x| too."""
+    mag = np.abs(xa) @ np.abs(wd).T
+    if w_type == Q4_1:
+        rows, k = wd.shape
+        blocks = raw.reshape(rows, k // 32, 20)
+        m = np.abs(blocks[:, :, 2:4].copy().view(np.float16)[..., 0].astype(np.float64))  # [rows, nb]
+        xs = np.abs(xa).reshape(xa.shape[0], k // 32, 32).sum(axis=2)  # [tokens, nb]
+        mag = mag + xs @ m.T
+    return mag
+
+
+def assert_close_rowwise(got, want, magnitude, rtol, what):
+    """|got - want| <= rtol * sum_k |w x| for every output (the scale of its rounding error)."""
+    err = np.abs(got.astype(np.float64) - want.astype(np.float64))
+    bound = rtol * magnitude + 1e-30
+    bad = err > bound
+    assert not bad.any(), (
+        f"{what}: {bad.sum()} outputs off, worst err {err.max():.3g} "
+        f"(bound there {bound.reshape(-1)[np.argmax(err)]:.3g})")
+
+
+def all_cases():
+    for w_type in ALL_TYPES:
+        shapes = SHAPES + (FLOAT_ONLY_SHAPES if w_type not in QUANT_TYPES else [])
+        for shape in shapes:
+            for data in DATA:
+                yield pytest.param(w_type, shape, data, id=f"{TYPE_NAMES[w_type]}-{shape[0]}x{shape[1]}x{shape[2]}-{data}")
+
+
+# ---------------------------------------------------------------- matmul --
+
+@pytest.mark.parametrize("w_type,shape,data", list(all_cases()))
+def test_matmul_matches_scalar_reference_within_float_rounding(kernel, w_type, shape, data):
+    rows, k, nt = shape
+    raw, wd, x = case(w_type, shape, data, seed=zlib.crc32(repr((w_type, shape, data)).encode()))
+    got = core.kernel_matmul(kernel, w_type, raw, rows, k, x, 0, rows)
+    want = core.kernel_matmul("scalar", w_type, raw, rows, k, x, 0, rows)
+    assert got.shape == (nt, rows) and np.isfinite(got).all()
+    mag = error_scale(w_type, raw, wd, activations_as_used(w_type, x))
+    assert_close_rowwise(got, want, mag, 1e-5, f"{kernel} vs scalar")
+
+
+@pytest.mark.parametrize("w_type,shape,data", list(all_cases()))
+def test_scalar_matmul_matches_numpy_float64_reference(w_type, shape, data):
+    rows, k, nt = shape
+    raw, wd, x = case(w_type, shape, data, seed=1 + zlib.crc32(repr((w_type, shape, data)).encode()))
+    got = core.kernel_matmul("scalar", w_type, raw, rows, k, x, 0, rows)
+    xa = activations_as_used(w_type, x)
+    want = xa @ wd.T
+    mag = error_scale(w_type, raw, wd, xa)
+    assert_close_rowwise(got, want, mag, 1e-5, "scalar vs numpy(gguf.dequantize) float64")
+
+
+@pytest.mark.parametrize("w_type", ALL_TYPES, ids=[TYPE_NAMES[t] for t in ALL_TYPES])
+def test_matmul_bit_identical_for_any_row_split_and_token_count(kernel, w_type):
+    """The determinism contract: an output depends on (row, token, data) only,
+    not on r0/r1 (the thread split) nor n_tokens (decode vs prefill)."""
+    rows, k, nt = 37, 544, 17
+    raw, _, x = case(w_type, (rows, k, nt), "normal", seed=7)
+    full = core.kernel_matmul(kernel, w_type, raw, rows, k, x, 0, rows)
+    # rows split at awkward places, as threads would
+    for cuts in ([0, 1, 6, 19, 37], [0, 18, 37], [0, 3, 4, 5, 33, 36, 37]):
+        parts = np.full_like(full, np.nan)
+        for r0, r1 in zip(cuts[:-1], cuts[1:]):
+            y = core.kernel_matmul(kernel, w_type, raw, rows, k, x, r0, r1)
+            parts[:, r0:r1] = y[:, r0:r1]
+        assert np.array_equal(parts.view(np.uint32), full.view(np.uint32)), f"split {cuts} differs"
+    # token by token (decode) and in odd groups (prefill chunks)
+    for groups in ([1] * nt, [3, 5, 9], [2, 15]):
+        t0 = 0
+        for g in groups:
+            y = core.kernel_matmul(kernel, w_type, raw, rows, k, x[t0:t0 + g], 0, rows)
+            assert np.array_equal(y.view(np.uint32), full[t0:t0 + g].view(np.uint32)), \
+                f"tokens {t0}..{t0 + g} computed {g} at a time differ"
+            t0 += g
+
+
+def test_matmul_leaves_rows_outside_r0_r1_untouched(kernel):
+    rows, k, nt = 9, 64, 3
+    raw, _, x = case(Q4_0, (rows, k, nt), "normal", seed=3)
+    y = core.kernel_matmul(kernel, Q4_0, raw, rows, k, x, 2, 7)
+    assert np.isnan(y[:, :2]).all() and np.isnan(y[:, 7:]).all()
+    assert np.isfinite(y[:, 2:7]).all()
+
+
+def test_matmul_rejects_k_not_multiple_of_32_for_quantized_weights():
+    x = np.zeros((1, 48), np.float32)
+    with pytest.raises(Exception, match="multiple of 32"):
+        core.kernel_matmul("scalar", Q8_0, np.zeros(100, np.uint8), 1, 48, x, 0, 1)
+
+
+# -------------------------------------------------------------- quantize --
+
+def q8a_inputs():
+    rng = np.random.default_rng(11)
+    normal = rng.standard_normal(32 * 65).astype(np.float32)
+    outliers = normal.copy()
+    outliers[::97] *= 1e4
+    zeros = normal.copy()
+    zeros[32:64] = 0.0
+    zeros[320:352] = -0.0
+    # amax 127 gives d = 1 and id = 1: x = n + 0.5 must round away from zero
+    halves = np.concatenate([np.array([127.0, -127.0], np.float32),
+                             (np.arange(30, dtype=np.float32) - 15) + np.float32(0.5)])
+    halves = np.concatenate([halves, -halves, halves * np.float32(1e-3), halves * np.float32(3.0)])
+    # tiny inputs (d near the bottom of the normal range; a subnormal d would
+    # make 1/d infinite, which no activation comes near)
+    tiny = (normal * np.float32(1e-35)).astype(np.float32)
+    return {"normal": normal, "outliers": outliers, "zero_blocks": zeros, "exact_halves": halves,
+            "tiny": tiny}
+
+
+@pytest.mark.parametrize("data", list(q8a_inputs()))
+def test_scalar_quantize_q8a_matches_numpy_reference(data):
+    x = q8a_inputs()[data]
+    d, s, qs = core.kernel_quantize_q8a("scalar", x)
+    rd, rs, rqs = numpy_q8a(x)
+    assert np.array_equal(d.view(np.uint32), rd.view(np.uint32))
+    assert np.array_equal(qs, rqs)
+    assert np.array_equal(s, rs)
+    assert np.array_equal(s, qs.astype(np.int32).sum(axis=1))
+
+
+@pytest.mark.parametrize("data", list(q8a_inputs()))
+def test_quantize_q8a_bit_identical_to_scalar(kernel, data):
+    x = q8a_inputs()[data]
+    d, s, qs = core.kernel_quantize_q8a(kernel, x)
+    rd, rs, rqs = core.kernel_quantize_q8a("scalar", x)
+    assert np.array_equal(d.view(np.uint32), rd.view(np.uint32))
+    assert np.array_equal(qs, rqs)
+    assert np.array_equal(s, rs)
+
+
+# ----------------------------------------------------- attention helpers --
+
+LENGTHS = [1, 7, 8, 15, 16, 17, 33, 64, 100, 128, 131]
+
+
+@pytest.mark.parametrize("n", LENGTHS)
+def test_dot_f32_and_dot_f16_match_numpy(kernel, n):
+    rng = np.random.default_rng(n)
+    a = rng.standard_normal(n).astype(np.float32)
+    b = rng.standard_normal(n).astype(np.float32)
+    h = a.astype(np.float16)
+    mag = float(np.abs(a.astype(np.float64)) @ np.abs(b.astype(np.float64)))
+    want32 = float(a.astype(np.float64) @ b.astype(np.float64))
+    want16 = float(h.astype(np.float64) @ b.astype(np.float64))
+    assert abs(core.kernel_dot_f32(kernel, a, b) - want32) <= 1e-6 * mag
+    assert abs(core.kernel_dot_f16(kernel, h.view(np.uint16), b) - want16) <= 1e-6 * mag
+
+
+@pytest.mark.parametrize("n", LENGTHS)
+def test_axpy_f32_and_axpy_f16_match_numpy(kernel, n):
+    rng = np.random.default_rng(100 + n)
+    x = rng.standard_normal(n).astype(np.float32)
+    y = rng.standard_normal(n).astype(np.float32)
+    h = x.astype(np.float16)
+    alpha = np.float32(-0.37)
+    want32 = y.astype(np.float64) + np.float64(alpha) * x.astype(np.float64)
+    want16 = y.astype(np.float64) + np.float64(alpha) * h.astype(np.float64)
+    tol = 1e-6 * (np.abs(y) + np.abs(alpha * x))
+    assert (np.abs(core.kernel_axpy_f32(kernel, alpha, x, y) - want32) <= tol).all()
+    assert (np.abs(core.kernel_axpy_f16(kernel, alpha, h.view(np.uint16), y) - want16) <= tol).all()
+
+
+def f16_conversion_inputs():
+    rng = np.random.default_rng(5)
+    special = np.array([0.0, -0.0, np.inf, -np.inf, 65504.0, -65504.0, 65519.99, 65520.0, 1e6, -1e6,
+                        6.1035156e-05, 6.097555e-05, 5.9604645e-08, 2.9802322e-08, 2.9802326e-08,
+                        8.940697e-08, 1e-10, -1e-10, 1.0, -1.0, 0.5, 1.00048828125, 1.000244140625,
+                        1.0007324, 2049.0, 2051.0, 3.0e-5, -3.0e-5, 1e-45], dtype=np.float32)
+    wide = (rng.standard_normal(4099) * np.exp2(rng.integers(-30, 20, 4099))).astype(np.float32)
+    # every f16 value, and every midpoint between neighbours (ties to even)
+    all_h = np.arange(0, 0x7C00, dtype=np.uint16).view(np.float16).astype(np.float32)
+    mids = ((all_h[:-1].astype(np.float64) + all_h[1:].astype(np.float64)) / 2).astype(np.float32)
+    return np.concatenate([special, wide, all_h, -mids, mids])
+
+
+@pytest.mark.parametrize("n", [1, 7, 8, 9, 31, None])
+def test_f32_to_f16_row_bit_identical_to_numpy_astype(kernel, n):
+    x = f16_conversion_inputs()
+    if n is not None:
+        x = x[:n]
+    got = core.kernel_f32_to_f16_row(kernel, x)
+    with np.errstate(over="ignore"):
+        want = x.astype(np.float16).view(np.uint16)
+    assert np.array_equal(got, want), f"first mismatch at {np.argmax(got != want)}"
+
+
+def test_f32_to_f16_row_keeps_nan_a_nan_with_its_sign(kernel):
+    x = np.array([np.nan, -np.nan, 1.0, np.nan], dtype=np.float32)
+    got = core.kernel_f32_to_f16_row(kernel, x)
+    h = got.view(np.float16)
+    assert np.isnan(h[[0, 1, 3]]).all() and h[2] == 1.0
+    assert np.array_equal(np.signbit(h), np.signbit(x))
+    # the quiet nan numpy makes from the default nan
+    assert got[0] == np.float32(np.nan).astype(np.float16).view(np.uint16)
+
+
+@pytest.mark.parametrize("w_type", ALL_TYPES, ids=[TYPE_NAMES[t] for t in ALL_TYPES])
+def test_long_prefill_bit_identical_to_decode_across_token_chunks(kernel, w_type):
+    """Prefill processes tokens in cache-sized chunks (about a hundred tokens
+    at k = 2080); outputs on both sides of a chunk boundary must still equal
+    the one-token (decode) results bit for bit, and the scalar path within
+    float rounding."""
+    rows, k, nt = 9, 2080, 300
+    raw, wd, x = case(w_type, (rows, k, nt), "normal", seed=13)
+    full = core.kernel_matmul(kernel, w_type, raw, rows, k, x, 0, rows)
+    for t in range(nt):
+        y = core.kernel_matmul(kernel, w_type, raw, rows, k, x[t:t + 1], 0, rows)
+        assert np.array_equal(y.view(np.uint32), full[t:t + 1].view(np.uint32)), f"token {t} differs"
+    want = core.kernel_matmul("scalar", w_type, raw, rows, k, x, 0, rows)
+    assert_close_rowwise(full, want, error_scale(w_type, raw, wd, activations_as_used(w_type, x)), 1e-5,
+                         f"{kernel} vs scalar")
+
+
+@pytest.mark.skipif(not os.environ.get("HEARTH_QEMU_TESTS"),
+                    reason="slow (about a minute): set HEARTH_QEMU_TESTS=1 to run the kernels on an emulated Haswell")
+@pytest.mark.skipif(os.environ.get("HEARTH_UNDER_QEMU") == "1", reason="already running under qemu")
+def test_kernels_pass_on_an_emulated_haswell_without_avx512():
+    """DESIGN.md's check that no AVX-512 (or AVX2 outside avx2.cpp) leaks into
+    code a Haswell runs: the module loads under qemu-user -cpu Haswell, offers
+    scalar and avx2 only, and those paths pass the core kernel tests there."""
+    qemu = shutil.which("qemu-x86_64")
+    if qemu is None:
+        pytest.skip("qemu-x86_64 (Debian's qemu-user) is not installed")
+    env = dict(os.environ, HEARTH_UNDER_QEMU="1")
+    probe = subprocess.run([qemu, "-cpu", "Haswell", sys.executable, "-c",
+                            "from hearthlm import _core; print(','.join(_core.supported_kernels()))"],
+                           env=env, capture_output=True, text=True, timeout=600)
+    assert probe.returncode == 0, probe.stderr[-2000:]
+    assert probe.stdout.strip() == "scalar,avx2"
+    run = subprocess.run([qemu, "-cpu", "Haswell", sys.executable, "-m", "pytest", __file__, "-q", "-x",
+                          "-p", "no:cacheprovider", "-k",
+                          "bit_identical or matches_scalar_reference and 37x544 or f32_to_f16 or dot or axpy"],
+                         env=env, capture_output=True, text=True, timeout=1800)
+    assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-2000:]
