@@ -175,6 +175,15 @@ def test_f32_decode_through_the_kv_cache_agrees_with_transformers(
 # quantized files: at least as close to transformers as llama.cpp is
 # ---------------------------------------------------------------------------
 
+# The relative criteria (the issue's: mean cosine >= llama.cpp's - 1e-4, top-1
+# >= llama.cpp's - 1 point) sit at the noise level of these files. hearth and
+# llama.cpp round differently (hearth's q8 activation blocks keep d in f32,
+# ggml's in f16), and 30 layers amplify that: on q8_0 hearth's logits differ
+# from llama.cpp's about as much as either differs from transformers (median
+# row max|d| 0.59 vs 0.65 / 0.69), and hearth's own scalar / AVX2 / AVX-512
+# paths move mean cosine by ~1e-4 and top-1 by up to 6 of 256 positions, each
+# path failing a different 2 or 3 of the cases below by a hair (measured at
+# main 951b675). The printed "right in one engine only" lines show where.
 QUANT_CASES = [
     pytest.param("q8_0", "smollm2_q8_0_gguf", "real_text_ids", "text256", "f32", id="q8_0-text256-kvf32"),
     pytest.param("q4_0", "smollm2_q4_0_gguf", "real_text_ids", "text256", "f32", id="q4_0-text256-kvf32"),
