@@ -311,3 +311,25 @@ def hf_ref_cache(smollm2_hf_model):
             return cache[k]
 
     return _Ref()
+
+
+# ---------------------------------------------------------------------------
+# Kernel sets: tests that take `kernel_set` run once per set this CPU supports
+# ---------------------------------------------------------------------------
+def _supported_kernel_sets():
+    try:
+        from hearthlm import _core
+    except ImportError:  # the engine is not built: such tests fail on their own import
+        return ["scalar"]
+    return _core.supported_kernels()
+
+
+@pytest.fixture(params=_supported_kernel_sets())
+def kernel_set(request):
+    """Switches the engine to one kernel set for the test, and back after."""
+    from hearthlm import _core
+
+    before = _core.kernel_name()
+    _core.use_kernels(request.param)
+    yield request.param
+    _core.use_kernels(before)

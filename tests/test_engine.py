@@ -27,14 +27,6 @@ def model_files(tmp_path_factory):
     return files
 
 
-@pytest.fixture(params=_core.supported_kernels())
-def kernel_set(request):
-    before = _core.kernel_name()
-    _core.use_kernels(request.param)
-    yield request.param
-    _core.use_kernels(before)
-
-
 @pytest.mark.parametrize("arch", ARCHS)
 def test_f32_logits_match_numpy_reference_on_every_kernel_set(model_files, arch, kernel_set):
     ref = NumpyReference(model_files[arch, "f32"]).logits(PROMPT)

@@ -45,14 +45,6 @@ def tiny(tmp_path_factory):
     return out
 
 
-@pytest.fixture(params=_core.supported_kernels())
-def kernel_set(request):
-    before = _core.kernel_name()
-    _core.use_kernels(request.param)
-    yield request.param
-    _core.use_kernels(before)
-
-
 def prompt_ids(vocab, seed=7):
     return np.random.default_rng(seed).integers(0, vocab, N_PROMPT).tolist()
 
