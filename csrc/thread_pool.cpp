@@ -22,11 +22,14 @@ constexpr auto kSpinTime = std::chrono::microseconds(2000);
 }  // namespace
 
 int default_thread_count() {
+#ifdef __linux__
+    // the CPUs this process may run on (a container or taskset may allow fewer than the machine has)
     cpu_set_t set;
     if (sched_getaffinity(0, sizeof(set), &set) == 0) {
         const int n = CPU_COUNT(&set);
         if (n > 0) return n;
     }
+#endif
     const unsigned n = std::thread::hardware_concurrency();
     return n > 0 ? (int)n : 1;
 }
