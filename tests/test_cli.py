@@ -1,0 +1,67 @@
+"""The `hearth` executable as a user runs it: --info, --bench, --help, and
+bad flags (exit 2 with a message naming the flag)."""
+
+import re
+import subprocess
+
+import pytest
+
+from engine_helpers import hearth_binary
+from gguf_files import write_tiny_model
+
+
+def run(*args):
+    return subprocess.run([hearth_binary(), *map(str, args)], capture_output=True, text=True, timeout=120)
+
+
+@pytest.fixture(scope="module")
+def model(tmp_path_factory):
+    return write_tiny_model(tmp_path_factory.mktemp("cli") / "tiny-q8_0.gguf", arch="qwen2", weight_type="q8_0")
+
+
+def test_info_prints_metadata_and_every_tensor(model):
+    r = run("--info", model)
+    assert r.returncode == 0, r.stderr
+    assert re.search(r"general\.architecture\s+str\s+\"qwen2\"", r.stdout)
+    assert re.search(r"qwen2\.block_count\s+u32\s+2", r.stdout)
+    for name, ttype, shape in [("token_embd.weight", "q8_0", "[64, 256]"), ("blk.1.attn_q.bias", "f32", "[64]"),
+                               ("output.weight", "q8_0", "[64, 256]")]:
+        assert re.search(rf"{re.escape(name)}\s+{ttype}\s+{re.escape(shape)}", r.stdout), name
+    assert "runs in hearth: yes (qwen2, 2 layers" in r.stdout
+
+
+def test_bench_times_prefill_and_decode_of_random_or_given_tokens(model):
+    r = run("-m", model, "--bench", "--prompt-tokens", 8, "--gen-tokens", 4, "--reps", 1, "-t", 2)
+    assert r.returncode == 0, r.stderr
+    assert "threads 2" in r.stdout
+    assert re.search(r"prefill pp8: [0-9.]+ tokens/s", r.stdout)
+    assert re.search(r"decode  tg4: [0-9.]+ tokens/s", r.stdout)
+    r = run("-m", model, "--bench", "--tokens", "1,2,3", "--gen-tokens", 0, "--reps", 1, "--kv-type", "f32")
+    assert r.returncode == 0, r.stderr
+    assert "kv f32" in r.stdout and re.search(r"prefill pp3: ", r.stdout) and "decode" not in r.stdout
+
+
+def test_help_lists_the_options():
+    r = run("--help")
+    assert r.returncode == 0
+    for flag in ("--info", "--bench", "--threads", "--ctx", "--kv-type", "--tokens", "HEARTH_KERNELS"):
+        assert flag in r.stdout
+
+
+@pytest.mark.parametrize("args, words", [
+    (["--threads", "0"], "-t needs|--threads needs an integer >= 1, got '0'"),
+    (["--kv-type", "q8_0"], "--kv-type must be f16 or f32, got 'q8_0'"),
+    (["--tokens", "1,x"], "--tokens needs an integer >= 0, got 'x'"),
+    (["--prompt-tokens"], "--prompt-tokens needs a value"),
+    (["--frobnicate"], "unknown argument '--frobnicate'"),
+])
+def test_bad_flags_exit_2_naming_the_flag(model, args, words):
+    r = run("-m", model, "--bench", *args)
+    assert r.returncode == 2
+    assert re.search(words, r.stderr), r.stderr
+
+
+def test_context_too_small_for_the_bench_is_a_clear_error(model):
+    r = run("-m", model, "--bench", "--prompt-tokens", 100, "--gen-tokens", 100, "-c", 64)
+    assert r.returncode == 1
+    assert "exceed the context 64" in r.stderr
