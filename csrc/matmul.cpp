@@ -14,7 +14,7 @@ namespace {
 constexpr int64_t kRowsPerTask = 64;
 }  // namespace
 
-MatmulInput Matmul::prepare(const float* x, int64_t n_tokens, int64_t k, bool quantize, int slot) {
+MatmulInput Matmul::prepare(const float* x, int64_t n_tokens, int64_t k, bool quantize) {
     MatmulInput in;
     in.x = x;
     in.n_tokens = n_tokens;
@@ -22,7 +22,7 @@ MatmulInput Matmul::prepare(const float* x, int64_t n_tokens, int64_t k, bool qu
     if (quantize) {
         HEARTH_CHECK(k % QK == 0, "activation row length " + std::to_string(k) + " is not a multiple of 32");
         const int64_t nb = k / QK;
-        std::vector<block_q8a>& buf = qbuf_[slot];
+        std::vector<block_q8a>& buf = qbuf_;
         if ((int64_t)buf.size() < n_tokens * nb) buf.resize(n_tokens * nb);
         block_q8a* q = buf.data();
         const KernelTable& kt = kernels();

@@ -25,10 +25,10 @@ class Matmul {
 public:
     explicit Matmul(ThreadPool& pool) : pool_(pool) {}
 
-    // Prepares x [n_tokens, k] for weights of these types. The returned input
-    // borrows a buffer owned by this object: valid until the next prepare()
-    // with the same slot.
-    MatmulInput prepare(const float* x, int64_t n_tokens, int64_t k, bool quantize, int slot = 0);
+    // Prepares x [n_tokens, k] for the matrices that will read it (quantize:
+    // some of them are quantized). The returned input borrows a buffer owned
+    // by this object: valid until the next prepare().
+    MatmulInput prepare(const float* x, int64_t n_tokens, int64_t k, bool quantize);
 
     // y[t * y_stride + r] = sum_k W[r, k] x[t, k], for all rows r of W.
     void run(const GGUFTensor& w, const MatmulInput& in, float* y, int64_t y_stride);
@@ -45,7 +45,7 @@ public:
 
 private:
     ThreadPool& pool_;
-    std::vector<block_q8a> qbuf_[2];
+    std::vector<block_q8a> qbuf_;
 };
 
 }  // namespace hearth
