@@ -27,7 +27,7 @@ int64_t type_block_elems(GgmlType t);
 size_t type_block_bytes(GgmlType t);
 // Bytes of a row of n elements (n must be a multiple of the block size).
 size_t row_bytes(GgmlType t, int64_t n);
-// True for the quantized types, whose matmuls take q8a activations.
+// True for the quantized types, whose matmuls take q16a activations.
 bool is_quantized(GgmlType t);
 
 // Dequantize n elements of one row to f32 (scalar reference; used for

@@ -22,11 +22,11 @@ MatmulInput Matmul::prepare(const float* x, int64_t n_tokens, int64_t k, bool qu
     if (quantize) {
         HEARTH_CHECK(k % QK == 0, "activation row length " + std::to_string(k) + " is not a multiple of 32");
         const int64_t nb = k / QK;
-        std::vector<block_q8a>& buf = qbuf_;
+        std::vector<block_q16a>& buf = qbuf_;
         if ((int64_t)buf.size() < n_tokens * nb) buf.resize(n_tokens * nb);
-        block_q8a* q = buf.data();
+        block_q16a* q = buf.data();
         const KernelTable& kt = kernels();
-        pool_.parallel_for(n_tokens, [&](int64_t t) { kt.quantize_q8a(x + t * k, q + t * nb, k); });
+        pool_.parallel_for(n_tokens, [&](int64_t t) { kt.quantize_q16a(x + t * k, q + t * nb, k); });
         in.q = q;
     }
     return in;
@@ -44,7 +44,7 @@ MatmulArgs make_args(const GGUFTensor& w, const MatmulInput& in, float* y, int64
     if (is_quantized(w.type)) {
         HEARTH_CHECK(in.q != nullptr, "matmul: input not quantized for '" + w.name + "'");
         a.x = in.q;
-        a.x_row_bytes = (size_t)(in.k / QK) * sizeof(block_q8a);
+        a.x_row_bytes = (size_t)(in.k / QK) * sizeof(block_q16a);
     } else {
         a.x = in.x;
         a.x_row_bytes = (size_t)in.k * sizeof(float);

@@ -1,5 +1,5 @@
 // Y = X · Wᵀ for a weight tensor of the model, on the thread pool.
-// Quantized weights take activations quantized to q8a (once per input, shared
+// Quantized weights take activations quantized to q16a (once per input, shared
 // by every matrix that reads the same input: q/k/v, gate/up).
 #pragma once
 
@@ -13,12 +13,12 @@
 namespace hearth {
 
 // Activations ready for a matmul: the f32 rows and, when some weight that
-// reads them is quantized, their q8a blocks.
+// reads them is quantized, their q16a blocks.
 struct MatmulInput {
     const float* x = nullptr;
     int64_t n_tokens = 0;
     int64_t k = 0;
-    const block_q8a* q = nullptr;  // n_tokens * k/32 blocks, or null
+    const block_q16a* q = nullptr;  // n_tokens * k/32 blocks, or null
 };
 
 class Matmul {
@@ -45,7 +45,7 @@ public:
 
 private:
     ThreadPool& pool_;
-    std::vector<block_q8a> qbuf_;
+    std::vector<block_q16a> qbuf_;
 };
 
 }  // namespace hearth

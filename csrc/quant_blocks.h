@@ -32,14 +32,24 @@ struct block_q4_1 {
 static_assert(sizeof(block_q4_1) == 20, "q4_1 block must be 20 bytes");
 
 // Activations quantized for the integer dot products (our own, in memory only,
-// never in a file): like q8_0 but with an f32 scale, plus the sum of the 32
-// quants, which q4_0's -8 offset and q4_1's minimum need (ggml's q8_1 idea).
-// value = qs[i] * d; d = amax / 127; qs rounded half away from zero.
-struct block_q8a {
+// never in a file): 16-bit, one block per 32 activations. ggml quantizes
+// activations to 8 bits; on llama.cpp's own Q4_1 SmolLM2 file that rounding
+// is nearly all of its distance from transformers, and 16 bits remove it,
+// for little more work (the kernels multiply int16 pairs: vpdpwssd,
+// vpmaddwd).
+//   value_i = qs[i] * d;  d = amax / 32767 (0 below kQ16aTiny);  qs rounded half
+//   away from zero;
+//   sum = sum_i qs[i], which q4_0's -8 offset and q4_1's minimum need
+//   (ggml's q8_1 idea).
+struct block_q16a {
     float d;
     int32_t sum;
-    int8_t qs[QK];
+    int16_t qs[QK];
 };
-static_assert(sizeof(block_q8a) == 40, "q8a block must be 40 bytes");
+static_assert(sizeof(block_q16a) == 72, "q16a block must be 72 bytes");
+
+// Blocks whose amax is below this quantize to zeros: amax / 32767 would be a
+// subnormal d, whose 1 / d overflows (no real activation comes near).
+constexpr float kQ16aTiny = 1e-33f;
 
 }  // namespace hearth

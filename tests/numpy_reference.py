@@ -8,11 +8,13 @@ import gguf
 import numpy as np
 
 
-def fake_quantize_q8(x: np.ndarray) -> np.ndarray:
-    """What the engine's integer matmuls see of an activation row: blocks of
-    32 scaled by amax/127 and rounded half away from zero, computed in f32."""
+def fake_quantize_q16(x: np.ndarray) -> np.ndarray:
+    """What the engine's integer matmuls see of an activation row (q16a,
+    csrc/quant_blocks.h): blocks of 32 scaled by amax/32767 and rounded half
+    away from zero, computed in f32."""
     xf = x.astype(np.float32).reshape(-1, 32)
-    d = np.abs(xf).max(axis=1, keepdims=True) / np.float32(127)
+    amax = np.abs(xf).max(axis=1, keepdims=True)
+    d = np.where(amax < np.float32(1e-33), np.float32(0), amax / np.float32(32767)).astype(np.float32)
     inv = np.where(d != 0, np.float32(1) / np.where(d != 0, d, 1), np.float32(0)).astype(np.float32)
     v = xf * inv
     q = np.sign(v) * np.floor(np.abs(v) + np.float32(0.5))
@@ -20,8 +22,8 @@ def fake_quantize_q8(x: np.ndarray) -> np.ndarray:
 
 
 class NumpyReference:
-    """quantize_activations: feed quantized weights 8-bit activations, as the
-    engine does (ggml's q8 activations), to compare at float tolerance."""
+    """quantize_activations: feed quantized weights 16-bit activations, as the
+    engine does, to compare at float tolerance."""
 
     def __init__(self, path, quantize_activations: bool = False):
         r = gguf.GGUFReader(str(path))
@@ -63,7 +65,7 @@ class NumpyReference:
 
     def _mm(self, x, name):
         if name in self.quantized:
-            x = fake_quantize_q8(x)
+            x = fake_quantize_q16(x)
         return x @ self.t[name].T
 
     def _norm(self, x, w):

@@ -36,9 +36,9 @@ def test_f32_logits_match_numpy_reference_on_every_kernel_set(model_files, arch,
 
 @pytest.mark.parametrize("arch", ARCHS)
 @pytest.mark.parametrize("wtype", ["f16", "q8_0", "q4_0", "q4_1"])
-def test_quantized_logits_match_numpy_reference_with_8bit_activations(model_files, arch, wtype):
+def test_quantized_logits_match_numpy_reference_with_16bit_activations(model_files, arch, wtype):
     # the numpy side dequantizes the same weights and, like the engine, feeds
-    # quantized weights 8-bit activations: what is left is float rounding
+    # quantized weights 16-bit activations: what is left is float rounding
     # (on the scalar reference; the SIMD sets are held to it below)
     before = _core.kernel_name()
     try:
@@ -65,10 +65,11 @@ def test_every_kernel_set_agrees_with_scalar(model_files, arch, wtype):
             else:
                 # Each matmul agrees with scalar within float rounding
                 # (test_kernels.py), but the next layer quantizes its input to
-                # 8 bits again: a 1e-7 difference that lands on a rounding
-                # boundary moves one quant by 1, and a logit by up to ~1%.
-                assert rel_max_err(got, ref) <= 3e-2, name
-                assert (got.argmax(1) == ref.argmax(1)).mean() >= 0.9, name
+                # 16 bits again: a 1e-7 difference that lands on a rounding
+                # boundary moves one quant by 1 in 32767 (measured: up to
+                # 9e-5 of max|logit|; with 8-bit activations it was ~1%).
+                assert rel_max_err(got, ref) <= 5e-4, name
+                assert (got.argmax(1) == ref.argmax(1)).all(), name
     finally:
         _core.use_kernels(before)
 

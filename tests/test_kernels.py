@@ -89,24 +89,24 @@ def np_round_half_away(v):
     return np.sign(v) * (fl + np.floor(2 * (a - fl)))
 
 
-def numpy_q8a(x):
-    """q8a blocks computed in numpy float32: (d [nb], sum [nb], qs [nb, 32])."""
+def numpy_q16a(x):
+    """q16a blocks computed in numpy float32: (d [nb], sum [nb], qs int16 [nb, 32])."""
     xb = np.asarray(x, dtype=np.float32).reshape(-1, 32)
     amax = np.abs(xb).max(axis=1)
-    d = (amax / np.float32(127)).astype(np.float32)
+    d = np.where(amax < np.float32(1e-33), np.float32(0), amax / np.float32(32767)).astype(np.float32)
     with np.errstate(divide="ignore"):
         idv = np.where(d != 0, np.float32(1) / d, np.float32(0)).astype(np.float32)
     q = np_round_half_away((xb * idv[:, None]).astype(np.float32)).astype(np.int32)
-    return d, q.sum(axis=1).astype(np.int32), q.astype(np.int8)
+    return d, q.sum(axis=1).astype(np.int32), q.astype(np.int16)
 
 
 def activations_as_used(w_type, x):
-    """The activations the matmul really multiplies: x, or its q8a dequantized."""
+    """The activations the matmul really multiplies: x, or its q16a dequantized."""
     if w_type not in QUANT_TYPES:
         return x.astype(np.float64)
     out = np.empty(x.shape, dtype=np.float64)
     for t in range(x.shape[0]):
-        d, _, qs = numpy_q8a(x[t])
+        d, _, qs = numpy_q16a(x[t])
         out[t] = (qs.astype(np.float64) * d.astype(np.float64)[:, None]).reshape(-1)
     return out
 
@@ -216,7 +216,7 @@ def test_matmul_rejects_k_not_multiple_of_32_for_quantized_weights():
 
 # -------------------------------------------------------------- quantize --
 
-def q8a_inputs():
+def q16a_inputs():
     rng = np.random.default_rng(11)
     normal = rng.standard_normal(32 * 65).astype(np.float32)
     outliers = normal.copy()
@@ -224,33 +224,49 @@ def q8a_inputs():
     zeros = normal.copy()
     zeros[32:64] = 0.0
     zeros[320:352] = -0.0
-    # amax 127 gives d = 1 and id = 1: x = n + 0.5 must round away from zero
-    halves = np.concatenate([np.array([127.0, -127.0], np.float32),
+    # amax 32767 gives d = 1 and id = 1: x = n + 0.5 must round away from zero
+    halves = np.concatenate([np.array([32767.0, -32767.0], np.float32),
                              (np.arange(30, dtype=np.float32) - 15) + np.float32(0.5)])
     halves = np.concatenate([halves, -halves, halves * np.float32(1e-3), halves * np.float32(3.0)])
-    # tiny inputs (d near the bottom of the normal range; a subnormal d would
-    # make 1/d infinite, which no activation comes near)
-    tiny = (normal * np.float32(1e-35)).astype(np.float32)
+    # tiny inputs: d near the bottom of the normal range; below amax 1e-33 the
+    # blocks become zeros (a subnormal d would make 1/d overflow)
+    tiny = (normal * np.float32(1e-31)).astype(np.float32)
+    tinier = (normal * np.float32(1e-36)).astype(np.float32)
     return {"normal": normal, "outliers": outliers, "zero_blocks": zeros, "exact_halves": halves,
-            "tiny": tiny}
+            "tiny": tiny, "tinier": tinier}
 
 
-@pytest.mark.parametrize("data", list(q8a_inputs()))
-def test_scalar_quantize_q8a_matches_numpy_reference(data):
-    x = q8a_inputs()[data]
-    d, s, qs = core.kernel_quantize_q8a("scalar", x)
-    rd, rs, rqs = numpy_q8a(x)
+@pytest.mark.parametrize("data", list(q16a_inputs()))
+def test_scalar_quantize_q16a_matches_numpy_reference(data):
+    x = q16a_inputs()[data]
+    d, s, qs = core.kernel_quantize_q16a("scalar", x)
+    rd, rs, rqs = numpy_q16a(x)
+    assert qs.dtype == np.int16
     assert np.array_equal(d.view(np.uint32), rd.view(np.uint32))
     assert np.array_equal(qs, rqs)
     assert np.array_equal(s, rs)
     assert np.array_equal(s, qs.astype(np.int32).sum(axis=1))
 
 
-@pytest.mark.parametrize("data", list(q8a_inputs()))
-def test_quantize_q8a_bit_identical_to_scalar(kernel, data):
-    x = q8a_inputs()[data]
-    d, s, qs = core.kernel_quantize_q8a(kernel, x)
-    rd, rs, rqs = core.kernel_quantize_q8a("scalar", x)
+@pytest.mark.parametrize("data", list(q16a_inputs()))
+def test_q16a_holds_each_activation_within_half_a_step(data):
+    """16 bits: |qs * d - x| <= d / 2 (d = amax / 32767), up to the float
+    rounding of x * (1 / d); blocks with amax below 1e-33 are zeros."""
+    x = q16a_inputs()[data].astype(np.float32)
+    d, _, qs = core.kernel_quantize_q16a("scalar", x)
+    xb = x.astype(np.float64).reshape(-1, 32)
+    err = np.abs(qs.astype(np.float64) * d.astype(np.float64)[:, None] - xb)
+    bound = np.where(d[:, None] > 0, d.astype(np.float64)[:, None] * (0.5 + 1e-3), 1e-33)
+    assert (err <= bound).all(), err.max()
+    assert ((d == 0) == (np.abs(xb).max(axis=1) < 1e-33)).all()
+    assert (np.abs(qs).max(axis=1) == np.where(d > 0, 32767, 0)).all()
+
+
+@pytest.mark.parametrize("data", list(q16a_inputs()))
+def test_quantize_q16a_bit_identical_to_scalar(kernel, data):
+    x = q16a_inputs()[data]
+    d, s, qs = core.kernel_quantize_q16a(kernel, x)
+    rd, rs, rqs = core.kernel_quantize_q16a("scalar", x)
     assert np.array_equal(d.view(np.uint32), rd.view(np.uint32))
     assert np.array_equal(qs, rqs)
     assert np.array_equal(s, rs)

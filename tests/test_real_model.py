@@ -25,21 +25,26 @@ EOS = 2  # SmolLM2 <|endoftext|>; <|im_end|> is 2 as well in this vocabulary
 # measures 3e-6 there; see the models README).
 F32_TOL = 1e-4
 
-# Floors for hearth when llama.cpp is not installed to compare with. They sit
-# a little below what llama.cpp itself reaches on the same files here
-# (measured with llama-cpp-python 0.3.36, f32 KV cache; see the report lines
-# printed by the tests): a quantized hearth must be at least as close to
-# transformers as llama.cpp is.
+# Floors for hearth, checked with or without llama.cpp installed. They sit a
+# little below what hearth reaches here, which is at or above what llama.cpp
+# reaches on the same files (llama-cpp-python 0.3.36, f32 KV cache; see the
+# report lines printed by the tests), so without llama.cpp the tests still
+# hold hearth to the comparison.
 FLOORS = {
     # (file, text): (mean cosine, top-1 %)
-    # llama.cpp, f32 KV:   q8_0 text 0.999132 244/256 | q4_0 text 0.919474 177/256
-    #                      q4_1 text 0.999453 240/256 | q4_1 chat 0.999017 64/64
+    # hearth (16-bit activations), f32 KV: q8_0 text 0.999741 248/256 |
+    #   q4_0 text 0.921947 175/256 | q4_1 text 1.000000 256/256 | q4_1 chat 1.000000 64/64
+    # llama.cpp, f32 KV: q8_0 text 0.999132 244/256 | q4_0 text 0.919474 177/256 |
+    #   q4_1 text 0.999453 240/256 | q4_1 chat 0.999017 64/64
     # (our q4_0 is re-quantized from Q4_1 values: 16 asymmetric levels onto a
-    # symmetric grid loses much, on llama.cpp's side just as on ours)
-    ("q8_0", "text256"): (0.999, 92.0),
+    # symmetric grid loses much, on llama.cpp's side just as on ours; there the
+    # weights' rounding, not the activations', decides)
+    ("q8_0", "text256"): (0.9995, 95.0),
     ("q4_0", "text256"): (0.91, 64.0),
-    ("q4_1", "text256"): (0.999, 90.0),
-    ("q4_1", "chat64"): (0.998, 93.0),
+    # the Q4_1 file's dequantized weights are transformers' weights: only float
+    # rounding and the 16-bit activations are left
+    ("q4_1", "text256"): (0.99999, 99.0),
+    ("q4_1", "chat64"): (0.99999, 98.0),
 }
 
 
@@ -176,28 +181,20 @@ def test_f32_decode_through_the_kv_cache_agrees_with_transformers(
 # ---------------------------------------------------------------------------
 
 # The relative criteria (the issue's: mean cosine >= llama.cpp's - 1e-4, top-1
-# >= llama.cpp's - 1 point) sit at the noise level of these files. hearth and
-# llama.cpp round differently (hearth's q8 activation blocks keep d in f32,
-# ggml's in f16), and 30 layers amplify that: on q8_0 hearth's logits differ
-# from llama.cpp's about as much as either differs from transformers (median
-# row max|d| 0.59 vs 0.65 / 0.69), and hearth's own scalar / AVX2 / AVX-512
-# paths move mean cosine by ~1e-4 and top-1 by up to 6 of 256 positions, each
-# path failing a different 2 or 3 of the cases below by a hair (measured at
-# main 951b675). The printed "right in one engine only" lines show where.
+# >= llama.cpp's - 1 point). hearth's quantized matmuls take 16-bit
+# activations where llama.cpp takes 8-bit ones, so on llama.cpp's own Q4_1
+# file, whose dequantized weights are transformers' weights here, hearth is
+# within float rounding of transformers (mean cosine 1.000000) while llama.cpp
+# is at 0.9990; on our q8_0 / q4_0 files what is left is the weights' own
+# rounding. (With 8-bit activations the criteria sat at the noise level: the
+# two engines traded places position by position.) The printed "right in one
+# engine only" lines show where top-1 differs.
 QUANT_CASES = [
     pytest.param("q8_0", "smollm2_q8_0_gguf", "real_text_ids", "text256", "f32", id="q8_0-text256-kvf32"),
     pytest.param("q4_0", "smollm2_q4_0_gguf", "real_text_ids", "text256", "f32", id="q4_0-text256-kvf32"),
     pytest.param("q4_1", "smollm2_gguf", "real_text_ids", "text256", "f32", id="q4_1-llamacpp-text256-kvf32"),
-    # Known misses, kept visible rather than hidden behind a wider band: on the
-    # default AVX-512 path hearth's mean cosine here is 0.998912 (f32 KV) and
-    # 0.998718 (f16 KV) against llama.cpp's 0.999017 and 0.998877, i.e. 5e-6
-    # and 6e-5 short of llama.cpp − 1e-4; per position the two engines trade
-    # places (pos 12: 0.9882 vs 0.9968, pos 17: 0.9986 vs 0.9947). Both are the
-    # 8-bit activations' rounding; 16-bit activations would remove most of it.
-    pytest.param("q4_1", "smollm2_gguf", "chat_ids", "chat64", "f32", id="q4_1-llamacpp-chat64-kvf32",
-                 marks=pytest.mark.xfail(reason="noise-level miss of the llama.cpp − 1e-4 cosine rule (8-bit activations)")),
-    pytest.param("q4_1", "smollm2_gguf", "chat_ids", "chat64", "f16", id="q4_1-llamacpp-chat64-kvf16",
-                 marks=pytest.mark.xfail(reason="noise-level miss of the llama.cpp − 1e-4 cosine rule (8-bit activations)")),
+    pytest.param("q4_1", "smollm2_gguf", "chat_ids", "chat64", "f32", id="q4_1-llamacpp-chat64-kvf32"),
+    pytest.param("q4_1", "smollm2_gguf", "chat_ids", "chat64", "f16", id="q4_1-llamacpp-chat64-kvf16"),
 ]
 
 

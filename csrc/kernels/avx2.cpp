@@ -9,9 +9,10 @@
 // template (tile<R, T>) whose per-(row, token) arithmetic is: one 8-lane f32
 // accumulator, updated block by block (or 8 floats by 8 floats) in order,
 // then hsum8() in a fixed order. R and T only change how many (row, token)
-// pairs run side by side, never the arithmetic of one pair. Float arithmetic
-// is written with intrinsics only, so the compiler cannot contract a*b+c into
-// an FMA in one instantiation and not in another.
+// pairs run side by side, never the arithmetic of one pair. The file is
+// compiled with -ffp-contract=off (GCC fuses even intrinsic mul + add
+// otherwise): an FMA happens only where an fmadd intrinsic asks for it, the
+// same in every instantiation.
 #include <immintrin.h>
 
 #include <cstdint>
@@ -35,78 +36,79 @@ inline float hsum8(__m256 v) {
 
 inline __m256 bcast_f16(uint16_t h) { return _mm256_set1_ps(_cvtsh_ss(h)); }
 
-// The 16 bytes of q4 nibbles as 32 unsigned bytes in element order:
-// byte j of the block holds element j (low nibble) and j + 16 (high).
-inline __m256i unpack_nibbles(const uint8_t* qs) {
-    const __m128i q = _mm_loadu_si128((const __m128i*)qs);
-    const __m256i both = _mm256_inserti128_si256(_mm256_castsi128_si256(q), _mm_srli_epi16(q, 4), 1);
-    return _mm256_and_si256(both, _mm256_set1_epi8(0x0f));
-}
-
-// 8 int32 partial sums of u8 x s8 products over 32 bytes (no saturation for
-// our ranges: |u| <= 128 and |s| <= 127 give pairs of at most 32512).
-inline __m256i dot_u8s8(__m256i u, __m256i s) {
-    return _mm256_madd_epi16(_mm256_maddubs_epi16(u, s), _mm256_set1_epi16(1));
-}
-
 // ------------------------------------------------------ quantized weights --
-// Each policy prepares a weight block (per row, shared by the tile's tokens),
-// an activation block (per token, shared by the tile's rows), and updates
-// one (row, token) accumulator.
+// The activations are int16 (q16a), so a weight block is widened to int16
+// too, as two ymm (elements 0-15 and 16-31), and vpmaddwd multiplies pairs:
+// each of the 8 int32 lanes sums 4 products. Each policy prepares a weight
+// block (per row, shared by the tile's tokens), an activation block (per
+// token, shared by the tile's rows), and updates one (row, token)
+// accumulator.
+
+struct Halves {
+    __m256i lo, hi;  // elements 0-15, 16-31
+};
+
+// 8 int32 partial sums of the int16 products w * x over a block.
+inline __m256i dot_s16(const Halves& w, const Halves& x) {
+    return _mm256_add_epi32(_mm256_madd_epi16(w.lo, x.lo), _mm256_madd_epi16(w.hi, x.hi));
+}
+
+// q4 nibbles (byte j holds element j low, j + 16 high) as int16.
+inline Halves widen_nibbles(const uint8_t* qs) {
+    const __m128i q = _mm_loadu_si128((const __m128i*)qs);
+    const __m128i m = _mm_set1_epi8(0x0f);
+    return Halves{_mm256_cvtepu8_epi16(_mm_and_si128(q, m)), _mm256_cvtepu8_epi16(_mm_and_si128(_mm_srli_epi16(q, 4), m))};
+}
+
+inline Halves load_x_halves(const block_q16a* b) {
+    return Halves{_mm256_loadu_si256((const __m256i*)b->qs), _mm256_loadu_si256((const __m256i*)(b->qs + 16))};
+}
 
 struct Q8_0 {
     using Block = block_q8_0;
-    struct W { __m256i absq, q; __m256 d; };
-    struct X { __m256i q; __m256 d; };
+    struct W { Halves q; __m256 d; };
+    struct X { Halves q; __m256 d; };
     static W load_w(const Block* b) {
-        W w;
-        w.q = _mm256_loadu_si256((const __m256i*)b->qs);
-        w.absq = _mm256_sign_epi8(w.q, w.q);  // |q| (as u8: 128 for -128)
-        w.d = bcast_f16(b->d);
-        return w;
+        return W{Halves{_mm256_cvtepi8_epi16(_mm_loadu_si128((const __m128i*)b->qs)),
+                        _mm256_cvtepi8_epi16(_mm_loadu_si128((const __m128i*)(b->qs + 16)))},
+                 bcast_f16(b->d)};
     }
-    static X load_x(const block_q8a* b) {
-        X x;
-        x.q = _mm256_loadu_si256((const __m256i*)b->qs);
-        x.d = _mm256_broadcast_ss(&b->d);
-        return x;
-    }
-    // signed x signed: |w| * (x with w's sign)
+    static X load_x(const block_q16a* b) { return X{load_x_halves(b), _mm256_broadcast_ss(&b->d)}; }
     static void step(const W& w, const X& x, __m256& acc) {
-        const __m256i p = dot_u8s8(w.absq, _mm256_sign_epi8(x.q, w.q));
-        acc = _mm256_fmadd_ps(_mm256_cvtepi32_ps(p), _mm256_mul_ps(w.d, x.d), acc);
+        acc = _mm256_fmadd_ps(_mm256_cvtepi32_ps(dot_s16(w.q, x.q)), _mm256_mul_ps(w.d, x.d), acc);
     }
 };
 
 struct Q4_0 {
     using Block = block_q4_0;
-    struct W { __m256i q; __m256 d; };
-    struct X { __m256i q, corr; __m256 d; };
-    static W load_w(const Block* b) { return W{unpack_nibbles(b->qs), bcast_f16(b->d)}; }
-    static X load_x(const block_q8a* b) {
+    struct W { Halves q; __m256 d; };
+    struct X { Halves q; __m256i corr; __m256 d; };
+    static W load_w(const Block* b) { return W{widen_nibbles(b->qs), bcast_f16(b->d)}; }
+    static X load_x(const block_q16a* b) {
         X x;
-        x.q = _mm256_loadu_si256((const __m256i*)b->qs);
+        x.q = load_x_halves(b);
         // The nibbles are q + 8: subtract 8 * x lane by lane (not 8 * sum(x) in one
         // lane), so that every int32 lane holds an exact partial sum of (q - 8) * x
         // and the float sum over lanes does not cancel large offsets.
-        x.corr = _mm256_madd_epi16(_mm256_maddubs_epi16(_mm256_set1_epi8(8), x.q), _mm256_set1_epi16(-1));
+        const __m256i minus8 = _mm256_set1_epi16(-8);
+        x.corr = dot_s16(Halves{minus8, minus8}, x.q);
         x.d = _mm256_broadcast_ss(&b->d);
         return x;
     }
     static void step(const W& w, const X& x, __m256& acc) {
-        const __m256i p = _mm256_add_epi32(dot_u8s8(w.q, x.q), x.corr);
+        const __m256i p = _mm256_add_epi32(dot_s16(w.q, x.q), x.corr);
         acc = _mm256_fmadd_ps(_mm256_cvtepi32_ps(p), _mm256_mul_ps(w.d, x.d), acc);
     }
 };
 
 struct Q4_1 {
     using Block = block_q4_1;
-    struct W { __m256i q; __m256 d, m; };
-    struct X { __m256i q; __m256 d, s; };
-    static W load_w(const Block* b) { return W{unpack_nibbles(b->qs), bcast_f16(b->d), bcast_f16(b->m)}; }
-    static X load_x(const block_q8a* b) {
+    struct W { Halves q; __m256 d, m; };
+    struct X { Halves q; __m256 d, s; };
+    static W load_w(const Block* b) { return W{widen_nibbles(b->qs), bcast_f16(b->d), bcast_f16(b->m)}; }
+    static X load_x(const block_q16a* b) {
         X x;
-        x.q = _mm256_loadu_si256((const __m256i*)b->qs);
+        x.q = load_x_halves(b);
         x.d = _mm256_broadcast_ss(&b->d);
         // lane 0: d_x * sum(x); the other lanes 0, so that m * s adds m d_x sum once
         x.s = _mm256_castps128_ps256(_mm_mul_ss(_mm_load_ss(&b->d), _mm_cvtsi32_ss(_mm_setzero_ps(), b->sum)));
@@ -114,8 +116,7 @@ struct Q4_1 {
         return x;
     }
     static void step(const W& w, const X& x, __m256& acc) {
-        const __m256i p = dot_u8s8(w.q, x.q);
-        acc = _mm256_fmadd_ps(_mm256_cvtepi32_ps(p), _mm256_mul_ps(w.d, x.d), acc);
+        acc = _mm256_fmadd_ps(_mm256_cvtepi32_ps(dot_s16(w.q, x.q)), _mm256_mul_ps(w.d, x.d), acc);
         acc = _mm256_fmadd_ps(w.m, x.s, acc);
     }
 };
@@ -127,9 +128,9 @@ struct QuantOps {
     static void tile(const MatmulArgs& a, int64_t r, int64_t t) {
         const int64_t nb = a.k / QK;
         const typename Q::Block* wr[R];
-        const block_q8a* xr[T];
+        const block_q16a* xr[T];
         for (int i = 0; i < R; i++) wr[i] = (const typename Q::Block*)((const char*)a.w + (r + i) * a.w_row_bytes);
-        for (int j = 0; j < T; j++) xr[j] = (const block_q8a*)((const char*)a.x + (t + j) * a.x_row_bytes);
+        for (int j = 0; j < T; j++) xr[j] = (const block_q16a*)((const char*)a.x + (t + j) * a.x_row_bytes);
         __m256 acc[R][T];
         for (int i = 0; i < R; i++)
             for (int j = 0; j < T; j++) acc[i][j] = _mm256_setzero_ps();
@@ -253,9 +254,9 @@ void matmul(const MatmulArgs& a) {
 
 // ------------------------------------------------------------- quantize --
 // Bit-identical with the scalar reference: the same max, the same scalar
-// d = amax / 127 and id = 1 / d, the same product x * id, and round half away
+// d = amax / 32767 and id = 1 / d, the same product x * id, and round half away
 // from zero done exactly (trunc, then +-1 when the dropped fraction is >= 0.5).
-void quantize_q8a(const float* x, block_q8a* y, int64_t k) {
+void quantize_q16a(const float* x, block_q16a* y, int64_t k) {
     const __m256 sign_mask = _mm256_set1_ps(-0.0f);
     const __m256 half = _mm256_set1_ps(0.5f);
     const __m256 one = _mm256_set1_ps(1.0f);
@@ -269,7 +270,7 @@ void quantize_q8a(const float* x, block_q8a* y, int64_t k) {
         m4 = _mm_max_ps(m4, _mm_movehl_ps(m4, m4));
         m4 = _mm_max_ss(m4, _mm_movehdup_ps(m4));
         const float amax = _mm_cvtss_f32(m4);
-        const float d = amax / 127.0f;
+        const float d = amax < kQ16aTiny ? 0.0f : amax / 32767.0f;
         const float id = d != 0.0f ? 1.0f / d : 0.0f;
         const __m256 vid = _mm256_set1_ps(id);
         __m256i q[4];
@@ -281,12 +282,9 @@ void quantize_q8a(const float* x, block_q8a* y, int64_t k) {
                                             _mm256_or_ps(one, _mm256_and_ps(p, sign_mask)));
             q[i] = _mm256_cvttps_epi32(_mm256_add_ps(tr, up));
         }
-        // int32 -> int8 (values in [-127, 127]); packs interleave 128-bit lanes, fix with a permute
-        const __m256i p01 = _mm256_packs_epi32(q[0], q[1]);
-        const __m256i p23 = _mm256_packs_epi32(q[2], q[3]);
-        __m256i p8 = _mm256_packs_epi16(p01, p23);
-        p8 = _mm256_permutevar8x32_epi32(p8, _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7));
-        _mm256_storeu_si256((__m256i*)y[b].qs, p8);
+        // int32 -> int16 (values in [-32767, 32767]); packs interleave 128-bit lanes, fix with a permute
+        _mm256_storeu_si256((__m256i*)y[b].qs, _mm256_permute4x64_epi64(_mm256_packs_epi32(q[0], q[1]), 0xd8));
+        _mm256_storeu_si256((__m256i*)(y[b].qs + 16), _mm256_permute4x64_epi64(_mm256_packs_epi32(q[2], q[3]), 0xd8));
         const __m256i s = _mm256_add_epi32(_mm256_add_epi32(q[0], q[1]), _mm256_add_epi32(q[2], q[3]));
         __m128i s4 = _mm_add_epi32(_mm256_castsi256_si128(s), _mm256_extracti128_si256(s, 1));
         s4 = _mm_add_epi32(s4, _mm_shuffle_epi32(s4, 0x4e));
@@ -375,7 +373,7 @@ void f32_to_f16_row(const float* x, uint16_t* y, int64_t n) {
 
 const KernelTable& avx2_kernels() {
     static const KernelTable table = {
-        "avx2", matmul, quantize_q8a, dot_f32, dot_f16, axpy_f32, axpy_f16, f32_to_f16_row,
+        "avx2", matmul, quantize_q16a, dot_f32, dot_f16, axpy_f32, axpy_f16, f32_to_f16_row,
     };
     return table;
 }

@@ -4,25 +4,28 @@
 // avx512_kernels(), and no STL header is included: an inline function compiled
 // with these flags must never be picked by the linker for the portable code.
 //
-// Quantized matmuls work on pairs of blocks (64 weights, one zmm of bytes):
-// int32 lanes 0-7 hold block 2p, lanes 8-15 block 2p+1, and VNNI's dpbusd
-// (u8 x s8) makes the integer sums:
-//   q8_0: (w + 128) . x - 128 * x    (the -128 x correction, lane by lane, is
-//                                    the accumulator dpbusd starts from)
-//   q4_0: nibbles . x - 8 * x        (the nibbles are q + 8)
+// Quantized matmuls work on pairs of blocks (64 weights): int32 lanes 0-7
+// hold block 2p, lanes 8-15 block 2p+1. The activations are int16 (q16a), so
+// the weights are widened to int16 too, as two zmm: "lo" = elements 0-15 of
+// block 2p then of 2p+1, "hi" = elements 16-31 of each. Two vpdpwssd
+// (s16 x s16 pairs into s32) then give each lane 4 products of its block:
+//   q8_0: w . x                  (sign-extended bytes)
+//   q4_0: nibbles . x - 8 * x    (the nibbles are q + 8; the -8 x correction,
+//                                lane by lane, is the accumulator the dot
+//                                products start from)
 //   q4_1: nibbles . x, then + m * d_x * sum(x) in float (16 blocks per FMA).
 // Each lane's int32 is then an exact partial sum of w * x (no large offsets
 // left to cancel in float). The activations of a chunk of tokens are first
-// repacked (XPair: 64 quants, the per-lane scale, the per-lane correction) so
-// that a tile loads them with plain aligned loads.
+// repacked (XPair: the lo and hi halves, the per-lane scale, the per-lane
+// correction) so that a tile loads them with plain aligned loads.
 //
 // Determinism: every matmul output (row r, token t) is computed by the same
 // instruction sequence whatever tile it falls in: tile<R, T> instantiations
 // differ only in how many (row, token) pairs run side by side. Per pair: one
 // 16-lane accumulator, block pairs in order (an odd last block as a pair with
-// a zero second half), hsum16() in a fixed order. Float arithmetic is written
-// with intrinsics only, so no a*b+c gets contracted differently in different
-// instantiations.
+// a zero second half), hsum16() in a fixed order. The file is compiled with
+// -ffp-contract=off (GCC fuses even intrinsic mul + add otherwise): an FMA
+// happens only where an fmadd intrinsic asks for it.
 #include <immintrin.h>
 
 #include <cstdint>
@@ -53,61 +56,74 @@ inline __m512 pair_f16(uint16_t a, uint16_t b) {
     return _mm512_cvtph_ps(h);
 }
 
-// Two blocks of q4 nibbles (16 bytes each; byte j = element j low, j + 16 high)
-// as 64 unsigned bytes in element order, block a then block b.
-inline __m512i unpack_nibbles2(const uint8_t* a, const uint8_t* b) {
-    const __m256i ab = _mm256_inserti128_si256(_mm256_castsi128_si256(_mm_loadu_si128((const __m128i*)a)),
-                                               _mm_loadu_si128((const __m128i*)b), 1);
-    const __m512i aabb = _mm512_permutexvar_epi64(_mm512_setr_epi64(0, 1, 0, 1, 2, 3, 2, 3), _mm512_castsi256_si512(ab));
-    const __m512i sh = _mm512_srlv_epi64(aabb, _mm512_setr_epi64(0, 0, 4, 4, 0, 0, 4, 4));
-    return _mm512_and_si512(sh, _mm512_set1_epi8(0x0f));
+// 16 bytes of block a and 16 of block b in one ymm (zeros when b is null).
+inline __m256i two_halves(const void* a, const void* b) {
+    const __m128i lo = _mm_loadu_si128((const __m128i*)a);
+    const __m128i hi = b ? _mm_loadu_si128((const __m128i*)b) : _mm_setzero_si128();
+    return _mm256_inserti128_si256(_mm256_castsi128_si256(lo), hi, 1);
 }
-inline __m512i unpack_nibbles1(const uint8_t* a) {  // block a, then 32 zero bytes
-    const __m128i q = _mm_loadu_si128((const __m128i*)a);
-    const __m256i both = _mm256_inserti128_si256(_mm256_castsi128_si256(q), _mm_srli_epi16(q, 4), 1);
-    return _mm512_zextsi256_si512(_mm256_and_si256(both, _mm256_set1_epi8(0x0f)));
+
+// Weights of a block pair as int16, in the lo / hi layout of the header.
+struct WPair {
+    __m512i lo, hi;
+};
+
+// q4 nibbles: byte j of a block holds element j (low nibble) and j + 16 (high).
+inline WPair widen_nibbles(const uint8_t* a, const uint8_t* b) {
+    const __m256i q = two_halves(a, b);
+    const __m256i m = _mm256_set1_epi8(0x0f);
+    return WPair{_mm512_cvtepu8_epi16(_mm256_and_si256(q, m)),
+                 _mm512_cvtepu8_epi16(_mm256_and_si256(_mm256_srli_epi16(q, 4), m))};
+}
+
+// q8_0 bytes: elements 0-15 then 16-31 of each block.
+inline WPair widen_bytes(const int8_t* a, const int8_t* b) {
+    return WPair{_mm512_cvtepi8_epi16(two_halves(a, b)), _mm512_cvtepi8_epi16(two_halves(a + 16, b ? b + 16 : nullptr))};
 }
 
 // ----------------------------------------------------- repacked activations --
 
 struct alignas(64) XPair {
-    int8_t q[64];   // quants of block 2p (0..31) and 2p+1 (32..63; zeros past the end)
-    float d[16];    // d_x per lane: [d0 x 8, d1 x 8]
-    int32_t c[16];  // q8_0: -128 * (sum of the lane's 4 quants); q4_0: -8 * ...
+    int16_t lo[32];  // elements 0-15 of block 2p, then of block 2p+1 (zeros past the end)
+    int16_t hi[32];  // elements 16-31, the same way
+    float d[16];     // d_x per lane: [d0 x 8, d1 x 8]
+    int32_t c[16];   // q4_0: -8 * (the lane's 4 activations); 0 otherwise
 };
-static_assert(sizeof(XPair) == 192, "XPair layout");
+static_assert(sizeof(XPair) == 256, "XPair layout");
 
-enum class Corr { Q8, Q4, Q41 };
+enum class Corr { None, Q4 };
 
 // Floats of d_x * sum(x) per block, after a token's pairs (q4_1 only), padded
 // with zeros to a multiple of 16 blocks.
 inline int64_t n_sums(int64_t nb) { return (nb + 15) / 16 * 16; }
 
-template <Corr C>
-void repack_token(const block_q8a* x, int64_t nb, XPair* out) {
+template <Corr C, bool kSums>
+void repack_token(const block_q16a* x, int64_t nb, XPair* out) {
     const int64_t np = (nb + 1) / 2;
-    if constexpr (C == Corr::Q41) {
+    if constexpr (kSums) {
         float* s = (float*)(out + np);
         for (int64_t b = 0; b < n_sums(nb); b++) s[b] = b < nb ? x[b].d * (float)x[b].sum : 0.0f;
     }
     for (int64_t p = 0; p < np; p++) {
-        const block_q8a* b0 = x + 2 * p;
+        const block_q16a* b0 = x + 2 * p;
         const bool two = 2 * p + 1 < nb;
-        const block_q8a* b1 = two ? b0 + 1 : b0;
-        const __m256i q0 = _mm256_loadu_si256((const __m256i*)b0->qs);
-        const __m256i q1 = two ? _mm256_loadu_si256((const __m256i*)b1->qs) : _mm256_setzero_si256();
-        const __m512i q = _mm512_inserti64x4(_mm512_castsi256_si512(q0), q1, 1);
-        _mm512_store_si512((__m512i*)out[p].q, q);
+        const block_q16a* b1 = two ? b0 + 1 : b0;
+        const __m256i zero = _mm256_setzero_si256();
+        const __m512i lo = _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_loadu_si256((const __m256i*)b0->qs)),
+                                              two ? _mm256_loadu_si256((const __m256i*)b1->qs) : zero, 1);
+        const __m512i hi = _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_loadu_si256((const __m256i*)(b0->qs + 16))),
+                                              two ? _mm256_loadu_si256((const __m256i*)(b1->qs + 16)) : zero, 1);
+        _mm512_store_si512((__m512i*)out[p].lo, lo);
+        _mm512_store_si512((__m512i*)out[p].hi, hi);
         const float d1 = two ? b1->d : 0.0f;
         _mm512_store_ps(out[p].d, _mm512_insertf32x8(_mm512_set1_ps(b0->d), _mm256_set1_ps(d1), 1));
-        if constexpr (C == Corr::Q41) {
-            _mm512_store_si512((__m512i*)out[p].c, _mm512_setzero_si512());  // unused
-        } else {
-            const int mul = C == Corr::Q8 ? 128 : 8;
-            // sum of each lane's 4 quants (dpbusd with all-ones bytes), times -mul
-            const __m512i ls = _mm512_dpbusd_epi32(_mm512_setzero_si512(), _mm512_set1_epi8(1), q);
-            _mm512_store_si512((__m512i*)out[p].c, _mm512_mullo_epi32(ls, _mm512_set1_epi32(-mul)));
+        __m512i c = _mm512_setzero_si512();
+        if constexpr (C == Corr::Q4) {
+            // each lane's 4 activations summed (dot products with all-ones), times -8
+            const __m512i minus8 = _mm512_set1_epi16(-8);
+            c = _mm512_dpwssd_epi32(_mm512_dpwssd_epi32(c, minus8, lo), minus8, hi);
         }
+        _mm512_store_si512((__m512i*)out[p].c, c);
     }
 }
 
@@ -130,40 +146,38 @@ thread_local Scratch scratch;
 
 // ------------------------------------------------------ quantized weights --
 
+// The shared step: the block pair's integer sums (from the correction, when
+// the type has one), scaled by d_w * d_x lane by lane.
+template <bool kCorr>
+inline void step_q16(const WPair& w, __m512 wd, const XPair* x, __m512& acc) {
+    const __m512i start = kCorr ? _mm512_load_si512((const __m512i*)x->c) : _mm512_setzero_si512();
+    const __m512i p = _mm512_dpwssd_epi32(_mm512_dpwssd_epi32(start, w.lo, _mm512_load_si512((const __m512i*)x->lo)),
+                                          w.hi, _mm512_load_si512((const __m512i*)x->hi));
+    acc = _mm512_fmadd_ps(_mm512_cvtepi32_ps(p), _mm512_mul_ps(wd, _mm512_load_ps(x->d)), acc);
+}
+
 struct Q8_0 {
     using Block = block_q8_0;
-    static constexpr Corr C = Corr::Q8;
+    static constexpr Corr C = Corr::None;
     static constexpr bool kMTerm = false;
-    struct W { __m512i q; __m512 d; };
+    struct W { WPair q; __m512 d; };
     template <bool Two>
     static W load_w(const Block* b) {
-        const __m256i q0 = _mm256_loadu_si256((const __m256i*)b[0].qs);
-        const __m256i q1 = Two ? _mm256_loadu_si256((const __m256i*)b[1].qs) : _mm256_set1_epi8(-128);
-        const __m512i q = _mm512_inserti64x4(_mm512_castsi256_si512(q0), q1, 1);
-        return W{_mm512_xor_si512(q, _mm512_set1_epi8(-128)), pair_f16(b[0].d, Two ? b[1].d : 0)};
+        return W{widen_bytes(b[0].qs, Two ? b[1].qs : nullptr), pair_f16(b[0].d, Two ? b[1].d : 0)};
     }
-    static void step(const W& w, const XPair* x, __m512& acc) {
-        const __m512i p = _mm512_dpbusd_epi32(_mm512_load_si512((const __m512i*)x->c), w.q,
-                                              _mm512_load_si512((const __m512i*)x->q));
-        acc = _mm512_fmadd_ps(_mm512_cvtepi32_ps(p), _mm512_mul_ps(w.d, _mm512_load_ps(x->d)), acc);
-    }
+    static void step(const W& w, const XPair* x, __m512& acc) { step_q16<false>(w.q, w.d, x, acc); }
 };
 
 struct Q4_0 {
     using Block = block_q4_0;
     static constexpr Corr C = Corr::Q4;
     static constexpr bool kMTerm = false;
-    struct W { __m512i q; __m512 d; };
+    struct W { WPair q; __m512 d; };
     template <bool Two>
     static W load_w(const Block* b) {
-        if constexpr (Two) return W{unpack_nibbles2(b[0].qs, b[1].qs), pair_f16(b[0].d, b[1].d)};
-        else return W{unpack_nibbles1(b[0].qs), pair_f16(b[0].d, 0)};
+        return W{widen_nibbles(b[0].qs, Two ? b[1].qs : nullptr), pair_f16(b[0].d, Two ? b[1].d : 0)};
     }
-    static void step(const W& w, const XPair* x, __m512& acc) {
-        const __m512i p = _mm512_dpbusd_epi32(_mm512_load_si512((const __m512i*)x->c), w.q,
-                                              _mm512_load_si512((const __m512i*)x->q));
-        acc = _mm512_fmadd_ps(_mm512_cvtepi32_ps(p), _mm512_mul_ps(w.d, _mm512_load_ps(x->d)), acc);
-    }
+    static void step(const W& w, const XPair* x, __m512& acc) { step_q16<true>(w.q, w.d, x, acc); }
 };
 
 // q4_1: value q * d + m. The integer part as q4_0 without the offset; the
@@ -171,18 +185,14 @@ struct Q4_0 {
 // m of 16 blocks gathered from the row, the sums from the repacked token).
 struct Q4_1 {
     using Block = block_q4_1;
-    static constexpr Corr C = Corr::Q41;
+    static constexpr Corr C = Corr::None;
     static constexpr bool kMTerm = true;
-    struct W { __m512i q; __m512 d; };
+    struct W { WPair q; __m512 d; };
     template <bool Two>
     static W load_w(const Block* b) {
-        if constexpr (Two) return W{unpack_nibbles2(b[0].qs, b[1].qs), pair_f16(b[0].d, b[1].d)};
-        else return W{unpack_nibbles1(b[0].qs), pair_f16(b[0].d, 0)};
+        return W{widen_nibbles(b[0].qs, Two ? b[1].qs : nullptr), pair_f16(b[0].d, Two ? b[1].d : 0)};
     }
-    static void step(const W& w, const XPair* x, __m512& acc) {
-        const __m512i p = _mm512_dpbusd_epi32(_mm512_setzero_si512(), w.q, _mm512_load_si512((const __m512i*)x->q));
-        acc = _mm512_fmadd_ps(_mm512_cvtepi32_ps(p), _mm512_mul_ps(w.d, _mm512_load_ps(x->d)), acc);
-    }
+    static void step(const W& w, const XPair* x, __m512& acc) { step_q16<false>(w.q, w.d, x, acc); }
     // m of blocks [b, b + 16) of a row as f32 (zeros past nb)
     static __m512 load_m16(const Block* row, int64_t b, int64_t nb) {
         const int64_t n = nb - b < 16 ? nb - b : 16;
@@ -259,7 +269,7 @@ void matmul_quant(const MatmulArgs& a) {
     for (int64_t t0 = 0; t0 < nt; t0 += chunk) {
         const int64_t t1 = t0 + chunk < nt ? t0 + chunk : nt;
         for (int64_t t = t0; t < t1; t++)
-            repack_token<Q::C>((const block_q8a*)((const char*)a.x + t * a.x_row_bytes), nb,
+            repack_token<Q::C, Q::kMTerm>((const block_q16a*)((const char*)a.x + t * a.x_row_bytes), nb,
                                (XPair*)(xs + (t - t0) * tok_bytes));
         if (t1 - t0 == 1) {
             int64_t r = r0;
@@ -342,17 +352,18 @@ void matmul(const MatmulArgs& a) {
         case GgmlType::F32: return matmul_float<FloatOps<F32W>, 4, 4, 4>(a);
         case GgmlType::F16: return matmul_float<FloatOps<F16W>, 4, 4, 4>(a);
         case GgmlType::BF16: return matmul_float<FloatOps<BF16W>, 4, 4, 4>(a);
-        case GgmlType::Q8_0: return matmul_quant<Q8_0, 4, 4, 4>(a);
-        case GgmlType::Q4_0: return matmul_quant<Q4_0, 4, 4, 4>(a);
-        case GgmlType::Q4_1: return matmul_quant<Q4_1, 4, 4, 4>(a);
+        case GgmlType::Q8_0: return matmul_quant<Q8_0, 4, 3, 4>(a);
+        case GgmlType::Q4_0: return matmul_quant<Q4_0, 4, 3, 4>(a);
+        case GgmlType::Q4_1: return matmul_quant<Q4_1, 4, 3, 4>(a);
     }
 }
 
 // ------------------------------------------------------------- quantize --
 // Bit-identical with the scalar reference: the same max, the same scalar
-// d = amax / 127 and id = 1 / d, the same product x * id, and round half away
-// from zero done exactly (trunc, then +-1 when the dropped fraction is >= 0.5).
-void quantize_q8a(const float* x, block_q8a* y, int64_t k) {
+// d = amax / 32767 and id = 1 / d, the same product x * id, and round half
+// away from zero done exactly (trunc, then +-1 when the dropped fraction is
+// >= 0.5).
+void quantize_q16a(const float* x, block_q16a* y, int64_t k) {
     const __m512 half = _mm512_set1_ps(0.5f);
     const __m512 one = _mm512_set1_ps(1.0f);
     const __m512i sign = _mm512_set1_epi32((int)0x80000000u);
@@ -360,7 +371,7 @@ void quantize_q8a(const float* x, block_q8a* y, int64_t k) {
         const float* xb = x + b * QK;
         const __m512 v0 = _mm512_loadu_ps(xb), v1 = _mm512_loadu_ps(xb + 16);
         const float amax = _mm512_reduce_max_ps(_mm512_max_ps(_mm512_abs_ps(v0), _mm512_abs_ps(v1)));
-        const float d = amax / 127.0f;
+        const float d = amax < kQ16aTiny ? 0.0f : amax / 32767.0f;
         const float id = d != 0.0f ? 1.0f / d : 0.0f;
         const __m512 vid = _mm512_set1_ps(id);
         __m512i q[2];
@@ -373,9 +384,8 @@ void quantize_q8a(const float* x, block_q8a* y, int64_t k) {
             const __m512 step = _mm512_castsi512_ps(
                 _mm512_or_si512(_mm512_castps_si512(one), _mm512_and_si512(_mm512_castps_si512(p), sign)));
             q[i] = _mm512_cvttps_epi32(_mm512_mask_add_ps(tr, up, tr, step));
+            _mm256_storeu_si256((__m256i*)(y[b].qs + 16 * i), _mm512_cvtepi32_epi16(q[i]));
         }
-        _mm_storeu_si128((__m128i*)y[b].qs, _mm512_cvtepi32_epi8(q[0]));
-        _mm_storeu_si128((__m128i*)(y[b].qs + 16), _mm512_cvtepi32_epi8(q[1]));
         y[b].d = d;
         y[b].sum = _mm512_reduce_add_epi32(_mm512_add_epi32(q[0], q[1]));
     }
@@ -462,7 +472,7 @@ void f32_to_f16_row(const float* x, uint16_t* y, int64_t n) {
 
 const KernelTable& avx512_kernels() {
     static const KernelTable table = {
-        "avx512", matmul, quantize_q8a, dot_f32, dot_f16, axpy_f32, axpy_f16, f32_to_f16_row,
+        "avx512", matmul, quantize_q16a, dot_f32, dot_f16, axpy_f32, axpy_f16, f32_to_f16_row,
     };
     return table;
 }

@@ -22,7 +22,7 @@ namespace hearth {
 // One matrix product Y = X · Wᵀ restricted to weight rows [r0, r1):
 //   y[t * y_stride + r] = sum_k W[r, k] * X[t, k]   for t < n_tokens, r0 <= r < r1
 // W is a GGUF tensor (ne0 = k contiguous, ne1 = rows). X holds n_tokens rows:
-// f32 (k floats each) when W is f32/f16/bf16, block_q8a (k/32 blocks each)
+// f32 (k floats each) when W is f32/f16/bf16, block_q16a (k/32 blocks each)
 // when W is quantized.
 struct MatmulArgs {
     GgmlType w_type;
@@ -42,8 +42,8 @@ struct KernelTable {
 
     void (*matmul)(const MatmulArgs& a);
 
-    // Quantize k floats (k % 32 == 0) into k/32 q8a blocks.
-    void (*quantize_q8a)(const float* x, block_q8a* y, int64_t k);
+    // Quantize k floats (k % 32 == 0) into k/32 q16a blocks.
+    void (*quantize_q16a)(const float* x, block_q16a* y, int64_t k);
 
     // Attention helpers over one head: a dot product with a cached key and an
     // axpy into the output with a cached value, for f32 and f16 caches.

@@ -8,17 +8,17 @@
 namespace hearth {
 namespace {
 
-void quantize_q8a(const float* x, block_q8a* y, int64_t k) {
+void quantize_q16a(const float* x, block_q16a* y, int64_t k) {
     for (int64_t b = 0; b < k / QK; b++) {
         const float* xb = x + b * QK;
         float amax = 0.0f;
         for (int i = 0; i < QK; i++) amax = std::fmax(amax, std::fabs(xb[i]));
-        const float d = amax / 127.0f;
+        const float d = amax < kQ16aTiny ? 0.0f : amax / 32767.0f;
         const float id = d != 0.0f ? 1.0f / d : 0.0f;
         int32_t sum = 0;
         for (int i = 0; i < QK; i++) {
             const int q = (int)std::round(xb[i] * id);  // half away from zero
-            y[b].qs[i] = (int8_t)q;
+            y[b].qs[i] = (int16_t)q;
             sum += q;
         }
         y[b].d = d;
@@ -45,7 +45,7 @@ float dot_row_bf16(const uint16_t* w, const float* x, int64_t k) {
     return acc;
 }
 
-float dot_row_q8_0(const block_q8_0* w, const block_q8a* x, int64_t nb) {
+float dot_row_q8_0(const block_q8_0* w, const block_q16a* x, int64_t nb) {
     float acc = 0.0f;
     for (int64_t b = 0; b < nb; b++) {
         int32_t isum = 0;
@@ -55,7 +55,7 @@ float dot_row_q8_0(const block_q8_0* w, const block_q8a* x, int64_t nb) {
     return acc;
 }
 
-float dot_row_q4_0(const block_q4_0* w, const block_q8a* x, int64_t nb) {
+float dot_row_q4_0(const block_q4_0* w, const block_q16a* x, int64_t nb) {
     float acc = 0.0f;
     for (int64_t b = 0; b < nb; b++) {
         int32_t isum = 0;
@@ -69,7 +69,7 @@ float dot_row_q4_0(const block_q4_0* w, const block_q8a* x, int64_t nb) {
     return acc;
 }
 
-float dot_row_q4_1(const block_q4_1* w, const block_q8a* x, int64_t nb) {
+float dot_row_q4_1(const block_q4_1* w, const block_q16a* x, int64_t nb) {
     float acc = 0.0f;
     for (int64_t b = 0; b < nb; b++) {
         int32_t isum = 0;
@@ -78,7 +78,8 @@ float dot_row_q4_1(const block_q4_1* w, const block_q8a* x, int64_t nb) {
             isum += (int32_t)(w[b].qs[j] >> 4) * x[b].qs[j + QK / 2];
         }
         // sum_i (q_i d + m) * xq_i dx = d dx sum(q xq) + m dx sum(xq)
-        acc += (float)isum * (f16_to_f32(w[b].d) * x[b].d) + f16_to_f32(w[b].m) * (x[b].d * (float)x[b].sum);
+        acc += (float)isum * (f16_to_f32(w[b].d) * x[b].d) +
+               f16_to_f32(w[b].m) * (x[b].d * (float)x[b].sum);
     }
     return acc;
 }
@@ -100,9 +101,9 @@ void matmul(const MatmulArgs& a) {
         case GgmlType::F32: return matmul_rows<float, float, dot_row_f32>(a, a.k);
         case GgmlType::F16: return matmul_rows<uint16_t, float, dot_row_f16>(a, a.k);
         case GgmlType::BF16: return matmul_rows<uint16_t, float, dot_row_bf16>(a, a.k);
-        case GgmlType::Q8_0: return matmul_rows<block_q8_0, block_q8a, dot_row_q8_0>(a, nb);
-        case GgmlType::Q4_0: return matmul_rows<block_q4_0, block_q8a, dot_row_q4_0>(a, nb);
-        case GgmlType::Q4_1: return matmul_rows<block_q4_1, block_q8a, dot_row_q4_1>(a, nb);
+        case GgmlType::Q8_0: return matmul_rows<block_q8_0, block_q16a, dot_row_q8_0>(a, nb);
+        case GgmlType::Q4_0: return matmul_rows<block_q4_0, block_q16a, dot_row_q4_0>(a, nb);
+        case GgmlType::Q4_1: return matmul_rows<block_q4_1, block_q16a, dot_row_q4_1>(a, nb);
     }
 }
 
@@ -124,7 +125,7 @@ void f32_to_f16_row(const float* x, uint16_t* y, int64_t n) {
 
 const KernelTable& scalar_kernels() {
     static const KernelTable table = {
-        "scalar", matmul, quantize_q8a, dot_row_f32, dot_f16, axpy_f32, axpy_f16, f32_to_f16_row,
+        "scalar", matmul, quantize_q16a, dot_row_f32, dot_f16, axpy_f32, axpy_f16, f32_to_f16_row,
     };
     return table;
 }

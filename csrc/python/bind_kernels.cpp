@@ -45,10 +45,10 @@ GgmlType check_type(int w_type) {
 }
 
 // A prepared matmul: weights checked, activations converted (quantized to
-// q8a with the named table's quantize_q8a when the weights are quantized).
+// q16a with the named table's quantize_q16a when the weights are quantized).
 struct Prepared {
     MatmulArgs args{};
-    std::vector<block_q8a> xq;
+    std::vector<block_q16a> xq;
 };
 
 Prepared prepare(const KernelTable& kt, int w_type, const carray<uint8_t>& w, int64_t rows, int64_t k,
@@ -69,9 +69,9 @@ Prepared prepare(const KernelTable& kt, int w_type, const carray<uint8_t>& w, in
     if (is_quantized(t)) {
         const int64_t nb = k / QK;
         p.xq.resize((size_t)(nt * nb));
-        for (int64_t i = 0; i < nt; i++) kt.quantize_q8a(x.data() + i * k, p.xq.data() + i * nb, k);
+        for (int64_t i = 0; i < nt; i++) kt.quantize_q16a(x.data() + i * k, p.xq.data() + i * nb, k);
         p.args.x = p.xq.data();
-        p.args.x_row_bytes = nb * sizeof(block_q8a);
+        p.args.x_row_bytes = nb * sizeof(block_q16a);
     } else {
         p.args.x = x.data();
         p.args.x_row_bytes = k * sizeof(float);
@@ -141,20 +141,20 @@ std::pair<double, double> kernel_bench_matmul(const std::string& name, int w_typ
     return {seconds / iters, cmax / iters};
 }
 
-std::tuple<py::array_t<float>, py::array_t<int32_t>, py::array_t<int8_t>> kernel_quantize_q8a(
+std::tuple<py::array_t<float>, py::array_t<int32_t>, py::array_t<int16_t>> kernel_quantize_q16a(
     const std::string& name, const carray<float>& x) {
     const KernelTable& kt = table(name);
     const int64_t k = x.size();
-    if (k % QK != 0) throw Error("kernel_quantize_q8a: length must be a multiple of 32");
+    if (k % QK != 0) throw Error("kernel_quantize_q16a: length must be a multiple of 32");
     const int64_t nb = k / QK;
-    std::vector<block_q8a> q((size_t)nb);
+    std::vector<block_q16a> q((size_t)nb);
     {
         py::gil_scoped_release nogil;
-        kt.quantize_q8a(x.data(), q.data(), k);
+        kt.quantize_q16a(x.data(), q.data(), k);
     }
     py::array_t<float> d(nb);
     py::array_t<int32_t> s(nb);
-    py::array_t<int8_t> qs({nb, (int64_t)QK});
+    py::array_t<int16_t> qs({nb, (int64_t)QK});
     for (int64_t b = 0; b < nb; b++) {
         d.mutable_data()[b] = q[b].d;
         s.mutable_data()[b] = q[b].sum;
@@ -183,13 +183,13 @@ void bind_kernels(py::module_& m) {
     m.def("kernel_matmul", &kernel_matmul, py::arg("name"), py::arg("w_type"), py::arg("w"), py::arg("rows"),
           py::arg("k"), py::arg("x"), py::arg("r0"), py::arg("r1"),
           "y[t, r] = sum_k W[r, k] x[t, k] for r in [r0, r1) (other rows nan) with the named kernel set. "
-          "w: raw GGUF row bytes (uint8), x: float32 [n_tokens, k], quantized to q8a by the same set "
+          "w: raw GGUF row bytes (uint8), x: float32 [n_tokens, k], quantized to q16a by the same set "
           "when w is quantized. Returns float32 [n_tokens, rows].");
     m.def("kernel_bench_matmul", &kernel_bench_matmul, py::arg("name"), py::arg("w_type"), py::arg("w"),
           py::arg("rows"), py::arg("k"), py::arg("x"), py::arg("n_threads") = 1, py::arg("iters") = 10,
           "(wall, busiest thread CPU) seconds per matmul (activation quantization excluded), rows split between n_threads.");
-    m.def("kernel_quantize_q8a", &kernel_quantize_q8a, py::arg("name"), py::arg("x"),
-          "Quantize float32 x (length % 32 == 0) to q8a: returns (d float32 [nb], sum int32 [nb], qs int8 [nb, 32]).");
+    m.def("kernel_quantize_q16a", &kernel_quantize_q16a, py::arg("name"), py::arg("x"),
+          "Quantize float32 x (length % 32 == 0) to q16a: returns (d float32 [nb], sum int32 [nb], qs int16 [nb, 32]).");
     m.def("kernel_dot_f32", [](const std::string& name, const carray<float>& a, const carray<float>& b) {
         check_same(a.size(), b.size(), "kernel_dot_f32");
         return table(name).dot_f32(a.data(), b.data(), a.size());
