@@ -9,6 +9,7 @@ namespace py = pybind11;
 void bind_kernels(py::module_& m);
 void bind_model(py::module_& m);
 void bind_kv_cache(py::module_& m);
+void bind_text(py::module_& m);
 
 PYBIND11_MODULE(_core, m) {
     m.doc() = "hearthlm C++ core";
@@ -16,4 +17,5 @@ PYBIND11_MODULE(_core, m) {
     bind_model(m);
     bind_kv_cache(m);
     bind_kernels(m);
+    bind_text(m);
 }
