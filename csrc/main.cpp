@@ -1,6 +1,7 @@
-// hearth: the command-line face of the engine. At this stage it inspects a
-// GGUF file (--info) and times prefill and decode (--bench); the chat comes
-// with the tokenizer and generation.
+// hearth: the command-line face of the engine. It inspects a GGUF file
+// (--info), times prefill and decode (--bench), and completes a prompt given
+// as text (-p), printing the answer as it is generated (greedy for now; the
+// samplers and the chat mode come with generation).
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
@@ -14,6 +15,7 @@
 #include "common.h"
 #include "gguf.h"
 #include "kernels/kernels.h"
+#include "detokenizer.h"
 #include "model.h"
 
 using namespace hearth;
@@ -22,12 +24,18 @@ namespace {
 
 const char* kUsage =
     "usage: hearth --info FILE\n"
+    "       hearth -m FILE -p TEXT [options]\n"
     "       hearth -m FILE --bench [options]\n"
     "\n"
     "Run Llama- and Qwen-family GGUF models on the CPU.\n"
     "\n"
     "  --info FILE            print the file's metadata and tensor table\n"
     "  -m, --model FILE       the GGUF model file\n"
+    "  -p, --prompt TEXT      complete TEXT (tokenized as raw text: special-token strings such\n"
+    "                         as <|im_start|> become those tokens) and print the answer as it\n"
+    "                         is generated, greedily; stops at the end-of-text token\n"
+    "  -n, --max-tokens N     at most N new tokens (default -1: until the end or the context is full)\n"
+    "  --no-chat              raw completion (the only mode for now; chat comes later)\n"
     "  --bench                time prefill and decode (tokens/s)\n"
     "  --prompt-tokens N      prefill length for --bench (default 128)\n"
     "  --gen-tokens N         decode steps for --bench (default 128)\n"
@@ -48,6 +56,9 @@ struct Args {
     std::string info_file;
     std::string model;
     bool bench = false;
+    std::string prompt;
+    bool has_prompt = false;
+    int64_t max_tokens = -1;
     int64_t prompt_tokens = 128;
     int64_t gen_tokens = 128;
     int reps = 3;
@@ -82,6 +93,13 @@ Args parse_args(int argc, char** argv) {
             a.model = value();
         } else if (f == "--bench") {
             a.bench = true;
+        } else if (f == "-p" || f == "--prompt") {
+            a.prompt = value();
+            a.has_prompt = true;
+        } else if (f == "-n" || f == "--max-tokens" || f == "--n-predict") {
+            a.max_tokens = parse_int(f, value(), -1);
+        } else if (f == "--no-chat") {
+            // raw completion is all -p does at this stage
         } else if (f == "--prompt-tokens") {
             a.prompt_tokens = parse_int(f, value(), 1);
         } else if (f == "--gen-tokens") {
@@ -108,8 +126,9 @@ Args parse_args(int argc, char** argv) {
             throw UsageError{"unknown argument '" + f + "'"};
         }
     }
-    if (a.info_file.empty() && a.model.empty()) throw UsageError{"nothing to do: give --info FILE or -m FILE --bench"};
-    if (!a.model.empty() && !a.bench) throw UsageError{"-m FILE needs --bench at this stage (chat comes later)"};
+    if (a.info_file.empty() && a.model.empty()) throw UsageError{"nothing to do: give --info FILE, or -m FILE with -p TEXT or --bench"};
+    if (!a.model.empty() && !a.bench && !a.has_prompt) throw UsageError{"-m FILE needs -p TEXT or --bench (the interactive chat comes later)"};
+    if (a.bench && a.has_prompt) throw UsageError{"give either -p TEXT or --bench, not both"};
     return a;
 }
 
@@ -221,12 +240,42 @@ int run_bench(const Args& a) {
     return 0;
 }
 
+// Greedy completion of the prompt, streamed to stdout as whole characters.
+int run_completion(const Args& a) {
+    std::unique_ptr<Model> m = Model::load(a.model, a.opts);
+    const Tokenizer* tok = m->tokenizer();
+    if (!tok) throw Error(m->file().err("it carries no tokenizer (no 'tokenizer.ggml.model'), so it cannot read text"));
+    const std::vector<int32_t> prompt = tok->encode(a.prompt, true, true);
+    if (prompt.empty()) throw Error("the prompt is empty");
+    if ((int64_t)prompt.size() >= m->n_ctx()) {
+        throw Error("the prompt is " + std::to_string(prompt.size()) + " tokens, which leaves no room in the context of " +
+                    std::to_string(m->n_ctx()) + " (raise -c or shorten the prompt)");
+    }
+    const Vocab& v = tok->vocab();
+    StreamDecoder out(*tok, false);
+    std::vector<float> logits(m->n_vocab());
+    std::vector<int32_t> feed = prompt;
+    for (int64_t n = 0; a.max_tokens < 0 || n < a.max_tokens; n++) {
+        if (m->n_past() + (int64_t)feed.size() > m->n_ctx()) break;  // the context is full
+        m->eval(feed.data(), (int64_t)feed.size(), logits.data(), false);
+        const int32_t next = (int32_t)(std::max_element(logits.begin(), logits.end()) - logits.begin());
+        if (next == v.eos || next == v.eot) break;
+        std::fputs(out.push(next).c_str(), stdout);
+        std::fflush(stdout);
+        feed.assign(1, next);
+    }
+    std::fputs(out.finish().c_str(), stdout);
+    std::fputs("\n", stdout);
+    return 0;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
     try {
         const Args a = parse_args(argc, argv);
         if (!a.info_file.empty()) return print_info(a.info_file);
+        if (a.has_prompt) return run_completion(a);
         return run_bench(a);
     } catch (const UsageError& e) {
         std::fprintf(stderr, "hearth: %s\n(see hearth --help)\n", e.msg.c_str());

@@ -34,12 +34,17 @@ Model::Model(std::unique_ptr<GGUFFile> file, const ModelOptions& opts)
     : file_(std::move(file)),
       hp_(read_hparams(*file_)),
       w_(load_weights(*file_, hp_)),
+      tokenizer_(Tokenizer::load(*file_)),
       n_ctx_(choose_n_ctx(hp_, opts.n_ctx)),
       pool_(opts.n_threads > 0 ? opts.n_threads : default_thread_count()),
       mm_(pool_),
       cache_(hp_.n_layer, hp_.n_head_kv, hp_.head_dim, opts.kv_type,
              (n_ctx_ + KVCache::kBlockTokens - 1) / KVCache::kBlockTokens) {
     if (opts.n_threads < 0) throw Error("n_threads must be positive, got " + std::to_string(opts.n_threads));
+    if (tokenizer_ && tokenizer_->n_tokens() > hp_.n_vocab) {
+        throw Error(file_->err("the token list has " + std::to_string(tokenizer_->n_tokens()) +
+                               " tokens but token_embd has only " + std::to_string(hp_.n_vocab) + " rows"));
+    }
     seq_ = cache_.new_sequence();
     rope_inv_freq_ = rope_inv_freq(hp_.rope_base, hp_.rope_dim);
 }

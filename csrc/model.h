@@ -14,6 +14,7 @@
 #include "matmul.h"
 #include "ops.h"
 #include "thread_pool.h"
+#include "tokenizer.h"
 #include "weights.h"
 
 namespace hearth {
@@ -29,6 +30,8 @@ public:
     static std::unique_ptr<Model> load(const std::string& path, const ModelOptions& opts);
 
     const GGUFFile& file() const { return *file_; }
+    // The file's tokenizer, or null for a weights-only file.
+    const Tokenizer* tokenizer() const { return tokenizer_.get(); }
     const HParams& hparams() const { return hp_; }
     int64_t n_vocab() const { return hp_.n_vocab; }
     int64_t n_ctx() const { return n_ctx_; }
@@ -55,6 +58,7 @@ private:
     std::unique_ptr<GGUFFile> file_;
     HParams hp_;
     ModelWeights w_;
+    std::unique_ptr<Tokenizer> tokenizer_;
     int64_t n_ctx_;
     ThreadPool pool_;
     Matmul mm_;

@@ -224,27 +224,33 @@ def _converter_cmd():
     return None
 
 
-def convert_model(hf_folder, outtype: str, out_dir) -> pathlib.Path:
-    """Run the converter: `hearth-convert HF_FOLDER -o OUT -t OUTTYPE`.
+def convert_model(hf_folder, outtype: str, out_dir, extra_args=()) -> pathlib.Path:
+    """Run the converter: `hearth-convert HF_FOLDER -o OUT -t OUTTYPE [extra_args]`.
     Skips when no converter is available yet; fails when it errors."""
     cmd = _converter_cmd()
     if cmd is None:
         pytest.skip("no converter yet (hearthlm.convert.cli / hearth-convert not found)")
     out_dir = pathlib.Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    out = out_dir / f"{pathlib.Path(hf_folder).name}-{outtype}.gguf"
+    suffix = "vocab" if "--vocab-only" in extra_args else outtype
+    out = out_dir / f"{pathlib.Path(hf_folder).name}-{suffix}.gguf"
     env = dict(os.environ)
     if cmd[0] == "<override>":
         cmd = cmd[1:]
     else:
         env["PYTHONPATH"] = os.pathsep.join(p for p in sys.path if p)
-    r = subprocess.run(cmd + [str(hf_folder), "-o", str(out), "-t", outtype],
+    r = subprocess.run(cmd + [str(hf_folder), "-o", str(out), "-t", outtype, *extra_args],
                        capture_output=True, text=True, env=env)
     assert r.returncode == 0, (
         f"converter failed ({r.returncode}) on {hf_folder} -t {outtype}:\n"
         f"{r.stdout[-2000:]}\n{r.stderr[-4000:]}")
     assert out.is_file() and out.stat().st_size > 0, out
     return out
+
+
+def convert_vocab_only(folder, out_dir) -> pathlib.Path:
+    """`hearth-convert FOLDER --vocab-only`: the tokenizer alone, as a GGUF file."""
+    return convert_model(folder, "f32", out_dir, extra_args=("--vocab-only",))
 
 
 def _converted(smollm2_hf, tmp_path_factory, outtype):

@@ -1,5 +1,6 @@
-"""The `hearth` executable as a user runs it: --info, --bench, --help, and
-bad flags (exit 2 with a message naming the flag)."""
+"""The `hearth` executable as a user runs it: --info, --bench, -p, --help,
+and bad flags (exit 2 with a message naming the flag). Completions of real
+text are in test_text_end_to_end.py."""
 
 import re
 import subprocess
@@ -44,7 +45,8 @@ def test_bench_times_prefill_and_decode_of_random_or_given_tokens(model):
 def test_help_lists_the_options():
     r = run("--help")
     assert r.returncode == 0
-    for flag in ("--info", "--bench", "--threads", "--ctx", "--kv-type", "--tokens", "HEARTH_KERNELS"):
+    for flag in ("--info", "--bench", "--prompt", "--max-tokens", "--no-chat", "--threads", "--ctx", "--kv-type",
+                 "--tokens", "HEARTH_KERNELS"):
         assert flag in r.stdout
 
 
@@ -65,3 +67,18 @@ def test_context_too_small_for_the_bench_is_a_clear_error(model):
     r = run("-m", model, "--bench", "--prompt-tokens", 100, "--gen-tokens", 100, "-c", 64)
     assert r.returncode == 1
     assert "exceed the context 64" in r.stderr
+
+
+def test_prompt_on_a_file_without_tokenizer_is_a_clear_error(model):
+    r = run("-m", model, "-p", "hello")
+    assert r.returncode == 1
+    assert "carries no tokenizer" in r.stderr and "tiny-q8_0.gguf" in r.stderr
+
+
+def test_model_without_a_task_and_prompt_with_bench_are_usage_errors(model):
+    r = run("-m", model)
+    assert r.returncode == 2 and "-m FILE needs -p TEXT or --bench" in r.stderr
+    r = run("-m", model, "-p", "x", "--bench")
+    assert r.returncode == 2 and "not both" in r.stderr
+    r = run("-m", model, "-p", "x", "-n", "-2")
+    assert r.returncode == 2 and "-n needs an integer >= -1, got '-2'" in r.stderr

@@ -56,7 +56,15 @@ std::vector<int32_t> to_ids(const py::array& arr) {
 
 }  // namespace
 
+static py::dict metadata_dict(const GGUFFile& f) {
+    py::dict d;
+    for (const auto& kv : f.metadata()) d[py::str(kv.first)] = value_to_python(kv.second);
+    return d;
+}
+
 void bind_model(py::module_& m) {
+    m.def("read_metadata", [](const std::string& path) { return metadata_dict(*GGUFFile::open(path)); }, py::arg("path"),
+          "The metadata of a GGUF file, key -> value.");
     py::class_<Model>(m, "Model")
         .def(py::init([](const std::string& path, int n_threads, int64_t n_ctx, const std::string& kv_type) {
                  ModelOptions o;
@@ -90,11 +98,7 @@ void bind_model(py::module_& m) {
              },
              py::arg("prompt"), py::arg("max_tokens"), py::arg("stop_at_eos") = true)
         .def("metadata",
-             [](const Model& self) {
-                 py::dict d;
-                 for (const auto& kv : self.file().metadata()) d[py::str(kv.first)] = value_to_python(kv.second);
-                 return d;
-             })
+             [](const Model& self) { return metadata_dict(self.file()); })
         .def("tensors",
              [](const Model& self) {
                  py::list out;
@@ -105,6 +109,8 @@ void bind_model(py::module_& m) {
                  }
                  return out;
              })
+        .def("tokenizer", [](const Model& self) { return self.tokenizer(); }, py::return_value_policy::reference_internal,
+             "The file's tokenizer, or None for a weights-only file.")
         .def_property_readonly("n_vocab", &Model::n_vocab)
         .def_property_readonly("n_ctx", &Model::n_ctx)
         .def_property_readonly("n_past", &Model::n_past)

@@ -10,10 +10,12 @@ void bind_kernels(py::module_& m);
 void bind_model(py::module_& m);
 void bind_kv_cache(py::module_& m);
 void bind_text(py::module_& m);
+void bind_tokenizer(py::module_& m);
 
 PYBIND11_MODULE(_core, m) {
     m.doc() = "hearthlm C++ core";
     py::register_exception<hearth::Error>(m, "HearthError", PyExc_ValueError);
+    bind_tokenizer(m);
     bind_model(m);
     bind_kv_cache(m);
     bind_kernels(m);

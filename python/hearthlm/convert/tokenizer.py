@@ -174,11 +174,19 @@ def _fields(buf: bytes):
         yield num, wt, val
 
 
-def read_sentencepiece(path: Path) -> list[tuple[str, float, int]]:
-    """(piece, score, type) for each piece of a SentencePiece ModelProto."""
+@dataclass
+class SentencePieceModel:
+    pieces: list[tuple[str, float, int]]  # (piece, score, sentencepiece type)
+    normalizer: str = ""                  # NormalizerSpec.name ("identity", "nmt_nfkc", ...)
+    add_dummy_prefix: bool = True         # protobuf defaults
+    remove_extra_whitespaces: bool = True
+
+
+def read_sentencepiece(path: Path) -> SentencePieceModel:
+    """The pieces and the normalizer settings of a SentencePiece ModelProto."""
     try:
         data = path.read_bytes()
-        pieces = []
+        model = SentencePieceModel(pieces=[])
         for num, wt, val in _fields(data):
             if num == 1 and wt == 2:  # repeated SentencePiece pieces = 1
                 piece, score, ptype = "", 0.0, 1
@@ -189,21 +197,39 @@ def read_sentencepiece(path: Path) -> list[tuple[str, float, int]]:
                         (score,) = struct.unpack("<f", v2)
                     elif n2 == 3 and w2 == 0:
                         ptype = v2
-                pieces.append((piece, score, ptype))
+                model.pieces.append((piece, score, ptype))
+            elif num == 3 and wt == 2:  # NormalizerSpec normalizer_spec = 3
+                for n2, w2, v2 in _fields(val):
+                    if n2 == 1 and w2 == 2:
+                        model.normalizer = v2.decode("utf-8")
+                    elif n2 == 3 and w2 == 0:
+                        model.add_dummy_prefix = bool(v2)
+                    elif n2 == 4 and w2 == 0:
+                        model.remove_extra_whitespaces = bool(v2)
     except (OSError, ValueError, UnicodeDecodeError) as e:
         raise ConvertError(f"{path}: not a readable SentencePiece model: {e}") from None
-    if not pieces:
+    if not model.pieces:
         raise ConvertError(f"{path}: not a SentencePiece model (no pieces)")
-    return pieces
+    return model
 
 
-# SentencePiece piece types -> GGUF token types, as llama.cpp maps them
-# (sentencepiece's USER_DEFINED pieces become NORMAL there).
-_SPM_TYPES = {2: TokenType.UNKNOWN, 3: TokenType.CONTROL, 5: TokenType.UNUSED, 6: TokenType.BYTE}
+# SentencePiece piece types -> GGUF token types. llama.cpp's converter makes
+# USER_DEFINED pieces NORMAL; we keep them USER_DEFINED, because sentencepiece
+# matches them in the text as whole pieces (and llama.cpp's tokenizer does
+# the same with USER_DEFINED tokens), which a NORMAL piece is not.
+_SPM_TYPES = {2: TokenType.UNKNOWN, 3: TokenType.CONTROL, 4: TokenType.USER_DEFINED, 5: TokenType.UNUSED,
+              6: TokenType.BYTE}
 
 
 def _sentencepiece_vocab(folder: Path, n_vocab: int | None) -> Vocab:
-    pieces = read_sentencepiece(folder / "tokenizer.model")
+    spm = read_sentencepiece(folder / "tokenizer.model")
+    pieces = spm.pieces
+    if spm.normalizer not in ("", "identity"):
+        log.warning("tokenizer.model: normalizer %r is not applied by llama.cpp nor hearth (only 'identity' "
+                    "tokenizes exactly as sentencepiece)", spm.normalizer)
+    if spm.remove_extra_whitespaces:
+        log.warning("tokenizer.model: remove_extra_whitespaces is not applied by llama.cpp nor hearth: "
+                    "runs of spaces tokenize differently from sentencepiece")
     size = _check_size(len(pieces), n_vocab, "tokenizer.model")
     tokens: list[str | bytes] = [f"[PAD{i}]" for i in range(size)]
     scores = [-10000.0] * size
@@ -227,7 +253,8 @@ def _sentencepiece_vocab(folder: Path, n_vocab: int | None) -> Vocab:
             toktypes[tid] = TokenType.USER_DEFINED
         tokens[tid], scores[tid] = text, -1000.0
     special = gguf.SpecialVocab(folder, n_vocab=len(tokens))
-    return Vocab("llama", "default", tokens, toktypes, scores=scores, special=special)
+    return Vocab("llama", "default", tokens, toktypes, scores=scores, special=special,
+                 add_space_prefix=spm.add_dummy_prefix)
 
 
 # --- tokenizer.json --------------------------------------------------------
