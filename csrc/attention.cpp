@@ -10,20 +10,20 @@
 
 namespace hearth {
 
-void attention(KVCache& cache, int seq, int64_t layer, const AttentionShape& s, const float* q, int64_t n_tokens,
-               int64_t p0, float* out, ThreadPool& pool) {
+void attention(KVCache& cache, const int* seq, const int64_t* pos_of, int64_t layer, const AttentionShape& s,
+               const float* q, int64_t n_tokens, float* out, ThreadPool& pool) {
     const KernelTable& kt = kernels();
     const int64_t hd = s.head_dim;
     const int64_t group = s.n_head / s.n_head_kv;
     const float scale = 1.0f / std::sqrt((float)hd);
     const bool f16 = cache.type() == KVType::F16;
-    const std::vector<int32_t>& blocks = cache.blocks(seq);
     constexpr int64_t B = KVCache::kBlockTokens;
 
     pool.parallel_for(s.n_head * n_tokens, [&](int64_t task) {
         const int64_t h = task % s.n_head;
         const int64_t t = task / s.n_head;
-        const int64_t n_pos = p0 + t + 1;  // causal: positions 0 .. p0 + t
+        const int64_t n_pos = pos_of[t] + 1;  // causal: positions 0 .. pos[t]
+        const std::vector<int32_t>& blocks = cache.blocks(seq[t]);
         const int64_t kvh = h / group;
         const float* qh = q + t * s.n_head * hd + h * hd;
         float* oh = out + t * s.n_head * hd + h * hd;

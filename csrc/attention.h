@@ -15,10 +15,11 @@ struct AttentionShape {
     int64_t head_dim;
 };
 
-// q: [n_tokens, n_head * head_dim] for positions p0 .. p0 + n_tokens - 1 of
-// seq, whose keys and values are already in the cache. Token t attends to
-// positions 0 .. p0 + t. Writes out: [n_tokens, n_head * head_dim].
-void attention(KVCache& cache, int seq, int64_t layer, const AttentionShape& shape, const float* q, int64_t n_tokens,
-               int64_t p0, float* out, ThreadPool& pool);
+// q: [n_tokens, n_head * head_dim]; token t is at position pos[t] of
+// sequence seq[t], whose keys and values up to there are in the cache. It
+// attends to positions 0 .. pos[t] of its own sequence. Writes out:
+// [n_tokens, n_head * head_dim].
+void attention(KVCache& cache, const int* seq, const int64_t* pos, int64_t layer, const AttentionShape& shape,
+               const float* q, int64_t n_tokens, float* out, ThreadPool& pool);
 
 }  // namespace hearth

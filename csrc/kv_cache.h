@@ -29,6 +29,9 @@ public:
     int64_t head_dim() const { return head_dim_; }
     size_t total_bytes() const { return bytes_; }
     int64_t free_blocks() const { return (int64_t)free_.size(); }
+    int64_t used_blocks() const { return n_blocks_ - (int64_t)free_.size(); }
+    size_t block_bytes() const { return block_bytes_; }
+    bool alive(int seq) const { return seq >= 0 && seq < (int)seqs_.size() && seqs_[seq].alive; }
 
     // Sequences are small integer handles.
     int new_sequence();

@@ -45,11 +45,14 @@ Model::Model(std::unique_ptr<GGUFFile> file, const ModelOptions& opts)
         throw Error(file_->err("the token list has " + std::to_string(tokenizer_->n_tokens()) +
                                " tokens but token_embd has only " + std::to_string(hp_.n_vocab) + " rows"));
     }
-    seq_ = cache_.new_sequence();
+    seq_ = new_sequence();
     rope_inv_freq_ = rope_inv_freq(hp_.rope_base, hp_.rope_dim);
 }
 
-void Model::reset() { cache_.clear(seq_); }
+void Model::reset() {
+    cache_.clear(seq_);
+    history_[seq_].clear();
+}
 
 void Model::ensure_scratch(int64_t n) {
     if (n <= scratch_tokens_) return;
@@ -65,40 +68,98 @@ void Model::ensure_scratch(int64_t n) {
     scratch_tokens_ = n;
 }
 
-void Model::eval(const int32_t* tokens, int64_t n, float* logits, bool all_logits) {
+void Model::eval_on(int seq, const int32_t* tokens, int64_t n, float* logits, bool all_logits) {
     if (n <= 0) throw Error("eval needs at least one token");
+    const std::vector<int> seqs((size_t)n, seq);
+    eval_impl(tokens, seqs.data(), n, logits, all_logits);
+}
+
+void Model::eval_seqs(const int32_t* tokens, const int* seqs, int64_t n, float* logits) {
+    if (n <= 0) throw Error("eval needs at least one token");
+    eval_impl(tokens, seqs, n, logits, true);
+}
+
+void Model::check_sequence(int seq) const {
+    if (!cache_.alive(seq)) throw Error("sequence " + std::to_string(seq) + " does not exist");
+}
+
+int Model::new_sequence() {
+    const int s = cache_.new_sequence();
+    if ((int)history_.size() <= s) history_.resize(s + 1);
+    history_[s].clear();
+    return s;
+}
+
+int Model::fork_sequence(int seq) {
+    check_sequence(seq);
+    const int s = cache_.fork(seq);
+    if ((int)history_.size() <= s) history_.resize(s + 1);
+    history_[s] = history_[seq];
+    return s;
+}
+
+void Model::free_sequence(int seq) {
+    check_sequence(seq);
+    if (seq == seq_) throw Error("the default sequence cannot be freed (reset() empties it)");
+    cache_.free_sequence(seq);
+    history_[seq].clear();
+}
+
+void Model::truncate(int seq, int64_t n) {
+    check_sequence(seq);
+    if (n < 0 || n > cache_.length(seq)) {
+        throw Error("truncate to " + std::to_string(n) + " positions, but the sequence holds " +
+                    std::to_string(cache_.length(seq)));
+    }
+    cache_.truncate(seq, n);
+    history_[seq].resize((size_t)n);
+}
+
+void Model::eval_impl(const int32_t* tokens, const int* seqs, int64_t n, float* logits, bool all_logits) {
+    // check everything before touching the cache
+    std::vector<std::pair<int, int64_t>> before;  // (sequence, length): to grow and to roll back
     for (int64_t i = 0; i < n; i++) {
         if (tokens[i] < 0 || tokens[i] >= hp_.n_vocab) {
             throw Error("token id " + std::to_string(tokens[i]) + " is out of range [0, " + std::to_string(hp_.n_vocab) + ")");
         }
+        check_sequence(seqs[i]);
+        auto it = std::find_if(before.begin(), before.end(), [&](const auto& b) { return b.first == seqs[i]; });
+        if (it == before.end()) before.emplace_back(seqs[i], cache_.length(seqs[i]));
     }
-    const int64_t past = n_past();
-    if (past + n > n_ctx_) {
-        throw Error(std::to_string(n) + " tokens do not fit in the context: n_ctx is " + std::to_string(n_ctx_) +
-                    " and the cache already holds " + std::to_string(past) + " (raise n_ctx or shorten the prompt)");
+    for (const auto& [seq, len] : before) {
+        const int64_t adds = std::count(seqs, seqs + n, seq);
+        if (len + adds > n_ctx_) {
+            throw Error(std::to_string(adds) + " tokens do not fit in the context: n_ctx is " + std::to_string(n_ctx_) +
+                        " and the cache already holds " + std::to_string(len) + " (raise n_ctx or shorten the prompt)");
+        }
     }
+    std::vector<int64_t> pos((size_t)n);
     try {
         for (int64_t i = 0; i < n; i += kMaxBatch) {
             const int64_t chunk = std::min(kMaxBatch, n - i);
+            for (int64_t t = i; t < i + chunk; t++) {
+                pos[t] = cache_.length(seqs[t]);
+                cache_.grow(seqs[t], 1);
+            }
             const bool last_chunk = i + chunk == n;
             // rows of the chunk land at their place among all rows; when only
             // the last row is wanted, only the last chunk writes it
             float* out = all_logits ? logits + i * hp_.n_vocab : (last_chunk ? logits : nullptr);
-            forward(tokens + i, chunk, out, all_logits);
+            forward(tokens + i, seqs + i, pos.data() + i, chunk, out, all_logits);
         }
     } catch (...) {
-        cache_.truncate(seq_, past);  // leave the cache as it was
+        for (const auto& [seq, len] : before) cache_.truncate(seq, len);  // leave the cache as it was
         throw;
     }
+    for (int64_t i = 0; i < n; i++) history_[seqs[i]].push_back(tokens[i]);
 }
 
-void Model::forward(const int32_t* tokens, int64_t n, float* logits, bool all_logits) {
+void Model::forward(const int32_t* tokens, const int* seqs, const int64_t* pos, int64_t n, float* logits,
+                    bool all_logits) {
     const KernelTable& kt = kernels();
     const int64_t E = hp_.n_embd, F = hp_.n_ff, V = hp_.n_vocab, hd = hp_.head_dim;
     const int64_t QD = hp_.n_head * hd, KD = hp_.n_head_kv * hd;
-    const int64_t p0 = n_past();
     ensure_scratch(n);
-    cache_.grow(seq_, n);
 
     float* x = x_.data();
     float* xn = xn_.data();
@@ -108,7 +169,7 @@ void Model::forward(const int32_t* tokens, int64_t n, float* logits, bool all_lo
     }
 
     if ((int64_t)rope_angles_.size() < n) rope_angles_.resize(n);
-    for (int64_t t = 0; t < n; t++) rope_angles_[t].compute(p0 + t, hp_.rope_dim, rope_inv_freq_);
+    for (int64_t t = 0; t < n; t++) rope_angles_[t].compute(pos[t], hp_.rope_dim, rope_inv_freq_);
 
     const AttentionShape shape{hp_.n_head, hp_.n_head_kv, hd};
     for (int64_t il = 0; il < hp_.n_layer; il++) {
@@ -132,8 +193,8 @@ void Model::forward(const int32_t* tokens, int64_t n, float* logits, bool all_lo
             rope(q, hp_.n_head, hd, rope_angles_[t], hp_.arch->rope_style);
             rope(k, hp_.n_head_kv, hd, rope_angles_[t], hp_.arch->rope_style);
             for (int64_t h = 0; h < hp_.n_head_kv; h++) {
-                void* kc = cache_.key(seq_, il, p0 + t, h);
-                void* vc = cache_.value(seq_, il, p0 + t, h);
+                void* kc = cache_.key(seqs[t], il, pos[t], h);
+                void* vc = cache_.value(seqs[t], il, pos[t], h);
                 if (cache_.type() == KVType::F16) {
                     kt.f32_to_f16_row(k + h * hd, (uint16_t*)kc, hd);
                     kt.f32_to_f16_row(v + h * hd, (uint16_t*)vc, hd);
@@ -143,7 +204,7 @@ void Model::forward(const int32_t* tokens, int64_t n, float* logits, bool all_lo
                 }
             }
         }
-        attention(cache_, seq_, il, shape, q_.data(), n, p0, attn_.data(), pool_);
+        attention(cache_, seqs, pos, il, shape, q_.data(), n, attn_.data(), pool_);
         const MatmulInput ain = mm_.prepare(attn_.data(), n, QD, is_quantized(L.wo->type));
         mm_.run(*L.wo, ain, xn, E);  // xn is free again: reuse it for the projection
         for (int64_t i = 0; i < n * E; i++) x[i] += xn[i];

@@ -40,19 +40,48 @@ public:
     size_t kv_cache_bytes() const { return cache_.total_bytes(); }
     int64_t n_past() const { return cache_.length(seq_); }
 
-    // Appends tokens to the sequence in the cache and writes their logits:
-    // all rows [n, n_vocab] when all_logits, else the last row only.
-    void eval(const int32_t* tokens, int64_t n, float* logits, bool all_logits);
+    // Appends tokens to the default sequence in the cache and writes their
+    // logits: all rows [n, n_vocab] when all_logits, else the last row only.
+    void eval(const int32_t* tokens, int64_t n, float* logits, bool all_logits) {
+        eval_on(seq_, tokens, n, logits, all_logits);
+    }
+    // The same on another sequence.
+    void eval_on(int seq, const int32_t* tokens, int64_t n, float* logits, bool all_logits);
     // Empties the cache.
     void reset();
+
+    // More sequences in the one cache (beams, parallel samples): a fork
+    // shares the blocks of its source's prefix until one of them writes.
+    // Handle default_sequence() is the one eval() uses.
+    int default_sequence() const { return seq_; }
+    int new_sequence();
+    int fork_sequence(int seq);
+    void free_sequence(int seq);
+    int64_t seq_length(int seq) const { return cache_.length(seq); }
+    // The tokens whose keys and values the sequence holds.
+    const std::vector<int32_t>& seq_tokens(int seq) const { return history_[seq]; }
+    // Keeps the first n positions of the sequence (a rewind: multi-turn chat
+    // reuses the common prefix of the conversation).
+    void truncate(int seq, int64_t n);
+    // Appends token i to sequence seqs[i] (a sequence's tokens in order) and
+    // writes every token's logits [n, n_vocab]: several sequences advance in
+    // one pass, which reads the weights once for all of them.
+    void eval_seqs(const int32_t* tokens, const int* seqs, int64_t n, float* logits);
+    // KV cache blocks in use (each KVCache::kBlockTokens positions).
+    int64_t kv_blocks_in_use() const { return cache_.used_blocks(); }
+    size_t kv_block_bytes() const { return cache_.block_bytes(); }
     // Greedy continuation of the cache's sequence (after feeding prompt):
     // up to max_tokens new ids; stops after the EOS token when stop_at_eos.
     std::vector<int32_t> generate_greedy(const std::vector<int32_t>& prompt, int64_t max_tokens, bool stop_at_eos);
 
 private:
     Model(std::unique_ptr<GGUFFile> file, const ModelOptions& opts);
-    // One forward pass over n tokens (n <= kMaxBatch) at the end of seq_.
-    void forward(const int32_t* tokens, int64_t n, float* logits, bool all_logits);
+    // Appends tokens[i] to seqs[i]; logits of every row or the last only.
+    void eval_impl(const int32_t* tokens, const int* seqs, int64_t n, float* logits, bool all_logits);
+    // One forward pass over n tokens (n <= kMaxBatch): token t at position
+    // pos[t] of sequence seqs[t], whose cache room is already made.
+    void forward(const int32_t* tokens, const int* seqs, const int64_t* pos, int64_t n, float* logits, bool all_logits);
+    void check_sequence(int seq) const;
     void ensure_scratch(int64_t n);
 
     std::unique_ptr<GGUFFile> file_;
@@ -64,6 +93,7 @@ private:
     Matmul mm_;
     KVCache cache_;
     int seq_;
+    std::vector<std::vector<int32_t>> history_;  // per sequence handle: its tokens
 
     std::vector<double> rope_inv_freq_;
     std::vector<RopeAngles> rope_angles_;  // per token of the batch
