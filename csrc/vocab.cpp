@@ -180,6 +180,16 @@ Vocab load_vocab(const GGUFFile& f) {
     v.add_bos = bool_or(f, "tokenizer.ggml.add_bos_token", spm);
     v.add_eos = bool_or(f, "tokenizer.ggml.add_eos_token", false);
     v.add_space_prefix = bool_or(f, "tokenizer.ggml.add_space_prefix", spm);
+
+    static const char* const kTurnEnds[] = {"<|im_end|>", "<|eot_id|>", "<|end_of_text|>", "<|endoftext|>",
+                                            "<|end|>", "<end_of_turn>", "<|EOT|>", "</s>"};
+    for (int32_t id : {v.eos, v.eot})
+        if (id >= 0) v.end_of_generation.push_back(id);
+    for (int32_t id = 0; id < n; id++) {
+        if (v.kind[id] != TokenType::Control || v.ends_generation(id)) continue;
+        for (const char* t : kTurnEnds)
+            if (v.text[id] == t) v.end_of_generation.push_back(id);
+    }
     return v;
 }
 

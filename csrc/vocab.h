@@ -50,6 +50,15 @@ struct Vocab {
     std::unordered_map<uint64_t, Merge> merges;
 
     int32_t bos = -1, eos = -1, eot = -1, unk = -1, pad = -1;
+    // Tokens that end a generation: eos, eot and the control tokens that
+    // chat models end a turn with (<|im_end|>, <|eot_id|>, ...), as llama.cpp
+    // gathers them.
+    std::vector<int32_t> end_of_generation;
+    bool ends_generation(int32_t id) const {
+        for (int32_t e : end_of_generation)
+            if (e == id) return true;
+        return false;
+    }
     bool add_bos = false, add_eos = false;
     bool add_space_prefix = true;  // SPM: the dummy "▁" before the text (sentencepiece's add_dummy_prefix)
 

@@ -64,7 +64,9 @@ void bind_tokenizer(py::module_& m) {
         .def_property_readonly("pre", [](const Tokenizer& t) { return t.vocab().pre_name; })
         .def_property_readonly("bos_token_id", [](const Tokenizer& t) { return t.vocab().bos; })
         .def_property_readonly("eos_token_id", [](const Tokenizer& t) { return t.vocab().eos; })
-        .def_property_readonly("add_bos", [](const Tokenizer& t) { return t.vocab().add_bos; });
+        .def_property_readonly("add_bos", [](const Tokenizer& t) { return t.vocab().add_bos; })
+        .def_property_readonly("end_of_generation", [](const Tokenizer& t) { return t.vocab().end_of_generation; },
+                               "The tokens that end a generation (eos, eot, <|im_end|>, ...).");
 
     py::class_<StreamDecoder>(m, "StreamDecoder")
         .def(py::init<const Tokenizer&, bool>(), py::arg("tokenizer"), py::arg("special") = false,

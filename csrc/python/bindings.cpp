@@ -11,6 +11,7 @@ void bind_model(py::module_& m);
 void bind_kv_cache(py::module_& m);
 void bind_text(py::module_& m);
 void bind_tokenizer(py::module_& m);
+void bind_generation(py::module_& m);
 
 PYBIND11_MODULE(_core, m) {
     m.doc() = "hearthlm C++ core";
@@ -20,4 +21,5 @@ PYBIND11_MODULE(_core, m) {
     bind_kv_cache(m);
     bind_kernels(m);
     bind_text(m);
+    bind_generation(m);
 }

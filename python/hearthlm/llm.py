@@ -33,10 +33,19 @@ class LLM:
             or "f32" (exact parity with Hugging Face).
         vocab_only: load the tokenizer alone (tokenize / detokenize work;
             there are no weights to evaluate), e.g. a `--vocab-only` file.
+        seed: where requests without their own SamplingParams.seed take
+            their seeds from; the same seed gives the same texts (None: a
+            fresh random seed per request).
     """
 
-    def __init__(self, model_path: str | os.PathLike, n_threads: Optional[int] = None,
-                 n_ctx: Optional[int] = None, kv_type: str = "f16", vocab_only: bool = False):
+    def __init__(self, model_path: str | os.PathLike | None = None, n_threads: Optional[int] = None,
+                 n_ctx: Optional[int] = None, kv_type: str = "f16", vocab_only: bool = False,
+                 seed: Optional[int] = None):
+        if model_path is None:
+            from .model_cache import default_model_path
+            model_path = default_model_path()
+        if seed is not None and (isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0):
+            raise ValueError(f"seed must be a non-negative integer or None, got {seed!r}")
         threads = _check_positive_int("n_threads", n_threads)
         ctx = _check_positive_int("n_ctx", n_ctx)
         if kv_type not in KV_TYPES:
@@ -49,6 +58,8 @@ class LLM:
         else:
             self._model = _core.Model(self.model_path, threads, ctx, kv_type)
             self._tokenizer = self._model.tokenizer()
+        from .generation import Generator
+        self._generator = Generator(self, seed)
 
     # --- facts about the model -------------------------------------------------
     @property
@@ -127,6 +138,50 @@ class LLM:
         if isinstance(max_tokens, bool) or not isinstance(max_tokens, (int, np.integer)) or max_tokens < 0:
             raise ValueError(f"max_tokens must be an integer >= 0, got {max_tokens!r}")
         return self._weights().generate_greedy(ids, int(max_tokens), bool(stop_at_eos))
+
+    # --- generation ------------------------------------------------------------
+    def generate(self, prompts, sampling_params: Optional["SamplingParams"] = None, *, stream: bool = False):
+        """Completions of prompts (a str, a list of str, a list of token ids,
+        or a list of those), as vLLM's LLM.generate: a list of RequestOutput,
+        one per prompt (``out.outputs[i].text``; ``out.text`` for the first).
+
+        stream=True (one prompt, n=1): an iterator of text deltas instead,
+        each whole characters; they concatenate to the completion's text.
+        """
+        from .sampling_params import SamplingParams
+        params = sampling_params if sampling_params is not None else SamplingParams()
+        if not isinstance(params, SamplingParams):
+            raise ValueError(f"sampling_params must be a SamplingParams, got {type(params).__name__}")
+        if stream:
+            return self._generator.stream(prompts, params)
+        return self._generator.run(prompts, params)
+
+    def chat(self, messages: list, sampling_params: Optional["SamplingParams"] = None, *, stream: bool = False,
+             add_generation_prompt: bool = True, chat_template: Optional[str] = None, **template_kwargs):
+        """The model's answer to a conversation ([{"role": ..., "content": ...}, ...]),
+        rendered with its own chat template as transformers'
+        apply_chat_template(add_generation_prompt=True) does. Returns a
+        RequestOutput (stream=True: an iterator of text deltas). A conversation
+        that continues the previous one reuses its part of the KV cache."""
+        prompt = self.render_chat(messages, add_generation_prompt=add_generation_prompt,
+                                  chat_template=chat_template, **template_kwargs)
+        ids = self.tokenize(prompt, add_special=False, parse_special=True)  # the template writes BOS if it wants one
+        if stream:
+            return self.generate(ids, sampling_params, stream=True)
+        out = self.generate([ids], sampling_params)[0]
+        out.prompt = prompt
+        return out
+
+    def render_chat(self, messages: list, add_generation_prompt: bool = True, chat_template: Optional[str] = None,
+                    **template_kwargs) -> str:
+        """The prompt text chat() feeds the model."""
+        from .chat_template import render_chat_template, special_tokens_for, template_from_metadata
+        template = chat_template or template_from_metadata(self.metadata)
+        if not template:
+            raise HearthError(f"{self.model_path}: the file has no chat template (tokenizer.chat_template); "
+                              "pass chat_template=... or use generate() with a prompt")
+        return render_chat_template(template, messages, add_generation_prompt=add_generation_prompt,
+                                    **{**special_tokens_for(self.metadata), **template_kwargs})
 
     # --- text ------------------------------------------------------------------
     def tokenize(self, text: str | bytes, add_special: bool = True, parse_special: bool = True) -> list:

@@ -1,0 +1,128 @@
+"""Beam search against transformers' generate(num_beams=k, do_sample=False):
+the same best sequence (its end token included when it produced one, without
+transformers' padding) and the same score within 1e-4, on tiny random models
+of both architectures and on the real SmolLM2 weights; and the beams share
+their prefix in the KV cache instead of holding k copies."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch")
+transformers = pytest.importorskip("transformers")
+
+from hearthlm import LLM, SamplingParams, _core  # noqa: E402
+from hf_models import make_tiny_model  # noqa: E402
+from test_parity_hf import ARCHS, TINY, convert  # noqa: E402
+
+SCORE_TOL = 1e-4
+
+
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory):
+    out = {}
+    for arch in ARCHS:
+        d = tmp_path_factory.mktemp(f"beam-{arch}")
+        folder = make_tiny_model(d / "hf", arch, seed=3, **TINY)
+        model = transformers.AutoModelForCausalLM.from_pretrained(
+            folder, dtype=torch.float32, attn_implementation="eager").eval()
+        out[arch] = (convert(folder, d / "f32.gguf", "f32"), model)
+    return out
+
+
+def hf_beams(model, prompt, num_beams, max_new, eos, length_penalty=1.0, early_stopping=False):
+    if eos is None:  # no end token at all (not even the config's default)
+        model.generation_config.eos_token_id = None
+    with torch.no_grad():
+        out = model.generate(torch.tensor([prompt]), do_sample=False, num_beams=num_beams, max_new_tokens=max_new,
+                             eos_token_id=eos, pad_token_id=0 if eos is None else eos[0],
+                             length_penalty=length_penalty,
+                             early_stopping=early_stopping, return_dict_in_generate=True, output_scores=True,
+                             temperature=None, top_p=None, top_k=None)
+    seq = out.sequences[0, len(prompt):].tolist()
+    if eos is not None and any(t in eos for t in seq):  # cut transformers' padding after the end token
+        seq = seq[: next(i for i, t in enumerate(seq) if t in eos) + 1]
+    return seq, float(out.sequences_scores[0])
+
+
+def ours(llm, prompt, num_beams, max_new, eos, length_penalty=1.0, early_stopping=False):
+    model = llm._model
+    hyps, steps, peak = _core.beam_search(model, model.default_sequence, prompt, num_beams, max_new, length_penalty,
+                                          str(early_stopping).lower(), 1.0, eos if eos else [-1])
+    return hyps[0][0], hyps[0][1], peak
+
+
+def prompt_of(seed, n=12, vocab=TINY["vocab"]):
+    return np.random.default_rng(seed).integers(0, vocab, n).tolist()
+
+
+@pytest.mark.parametrize("arch", ARCHS)
+@pytest.mark.parametrize("num_beams", [2, 4])
+@pytest.mark.parametrize("case", ["no-eos", "eos-early", "eos-late", "length-penalty-2", "early-stopping",
+                                  "never"])
+def test_best_beam_equals_transformers_on_tiny_models(tiny, arch, num_beams, case):
+    path, model = tiny[arch]
+    llm = LLM(path, n_threads=2, kv_type="f32")
+    prompt = prompt_of(hash((arch, num_beams, case)) % 1000)
+    # end tokens that beams actually meet: tokens of the greedy continuation
+    with torch.no_grad():
+        greedy = model.generate(torch.tensor([prompt]), do_sample=False, max_new_tokens=12, min_new_tokens=12,
+                                pad_token_id=0, eos_token_id=[])[0, len(prompt):].tolist()
+    kw = {"no-eos": dict(eos=None), "eos-early": dict(eos=[greedy[1]]), "eos-late": dict(eos=[greedy[6], greedy[9]]),
+          "length-penalty-2": dict(eos=[greedy[3]], length_penalty=2.0),
+          "early-stopping": dict(eos=[greedy[2]], early_stopping=True),
+          "never": dict(eos=[greedy[4]], early_stopping="never", length_penalty=0.5)}[case]
+    want_seq, want_score = hf_beams(model, prompt, num_beams, 12, **kw)
+    got_seq, got_score, _ = ours(llm, prompt, num_beams, 12, **kw)
+    assert got_seq == want_seq
+    assert abs(got_score - want_score) <= SCORE_TOL, (got_score, want_score)
+
+
+def test_beams_share_the_prompt_blocks_in_the_kv_cache(tiny):
+    path, _ = tiny["llama"]
+    llm = LLM(path, n_threads=2, kv_type="f32", n_ctx=2048)
+    prompt = prompt_of(1, n=300)
+    _, _, peak = ours(llm, prompt, 4, 8, None)
+    block_tokens = 16
+    prompt_blocks = -(-len(prompt) // block_tokens)
+    per_beam_total = -(-(len(prompt) + 8) // block_tokens)
+    independent = 4 * per_beam_total
+    # the prompt once, plus each beam's own last blocks
+    assert peak <= prompt_blocks + 4 * 2, (peak, independent)
+    assert peak < independent / 2
+
+
+def test_generate_with_num_beams_is_beam_search(tiny):
+    path, model = tiny["qwen2"]
+    llm = LLM(path, n_threads=2, kv_type="f32")
+    prompt = prompt_of(5)
+    want_seq, want_score = hf_beams(model, prompt, 3, 10, None)
+    # a weights-only file has no tokenizer: beam search on ids straight from the core
+    got_seq, got_score, _ = ours(llm, prompt, 3, 10, None)
+    assert got_seq == want_seq and abs(got_score - want_score) <= SCORE_TOL
+
+
+# ---------------------------------------------------------------------------
+# the real model
+# ---------------------------------------------------------------------------
+
+def test_beam_search_on_smollm2_equals_transformers(smollm2_f32_gguf, smollm2_hf_model, smollm2_tokenizer,
+                                                    france_chat_ids, real_text_ids, record_property):
+    llm = LLM(str(smollm2_f32_gguf), n_threads=2, kv_type="f32", n_ctx=1024)
+    text = smollm2_tokenizer.encode("The history of the printing press", add_special_tokens=False).ids
+    for name, ids in [("france-chat", france_chat_ids), ("text", text), ("prose256", real_text_ids)]:
+        want_seq, want_score = hf_beams(smollm2_hf_model, ids, 4, 24, [2])
+        out = llm.generate([ids], SamplingParams(num_beams=4, max_new_tokens=24))[0]
+        got = out.outputs[0]
+        # memory: the beams' cache against 4 independent caches of the final length
+        per_token = llm._model.kv_block_bytes / 16
+        independent = 4 * (len(ids) + len(want_seq)) * per_token
+        report = (f"\n[{name}] transformers: {smollm2_tokenizer.decode(want_seq)!r} ({want_score:.5f})"
+                  f"\n[{name}] hearth:       {got.text!r} ({got.cumulative_logprob:.5f}); KV peak "
+                  f"{out.metrics['kv_peak_bytes'] / 2**20:.2f} MiB vs {independent / 2**20:.2f} MiB for 4 caches")
+        print(report)
+        record_property(f"beams_{name}", report)
+        assert got.token_ids == want_seq
+        assert abs(got.cumulative_logprob - want_score) <= SCORE_TOL
+        if len(ids) >= 256:  # a long prompt: its blocks are held once, not four times
+            assert out.metrics["kv_peak_bytes"] < 0.4 * independent
