@@ -6,6 +6,7 @@
 
 namespace py = pybind11;
 
+void bind_chat(py::module_& m);
 void bind_kernels(py::module_& m);
 void bind_model(py::module_& m);
 void bind_kv_cache(py::module_& m);
@@ -20,4 +21,5 @@ PYBIND11_MODULE(_core, m) {
     bind_kv_cache(m);
     bind_kernels(m);
     bind_text(m);
+    bind_chat(m);
 }
