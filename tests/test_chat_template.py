@@ -356,6 +356,20 @@ def test_one_unsafe_attribute_renders_as_undefined_as_in_transformers():
     assert reference_render(template, [user("x")], True, None, None) == "[][][]"
 
 
+def test_jinja2_with_known_sandbox_escapes_is_refused(monkeypatch):
+    from hearthlm import chat_template
+
+    monkeypatch.setattr(chat_template.jinja2, "__version__", "3.1.5")
+    chat_template._environment.cache_clear()
+    try:
+        with pytest.raises(ImportError, match="jinja2 >= 3.1.6"):
+            chat_template._environment()
+    finally:
+        monkeypatch.undo()
+        chat_template._environment.cache_clear()
+    assert render_chat_template("{{ messages[0].content }}", [user("ok")]) == "ok"
+
+
 def test_sandbox_escapes_also_fail_in_transformers():
     """The same templates are refused by the reference: the sandbox is the one
     transformers uses, not a stricter one that would render less."""

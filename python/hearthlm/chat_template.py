@@ -17,6 +17,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 import json
+import re
 import sys
 from collections.abc import Mapping
 from datetime import datetime
@@ -104,8 +105,19 @@ class _GenerationBlock(jinja2.ext.Extension):
         return caller()
 
 
+# Older jinja2 releases have known sandbox escapes (transformers refuses them too).
+_MIN_JINJA2 = (3, 1, 6)
+
+
+def _version_tuple(version: str) -> tuple:
+    return tuple(int(part) for part in re.findall(r"\d+", version)[:3])
+
+
 @functools.lru_cache(maxsize=1)
 def _environment() -> ImmutableSandboxedEnvironment:
+    if _version_tuple(jinja2.__version__) < _MIN_JINJA2:
+        raise ImportError(f"chat templates need jinja2 >= {'.'.join(map(str, _MIN_JINJA2))} (older versions have "
+                          f"known sandbox escapes); this is jinja2 {jinja2.__version__}: pip install -U jinja2")
     env = ImmutableSandboxedEnvironment(
         trim_blocks=True, lstrip_blocks=True, extensions=[_GenerationBlock, jinja2.ext.loopcontrols])
     env.filters["tojson"] = _tojson
