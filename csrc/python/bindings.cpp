@@ -6,6 +6,7 @@
 
 namespace py = pybind11;
 
+void bind_chat(py::module_& m);
 void bind_kernels(py::module_& m);
 void bind_model(py::module_& m);
 void bind_kv_cache(py::module_& m);
@@ -22,4 +23,5 @@ PYBIND11_MODULE(_core, m) {
     bind_kernels(m);
     bind_text(m);
     bind_generation(m);
+    bind_chat(m);
 }
