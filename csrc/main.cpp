@@ -1,21 +1,25 @@
-// hearth: the command-line face of the engine. It inspects a GGUF file
-// (--info), times prefill and decode (--bench), and completes a prompt given
-// as text (-p), printing the answer as it is generated (greedy for now; the
-// samplers and the chat mode come with generation).
+// hearth: the command-line face of the engine, as llama.cpp's main: an
+// interactive multi-turn chat in the model's own chat format (-m FILE), one
+// answer (-p TEXT), a raw completion (--no-chat), the file's metadata
+// (--info) and a speed test (--bench).
 #include <algorithm>
-#include <chrono>
-#include <cstdio>
+#include <atomic>
 #include <cerrno>
+#include <chrono>
+#include <csignal>
+#include <cstdio>
 #include <cstdlib>
 #include <cstring>
 #include <random>
 #include <string>
 #include <vector>
 
+#include <unistd.h>
+
+#include "chat_session.h"
 #include "common.h"
 #include "gguf.h"
 #include "kernels/kernels.h"
-#include "detokenizer.h"
 #include "model.h"
 
 using namespace hearth;
@@ -23,27 +27,41 @@ using namespace hearth;
 namespace {
 
 const char* kUsage =
-    "usage: hearth --info FILE\n"
-    "       hearth -m FILE -p TEXT [options]\n"
-    "       hearth -m FILE --bench [options]\n"
+    "usage: hearth -m FILE [options]            chat in the terminal\n"
+    "       hearth -m FILE -p TEXT [options]    answer one prompt and exit\n"
+    "       hearth --info FILE                  the file's metadata and tensor table\n"
+    "       hearth -m FILE --bench [options]    prefill and decode speed\n"
     "\n"
-    "Run Llama- and Qwen-family GGUF models on the CPU.\n"
+    "Run Llama- and Qwen-family GGUF models on the CPU. In the chat, /reset\n"
+    "starts over, /exit or Ctrl-D quits, Ctrl-C stops the current answer.\n"
     "\n"
-    "  --info FILE            print the file's metadata and tensor table\n"
     "  -m, --model FILE       the GGUF model file\n"
-    "  -p, --prompt TEXT      complete TEXT (tokenized as raw text: special-token strings such\n"
-    "                         as <|im_start|> become those tokens) and print the answer as it\n"
-    "                         is generated, greedily; stops at the end-of-text token\n"
-    "  -n, --max-tokens N     at most N new tokens (default -1: until the end or the context is full)\n"
-    "  --no-chat              raw completion (the only mode for now; chat comes later)\n"
-    "  --bench                time prefill and decode (tokens/s)\n"
-    "  --prompt-tokens N      prefill length for --bench (default 128)\n"
-    "  --gen-tokens N         decode steps for --bench (default 128)\n"
-    "  --tokens IDS           comma-separated token ids to prefill instead of random ones\n"
-    "  --reps N               repetitions; the median is reported (default 3)\n"
+    "  -p, --prompt TEXT      answer TEXT (in the chat format; with --no-chat, complete it as raw text,\n"
+    "                         where special-token strings such as <|im_start|> become those tokens)\n"
+    "  --no-chat              raw completion instead of the chat format\n"
+    "  --system TEXT          a system message for the chat\n"
+    "  -n, --max-tokens N     at most N new tokens per answer (default -1: until the end of the\n"
+    "                         answer or a full context)\n"
+    "  --temp T               temperature (default 0.8; 0 is greedy)\n"
+    "  --top-k K              keep the K most likely tokens (default 40; 0 is off)\n"
+    "  --top-p P              keep the most likely tokens holding P of the probability (default 0.95)\n"
+    "  --min-p P              drop tokens below P times the most likely's probability (default 0.05)\n"
+    "  --repeat-penalty R     Hugging Face's repetition penalty (default 1.0: off)\n"
+    "  --presence-penalty X   OpenAI's presence penalty (default 0)\n"
+    "  --frequency-penalty X  OpenAI's frequency penalty (default 0)\n"
+    "  --stop TEXT            stop the answer at TEXT (may be given several times)\n"
+    "  --beams N              beam search with N beams (deterministic; the answer comes at once)\n"
+    "  --seed N               seed of the sampler (default: random); the same seed gives the same text\n"
+    "  --stats                after each answer, the prefill and decode speed (and at exit, the load time)\n"
     "  -t, --threads N        worker threads (default: all available CPUs)\n"
     "  -c, --ctx N            context length (default: the model's, at most 4096)\n"
     "  --kv-type f16|f32      KV cache element type (default f16)\n"
+    "  --info FILE            print the file's metadata and tensor table\n"
+    "  --bench                time prefill and decode (tokens/s)\n"
+    "  --prompt-tokens N      prefill length for --bench (default 128)\n"
+    "  --gen-tokens N         decode steps for --bench (default 128)\n"
+    "  --tokens IDS           comma-separated token ids to prefill instead of random ones (--bench)\n"
+    "  --reps N               --bench repetitions; the median is reported (default 3)\n"
     "  -h, --help             this help\n"
     "\n"
     "HEARTH_KERNELS=scalar|avx2|avx512 forces a kernel set.\n";
@@ -58,13 +76,35 @@ struct Args {
     bool bench = false;
     std::string prompt;
     bool has_prompt = false;
-    int64_t max_tokens = -1;
+    bool chat = true;
+    std::string system;
+    bool stats = false;
+    bool has_seed = false;
+    int beams = 1;
+    SamplingParams sampling;
+    GenerationParams generation;
     int64_t prompt_tokens = 128;
     int64_t gen_tokens = 128;
     int reps = 3;
     std::vector<int32_t> tokens;
     ModelOptions opts;
+
+    Args() {  // llama.cpp's sampling defaults
+        sampling.temperature = 0.8f;
+        sampling.top_k = 40;
+        sampling.top_p = 0.95f;
+        sampling.min_p = 0.05f;
+        generation.max_tokens = -1;
+    }
 };
+
+double parse_float(const std::string& flag, const char* v) {
+    char* end = nullptr;
+    errno = 0;
+    const double x = std::strtod(v, &end);
+    if (errno || end == v || *end) throw UsageError{flag + " needs a number, got '" + v + "'"};
+    return x;
+}
 
 int64_t parse_int(const std::string& flag, const char* v, int64_t min) {
     char* end = nullptr;
@@ -97,9 +137,35 @@ Args parse_args(int argc, char** argv) {
             a.prompt = value();
             a.has_prompt = true;
         } else if (f == "-n" || f == "--max-tokens" || f == "--n-predict") {
-            a.max_tokens = parse_int(f, value(), -1);
+            a.generation.max_tokens = parse_int(f, value(), -1);
         } else if (f == "--no-chat") {
-            // raw completion is all -p does at this stage
+            a.chat = false;
+        } else if (f == "--system") {
+            a.system = value();
+        } else if (f == "--temp") {
+            a.sampling.temperature = (float)parse_float(f, value());
+        } else if (f == "--top-k") {
+            a.sampling.top_k = (int32_t)parse_int(f, value(), -1);
+            if (a.sampling.top_k < 0) a.sampling.top_k = 0;  // -1 is off too
+        } else if (f == "--top-p") {
+            a.sampling.top_p = (float)parse_float(f, value());
+        } else if (f == "--min-p") {
+            a.sampling.min_p = (float)parse_float(f, value());
+        } else if (f == "--repeat-penalty") {
+            a.sampling.repetition_penalty = (float)parse_float(f, value());
+        } else if (f == "--presence-penalty") {
+            a.sampling.presence_penalty = (float)parse_float(f, value());
+        } else if (f == "--frequency-penalty") {
+            a.sampling.frequency_penalty = (float)parse_float(f, value());
+        } else if (f == "--stop") {
+            a.generation.stop.push_back(value());
+        } else if (f == "--beams") {
+            a.beams = (int)parse_int(f, value(), 1);
+        } else if (f == "--seed") {
+            a.sampling.seed = (uint64_t)parse_int(f, value(), 0);
+            a.has_seed = true;
+        } else if (f == "--stats") {
+            a.stats = true;
         } else if (f == "--prompt-tokens") {
             a.prompt_tokens = parse_int(f, value(), 1);
         } else if (f == "--gen-tokens") {
@@ -126,9 +192,15 @@ Args parse_args(int argc, char** argv) {
             throw UsageError{"unknown argument '" + f + "'"};
         }
     }
-    if (a.info_file.empty() && a.model.empty()) throw UsageError{"nothing to do: give --info FILE, or -m FILE with -p TEXT or --bench"};
-    if (!a.model.empty() && !a.bench && !a.has_prompt) throw UsageError{"-m FILE needs -p TEXT or --bench (the interactive chat comes later)"};
+    if (a.info_file.empty() && a.model.empty()) throw UsageError{"nothing to do: give -m FILE (or --info FILE)"};
     if (a.bench && a.has_prompt) throw UsageError{"give either -p TEXT or --bench, not both"};
+    if (!a.chat && !a.has_prompt && !a.bench) throw UsageError{"--no-chat needs -p TEXT (the text to complete)"};
+    try {
+        check_sampling_params(a.sampling);
+    } catch (const Error& e) {
+        throw UsageError{e.what()};  // names the parameter and its range
+    }
+    if (!a.has_seed) a.sampling.seed = std::random_device{}() ^ ((uint64_t)std::random_device{}() << 32);
     return a;
 }
 
@@ -240,32 +312,126 @@ int run_bench(const Args& a) {
     return 0;
 }
 
-// Greedy completion of the prompt, streamed to stdout as whole characters.
-int run_completion(const Args& a) {
+// Ctrl-C during an answer stops the answer, not the program.
+std::atomic<bool> g_stop{false};
+extern "C" void on_sigint(int) { g_stop.store(true); }
+
+void install_sigint() {
+    struct sigaction sa;
+    std::memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_sigint;
+    sigemptyset(&sa.sa_mask);
+    sa.sa_flags = 0;  // no SA_RESTART: a Ctrl-C at the prompt interrupts the read
+    sigaction(SIGINT, &sa, nullptr);
+}
+
+enum class LineRead { Line, Interrupted, End };
+
+// One line of the terminal's input. Read byte by byte from the descriptor
+// (not std::cin, which takes a Ctrl-C's interrupted read for the end of input).
+LineRead read_line(std::string& line) {
+    line.clear();
+    for (;;) {
+        char c;
+        const ssize_t n = ::read(0, &c, 1);
+        if (n == 1) {
+            if (c == '\n') return LineRead::Line;
+            line.push_back(c);
+        } else if (n == 0) {
+            return line.empty() ? LineRead::End : LineRead::Line;  // Ctrl-D
+        } else if (errno == EINTR) {
+            if (g_stop.load()) return LineRead::Interrupted;
+        } else {
+            return LineRead::End;
+        }
+    }
+}
+
+void print_stats(const TurnStats& st) {
+    const int64_t fed = st.prompt_tokens - st.reused_tokens;
+    std::fprintf(stderr, "[prefill %lld tokens (%lld reused) in %.2f s, %.1f tokens/s; decode %lld tokens in %.2f s, %.1f tokens/s]\n",
+                 (long long)fed, (long long)st.reused_tokens, st.prefill_seconds,
+                 st.prefill_seconds > 0 ? fed / st.prefill_seconds : 0.0, (long long)st.generated_tokens,
+                 st.decode_seconds, st.decode_seconds > 0 ? (st.generated_tokens - 1) / st.decode_seconds : 0.0);
+}
+
+ChatOptions chat_options(const Args& a) {
+    ChatOptions o;
+    o.chat = a.chat;
+    o.system = a.system;
+    o.sampling = a.sampling;
+    o.generation = a.generation;
+    o.num_beams = a.beams;
+    return o;
+}
+
+void write_out(const std::string& text) {
+    std::fwrite(text.data(), 1, text.size(), stdout);
+    std::fflush(stdout);
+}
+
+// -p TEXT: one answer (or raw completion), streamed to stdout.
+int run_prompt(const Args& a) {
     std::unique_ptr<Model> m = Model::load(a.model, a.opts);
-    const Tokenizer* tok = m->tokenizer();
-    if (!tok) throw Error(m->file().err("it carries no tokenizer (no 'tokenizer.ggml.model'), so it cannot read text"));
-    const std::vector<int32_t> prompt = tok->encode(a.prompt, true, true);
-    if (prompt.empty()) throw Error("the prompt is empty");
-    if ((int64_t)prompt.size() >= m->n_ctx()) {
-        throw Error("the prompt is " + std::to_string(prompt.size()) + " tokens, which leaves no room in the context of " +
-                    std::to_string(m->n_ctx()) + " (raise -c or shorten the prompt)");
+    ChatSession chat(*m, chat_options(a));
+    install_sigint();
+    const TurnStats st = chat.answer(a.prompt, write_out, g_stop);
+    write_out("\n");
+    if (a.stats) print_stats(st);
+    return 0;
+}
+
+// The interactive chat: a line in, an answer out, until /exit or Ctrl-D.
+int run_chat(const Args& a) {
+    using clock = std::chrono::steady_clock;
+    const auto t0 = clock::now();
+    std::unique_ptr<Model> m = Model::load(a.model, a.opts);
+    ChatSession chat(*m, chat_options(a));
+    const double load_s = std::chrono::duration<double>(clock::now() - t0).count();
+    std::fprintf(stderr, "hearth: %s (%s chat format, %d threads, n_ctx %lld), loaded in %.2f s.\n"
+                 "/reset starts over, /exit or Ctrl-D quits, Ctrl-C stops an answer.\n",
+                 a.model.c_str(), chat.format_name(), m->n_threads(), (long long)m->n_ctx(), load_s);
+    install_sigint();
+    TurnStats total;
+    for (;;) {
+        write_out("> ");
+        g_stop.store(false);
+        std::string line;
+        const LineRead r = read_line(line);
+        if (r == LineRead::End) break;  // Ctrl-D
+        if (r == LineRead::Interrupted) {  // Ctrl-C at the prompt: a fresh prompt
+            write_out("\n");
+            continue;
+        }
+        if (!line.empty() && line.back() == '\r') line.pop_back();
+        if (line == "/exit" || line == "/quit") break;
+        if (line == "/reset") {
+            chat.reset();
+            write_out("(the conversation starts over)\n");
+            continue;
+        }
+        if (line.empty()) continue;
+        try {
+            const TurnStats st = chat.answer(line, write_out, g_stop);
+            write_out(st.interrupted ? " [stopped]\n" : "\n");
+            if (a.stats) print_stats(st);
+            total.prompt_tokens += st.prompt_tokens - st.reused_tokens;
+            total.generated_tokens += st.generated_tokens;
+            total.prefill_seconds += st.prefill_seconds;
+            total.decode_seconds += st.decode_seconds;
+            if (st.finish == FinishReason::Length && m->n_past() + 1 >= m->n_ctx()) {
+                write_out("(the context is full: /reset to start over)\n");
+            }
+        } catch (const Error& e) {
+            std::fprintf(stderr, "hearth: error: %s\n", e.what());
+        }
     }
-    const Vocab& v = tok->vocab();
-    StreamDecoder out(*tok, false);
-    std::vector<float> logits(m->n_vocab());
-    std::vector<int32_t> feed = prompt;
-    for (int64_t n = 0; a.max_tokens < 0 || n < a.max_tokens; n++) {
-        if (m->n_past() + (int64_t)feed.size() > m->n_ctx()) break;  // the context is full
-        m->eval(feed.data(), (int64_t)feed.size(), logits.data(), false);
-        const int32_t next = (int32_t)(std::max_element(logits.begin(), logits.end()) - logits.begin());
-        if (next == v.eos || next == v.eot) break;
-        std::fputs(out.push(next).c_str(), stdout);
-        std::fflush(stdout);
-        feed.assign(1, next);
+    write_out("\n");
+    if (a.stats) {
+        std::fprintf(stderr, "[load %.2f s; in all: prefill %lld tokens in %.2f s, decode %lld tokens in %.2f s]\n", load_s,
+                     (long long)total.prompt_tokens, total.prefill_seconds, (long long)total.generated_tokens,
+                     total.decode_seconds);
     }
-    std::fputs(out.finish().c_str(), stdout);
-    std::fputs("\n", stdout);
     return 0;
 }
 
@@ -275,8 +441,9 @@ int main(int argc, char** argv) {
     try {
         const Args a = parse_args(argc, argv);
         if (!a.info_file.empty()) return print_info(a.info_file);
-        if (a.has_prompt) return run_completion(a);
-        return run_bench(a);
+        if (a.bench) return run_bench(a);
+        if (a.has_prompt) return run_prompt(a);
+        return run_chat(a);
     } catch (const UsageError& e) {
         std::fprintf(stderr, "hearth: %s\n(see hearth --help)\n", e.msg.c_str());
         return 2;

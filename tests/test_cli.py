@@ -75,9 +75,9 @@ def test_prompt_on_a_file_without_tokenizer_is_a_clear_error(model):
     assert "carries no tokenizer" in r.stderr and "tiny-q8_0.gguf" in r.stderr
 
 
-def test_model_without_a_task_and_prompt_with_bench_are_usage_errors(model):
-    r = run("-m", model)
-    assert r.returncode == 2 and "-m FILE needs -p TEXT or --bench" in r.stderr
+def test_chat_on_a_file_without_tokenizer_and_prompt_with_bench_are_errors(model):
+    r = run("-m", model)  # the chat
+    assert r.returncode == 1 and "carries no tokenizer" in r.stderr
     r = run("-m", model, "-p", "x", "--bench")
     assert r.returncode == 2 and "not both" in r.stderr
     r = run("-m", model, "-p", "x", "-n", "-2")

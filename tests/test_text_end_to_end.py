@@ -74,3 +74,29 @@ def test_the_llama_cpp_file_tokenizes_every_prompt_as_llama_cpp(prompts, smollm2
     for name, text in prompts.items():
         assert llm.tokenize(text) == lc.tokenize(text.encode(), add_bos=True, special=True), name
         assert llm.tokenize(text, parse_special=False) == lc.tokenize(text.encode(), add_bos=True, special=False), name
+
+
+# ---------------------------------------------------------------------------
+# the generation API on the f32 weights
+# ---------------------------------------------------------------------------
+
+@pytest.mark.parametrize("name", ["story", "prose"])
+def test_generate_100_greedy_tokens_from_text_equal_transformers(name, prompts, f32_llm, hf_ref_cache):
+    from hearthlm import SamplingParams
+    text = prompts[name]
+    out = f32_llm.generate(text, SamplingParams(temperature=0, max_tokens=100, ignore_eos=True))[0]
+    want = hf_ref_cache.greedy(out.prompt_token_ids, 100, stop_at_eos=False)
+    assert out.token_ids == want
+    assert out.text == f32_llm.detokenize(want)
+
+
+def test_chat_answers_the_capital_of_france_with_paris(f32_llm, smollm2_tokenizer, hf_ref_cache, france_chat_ids):
+    from conftest import CHAT_FRANCE
+    from hearthlm import SamplingParams
+    params = SamplingParams(temperature=0, max_tokens=32)
+    out = f32_llm.chat(CHAT_FRANCE, params)
+    assert out.prompt_token_ids == france_chat_ids  # the model's template, rendered as transformers does
+    want = hf_ref_cache.greedy(france_chat_ids, 32, stop_at_eos=True)
+    assert out.token_ids == want
+    assert "Paris" in out.text and out.finish_reason == "stop"
+    assert "".join(f32_llm.chat(CHAT_FRANCE, params, stream=True)) == out.text

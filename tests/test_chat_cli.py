@@ -1,0 +1,129 @@
+"""The `hearth` chat as a user drives it, through a real terminal (pexpect):
+a two-turn conversation (one turn in Chinese), /reset, Ctrl-C in the middle
+of an answer, Ctrl-D; `-p` one-shot; bad flag values. The answers are held
+to the Python API's on the same conversation (greedy), which renders the
+model's own Jinja template: so the C++ chat format is checked too."""
+from __future__ import annotations
+
+import subprocess
+
+import pytest
+
+from engine_helpers import hearth_binary
+from hearthlm import LLM, SamplingParams
+
+pexpect = pytest.importorskip("pexpect")
+
+GREEDY = ["--temp", "0", "-n", "48", "-t", "2", "-c", "1024"]
+TURN1 = "What is the capital of France?"
+TURN2 = "请用中文回答：法国的首都是哪里？"
+
+
+@pytest.fixture(scope="module")
+def api(smollm2_gguf):
+    llm = LLM(str(smollm2_gguf), n_threads=2, n_ctx=1024)
+
+    def answer(messages):
+        return llm.chat(messages, SamplingParams(temperature=0, max_tokens=48)).text
+    return answer
+
+
+def spawn(path, *args):
+    child = pexpect.spawn(hearth_binary(), ["-m", str(path), *GREEDY, *args], encoding="utf-8", timeout=120,
+                          dimensions=(50, 500))
+    child.expect("Ctrl-C stops an answer")
+    child.expect_exact("> ")
+    return child
+
+
+def ask(child, text):
+    child.sendline(text)
+    child.expect_exact(text)  # the terminal's echo
+    child.expect_exact("\r\n> ")
+    return child.before.strip().replace("\r\n", "\n")
+
+
+def test_two_turns_in_a_terminal_answer_as_the_api(smollm2_gguf, api):
+    child = spawn(smollm2_gguf)
+    a1 = ask(child, TURN1)
+    assert a1 == api([{"role": "user", "content": TURN1}])
+    a2 = ask(child, TURN2)
+    assert a2 == api([{"role": "user", "content": TURN1}, {"role": "assistant", "content": a1},
+                      {"role": "user", "content": TURN2}])
+    child.sendline("/exit")
+    child.expect(pexpect.EOF)
+    child.close()
+    assert child.exitstatus == 0
+
+
+def test_reset_forgets_the_conversation(smollm2_gguf, api):
+    child = spawn(smollm2_gguf)
+    ask(child, "My name is Ada. Please remember it.")
+    child.sendline("/reset")
+    child.expect_exact("(the conversation starts over)")
+    child.expect_exact("> ")
+    assert ask(child, "What is my name?") == api([{"role": "user", "content": "What is my name?"}])
+    child.sendeof()  # Ctrl-D quits
+    child.expect(pexpect.EOF)
+    child.close()
+    assert child.exitstatus == 0
+
+
+def test_ctrl_c_stops_the_answer_not_the_program(smollm2_gguf, api):
+    child = pexpect.spawn(hearth_binary(), ["-m", str(smollm2_gguf), "--temp", "0.8", "--seed", "3", "-n", "3000",
+                                            "-t", "2"], encoding="utf-8", timeout=120, dimensions=(50, 500))
+    child.expect_exact("> ")
+    child.sendline("Write a very long story about a dragon who learns to bake bread, in many chapters.")
+    child.expect_exact("chapters.\r\n")  # the echo
+    child.expect(r"\w+ \w+ \w+")  # the answer has begun
+    child.sendintr()
+    child.expect_exact("[stopped]")
+    child.expect_exact("> ")
+    assert child.isalive()
+    child.sendintr()  # Ctrl-C at the prompt: a fresh prompt, not the end
+    child.expect_exact("> ")
+    assert child.isalive()
+    assert ask(child, TURN1)  # still answering
+    child.sendline("/exit")
+    child.expect(pexpect.EOF)
+    child.close()
+    assert child.exitstatus == 0
+
+
+def test_p_answers_one_prompt_in_the_chat_format(smollm2_gguf, api):
+    r = subprocess.run([hearth_binary(), "-m", str(smollm2_gguf), "-p", TURN1, *GREEDY], capture_output=True,
+                       text=True, timeout=120)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout == api([{"role": "user", "content": TURN1}]) + "\n"
+    r = subprocess.run([hearth_binary(), "-m", str(smollm2_gguf), "-p", TURN1, "--system", "Answer in French.",
+                        "--stats", *GREEDY], capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout == api([{"role": "system", "content": "Answer in French."},
+                            {"role": "user", "content": TURN1}]) + "\n"
+    assert "decode" in r.stderr and "tokens/s" in r.stderr
+
+
+@pytest.mark.parametrize("args, words", [
+    (["--temp", "-1"], r"temperature must be >= 0"),
+    (["--top-p", "1.5"], r"top_p must be in \(0, 1\]"),
+    (["--top-k", "-3"], r"--top-k needs an integer >= -1, got '-3'"),
+    (["--min-p", "2"], r"min_p must be in \[0, 1\]"),
+    (["--repeat-penalty", "0"], r"repetition_penalty must be > 0"),
+    (["--beams", "0"], r"--beams needs an integer >= 1, got '0'"),
+    (["--temp", "hot"], r"--temp needs a number, got 'hot'"),
+    (["--no-chat"], r"--no-chat needs -p TEXT"),
+])
+def test_bad_flag_values_exit_2_naming_them(smollm2_gguf, args, words):
+    import re
+    r = subprocess.run([hearth_binary(), "-m", str(smollm2_gguf), *args], capture_output=True, text=True, timeout=60)
+    assert r.returncode == 2
+    assert re.search(words, r.stderr), r.stderr
+
+
+def test_beams_flag_answers_with_beam_search(smollm2_gguf, smollm2_tokenizer):
+    r = subprocess.run([hearth_binary(), "-m", str(smollm2_gguf), "-p", TURN1, "--beams", "4", *GREEDY],
+                       capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stderr
+    llm = LLM(str(smollm2_gguf), n_threads=2, n_ctx=1024)
+    want = llm.chat([{"role": "user", "content": TURN1}], SamplingParams(num_beams=4, max_tokens=48)).text
+    assert r.stdout == want + "\n"
