@@ -28,6 +28,7 @@ from engine_helpers import hearth_binary, hearth_launcher, launcher_env
 from gguf_files import write_tiny_model
 
 from hearthlm import model_cache
+from hearthlm.cli import cpp_binary
 from hearthlm.model_cache import DEFAULT_MODEL, ModelFetchError
 
 SMOL = DEFAULT_MODEL
@@ -343,8 +344,9 @@ def test_a_prompt_spelled_like_a_flag_is_still_a_prompt(tiny, cache):
 
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc")
-def test_launcher_becomes_the_cpp_process_so_stdin_and_ctrl_c_reach_it(tiny, cache):
-    binary = os.path.realpath(hearth_binary())
+def test_launcher_becomes_the_cpp_process_so_stdin_and_ctrl_c_reach_it(tiny, cache, monkeypatch):
+    monkeypatch.delenv("HEARTH_BIN", raising=False)  # it may name a launcher
+    binary = os.path.realpath(cpp_binary())
     env = launcher_env(HEARTH_CACHE=cache, HEARTH_TEST_MODELS=None)
     p = subprocess.Popen([*hearth_launcher(), "-m", str(tiny), "--bench", "--prompt-tokens", "8",
                           "--gen-tokens", "8", "--reps", "100000000"],
@@ -366,8 +368,16 @@ def test_launcher_becomes_the_cpp_process_so_stdin_and_ctrl_c_reach_it(tiny, cac
             p.wait()
 
 
-def test_hearth_bin_naming_the_launcher_itself_is_refused(cache):
+def test_hearth_bin_naming_the_launcher_itself_runs_the_cpp_program(cache):
+    # HEARTH_BIN is "the hearth to test" for the test suite; naming the launcher
+    # there must not make the launcher exec itself forever
     launcher_file = importlib.util.find_spec("hearthlm.cli").origin
-    r = launch("--help", cache=cache, HEARTH_BIN=launcher_file)
+    want = direct("--help")
+    got = launch("--help", cache=cache, HEARTH_BIN=launcher_file, timeout=30)
+    assert (got.returncode, got.stdout, got.stderr) == (0, want.stdout, want.stderr)
+
+
+def test_hearth_bin_naming_a_missing_file_is_a_clear_error(cache, tmp_path):
+    r = launch("--help", cache=cache, HEARTH_BIN=tmp_path / "no-hearth")
     assert r.returncode == 1
-    assert f"HEARTH_BIN={launcher_file} is this launcher" in r.stderr
+    assert f"HEARTH_BIN={tmp_path / 'no-hearth'}: no such file" in r.stderr
