@@ -2,6 +2,7 @@
 
 import os
 import shutil
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -10,10 +11,21 @@ REPO = Path(__file__).resolve().parent.parent
 
 
 def hearth_binary() -> str:
-    """The `hearth` executable: $HEARTH_BIN, else the one on PATH (pip install
-    puts it there), else a developer build in build/."""
+    """The C++ `hearth` executable: $HEARTH_BIN, else the one the imported
+    hearthlm's launcher runs (hearthlm/bin/hearth when installed, build/hearth
+    with PYTHONPATH=python), so the tests run the tree or install under test and
+    not whatever `hearth` comes first on PATH; else the one on PATH, else build/."""
     if os.environ.get("HEARTH_BIN"):
         return os.environ["HEARTH_BIN"]
+    try:
+        from hearthlm.cli import LauncherError, cpp_binary
+    except ImportError:  # an older hearthlm without the launcher
+        pass
+    else:
+        try:
+            return cpp_binary()
+        except LauncherError:
+            pass
     found = shutil.which("hearth")
     if found:
         return found
@@ -21,6 +33,25 @@ def hearth_binary() -> str:
     if dev.exists():
         return str(dev)
     raise RuntimeError("the hearth executable is not installed (pip install .) nor built in build/")
+
+
+def hearth_launcher() -> list:
+    """The `hearth` launcher (hearthlm.cli) of the imported hearthlm, as a
+    command; run it with launcher_env() so the child imports the same package."""
+    return [sys.executable, "-m", "hearthlm.cli"]
+
+
+def launcher_env(**overrides) -> dict:
+    """os.environ with this process's sys.path as PYTHONPATH, plus overrides
+    (a value of None removes the variable)."""
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join(p for p in sys.path if p)
+    for k, v in overrides.items():
+        if v is None:
+            env.pop(k, None)
+        else:
+            env[k] = str(v)
+    return env
 
 
 def rel_max_err(a: np.ndarray, ref: np.ndarray) -> float:
