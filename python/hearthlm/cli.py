@@ -28,9 +28,11 @@ LIST_MODELS_FLAG = "--list-models"
 # The C++ parser's flags that take a value (csrc/main.cpp). The value is skipped
 # when looking for the flags above, so `-p --help` stays a prompt. A value flag
 # missing here matters only if its value is spelled like one of those flags.
+# (tests/test_default_model.py checks it against `hearth --help`.)
 VALUE_FLAGS = {"--info", "-m", "--model", "-p", "--prompt", "-n", "--max-tokens", "--n-predict",
                "--prompt-tokens", "--gen-tokens", "--tokens", "--reps", "-t", "--threads", "-c", "--ctx",
-               "--kv-type"}
+               "--kv-type", "--system", "--temp", "--top-k", "--top-p", "--min-p", "--repeat-penalty",
+               "--presence-penalty", "--frequency-penalty", "--stop", "--beams", "--seed"}
 
 
 class LauncherError(RuntimeError):
