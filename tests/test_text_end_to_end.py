@@ -60,8 +60,8 @@ def test_hearth_p_prints_transformers_greedy_text(name, prompts, smollm2_f32_ggu
     ids = _hf_ids(smollm2_tokenizer, text)
     want_ids = _until_eos(hf_ref_cache.greedy(ids, N_NEW, stop_at_eos=False), 2)  # <|im_end|> ends the answer
     want = smollm2_tokenizer.decode(want_ids, skip_special_tokens=True)
-    r = subprocess.run([hearth_binary(), "-m", str(smollm2_f32_gguf), "-p", text, "--no-chat", "-n", str(N_NEW),
-                        "--kv-type", "f32", "-t", "2", "-c", "1024"], capture_output=True, timeout=600)
+    r = subprocess.run([hearth_binary(), "-m", str(smollm2_f32_gguf), "-p", text, "--no-chat", "--temp", "0",
+                        "-n", str(N_NEW), "--kv-type", "f32", "-t", "2", "-c", "1024"], capture_output=True, timeout=600)
     assert r.returncode == 0, r.stderr.decode()
     out = r.stdout.decode("utf-8")
     assert out.endswith("\n")
