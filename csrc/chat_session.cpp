@@ -13,7 +13,7 @@ const Tokenizer& need_tokenizer(const Model& m) {
     return *m.tokenizer();
 }
 
-std::string token_text(const Vocab& v, int32_t id) { return id >= 0 && id < v.n_tokens() ? v.text[id] : ""; }
+std::string token_text(const Vocab& v, int32_t id) { return id >= 0 && id < v.n_tokens() ? std::string(v.text(id)) : ""; }
 
 }  // namespace
 
@@ -43,15 +43,19 @@ std::vector<int32_t> ChatSession::prompt_for(const std::string& user_text) {
 
 TurnStats ChatSession::answer(const std::string& user_text, const std::function<void(const std::string&)>& on_text,
                               const std::atomic<bool>& stop) {
-    TurnStats st;
     const size_t n_messages = messages_.size();
-    std::vector<int32_t> prompt;
     try {
-        prompt = prompt_for(user_text);
+        return answer_impl(user_text, on_text, stop);
     } catch (...) {
-        messages_.resize(n_messages);  // a refused message leaves the conversation as it was
+        messages_.resize(n_messages);  // a refused turn (a template's error, a full context) leaves it as it was
         throw;
     }
+}
+
+TurnStats ChatSession::answer_impl(const std::string& user_text, const std::function<void(const std::string&)>& on_text,
+                                   const std::atomic<bool>& stop) {
+    TurnStats st;
+    const std::vector<int32_t> prompt = prompt_for(user_text);
     st.prompt_tokens = (int64_t)prompt.size();
     const int seq = m_.default_sequence();
     std::string reply;

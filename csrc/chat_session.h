@@ -49,6 +49,8 @@ public:
     void reset();
 
 private:
+    TurnStats answer_impl(const std::string& user_text, const std::function<void(const std::string&)>& on_text,
+                          const std::atomic<bool>& stop);
     std::vector<int32_t> prompt_for(const std::string& user_text);
 
     Model& m_;

@@ -67,31 +67,30 @@ Tokenizer::Tokenizer(Vocab v) : v_(std::move(v)) {
         const TokenType k = v_.kind[id];
         if (k == TokenType::UserDefined) {
             // sentencepiece matches user-defined pieces in the escaped text
-            user_defined_.add(spm ? replace_all(v_.text[id], " ", kSpaceSymbol) : v_.text[id], id);
+            user_defined_.add(spm ? replace_all(v_.text(id), " ", kSpaceSymbol) : std::string(v_.text(id)), id);
         } else {
-            control_.add(v_.text[id], id);
+            control_.add(std::string(v_.text(id)), id);
         }
-        if (!spm) all_specials_.add(v_.text[id], id);
+        if (!spm) all_specials_.add(std::string(v_.text(id)), id);
     }
 
     all_bytes_ = true;
     for (int b = 0; b < 256; b++) all_bytes_ = all_bytes_ && v_.byte_token[b] >= 0;
 
-    display_.resize(v_.n_tokens());
-    for (int32_t id = 0; id < v_.n_tokens(); id++) {
-        const std::string& t = v_.text[id];
-        switch (v_.kind[id]) {
-            case TokenType::Byte:
-                if (spm) {
-                    for (int b = 0; b < 256; b++)
-                        if (v_.byte_token[b] == id) display_[id] = std::string(1, (char)b);
-                } else {
-                    display_[id] = t;
-                }
-                break;
-            case TokenType::Unknown: display_[id] = spm ? kUnknownSurface : t; break;
-            default: display_[id] = spm ? replace_all(t, kSpaceSymbol, " ") : t; break;
+    // SentencePiece shows a token otherwise than it spells it (▁ as a space,
+    // <0x0A> as the byte); byte-level BPE shows its text as it is
+    if (spm) {
+        display_.resize(v_.n_tokens());
+        for (int32_t id = 0; id < v_.n_tokens(); id++) {
+            const std::string_view t = v_.text(id);
+            switch (v_.kind[id]) {
+                case TokenType::Byte: break;  // below
+                case TokenType::Unknown: display_[id] = kUnknownSurface; break;
+                default: display_[id] = replace_all(t, kSpaceSymbol, " "); break;
+            }
         }
+        for (int b = 0; b < 256; b++)
+            if (v_.byte_token[b] >= 0) display_[v_.byte_token[b]] = std::string(1, (char)b);
     }
 }
 
@@ -168,7 +167,7 @@ void TokenDecoder::append(int32_t id, std::string& out) {
     t_.check_id(id);
     const Vocab& v = t_.v_;
     const TokenType k = v.kind[id];
-    const std::string& shown = t_.display_[id];
+    const std::string_view shown = t_.display(id);
     if (v.type == VocabType::BPE) {
         if ((k != TokenType::Control && k != TokenType::Unused) || special_) out += shown;
         return;
@@ -185,7 +184,7 @@ void TokenDecoder::append(int32_t id, std::string& out) {
     if ((k == TokenType::Control || k == TokenType::Unused) && !special_) {
         piece = {};
     } else if (k == TokenType::Control || k == TokenType::Unknown || k == TokenType::Unused) {
-        piece = special_ ? std::string_view(v.text[id]) : piece;
+        piece = special_ ? v.text(id) : piece;
     } else if (is_bos_ws_ && v.add_space_prefix && !piece.empty() && piece[0] == ' ') {
         piece.remove_prefix(1);
         bos_ws_seen_ = true;

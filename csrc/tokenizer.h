@@ -39,7 +39,7 @@ public:
     std::string decode(const int32_t* ids, size_t n, bool special) const;
 
     // What one token shows in the middle of a text (no dummy-prefix rule).
-    const std::string& display(int32_t id) const { return display_[id]; }
+    std::string_view display(int32_t id) const { return display_.empty() ? v_.text(id) : std::string_view(display_[id]); }
 
 private:
     void encode_fragment(std::string_view text, bool after_control, std::vector<int32_t>& out) const;
@@ -53,7 +53,7 @@ private:
     TokenMatcher user_defined_;    // always matched (SPM: in escaped form, inside spm_encode)
     TokenMatcher control_;         // matched with parse_special
     TokenMatcher all_specials_;    // BPE: user-defined and control together
-    std::vector<std::string> display_;
+    std::vector<std::string> display_;  // SentencePiece only (see display())
 };
 
 // Decodes token by token with the state SentencePiece's decoding keeps: the

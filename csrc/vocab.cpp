@@ -26,7 +26,7 @@ int byte_of_codepoint(uint32_t cp) {
 }
 
 // A byte-level token's text as the bytes it stands for; false when some
-// character is outside the alphabet (then the text is left as it is).
+// character is outside the alphabet.
 bool undo_byte_level(std::string_view s, std::string& out) {
     out.clear();
     for (size_t i = 0; i < s.size();) {
@@ -79,34 +79,106 @@ bool bool_or(const GGUFFile& f, const std::string& key, bool dflt) {
     return v && v->is_integer() ? v->i != 0 : dflt;
 }
 
-void load_merges(const GGUFFile& f, Vocab& v, const std::unordered_map<std::string_view, int32_t>& by_file_text) {
+// The token a merge names, by its byte-level spelling in the file.
+int32_t merge_part(const Vocab& v, std::string_view spelled, std::string& raw) {
+    if (!undo_byte_level(spelled, raw)) raw.assign(spelled);
+    return v.find(raw);
+}
+
+void load_merges(const GGUFFile& f, Vocab& v) {
     const GGUFValue* m = f.find("tokenizer.ggml.merges");
     if (!m) throw Error(f.err("byte-level BPE vocabulary without 'tokenizer.ggml.merges'"));
     const GGUFValue& merges = array_of(f, "tokenizer.ggml.merges", -1, true);
-    std::string joined;
-    v.merges.reserve(merges.n);
+    std::string a, b;
+    v.reserve_merges(merges.n);
     for (uint64_t r = 0; r < merges.n; r++) {
         const std::string_view s = merges.strings[r];
         const size_t sp = s.find(' ', 1);
         if (sp == std::string_view::npos) throw Error(f.err("merge " + std::to_string(r) + " '" + std::string(s) + "' has no space"));
-        const auto l = by_file_text.find(s.substr(0, sp));
-        const auto rr = by_file_text.find(s.substr(sp + 1));
-        joined.assign(s.substr(0, sp)).append(s.substr(sp + 1));
-        const auto res = by_file_text.find(joined);
+        const int32_t left = merge_part(v, s.substr(0, sp), a);
+        const int32_t right = merge_part(v, s.substr(sp + 1), b);
+        const int32_t result = v.find(a + b);
         // a merge whose parts or result are not tokens can never apply
-        if (l == by_file_text.end() || rr == by_file_text.end() || res == by_file_text.end()) continue;
-        const uint64_t key = ((uint64_t)(uint32_t)l->second << 32) | (uint32_t)rr->second;
-        v.merges.emplace(key, Vocab::Merge{(int32_t)r, res->second});  // the first (lowest) rank wins
+        if (left >= 0 && right >= 0 && result >= 0) v.add_merge(left, right, (int32_t)r, result);
     }
+}
+
+// Which tokens the tokenizers may produce from text (Vocab::find).
+bool from_text(VocabType type, TokenType k) {
+    return type == VocabType::BPE ? k == TokenType::Normal : (k == TokenType::Normal || k == TokenType::UserDefined);
 }
 
 }  // namespace
 
+namespace {
+
+// FNV-1a: short token texts, no need for more
+uint64_t hash_bytes(std::string_view s) {
+    uint64_t h = 1469598103934665603ull;
+    for (unsigned char c : s) h = (h ^ c) * 1099511628211ull;
+    return h;
+}
+
+uint64_t mix(uint64_t k) {  // splitmix64's finaliser: spreads id pairs over the table
+    k = (k ^ (k >> 30)) * 0xbf58476d1ce4e5b9ull;
+    k = (k ^ (k >> 27)) * 0x94d049bb133111ebull;
+    return k ^ (k >> 31);
+}
+
+size_t table_size(size_t n) {  // a power of two, at most three quarters full
+    size_t size = 16;
+    while (size * 3 < n * 4) size *= 2;
+    return size;
+}
+
+}  // namespace
+
+void Vocab::add_token(std::string_view t, TokenType k, float sc) {
+    blob_.append(t);
+    offset_.push_back((uint32_t)blob_.size());
+    kind.push_back(k);
+    score.push_back(sc);
+}
+
+void Vocab::index_texts(bool (*from_text)(VocabType, TokenType)) {
+    text_index_.assign(table_size(kind.size()), -1);
+    const size_t mask = text_index_.size() - 1;
+    for (int32_t id = 0; id < n_tokens(); id++) {
+        if (!from_text(type, kind[id]) || text(id).empty()) continue;
+        size_t i = hash_bytes(text(id)) & mask;
+        for (; text_index_[i] >= 0; i = (i + 1) & mask)
+            if (text(text_index_[i]) == text(id)) break;  // the first id of a text wins
+        if (text_index_[i] < 0) text_index_[i] = id;
+    }
+}
+
 int32_t Vocab::find(std::string_view s) const {
-    thread_local std::string key;  // std::unordered_map<std::string> has no string_view lookup in C++17
-    key.assign(s.data(), s.size());
-    const auto it = id_of.find(key);
-    return it == id_of.end() ? -1 : it->second;
+    if (text_index_.empty()) return -1;
+    const size_t mask = text_index_.size() - 1;
+    for (size_t i = hash_bytes(s) & mask; text_index_[i] >= 0; i = (i + 1) & mask)
+        if (text(text_index_[i]) == s) return text_index_[i];
+    return -1;
+}
+
+void Vocab::reserve_merges(size_t n) { merge_slots_.assign(table_size(n), MergeSlot{}); }
+
+void Vocab::add_merge(int32_t left, int32_t right, int32_t rank, int32_t result) {
+    const uint64_t key = ((uint64_t)(uint32_t)left << 32) | (uint32_t)right;
+    const size_t mask = merge_slots_.size() - 1;
+    size_t i = mix(key) & mask;
+    for (; merge_slots_[i].key != ~0ull; i = (i + 1) & mask)
+        if (merge_slots_[i].key == key) return;  // the first (lowest) rank wins
+    merge_slots_[i] = MergeSlot{key, Merge{rank, result}};
+    n_merges_++;
+}
+
+const Vocab::Merge* Vocab::find_merge(int32_t left, int32_t right) const {
+    if (merge_slots_.empty()) return nullptr;
+    const uint64_t key = ((uint64_t)(uint32_t)left << 32) | (uint32_t)right;
+    const size_t mask = merge_slots_.size() - 1;
+    for (size_t i = mix(key) & mask; merge_slots_[i].key != ~0ull; i = (i + 1) & mask)
+        if (merge_slots_[i].key == key) return &merge_slots_[i].merge;
+    return nullptr;
 }
 
 bool has_vocab(const GGUFFile& f) { return f.find("tokenizer.ggml.model") != nullptr; }
@@ -130,45 +202,36 @@ Vocab load_vocab(const GGUFFile& f) {
     const GGUFValue* types = f.find("tokenizer.ggml.token_type") ? &array_of(f, "tokenizer.ggml.token_type", n, false) : nullptr;
     const GGUFValue* scores = f.find("tokenizer.ggml.scores") ? &array_of(f, "tokenizer.ggml.scores", n, false) : nullptr;
 
-    v.text.resize(n);
-    v.kind.resize(n);
-    v.score.assign(n, 0.0f);
+    v.kind.reserve(n);
+    v.score.reserve(n);
     std::memset(v.byte_token, 0xff, sizeof(v.byte_token));
-    std::unordered_map<std::string_view, int32_t> by_file_text;  // the file's spelling -> id (BPE merges)
-    by_file_text.reserve(n);
+    std::string raw;
     for (int32_t id = 0; id < n; id++) {
         const std::string_view s = tokens.strings[id];
         const int64_t t = types ? types->array_i(id) : (int64_t)TokenType::Normal;
         if (t < 0 || t > (int64_t)TokenType::Byte) {
             throw Error(f.err("token " + std::to_string(id) + " has an unknown type " + std::to_string(t)));
         }
-        v.kind[id] = (TokenType)t;
-        if (scores) v.score[id] = (float)scores->array_f(id);
-        by_file_text.emplace(s, id);
-
-        const TokenType k = v.kind[id];
-        if (v.type == VocabType::BPE && (k == TokenType::Normal || k == TokenType::Byte)) {
-            if (!undo_byte_level(s, v.text[id])) v.text[id].assign(s);  // not byte-level: as written
-        } else {
-            v.text[id].assign(s);
+        const TokenType k = (TokenType)t;
+        if (!(v.type == VocabType::BPE && (k == TokenType::Normal || k == TokenType::Byte) && undo_byte_level(s, raw))) {
+            raw.assign(s);  // SentencePiece, special tokens, or not byte-level: as written
         }
+        v.add_token(raw, k, scores ? (float)scores->array_f(id) : 0.0f);
 
         if (v.type == VocabType::SPM && k == TokenType::Byte) {
             const int b = spm_byte_piece(s);
             if (b < 0) throw Error(f.err("byte token " + std::to_string(id) + " '" + std::string(s) + "' is not <0xNN>"));
             if (v.byte_token[b] < 0) v.byte_token[b] = id;
         }
-        if (v.type == VocabType::BPE && (k == TokenType::Normal || k == TokenType::Byte) && v.text[id].size() == 1) {
-            const unsigned char b = (unsigned char)v.text[id][0];
+        if (v.type == VocabType::BPE && (k == TokenType::Normal || k == TokenType::Byte) && raw.size() == 1) {
+            const unsigned char b = (unsigned char)raw[0];
             if (v.byte_token[b] < 0) v.byte_token[b] = id;
         }
-        const bool from_text = v.type == VocabType::BPE ? k == TokenType::Normal
-                                                        : (k == TokenType::Normal || k == TokenType::UserDefined);
-        if (from_text && !v.text[id].empty()) v.id_of.emplace(v.text[id], id);  // the first id wins
         const bool special = k == TokenType::Control || k == TokenType::UserDefined || k == TokenType::Unknown;
-        if (special && !v.text[id].empty()) v.specials.push_back(id);
+        if (special && !raw.empty()) v.specials.push_back(id);
     }
-    if (v.type == VocabType::BPE) load_merges(f, v, by_file_text);
+    v.index_texts(from_text);
+    if (v.type == VocabType::BPE) load_merges(f, v);
 
     // llama.cpp's defaults where the file says nothing
     const bool spm = v.type == VocabType::SPM;
@@ -188,7 +251,7 @@ Vocab load_vocab(const GGUFFile& f) {
     for (int32_t id = 0; id < n; id++) {
         if (v.kind[id] != TokenType::Control || v.ends_generation(id)) continue;
         for (const char* t : kTurnEnds)
-            if (v.text[id] == t) v.end_of_generation.push_back(id);
+            if (v.text(id) == t) v.end_of_generation.push_back(id);
     }
     return v;
 }

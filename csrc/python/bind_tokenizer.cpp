@@ -57,7 +57,8 @@ void bind_tokenizer(py::module_& m) {
             py::arg("ids"), py::arg("special") = false, "The bytes of the ids (not always valid UTF-8).")
         .def("token_text", [](const Tokenizer& t, int32_t id) {
             if (id < 0 || id >= t.n_tokens()) throw Error("token id " + std::to_string(id) + " is out of range");
-            return py::bytes(t.vocab().text[id]);
+            const std::string_view s = t.vocab().text(id);
+            return py::bytes(s.data(), s.size());
         })
         .def_property_readonly("n_tokens", &Tokenizer::n_tokens)
         .def_property_readonly("model", [](const Tokenizer& t) { return t.vocab().model_name; })
