@@ -127,3 +127,10 @@ def test_beams_flag_answers_with_beam_search(smollm2_gguf, smollm2_tokenizer):
     llm = LLM(str(smollm2_gguf), n_threads=2, n_ctx=1024)
     want = llm.chat([{"role": "user", "content": TURN1}], SamplingParams(num_beams=4, max_tokens=48)).text
     assert r.stdout == want + "\n"
+
+
+def test_a_prompt_longer_than_the_context_is_a_clear_error(smollm2_gguf):
+    r = subprocess.run([hearth_binary(), "-m", str(smollm2_gguf), "-p", "word " * 200, "-c", "64", "--temp", "0"],
+                       capture_output=True, text=True, timeout=60)
+    assert r.returncode == 1
+    assert "leaves no room to generate in the context of 64" in r.stderr

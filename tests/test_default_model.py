@@ -395,3 +395,14 @@ def test_the_launcher_knows_every_flag_that_takes_a_value():
     for m in re.finditer(r"^\s+((?:-\w, )?--[\w-]+)(?: ([A-Z][A-Z|0-9]*|f16\|f32))", usage, re.M):
         shown.update(f.strip() for f in m.group(1).split(","))
     assert shown and shown <= cli.VALUE_FLAGS, shown - cli.VALUE_FLAGS
+
+
+def test_llm_without_a_path_opens_the_default_model(models_dir, monkeypatch, tmp_path):
+    """LLM() names no file: the default model, here the HEARTH_TEST_MODELS copy (nothing is fetched)."""
+    from hearthlm import LLM
+    monkeypatch.setenv("HEARTH_CACHE", str(tmp_path / "empty-cache"))
+    monkeypatch.delenv("HEARTH_MODEL_SOURCE", raising=False)
+    llm = LLM(vocab_only=True)
+    from conftest import SMOLLM2_DIR, SMOLLM2_GGUF
+    assert Path(llm.model_path).resolve() == (models_dir / SMOLLM2_DIR / SMOLLM2_GGUF).resolve()
+    assert not (tmp_path / "empty-cache").exists()
