@@ -10,6 +10,7 @@
 #include "common.h"
 #include "generation.h"
 #include "model.h"
+#include "py_text.h"
 #include "sampler.h"
 
 namespace py = pybind11;
@@ -18,12 +19,6 @@ using namespace hearth;
 namespace {
 
 using FloatRow = py::array_t<float, py::array::c_style | py::array::forcecast>;
-
-py::str utf8_str(const std::string& s) {
-    PyObject* o = PyUnicode_DecodeUTF8(s.data(), (Py_ssize_t)s.size(), "replace");
-    if (!o) throw py::error_already_set();
-    return py::reinterpret_steal<py::str>(o);
-}
 
 SamplingParams sampling_params(const py::dict& d) {
     SamplingParams p;
@@ -123,7 +118,7 @@ void bind_generation(py::module_& m) {
                      more = g.step(t);
                  }
                  if (!more) return py::none();
-                 return py::make_tuple(t.id, utf8_str(t.text), t.logprob, t.top);
+                 return py::make_tuple(t.id, py_text(t.text, "strict"), t.logprob, t.top);
              },
              "One token: (id, text, logprob, top alternatives), or None once finished.")
         .def_property_readonly("finished", &Generation::finished)

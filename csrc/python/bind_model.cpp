@@ -7,18 +7,15 @@
 #include "common.h"
 #include "gguf.h"
 #include "model.h"
+#include "py_text.h"
 
 namespace py = pybind11;
 using namespace hearth;
 
 namespace {
 
-py::object decode_str(std::string_view s) {
-    // tokens of a byte-level vocabulary need not be valid UTF-8
-    PyObject* o = PyUnicode_DecodeUTF8(s.data(), (Py_ssize_t)s.size(), "replace");
-    if (!o) throw py::error_already_set();
-    return py::reinterpret_steal<py::object>(o);
-}
+// tokens of a byte-level vocabulary need not be valid UTF-8
+py::object decode_str(std::string_view s) { return py_text(s, "replace"); }
 
 py::object value_to_python(const GGUFValue& v) {
     switch (v.type) {

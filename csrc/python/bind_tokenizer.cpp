@@ -7,6 +7,7 @@
 #include "common.h"
 #include "detokenizer.h"
 #include "gguf.h"
+#include "py_text.h"
 #include "tokenizer.h"
 
 namespace py = pybind11;
@@ -21,11 +22,7 @@ std::string_view bytes_view(const py::bytes& b) {
     return {data, (size_t)n};
 }
 
-py::str utf8_str(const std::string& s) {  // s is valid UTF-8 by construction
-    PyObject* o = PyUnicode_DecodeUTF8(s.data(), (Py_ssize_t)s.size(), "strict");
-    if (!o) throw py::error_already_set();
-    return py::reinterpret_steal<py::str>(o);
-}
+py::str utf8_str(const std::string& s) { return py_text(s, "strict"); }  // valid UTF-8 by construction
 
 }  // namespace
 

@@ -67,12 +67,8 @@ class Generator:
         return ids
 
     def run(self, prompts, params: SamplingParams) -> List[RequestOutput]:
-        reqs = normalize_prompts(prompts)
-        outs = []
-        for p in reqs:
-            ids = self.prompt_ids(p)  # all checked before any work
-            outs.append((p, ids))
-        return [self._request(p, ids, params) for p, ids in outs]
+        requests = [(p, self.prompt_ids(p)) for p in normalize_prompts(prompts)]  # all checked before any work
+        return [self._request(p, ids, params) for p, ids in requests]
 
     def _request(self, prompt: dict, ids: List[int], params: SamplingParams) -> RequestOutput:
         t0 = time.perf_counter()
