@@ -374,12 +374,17 @@ void write_out(const std::string& text) {
 
 // -p TEXT: one answer (or raw completion), streamed to stdout.
 int run_prompt(const Args& a) {
+    const auto t0 = std::chrono::steady_clock::now();
     std::unique_ptr<Model> m = Model::load(a.model, a.opts);
     ChatSession chat(*m, chat_options(a));
+    const double load_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
     install_sigint();
     const TurnStats st = chat.answer(a.prompt, write_out, g_stop);
     write_out("\n");
-    if (a.stats) print_stats(st);
+    if (a.stats) {
+        std::fprintf(stderr, "[load %.2f s] ", load_s);
+        print_stats(st);
+    }
     return 0;
 }
 

@@ -94,9 +94,11 @@ def test_max_tokens_and_the_context_end_a_completion_with_length(llm, smollm2_gg
     assert streamed(llm, PROMPT, params) == out.text
     small = LLM(str(smollm2_gguf), n_threads=2, n_ctx=20)
     n_prompt = len(small.tokenize(PROMPT))
-    out = small.generate(PROMPT, SamplingParams(max_tokens=None, ignore_eos=True, **GREEDY))[0]
+    params = SamplingParams(max_tokens=None, ignore_eos=True, **GREEDY)
+    out = small.generate(PROMPT, params)[0]
     assert out.finish_reason == "length" and len(out.token_ids) == 20 - n_prompt + 1
     assert out.token_ids == greedy40.token_ids[: len(out.token_ids)]
+    assert streamed(small, PROMPT, params) == out.text
 
 
 def test_a_prompt_longer_than_the_context_is_a_value_error(smollm2_gguf):
