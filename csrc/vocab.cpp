@@ -169,7 +169,6 @@ void Vocab::add_merge(int32_t left, int32_t right, int32_t rank, int32_t result)
     for (; merge_slots_[i].key != ~0ull; i = (i + 1) & mask)
         if (merge_slots_[i].key == key) return;  // the first (lowest) rank wins
     merge_slots_[i] = MergeSlot{key, Merge{rank, result}};
-    n_merges_++;
 }
 
 const Vocab::Merge* Vocab::find_merge(int32_t left, int32_t right) const {

@@ -79,7 +79,6 @@ private:
         Merge merge{};
     };
     std::vector<MergeSlot> merge_slots_;
-    size_t n_merges_ = 0;
 };
 
 // True when the file carries a tokenizer (tokenizer.ggml.model).
