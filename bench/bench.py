@@ -77,7 +77,7 @@ def llama_cpp_extra_bufts_work(path, threads) -> bool:
     """Does llama.cpp survive its AMX / repacked buffer types here? (It dies
     with SIGILL in VMs whose CPU advertises AMX without enabling it.) Probed
     in a subprocess."""
-    code = ("import sys; sys.path.insert(0, %r); import llama_cpp_ref as r; "
+    code = ("import sys; sys.path.insert(0, %r); from helpers import llama_cpp_ref as r; "
             "l = r.open_llama_cpp(%r, n_ctx=64, n_threads=%d, logits_all=False, extra_bufts=True); "
             "l.eval(list(range(1, 33))); l.eval([5])") % (str(HERE.parent / "tests"), str(path), threads)
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, timeout=600)
@@ -88,7 +88,7 @@ class LlamaCpp:
     name = "llama.cpp"
 
     def __init__(self, path, threads, n_ctx, kv_type, extra_bufts):
-        import llama_cpp_ref as ref
+        from helpers import llama_cpp_ref as ref
 
         self.llm = ref.open_llama_cpp(path, n_ctx=n_ctx, n_threads=threads, kv_type=kv_type,
                                       logits_all=False, extra_bufts=extra_bufts,

@@ -45,7 +45,7 @@ def child(engine, model, n_ctx, kv_type, threads, n_tokens):
     else:
         sys.path.insert(0, str(HERE.parent / "tests"))
         import llama_cpp  # noqa: F401
-        import llama_cpp_ref as ref
+        from helpers import llama_cpp_ref as ref
 
         base = status_kib("VmRSS")
         llm = ref.open_llama_cpp(model, n_ctx=n_ctx, n_threads=threads, kv_type=kv_type,

@@ -1,7 +1,7 @@
 """Tokenizer speed: hearth's C++ tokenizer against the reference libraries on
 the same vocabulary, single-threaded, in one run.
 
-Encodes the test corpus (tests/text_corpus.py: about 5,000 varied lines in
+Encodes the test corpus (tests/helpers/text_corpus.py: about 5,000 varied lines in
 many scripts) line by line and as one text, and reports MB/s (UTF-8 bytes of
 input per second, median of --reps) and the ratio hearth / reference. The
 token ids are checked equal first, so both sides do the same work.
@@ -29,7 +29,7 @@ os.environ.setdefault("RAYON_NUM_THREADS", "1")
 REPO = pathlib.Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO / "tests"))
 
-import text_corpus  # noqa: E402
+from helpers import text_corpus  # noqa: E402
 import tokenizer_files as tf  # noqa: E402
 from hearthlm import LLM  # noqa: E402
 from hearthlm.convert.converter import convert  # noqa: E402

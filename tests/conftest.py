@@ -28,7 +28,7 @@ import pytest
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
-import llama_cpp_ref as ref  # noqa: E402
+from helpers import llama_cpp_ref as ref  # noqa: E402
 
 SMOLLM2_DIR = "smollm2-135m-instruct"
 SMOLLM2_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"

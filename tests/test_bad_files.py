@@ -7,8 +7,8 @@ import subprocess
 
 import pytest
 
-from engine_helpers import hearth_binary
-from gguf_files import tensor_info_offset_position, write_tiny_model, write_with_unsupported_type
+from helpers.engine_helpers import hearth_binary
+from helpers.gguf_files import tensor_info_offset_position, write_tiny_model, write_with_unsupported_type
 
 hearthlm = pytest.importorskip("hearthlm")
 from hearthlm import LLM, HearthError  # noqa: E402

@@ -12,7 +12,7 @@ torch = pytest.importorskip("torch")
 transformers = pytest.importorskip("transformers")
 
 from hearthlm import LLM, SamplingParams, _core  # noqa: E402
-from hf_models import make_tiny_model  # noqa: E402
+from helpers.hf_models import make_tiny_model  # noqa: E402
 from test_parity_hf import ARCHS, TINY, convert  # noqa: E402
 
 SCORE_TOL = 1e-4

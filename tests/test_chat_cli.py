@@ -10,7 +10,7 @@ import subprocess
 
 import pytest
 
-from engine_helpers import hearth_binary
+from helpers.engine_helpers import hearth_binary
 from hearthlm import LLM, SamplingParams
 
 pexpect = pytest.importorskip("pexpect")

@@ -7,8 +7,8 @@ import subprocess
 
 import pytest
 
-from engine_helpers import hearth_binary
-from gguf_files import write_tiny_model
+from helpers.engine_helpers import hearth_binary
+from helpers.gguf_files import write_tiny_model
 
 
 def run(*args):

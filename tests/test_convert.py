@@ -24,7 +24,7 @@ pytest.importorskip("transformers")
 from gguf import GGMLQuantizationType as QT  # noqa: E402
 from gguf import MODEL_TENSOR as MT  # noqa: E402
 
-from hf_models import make_tiny_model  # noqa: E402
+from helpers.hf_models import make_tiny_model  # noqa: E402
 from hearthlm.convert import ConvertError, convert  # noqa: E402
 from hearthlm.convert import cli, converter  # noqa: E402
 

@@ -24,8 +24,8 @@ from pathlib import Path
 
 import pytest
 
-from engine_helpers import hearth_binary, hearth_launcher, launcher_env
-from gguf_files import write_tiny_model
+from helpers.engine_helpers import hearth_binary, hearth_launcher, launcher_env
+from helpers.gguf_files import write_tiny_model
 
 from hearthlm import model_cache
 from hearthlm.cli import cpp_binary
@@ -388,7 +388,7 @@ def test_the_launcher_knows_every_flag_that_takes_a_value():
     hold every flag `hearth --help` shows with a value (an upper-case name)."""
     import re
     import subprocess
-    from engine_helpers import hearth_binary
+    from helpers.engine_helpers import hearth_binary
     from hearthlm import cli
     usage = subprocess.run([hearth_binary(), "--help"], capture_output=True, text=True).stdout
     shown = set()

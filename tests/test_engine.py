@@ -5,9 +5,9 @@ thread-count and kernel-path invariance, and parameter checking."""
 import numpy as np
 import pytest
 
-from engine_helpers import rel_max_err
-from gguf_files import write_tiny_model
-from numpy_reference import NumpyReference
+from helpers.engine_helpers import rel_max_err
+from helpers.gguf_files import write_tiny_model
+from helpers.numpy_reference import NumpyReference
 
 from hearthlm import LLM, HearthError, _core
 

@@ -12,8 +12,8 @@ import pytest
 torch = pytest.importorskip("torch")
 transformers = pytest.importorskip("transformers")
 
-from engine_helpers import rel_max_err  # noqa: E402
-from hf_models import make_tiny_model  # noqa: E402
+from helpers.engine_helpers import rel_max_err  # noqa: E402
+from helpers.hf_models import make_tiny_model  # noqa: E402
 
 from hearthlm import LLM, _core  # noqa: E402
 

@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from gguf_files import write_tiny_model
+from helpers.gguf_files import write_tiny_model
 
 from hearthlm import LLM, _core
 

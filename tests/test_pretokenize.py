@@ -1,6 +1,6 @@
 """The byte-level BPE pre-tokenizer splits (csrc/pretokenize.cpp) against Hugging
 Face tokenizers' own pre-tokenizers (Oniguruma regexes), and the code point
-tables they use (csrc/unicode_tables.cpp) against unicodedata2.
+tables they use (csrc/text/unicode_tables.cpp) against unicodedata2.
 
 The reference works on str and reports offsets in characters; ByteLevel also
 maps bytes to other characters. So the reference pieces are the slices of the
@@ -21,7 +21,7 @@ from hypothesis import strategies as st
 from hearthlm import HearthError, _core
 
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
-import text_corpus  # noqa: E402
+from helpers import text_corpus  # noqa: E402
 
 tokenizers = pytest.importorskip("tokenizers")
 from tokenizers import Regex  # noqa: E402
@@ -304,12 +304,12 @@ def test_unicode_classes_contain_the_reference_regex_classes():
 def test_unicode_tables_are_from_unicodedata2s_version():
     ud = pytest.importorskip("unicodedata2")
     assert _core.unicode_version() == ud.unidata_version
-    header = (ROOT / "csrc" / "unicode_tables.cpp").read_text().splitlines()[0]
+    header = (ROOT / "csrc" / "text" / "unicode_tables.cpp").read_text().splitlines()[0]
     assert f"Unicode {ud.unidata_version}" in header
 
 
 def test_generator_reproduces_the_committed_tables_byte_for_byte(tmp_path):
     pytest.importorskip("unicodedata2")
     out = tmp_path / "unicode_tables.cpp"
-    subprocess.run([sys.executable, str(ROOT / "csrc" / "gen_unicode_tables.py"), "--output", str(out)], check=True)
-    assert out.read_bytes() == (ROOT / "csrc" / "unicode_tables.cpp").read_bytes()
+    subprocess.run([sys.executable, str(ROOT / "csrc" / "text" / "gen_unicode_tables.py"), "--output", str(out)], check=True)
+    assert out.read_bytes() == (ROOT / "csrc" / "text" / "unicode_tables.cpp").read_bytes()

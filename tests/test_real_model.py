@@ -15,7 +15,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-import llama_cpp_ref as ref
+from helpers import llama_cpp_ref as ref
 
 N_THREADS = 2
 N_CTX = 512

@@ -10,7 +10,7 @@ import subprocess
 import pytest
 
 from conftest import CHAT_MESSAGES, REAL_TEXT, render_chat
-from engine_helpers import hearth_binary
+from helpers.engine_helpers import hearth_binary
 
 N_NEW = 64
 

@@ -1,5 +1,5 @@
 """The C++ tokenizers against the reference libraries: token ids equal on a
-corpus of varied lines (tests/text_corpus.py), decode equal, round trips,
+corpus of varied lines (tests/helpers/text_corpus.py), decode equal, round trips,
 streaming that never breaks a character, and clear errors.
 
 References: `sentencepiece` for SentencePiece models, Hugging Face
@@ -15,8 +15,8 @@ import numpy as np
 import pytest
 from hypothesis import given, settings, strategies as st
 
-import text_corpus
-import tokenizer_files as tf
+from helpers import text_corpus
+from helpers import tokenizer_files as tf
 from conftest import SMOLLM2_DIR, SMOLLM2_GGUF, convert_vocab_only
 from hearthlm import LLM, HearthError, _core
 
@@ -396,7 +396,7 @@ def test_vocab_only_model_has_no_weights_to_run(case):
 
 
 def test_a_file_without_tokenizer_says_so(tmp_path):
-    from gguf_files import write_tiny_model
+    from helpers.gguf_files import write_tiny_model
     llm = LLM(write_tiny_model(tmp_path / "w.gguf", arch="llama", weight_type="f32", tied=False, seed=1))
     with pytest.raises(HearthError, match="carries no tokenizer"):
         llm.tokenize("hello")

@@ -18,7 +18,7 @@
 #include <cstdint>
 #include <cstring>
 
-#include "fp16.h"
+#include "base/fp16.h"
 #include "kernels/float_tiling.h"
 #include "kernels/kernels.h"
 

@@ -32,7 +32,7 @@
 #include <cstdlib>
 #include <cstring>
 
-#include "fp16.h"
+#include "base/fp16.h"
 #include "kernels/float_tiling.h"
 #include "kernels/kernels.h"
 

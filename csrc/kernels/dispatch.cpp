@@ -4,7 +4,7 @@
 #include <cstring>
 #include <string>
 
-#include "common.h"
+#include "base/error.h"
 #include "kernels/kernels.h"
 
 namespace hearth {

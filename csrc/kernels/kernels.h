@@ -14,8 +14,8 @@
 #include <cstddef>
 #include <cstdint>
 
-#include "ggml_type.h"
-#include "quant_blocks.h"
+#include "gguf/ggml_type.h"
+#include "gguf/quant_blocks.h"
 
 namespace hearth {
 

@@ -2,7 +2,7 @@
 // against these. Compiled with the baseline flags like the rest of the core.
 #include <cmath>
 
-#include "fp16.h"
+#include "base/fp16.h"
 #include "kernels/kernels.h"
 
 namespace hearth {

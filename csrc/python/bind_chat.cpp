@@ -6,8 +6,8 @@
 #include <string>
 #include <vector>
 
-#include "chat_format.h"
-#include "common.h"
+#include "chat/chat_format.h"
+#include "base/error.h"
 
 namespace py = pybind11;
 using namespace hearth;

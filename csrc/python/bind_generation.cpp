@@ -6,12 +6,12 @@
 #include <pybind11/pybind11.h>
 #include <pybind11/stl.h>
 
-#include "beam_search.h"
-#include "common.h"
-#include "generation.h"
-#include "model.h"
-#include "py_text.h"
-#include "sampler.h"
+#include "generate/beam_search.h"
+#include "base/error.h"
+#include "generate/generation.h"
+#include "model/model.h"
+#include "python/py_text.h"
+#include "generate/sampler.h"
 
 namespace py = pybind11;
 using namespace hearth;

@@ -17,8 +17,8 @@
 #include <tuple>
 #include <vector>
 
-#include "common.h"
-#include "ggml_type.h"
+#include "base/error.h"
+#include "gguf/ggml_type.h"
 #include "kernels/kernels.h"
 
 namespace py = pybind11;

@@ -6,9 +6,9 @@
 
 #include <cstring>
 
-#include "common.h"
-#include "fp16.h"
-#include "kv_cache.h"
+#include "base/error.h"
+#include "base/fp16.h"
+#include "model/kv_cache.h"
 
 namespace py = pybind11;
 using namespace hearth;

@@ -4,10 +4,10 @@
 #include <pybind11/pybind11.h>
 #include <pybind11/stl.h>
 
-#include "common.h"
-#include "gguf.h"
-#include "model.h"
-#include "py_text.h"
+#include "base/error.h"
+#include "gguf/gguf.h"
+#include "model/model.h"
+#include "python/py_text.h"
 
 namespace py = pybind11;
 using namespace hearth;

@@ -7,9 +7,9 @@
 #include <string_view>
 #include <vector>
 
-#include "common.h"
-#include "pretokenize.h"
-#include "unicode.h"
+#include "base/error.h"
+#include "text/pretokenize.h"
+#include "text/unicode.h"
 
 namespace py = pybind11;
 using namespace hearth;

@@ -4,11 +4,11 @@
 #include <pybind11/pybind11.h>
 #include <pybind11/stl.h>
 
-#include "common.h"
-#include "detokenizer.h"
-#include "gguf.h"
-#include "py_text.h"
-#include "tokenizer.h"
+#include "base/error.h"
+#include "text/detokenizer.h"
+#include "gguf/gguf.h"
+#include "python/py_text.h"
+#include "text/tokenizer.h"
 
 namespace py = pybind11;
 using namespace hearth;

@@ -2,7 +2,7 @@
 // itself in its own file; hearth::Error becomes hearthlm.HearthError.
 #include <pybind11/pybind11.h>
 
-#include "common.h"
+#include "base/error.h"
 
 namespace py = pybind11;
 

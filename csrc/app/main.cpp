@@ -1,0 +1,464 @@
+// hearth: the command-line face of the engine, as llama.cpp's main: an
+// interactive multi-turn chat in the model's own chat format (-m FILE), one
+// answer (-p TEXT), a raw completion (--no-chat), the file's metadata
+// (--info) and a speed test (--bench).
+#include <algorithm>
+#include <atomic>
+#include <cerrno>
+#include <chrono>
+#include <csignal>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <random>
+#include <string>
+#include <vector>
+
+#include <unistd.h>
+
+#include "chat/chat_session.h"
+#include "base/error.h"
+#include "gguf/gguf.h"
+#include "kernels/kernels.h"
+#include "model/model.h"
+
+using namespace hearth;
+
+namespace {
+
+const char* kUsage =
+    "usage: hearth -m FILE [options]            chat in the terminal\n"
+    "       hearth -m FILE -p TEXT [options]    answer one prompt and exit\n"
+    "       hearth --info FILE                  the file's metadata and tensor table\n"
+    "       hearth -m FILE --bench [options]    prefill and decode speed\n"
+    "\n"
+    "Run Llama- and Qwen-family GGUF models on the CPU. In the chat, /reset\n"
+    "starts over, /exit or Ctrl-D quits, Ctrl-C stops the current answer.\n"
+    "\n"
+    "  -m, --model FILE       the GGUF model file\n"
+    "  -p, --prompt TEXT      answer TEXT (in the chat format; with --no-chat, complete it as raw text,\n"
+    "                         where special-token strings such as <|im_start|> become those tokens)\n"
+    "  --no-chat              raw completion instead of the chat format\n"
+    "  --system TEXT          a system message for the chat\n"
+    "  -n, --max-tokens N     at most N new tokens per answer (default -1: until the end of the\n"
+    "                         answer or a full context)\n"
+    "  --temp T               temperature (default 0.8; 0 is greedy)\n"
+    "  --top-k K              keep the K most likely tokens (default 40; 0 is off)\n"
+    "  --top-p P              keep the most likely tokens holding P of the probability (default 0.95)\n"
+    "  --min-p P              drop tokens below P times the most likely's probability (default 0.05)\n"
+    "  --repeat-penalty R     Hugging Face's repetition penalty (default 1.0: off)\n"
+    "  --presence-penalty X   OpenAI's presence penalty (default 0)\n"
+    "  --frequency-penalty X  OpenAI's frequency penalty (default 0)\n"
+    "  --stop TEXT            stop the answer at TEXT (may be given several times)\n"
+    "  --beams N              beam search with N beams (deterministic; the answer comes at once)\n"
+    "  --seed N               seed of the sampler (default: random); the same seed gives the same text\n"
+    "  --stats                after each answer, the prefill and decode speed (and at exit, the load time)\n"
+    "  -t, --threads N        worker threads (default: all available CPUs)\n"
+    "  -c, --ctx N            context length (default: the model's, at most 4096)\n"
+    "  --kv-type f16|f32      KV cache element type (default f16)\n"
+    "  --info FILE            print the file's metadata and tensor table\n"
+    "  --bench                time prefill and decode (tokens/s)\n"
+    "  --prompt-tokens N      prefill length for --bench (default 128)\n"
+    "  --gen-tokens N         decode steps for --bench (default 128)\n"
+    "  --tokens IDS           comma-separated token ids to prefill instead of random ones (--bench)\n"
+    "  --reps N               --bench repetitions; the median is reported (default 3)\n"
+    "  -h, --help             this help\n"
+    "\n"
+    "With no -m, the hearth command chats with SmolLM2-135M-Instruct, fetched once into\n"
+    "~/.cache/hearthlm (HEARTH_CACHE sets the folder); hearth --list-models says what is there.\n"
+    "HEARTH_KERNELS=scalar|avx2|avx512 forces a kernel set.\n";
+
+struct UsageError {
+    std::string msg;
+};
+
+struct Args {
+    std::string info_file;
+    std::string model;
+    bool bench = false;
+    std::string prompt;
+    bool has_prompt = false;
+    bool chat = true;
+    std::string system;
+    bool stats = false;
+    bool has_seed = false;
+    int beams = 1;
+    SamplingParams sampling;
+    GenerationParams generation;
+    int64_t prompt_tokens = 128;
+    int64_t gen_tokens = 128;
+    int reps = 3;
+    std::vector<int32_t> tokens;
+    ModelOptions opts;
+
+    Args() {  // llama.cpp's sampling defaults
+        sampling.temperature = 0.8f;
+        sampling.top_k = 40;
+        sampling.top_p = 0.95f;
+        sampling.min_p = 0.05f;
+        generation.max_tokens = -1;
+    }
+};
+
+double parse_float(const std::string& flag, const char* v) {
+    char* end = nullptr;
+    errno = 0;
+    const double x = std::strtod(v, &end);
+    if (errno || end == v || *end) throw UsageError{flag + " needs a number, got '" + v + "'"};
+    return x;
+}
+
+int64_t parse_int(const std::string& flag, const char* v, int64_t min) {
+    char* end = nullptr;
+    errno = 0;
+    const long long x = std::strtoll(v, &end, 10);
+    if (errno || end == v || *end || x < min) {
+        throw UsageError{flag + " needs an integer >= " + std::to_string(min) + ", got '" + v + "'"};
+    }
+    return x;
+}
+
+Args parse_args(int argc, char** argv) {
+    Args a;
+    for (int i = 1; i < argc; i++) {
+        const std::string f = argv[i];
+        auto value = [&]() -> const char* {
+            if (i + 1 >= argc) throw UsageError{f + " needs a value"};
+            return argv[++i];
+        };
+        if (f == "-h" || f == "--help") {
+            std::fputs(kUsage, stdout);
+            std::exit(0);
+        } else if (f == "--info") {
+            a.info_file = value();
+        } else if (f == "-m" || f == "--model") {
+            a.model = value();
+        } else if (f == "--bench") {
+            a.bench = true;
+        } else if (f == "-p" || f == "--prompt") {
+            a.prompt = value();
+            a.has_prompt = true;
+        } else if (f == "-n" || f == "--max-tokens" || f == "--n-predict") {
+            a.generation.max_tokens = parse_int(f, value(), -1);
+        } else if (f == "--no-chat") {
+            a.chat = false;
+        } else if (f == "--system") {
+            a.system = value();
+        } else if (f == "--temp") {
+            a.sampling.temperature = (float)parse_float(f, value());
+        } else if (f == "--top-k") {
+            a.sampling.top_k = (int32_t)parse_int(f, value(), -1);
+            if (a.sampling.top_k < 0) a.sampling.top_k = 0;  // -1 is off too
+        } else if (f == "--top-p") {
+            a.sampling.top_p = (float)parse_float(f, value());
+        } else if (f == "--min-p") {
+            a.sampling.min_p = (float)parse_float(f, value());
+        } else if (f == "--repeat-penalty") {
+            a.sampling.repetition_penalty = (float)parse_float(f, value());
+        } else if (f == "--presence-penalty") {
+            a.sampling.presence_penalty = (float)parse_float(f, value());
+        } else if (f == "--frequency-penalty") {
+            a.sampling.frequency_penalty = (float)parse_float(f, value());
+        } else if (f == "--stop") {
+            a.generation.stop.push_back(value());
+        } else if (f == "--beams") {
+            a.beams = (int)parse_int(f, value(), 1);
+        } else if (f == "--seed") {
+            a.sampling.seed = (uint64_t)parse_int(f, value(), 0);
+            a.has_seed = true;
+        } else if (f == "--stats") {
+            a.stats = true;
+        } else if (f == "--prompt-tokens") {
+            a.prompt_tokens = parse_int(f, value(), 1);
+        } else if (f == "--gen-tokens") {
+            a.gen_tokens = parse_int(f, value(), 0);
+        } else if (f == "--reps") {
+            a.reps = (int)parse_int(f, value(), 1);
+        } else if (f == "-t" || f == "--threads") {
+            a.opts.n_threads = (int)parse_int(f, value(), 1);
+        } else if (f == "-c" || f == "--ctx") {
+            a.opts.n_ctx = parse_int(f, value(), 1);
+        } else if (f == "--kv-type") {
+            const std::string v = value();
+            if (v != "f16" && v != "f32") throw UsageError{"--kv-type must be f16 or f32, got '" + v + "'"};
+            a.opts.kv_type = parse_kv_type(v);
+        } else if (f == "--tokens") {
+            std::string s = value();
+            size_t p = 0;
+            while (p <= s.size()) {
+                const size_t q = std::min(s.find(',', p), s.size());
+                a.tokens.push_back((int32_t)parse_int("--tokens", s.substr(p, q - p).c_str(), 0));
+                p = q + 1;
+            }
+        } else {
+            throw UsageError{"unknown argument '" + f + "'"};
+        }
+    }
+    if (a.info_file.empty() && a.model.empty()) throw UsageError{"nothing to do: give -m FILE (or --info FILE)"};
+    if (a.bench && a.has_prompt) throw UsageError{"give either -p TEXT or --bench, not both"};
+    if (!a.chat && !a.has_prompt && !a.bench) throw UsageError{"--no-chat needs -p TEXT (the text to complete)"};
+    try {
+        check_sampling_params(a.sampling);
+    } catch (const Error& e) {
+        throw UsageError{e.what()};  // names the parameter and its range
+    }
+    if (!a.has_seed) a.sampling.seed = std::random_device{}() ^ ((uint64_t)std::random_device{}() << 32);
+    return a;
+}
+
+std::string value_str(const GGUFValue& v) {
+    switch (v.type) {
+        case GGUFType::STRING: {
+            std::string s(v.s.substr(0, 80));
+            for (char& c : s) if (c == '\n') c = ' ';
+            return "\"" + s + (v.s.size() > 80 ? "...\"" : "\"");
+        }
+        case GGUFType::FLOAT32: case GGUFType::FLOAT64: {
+            char buf[64];
+            std::snprintf(buf, sizeof buf, "%g", v.f);
+            return buf;
+        }
+        case GGUFType::BOOL: return v.i ? "true" : "false";
+        case GGUFType::ARRAY: {
+            std::string s = std::string("[") + gguf_type_name(v.elem_type) + " × " + std::to_string(v.n) + "]";
+            if (v.n > 0) {
+                s += " ";
+                for (uint64_t i = 0; i < std::min<uint64_t>(v.n, 3); i++) {
+                    if (v.elem_type == GGUFType::STRING) s += "\"" + std::string(v.strings[i].substr(0, 20)) + "\" ";
+                    else s += std::to_string(v.array_f(i)) + " ";
+                }
+                if (v.n > 3) s += "...";
+            }
+            return s;
+        }
+        default: return std::to_string(v.i);
+    }
+}
+
+int print_info(const std::string& path) {
+    std::unique_ptr<GGUFFile> f = GGUFFile::open(path);
+    std::printf("file: %s\nGGUF version %u, %zu bytes, alignment %u\n\n", path.c_str(), f->version(), f->file_size(),
+                f->alignment());
+    std::printf("metadata (%zu keys):\n", f->metadata().size());
+    for (const auto& kv : f->metadata()) {
+        std::printf("  %-42s %-5s %s\n", kv.first.c_str(), gguf_type_name(kv.second.type), value_str(kv.second).c_str());
+    }
+    std::printf("\ntensors (%zu):\n", f->tensors().size());
+    std::printf("  %-32s %-6s %-18s %12s\n", "name", "type", "shape", "bytes");
+    size_t total = 0;
+    for (const GGUFTensor& t : f->tensors()) {
+        std::printf("  %-32s %-6s %-18s %12zu\n", t.name.c_str(), type_name(t.type).c_str(), t.shape_str().c_str(),
+                    t.n_bytes);
+        total += t.n_bytes;
+    }
+    std::printf("\ntotal tensor data: %.1f MiB\n", total / 1048576.0);
+    // a model hearth cannot run should say so here too
+    try {
+        const HParams hp = read_hparams(*f);
+        load_weights(*f, hp);
+        std::printf("runs in hearth: yes (%s, %lld layers, %lld heads / %lld KV heads, head size %lld)\n",
+                    hp.arch_name.c_str(), (long long)hp.n_layer, (long long)hp.n_head, (long long)hp.n_head_kv,
+                    (long long)hp.head_dim);
+    } catch (const Error& e) {
+        std::printf("runs in hearth: no\n");
+        std::fflush(stdout);
+        std::fprintf(stderr, "hearth: error: %s\n", e.what());
+        return 1;
+    }
+    return 0;
+}
+
+double median(std::vector<double> v) {
+    std::sort(v.begin(), v.end());
+    return v[v.size() / 2];
+}
+
+int run_bench(const Args& a) {
+    using clock = std::chrono::steady_clock;
+    const auto t0 = clock::now();
+    std::unique_ptr<Model> m = Model::load(a.model, a.opts);
+    const double load_s = std::chrono::duration<double>(clock::now() - t0).count();
+
+    std::vector<int32_t> prompt = a.tokens;
+    if (prompt.empty()) {
+        std::mt19937 rng(1234);
+        std::uniform_int_distribution<int32_t> dist(0, (int32_t)m->n_vocab() - 1);
+        for (int64_t i = 0; i < a.prompt_tokens; i++) prompt.push_back(dist(rng));
+    }
+    if ((int64_t)prompt.size() + a.gen_tokens > m->n_ctx()) {
+        throw Error("prompt (" + std::to_string(prompt.size()) + ") + generated tokens (" + std::to_string(a.gen_tokens) +
+                    ") exceed the context " + std::to_string(m->n_ctx()) + " (raise -c)");
+    }
+    std::printf("model: %s (%s), threads %d, kernels %s, kv %s, n_ctx %lld, load %.3f s\n", a.model.c_str(),
+                m->hparams().arch_name.c_str(), m->n_threads(), kernels().name, kv_type_name(m->kv_type()),
+                (long long)m->n_ctx(), load_s);
+
+    std::vector<float> logits(m->n_vocab());
+    std::vector<double> pp, tg;
+    for (int rep = 0; rep <= a.reps; rep++) {  // rep 0 warms up
+        m->reset();
+        auto t1 = clock::now();
+        m->eval(prompt.data(), (int64_t)prompt.size(), logits.data(), false);
+        auto t2 = clock::now();
+        for (int64_t i = 0; i < a.gen_tokens; i++) {
+            const int32_t next = (int32_t)(std::max_element(logits.begin(), logits.end()) - logits.begin());
+            m->eval(&next, 1, logits.data(), false);
+        }
+        auto t3 = clock::now();
+        if (rep == 0) continue;
+        pp.push_back(prompt.size() / std::chrono::duration<double>(t2 - t1).count());
+        if (a.gen_tokens > 0) tg.push_back(a.gen_tokens / std::chrono::duration<double>(t3 - t2).count());
+    }
+    std::printf("prefill pp%zu: %.2f tokens/s (median of %d)\n", prompt.size(), median(pp), a.reps);
+    if (!tg.empty()) std::printf("decode  tg%lld: %.2f tokens/s (median of %d)\n", (long long)a.gen_tokens, median(tg), a.reps);
+    return 0;
+}
+
+// Ctrl-C during an answer stops the answer, not the program.
+std::atomic<bool> g_stop{false};
+extern "C" void on_sigint(int) { g_stop.store(true); }
+
+void install_sigint() {
+    struct sigaction sa;
+    std::memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_sigint;
+    sigemptyset(&sa.sa_mask);
+    sa.sa_flags = 0;  // no SA_RESTART: a Ctrl-C at the prompt interrupts the read
+    sigaction(SIGINT, &sa, nullptr);
+}
+
+enum class LineRead { Line, Interrupted, End };
+
+// One line of the terminal's input. Read byte by byte from the descriptor
+// (not std::cin, which takes a Ctrl-C's interrupted read for the end of input).
+LineRead read_line(std::string& line) {
+    line.clear();
+    for (;;) {
+        char c;
+        const ssize_t n = ::read(0, &c, 1);
+        if (n == 1) {
+            if (c == '\n') return LineRead::Line;
+            line.push_back(c);
+        } else if (n == 0) {
+            return line.empty() ? LineRead::End : LineRead::Line;  // Ctrl-D
+        } else if (errno == EINTR) {
+            if (g_stop.load()) return LineRead::Interrupted;
+        } else {
+            return LineRead::End;
+        }
+    }
+}
+
+void print_stats(const TurnStats& st) {
+    const int64_t fed = st.prompt_tokens - st.reused_tokens;
+    std::fprintf(stderr, "[prefill %lld tokens (%lld reused) in %.2f s, %.1f tokens/s; decode %lld tokens in %.2f s, %.1f tokens/s]\n",
+                 (long long)fed, (long long)st.reused_tokens, st.prefill_seconds,
+                 st.prefill_seconds > 0 ? fed / st.prefill_seconds : 0.0, (long long)st.generated_tokens,
+                 st.decode_seconds, st.decode_seconds > 0 ? (st.generated_tokens - 1) / st.decode_seconds : 0.0);
+}
+
+ChatOptions chat_options(const Args& a) {
+    ChatOptions o;
+    o.chat = a.chat;
+    o.system = a.system;
+    o.sampling = a.sampling;
+    o.generation = a.generation;
+    o.num_beams = a.beams;
+    return o;
+}
+
+void write_out(const std::string& text) {
+    std::fwrite(text.data(), 1, text.size(), stdout);
+    std::fflush(stdout);
+}
+
+// -p TEXT: one answer (or raw completion), streamed to stdout.
+int run_prompt(const Args& a) {
+    const auto t0 = std::chrono::steady_clock::now();
+    std::unique_ptr<Model> m = Model::load(a.model, a.opts);
+    ChatSession chat(*m, chat_options(a));
+    const double load_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    install_sigint();
+    const TurnStats st = chat.answer(a.prompt, write_out, g_stop);
+    write_out("\n");
+    if (a.stats) {
+        std::fprintf(stderr, "[load %.2f s] ", load_s);
+        print_stats(st);
+    }
+    return 0;
+}
+
+// The interactive chat: a line in, an answer out, until /exit or Ctrl-D.
+int run_chat(const Args& a) {
+    using clock = std::chrono::steady_clock;
+    const auto t0 = clock::now();
+    std::unique_ptr<Model> m = Model::load(a.model, a.opts);
+    ChatSession chat(*m, chat_options(a));
+    const double load_s = std::chrono::duration<double>(clock::now() - t0).count();
+    std::fprintf(stderr, "hearth: %s (%s chat format, %d threads, n_ctx %lld), loaded in %.2f s.\n"
+                 "/reset starts over, /exit or Ctrl-D quits, Ctrl-C stops an answer.\n",
+                 a.model.c_str(), chat.format_name(), m->n_threads(), (long long)m->n_ctx(), load_s);
+    install_sigint();
+    TurnStats total;
+    for (;;) {
+        write_out("> ");
+        g_stop.store(false);
+        std::string line;
+        const LineRead r = read_line(line);
+        if (r == LineRead::End) break;  // Ctrl-D
+        if (r == LineRead::Interrupted) {  // Ctrl-C at the prompt: a fresh prompt
+            write_out("\n");
+            continue;
+        }
+        if (!line.empty() && line.back() == '\r') line.pop_back();
+        if (line == "/exit" || line == "/quit") break;
+        if (line == "/reset") {
+            chat.reset();
+            write_out("(the conversation starts over)\n");
+            continue;
+        }
+        if (line.empty()) continue;
+        try {
+            const TurnStats st = chat.answer(line, write_out, g_stop);
+            write_out(st.interrupted ? " [stopped]\n" : "\n");
+            if (a.stats) print_stats(st);
+            total.prompt_tokens += st.prompt_tokens - st.reused_tokens;
+            total.generated_tokens += st.generated_tokens;
+            total.prefill_seconds += st.prefill_seconds;
+            total.decode_seconds += st.decode_seconds;
+            if (st.finish == FinishReason::Length && m->n_past() + 1 >= m->n_ctx()) {
+                write_out("(the context is full: /reset to start over)\n");
+            }
+        } catch (const Error& e) {
+            std::fprintf(stderr, "hearth: error: %s\n", e.what());
+        }
+    }
+    write_out("\n");
+    if (a.stats) {
+        std::fprintf(stderr, "[load %.2f s; in all: prefill %lld tokens in %.2f s, decode %lld tokens in %.2f s]\n", load_s,
+                     (long long)total.prompt_tokens, total.prefill_seconds, (long long)total.generated_tokens,
+                     total.decode_seconds);
+    }
+    return 0;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+    try {
+        const Args a = parse_args(argc, argv);
+        if (!a.info_file.empty()) return print_info(a.info_file);
+        if (a.bench) return run_bench(a);
+        if (a.has_prompt) return run_prompt(a);
+        return run_chat(a);
+    } catch (const UsageError& e) {
+        std::fprintf(stderr, "hearth: %s\n(see hearth --help)\n", e.msg.c_str());
+        return 2;
+    } catch (const Error& e) {
+        std::fprintf(stderr, "hearth: error: %s\n", e.what());
+        return 1;
+    } catch (const std::exception& e) {
+        std::fprintf(stderr, "hearth: internal error: %s\n", e.what());
+        return 1;
+    }
+}

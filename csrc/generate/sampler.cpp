@@ -1,0 +1,190 @@
+#include "generate/sampler.h"
+
+#include <algorithm>
+#include <cmath>
+#include <limits>
+#include <string>
+
+#include "base/error.h"
+
+namespace hearth {
+
+namespace {
+
+constexpr float kRemoved = -std::numeric_limits<float>::infinity();
+
+std::string num(double v) {
+    std::string s = std::to_string(v);
+    s.erase(s.find_last_not_of('0') + 1);
+    if (!s.empty() && s.back() == '.') s.pop_back();
+    return s;
+}
+
+// Token ids of the row that are still candidates, most likely first (ties by id).
+std::vector<int32_t> candidates_by_logit(const float* logits, int64_t n_vocab) {
+    std::vector<int32_t> ids;
+    ids.reserve((size_t)n_vocab);
+    for (int64_t i = 0; i < n_vocab; i++)
+        if (logits[i] != kRemoved) ids.push_back((int32_t)i);
+    return ids;
+}
+
+bool more_likely(const float* logits, int32_t a, int32_t b) {
+    return logits[a] > logits[b] || (logits[a] == logits[b] && a < b);
+}
+
+}  // namespace
+
+void check_sampling_params(const SamplingParams& p) {
+    if (!(p.temperature >= 0.0f) || std::isinf(p.temperature)) {
+        throw Error("temperature must be >= 0 (0 is greedy), got " + num(p.temperature));
+    }
+    if (p.top_k < 0) throw Error("top_k must be >= 0 (0 or -1 is off), got " + std::to_string(p.top_k));
+    if (!(p.top_p > 0.0f && p.top_p <= 1.0f)) throw Error("top_p must be in (0, 1], got " + num(p.top_p));
+    if (!(p.min_p >= 0.0f && p.min_p <= 1.0f)) throw Error("min_p must be in [0, 1], got " + num(p.min_p));
+    if (!(p.repetition_penalty > 0.0f) || std::isinf(p.repetition_penalty)) {
+        throw Error("repetition_penalty must be > 0 (1 is off), got " + num(p.repetition_penalty));
+    }
+    if (!std::isfinite(p.presence_penalty) || p.presence_penalty < -2.0f || p.presence_penalty > 2.0f) {
+        throw Error("presence_penalty must be in [-2, 2], got " + num(p.presence_penalty));
+    }
+    if (!std::isfinite(p.frequency_penalty) || p.frequency_penalty < -2.0f || p.frequency_penalty > 2.0f) {
+        throw Error("frequency_penalty must be in [-2, 2], got " + num(p.frequency_penalty));
+    }
+}
+
+void apply_repetition_penalty(float* logits, int64_t n_vocab, const int32_t* tokens, size_t n_tokens, float penalty) {
+    if (penalty == 1.0f) return;
+    std::vector<bool> seen((size_t)n_vocab, false);
+    for (size_t i = 0; i < n_tokens; i++) {
+        const int32_t t = tokens[i];
+        if (t < 0 || t >= n_vocab || seen[t]) continue;  // at most once per token
+        seen[t] = true;
+        logits[t] = logits[t] < 0 ? logits[t] * penalty : logits[t] / penalty;
+    }
+}
+
+void apply_presence_frequency(float* logits, int64_t n_vocab, const int32_t* output, size_t n_output, float presence,
+                              float frequency) {
+    if (presence == 0.0f && frequency == 0.0f) return;
+    std::vector<int32_t> count((size_t)n_vocab, 0);
+    for (size_t i = 0; i < n_output; i++)
+        if (output[i] >= 0 && output[i] < n_vocab) count[output[i]]++;
+    for (int64_t t = 0; t < n_vocab; t++)
+        if (count[t] > 0) logits[t] -= frequency * (float)count[t] + presence;
+}
+
+void apply_temperature(float* logits, int64_t n_vocab, float temperature) {
+    for (int64_t i = 0; i < n_vocab; i++) logits[i] /= temperature;
+}
+
+void apply_top_k(float* logits, int64_t n_vocab, int32_t k) {
+    if (k <= 0 || k >= n_vocab) return;
+    std::vector<float> v(logits, logits + n_vocab);
+    std::nth_element(v.begin(), v.begin() + (k - 1), v.end(), std::greater<float>());
+    const float kth = v[k - 1];
+    for (int64_t i = 0; i < n_vocab; i++)
+        if (logits[i] < kth) logits[i] = kRemoved;
+}
+
+void apply_top_p(float* logits, int64_t n_vocab, float p) {
+    if (p >= 1.0f) return;
+    std::vector<int32_t> ids = candidates_by_logit(logits, n_vocab);
+    if (ids.empty()) return;
+    const float max = *std::max_element(logits, logits + n_vocab);
+    double z = 0.0;
+    for (int32_t i : ids) z += std::exp((double)logits[i] - max);
+    // walk the most likely first; sort only as many as needed (a prefix that
+    // doubles until it holds p of the mass)
+    auto by_likelihood = [&](int32_t a, int32_t b) { return more_likely(logits, a, b); };
+    size_t sorted = 0, want = std::min<size_t>(64, ids.size());
+    double above = 0.0;  // the probability of the tokens before this one
+    size_t keep = 0;
+    while (keep == 0) {
+        std::partial_sort(ids.begin() + sorted, ids.begin() + want, ids.end(), by_likelihood);
+        for (size_t i = sorted; i < want; i++) {
+            if (i > 0 && above >= p) {  // always keep the most likely
+                keep = i;
+                break;
+            }
+            above += std::exp((double)logits[ids[i]] - max) / z;
+        }
+        if (keep == 0 && want == ids.size()) keep = ids.size();
+        sorted = want;
+        want = std::min(ids.size(), want * 2);
+    }
+    for (size_t i = keep; i < ids.size(); i++) logits[ids[i]] = kRemoved;
+}
+
+void apply_min_p(float* logits, int64_t n_vocab, float min_p) {
+    if (min_p <= 0.0f) return;
+    const int32_t top = argmax(logits, n_vocab);
+    const double max = logits[top];
+    // p_i < min_p * p_max  <=>  exp(l_i - l_max) < min_p (the normaliser cancels)
+    for (int64_t i = 0; i < n_vocab; i++)
+        if (i != top && std::exp((double)logits[i] - max) < (double)min_p) logits[i] = kRemoved;
+}
+
+int32_t argmax(const float* logits, int64_t n_vocab) {
+    return (int32_t)(std::max_element(logits, logits + n_vocab) - logits);
+}
+
+float log_prob(const float* logits, int64_t n_vocab, int32_t token) {
+    const float max = logits[argmax(logits, n_vocab)];
+    double z = 0.0;
+    for (int64_t i = 0; i < n_vocab; i++) z += std::exp((double)logits[i] - max);
+    return (float)((double)logits[token] - max - std::log(z));
+}
+
+std::vector<std::pair<int32_t, float>> top_log_probs(const float* logits, int64_t n_vocab, int32_t k) {
+    k = (int32_t)std::min<int64_t>(std::max(k, 0), n_vocab);
+    std::vector<int32_t> ids((size_t)n_vocab);
+    for (int64_t i = 0; i < n_vocab; i++) ids[i] = (int32_t)i;
+    std::partial_sort(ids.begin(), ids.begin() + k, ids.end(),
+                      [&](int32_t a, int32_t b) { return more_likely(logits, a, b); });
+    const float max = logits[ids.empty() ? 0 : argmax(logits, n_vocab)];
+    double z = 0.0;
+    for (int64_t i = 0; i < n_vocab; i++) z += std::exp((double)logits[i] - max);
+    const double lz = std::log(z);
+    std::vector<std::pair<int32_t, float>> out;
+    for (int32_t i = 0; i < k; i++) out.emplace_back(ids[i], (float)((double)logits[ids[i]] - max - lz));
+    return out;
+}
+
+Sampler::Sampler(const SamplingParams& p) : p_(p), rng_(p.seed) { check_sampling_params(p); }
+
+double Sampler::uniform() { return (double)(rng_() >> 11) * 0x1.0p-53; }
+
+int32_t Sampler::sample(float* logits, int64_t n_vocab, const std::vector<int32_t>& prompt,
+                        const std::vector<int32_t>& output) {
+    if (p_.repetition_penalty != 1.0f) {
+        std::vector<int32_t> seen(prompt);
+        seen.insert(seen.end(), output.begin(), output.end());
+        apply_repetition_penalty(logits, n_vocab, seen.data(), seen.size(), p_.repetition_penalty);
+    }
+    apply_presence_frequency(logits, n_vocab, output.data(), output.size(), p_.presence_penalty, p_.frequency_penalty);
+    if (p_.temperature == 0.0f) return argmax(logits, n_vocab);
+
+    apply_temperature(logits, n_vocab, p_.temperature);
+    apply_top_k(logits, n_vocab, p_.top_k);
+    apply_top_p(logits, n_vocab, p_.top_p);
+    apply_min_p(logits, n_vocab, p_.min_p);
+
+    // draw from softmax over what is left, walking the ids in order
+    const float max = logits[argmax(logits, n_vocab)];
+    double z = 0.0;
+    for (int64_t i = 0; i < n_vocab; i++)
+        if (logits[i] != kRemoved) z += std::exp((double)logits[i] - max);
+    const double target = uniform() * z;
+    double cum = 0.0;
+    int32_t last = -1;
+    for (int64_t i = 0; i < n_vocab; i++) {
+        if (logits[i] == kRemoved) continue;
+        cum += std::exp((double)logits[i] - max);
+        last = (int32_t)i;
+        if (cum > target) return last;
+    }
+    return last;  // rounding left target at the very end
+}
+
+}  // namespace hearth

@@ -1,0 +1,20 @@
+// The architectures hearth runs, as data: what differs between them is a row
+// in this table, not a copy of the forward pass (llama.cpp's llama-arch idea).
+#pragma once
+
+#include <string>
+
+#include "model/ops.h"
+
+namespace hearth {
+
+struct ArchInfo {
+    const char* name;      // general.architecture
+    RopeStyle rope_style;  // how Q/K dimensions are paired for RoPE in the file
+    bool qkv_bias;         // attn_q/k/v carry a .bias
+};
+
+// The entry for general.architecture, or a clear error listing the supported ones.
+const ArchInfo& find_arch(const std::string& name, const std::string& file);
+
+}  // namespace hearth

@@ -1,0 +1,88 @@
+#include "model/matmul.h"
+
+#include <algorithm>
+
+#include "base/error.h"
+#include "kernels/kernels.h"
+
+namespace hearth {
+
+namespace {
+// Rows per task. A multiple of every kernel's row tile, so that the tiling of
+// a row never depends on how rows were shared between threads (the kernels
+// promise that anyway; this keeps their edge paths off the hot path).
+constexpr int64_t kRowsPerTask = 64;
+}  // namespace
+
+MatmulInput Matmul::prepare(const float* x, int64_t n_tokens, int64_t k, bool quantize) {
+    MatmulInput in;
+    in.x = x;
+    in.n_tokens = n_tokens;
+    in.k = k;
+    if (quantize) {
+        HEARTH_CHECK(k % QK == 0, "activation row length " + std::to_string(k) + " is not a multiple of 32");
+        const int64_t nb = k / QK;
+        std::vector<block_q16a>& buf = qbuf_;
+        if ((int64_t)buf.size() < n_tokens * nb) buf.resize(n_tokens * nb);
+        block_q16a* q = buf.data();
+        const KernelTable& kt = kernels();
+        pool_.parallel_for(n_tokens, [&](int64_t t) { kt.quantize_q16a(x + t * k, q + t * nb, k); });
+        in.q = q;
+    }
+    return in;
+}
+
+namespace {
+
+MatmulArgs make_args(const GGUFTensor& w, const MatmulInput& in, float* y, int64_t y_stride) {
+    HEARTH_CHECK(w.ne[0] == in.k, "matmul: tensor '" + w.name + "' has rows of " + std::to_string(w.ne[0]) +
+                                      " but the input has " + std::to_string(in.k));
+    MatmulArgs a;
+    a.w_type = w.type;
+    a.w = w.data;
+    a.w_row_bytes = row_bytes(w.type, w.ne[0]);
+    if (is_quantized(w.type)) {
+        HEARTH_CHECK(in.q != nullptr, "matmul: input not quantized for '" + w.name + "'");
+        a.x = in.q;
+        a.x_row_bytes = (size_t)(in.k / QK) * sizeof(block_q16a);
+    } else {
+        a.x = in.x;
+        a.x_row_bytes = (size_t)in.k * sizeof(float);
+    }
+    a.y = y;
+    a.y_stride = y_stride;
+    a.k = in.k;
+    a.n_tokens = in.n_tokens;
+    a.r0 = 0;
+    a.r1 = w.rows();
+    return a;
+}
+
+}  // namespace
+
+void Matmul::run(const GGUFTensor& w, const MatmulInput& in, float* y, int64_t y_stride) {
+    const Output out{&w, y, y_stride};
+    run_many(&out, 1, in);
+}
+
+void Matmul::run_many(const Output* outs, int n_outs, const MatmulInput& in) {
+    // tasks are numbered across the matrices: [0, n0) for the first, ...
+    MatmulArgs args[4];
+    int64_t first_task[5] = {0};
+    HEARTH_CHECK(n_outs >= 1 && n_outs <= 4, "run_many takes 1 to 4 matrices");
+    for (int i = 0; i < n_outs; i++) {
+        args[i] = make_args(*outs[i].w, in, outs[i].y, outs[i].y_stride);
+        first_task[i + 1] = first_task[i] + (args[i].r1 + kRowsPerTask - 1) / kRowsPerTask;
+    }
+    const KernelTable& kt = kernels();
+    pool_.parallel_for(first_task[n_outs], [&](int64_t task) {
+        int i = 0;
+        while (task >= first_task[i + 1]) i++;
+        MatmulArgs t = args[i];
+        t.r0 = (task - first_task[i]) * kRowsPerTask;
+        t.r1 = std::min(args[i].r1, t.r0 + kRowsPerTask);
+        kt.matmul(t);
+    });
+}
+
+}  // namespace hearth

@@ -1,0 +1,70 @@
+#include "model/ops.h"
+
+#include <cmath>
+#include <vector>
+
+namespace hearth {
+
+void rmsnorm(const float* x, const float* weight, float* y, int64_t n, float eps) {
+    double ss = 0.0;  // in double: the mean of squares is the one reduction here that drifts in f32
+    for (int64_t i = 0; i < n; i++) ss += (double)x[i] * x[i];
+    const float scale = (float)(1.0 / std::sqrt(ss / (double)n + (double)eps));
+    for (int64_t i = 0; i < n; i++) y[i] = (x[i] * scale) * weight[i];
+}
+
+void add_bias(float* x, const float* bias, int64_t n) {
+    for (int64_t i = 0; i < n; i++) x[i] += bias[i];
+}
+
+void silu_mul(float* gate, const float* up, int64_t n) {
+    for (int64_t i = 0; i < n; i++) {
+        const float g = gate[i];
+        gate[i] = g / (1.0f + std::exp(-g)) * up[i];
+    }
+}
+
+std::vector<double> rope_inv_freq(float base, int64_t rope_dim) {
+    std::vector<double> inv(rope_dim / 2);
+    for (int64_t i = 0; i < rope_dim / 2; i++) inv[i] = std::pow((double)base, -2.0 * (double)i / (double)rope_dim);
+    return inv;
+}
+
+void RopeAngles::compute(int64_t pos, int64_t rope_dim, const std::vector<double>& inv_freq) {
+    cos.resize(rope_dim / 2);
+    sin.resize(rope_dim / 2);
+    for (int64_t i = 0; i < rope_dim / 2; i++) {
+        const double angle = (double)pos * inv_freq[i];  // in double: exact enough at any position
+        cos[i] = (float)std::cos(angle);
+        sin[i] = (float)std::sin(angle);
+    }
+}
+
+void rope(float* x, int64_t n_heads, int64_t head_dim, const RopeAngles& angles, RopeStyle style) {
+    const int64_t half = (int64_t)angles.cos.size();
+    const float* c = angles.cos.data();
+    const float* s = angles.sin.data();
+    for (int64_t h = 0; h < n_heads; h++) {
+        float* v = x + h * head_dim;
+        for (int64_t i = 0; i < half; i++) {
+            const int64_t a = style == RopeStyle::Normal ? 2 * i : i;
+            const int64_t b = style == RopeStyle::Normal ? 2 * i + 1 : i + half;
+            const float x0 = v[a], x1 = v[b];
+            v[a] = x0 * c[i] - x1 * s[i];
+            v[b] = x0 * s[i] + x1 * c[i];
+        }
+    }
+}
+
+void softmax(float* x, int64_t n) {
+    float mx = -INFINITY;
+    for (int64_t i = 0; i < n; i++) mx = std::fmax(mx, x[i]);
+    float sum = 0.0f;
+    for (int64_t i = 0; i < n; i++) {
+        x[i] = std::exp(x[i] - mx);
+        sum += x[i];
+    }
+    const float inv = 1.0f / sum;
+    for (int64_t i = 0; i < n; i++) x[i] *= inv;
+}
+
+}  // namespace hearth

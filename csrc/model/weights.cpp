@@ -1,0 +1,63 @@
+#include "model/weights.h"
+
+#include "base/error.h"
+
+namespace hearth {
+
+namespace {
+
+// Finds a tensor and checks its shape (ne0 = inner dimension first); 1-D
+// tensors (norms, biases) must be f32, as llama.cpp writes them.
+const GGUFTensor* expect(const GGUFFile& f, const std::string& name, std::initializer_list<int64_t> shape) {
+    const GGUFTensor* t = f.find_tensor(name);
+    if (!t) throw Error(f.err("missing tensor '" + name + "'"));
+    GGUFTensor want = *t;
+    want.n_dims = (int)shape.size();
+    int d = 0;
+    bool ok = t->n_dims == (int)shape.size();
+    for (int64_t n : shape) {
+        ok = ok && t->ne[d] == n;
+        want.ne[d++] = n;
+    }
+    if (!ok) {
+        throw Error(f.err("tensor '" + name + "' has shape " + t->shape_str() + " but the hyperparameters say " +
+                          want.shape_str()));
+    }
+    if (shape.size() == 1 && t->type != GgmlType::F32) {
+        throw Error(f.err("tensor '" + name + "' is " + type_name(t->type) + "; norms and biases must be f32"));
+    }
+    return t;
+}
+
+}  // namespace
+
+ModelWeights load_weights(const GGUFFile& f, const HParams& hp) {
+    const int64_t E = hp.n_embd, F = hp.n_ff, V = hp.n_vocab;
+    const int64_t QD = hp.n_head * hp.head_dim, KD = hp.n_head_kv * hp.head_dim;
+    ModelWeights w;
+    w.token_embd = expect(f, "token_embd.weight", {E, V});
+    w.output_norm = expect(f, "output_norm.weight", {E});
+    w.output = f.find_tensor("output.weight") ? expect(f, "output.weight", {E, V}) : w.token_embd;
+    for (int64_t i = 0; i < hp.n_layer; i++) {
+        const std::string p = "blk." + std::to_string(i) + ".";
+        LayerWeights l;
+        l.attn_norm = expect(f, p + "attn_norm.weight", {E});
+        l.wq = expect(f, p + "attn_q.weight", {E, QD});
+        l.wk = expect(f, p + "attn_k.weight", {E, KD});
+        l.wv = expect(f, p + "attn_v.weight", {E, KD});
+        if (hp.arch->qkv_bias) {
+            l.bq = expect(f, p + "attn_q.bias", {QD});
+            l.bk = expect(f, p + "attn_k.bias", {KD});
+            l.bv = expect(f, p + "attn_v.bias", {KD});
+        }
+        l.wo = expect(f, p + "attn_output.weight", {QD, E});
+        l.ffn_norm = expect(f, p + "ffn_norm.weight", {E});
+        l.w_gate = expect(f, p + "ffn_gate.weight", {E, F});
+        l.w_up = expect(f, p + "ffn_up.weight", {E, F});
+        l.w_down = expect(f, p + "ffn_down.weight", {F, E});
+        w.layers.push_back(l);
+    }
+    return w;
+}
+
+}  // namespace hearth

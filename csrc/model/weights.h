@@ -1,0 +1,36 @@
+// The model's tensors, found by llama.cpp's names and checked against the
+// hyperparameters before anything runs. They point into the mapped file.
+#pragma once
+
+#include <vector>
+
+#include "gguf/gguf.h"
+#include "model/hparams.h"
+
+namespace hearth {
+
+struct LayerWeights {
+    const GGUFTensor* attn_norm;
+    const GGUFTensor* wq;
+    const GGUFTensor* wk;
+    const GGUFTensor* wv;
+    const GGUFTensor* bq = nullptr;  // qkv_bias architectures only
+    const GGUFTensor* bk = nullptr;
+    const GGUFTensor* bv = nullptr;
+    const GGUFTensor* wo;
+    const GGUFTensor* ffn_norm;
+    const GGUFTensor* w_gate;
+    const GGUFTensor* w_up;
+    const GGUFTensor* w_down;
+};
+
+struct ModelWeights {
+    const GGUFTensor* token_embd;
+    const GGUFTensor* output_norm;
+    const GGUFTensor* output;  // token_embd when the embedding is tied
+    std::vector<LayerWeights> layers;
+};
+
+ModelWeights load_weights(const GGUFFile& f, const HParams& hp);
+
+}  // namespace hearth

@@ -1,0 +1,293 @@
+#include "text/pretokenize.h"
+
+#include <cstdint>
+
+#include "base/error.h"
+#include "text/unicode.h"
+
+namespace hearth {
+
+namespace {
+
+// --- names -------------------------------------------------------------------
+
+struct NamedPreTokenizer {
+    const char* name;
+    PreTokenizer family;
+};
+
+// The first name of each family is its canonical one (pre_tokenizer_name).
+// The aliases are llama.cpp's tokenizer.ggml.pre names for which its
+// llama-vocab.cpp splits with the same regex list as for that family's
+// canonical name.
+constexpr NamedPreTokenizer kNames[] = {
+    {"gpt2", PreTokenizer::Gpt2},
+    {"gpt-2", PreTokenizer::Gpt2},
+    {"default", PreTokenizer::Gpt2},
+    {"phi-2", PreTokenizer::Gpt2},
+    {"mpt", PreTokenizer::Gpt2},
+    {"olmo", PreTokenizer::Gpt2},
+    {"jais", PreTokenizer::Gpt2},
+    {"trillion", PreTokenizer::Gpt2},
+    {"granite-docling", PreTokenizer::Gpt2},
+    {"exaone4", PreTokenizer::Gpt2},
+    {"gigachat", PreTokenizer::Gpt2},
+    {"a.x-4.0", PreTokenizer::Gpt2},
+    {"mellum", PreTokenizer::Gpt2},
+    {"modern-bert", PreTokenizer::Gpt2},
+    {"roberta-bpe", PreTokenizer::Gpt2},
+    {"jina-es", PreTokenizer::Gpt2},
+    {"jina-de", PreTokenizer::Gpt2},
+    {"jina-v1-en", PreTokenizer::Gpt2},
+    {"jina-v2-es", PreTokenizer::Gpt2},
+    {"jina-v2-de", PreTokenizer::Gpt2},
+    {"jina-v2-code", PreTokenizer::Gpt2},
+
+    {"llama-bpe", PreTokenizer::Llama3},
+    {"llama3", PreTokenizer::Llama3},
+    {"llama-v3", PreTokenizer::Llama3},
+    {"falcon3", PreTokenizer::Llama3},
+    {"falcon-h1", PreTokenizer::Llama3},
+    {"pixtral", PreTokenizer::Llama3},
+    {"midm-2.0", PreTokenizer::Llama3},
+    {"lfm2", PreTokenizer::Llama3},
+    {"jina-v5-nano", PreTokenizer::Llama3},
+    {"dbrx", PreTokenizer::Llama3},
+    {"smaug-bpe", PreTokenizer::Llama3},
+    {"glm4", PreTokenizer::Llama3},
+    {"chatglm-bpe", PreTokenizer::Llama3},
+
+    {"qwen2", PreTokenizer::Qwen2},
+    {"deepseek-r1-qwen", PreTokenizer::Qwen2},
+    {"megrez", PreTokenizer::Qwen2},
+    {"kormo", PreTokenizer::Qwen2},
+    {"f2llmv2", PreTokenizer::Qwen2},
+    {"stablelm2", PreTokenizer::Qwen2},
+    {"hunyuan", PreTokenizer::Qwen2},
+    {"solar-open", PreTokenizer::Qwen2},
+    {"grok-2", PreTokenizer::Qwen2},
+
+    {"smollm", PreTokenizer::SmolLM},
+    {"starcoder", PreTokenizer::SmolLM},
+    {"refact", PreTokenizer::SmolLM},
+    {"command-r", PreTokenizer::SmolLM},
+    {"codeshell", PreTokenizer::SmolLM},
+    {"exaone", PreTokenizer::SmolLM},
+    {"minerva-7b", PreTokenizer::SmolLM},
+    {"mellum2", PreTokenizer::SmolLM},
+};
+
+// --- characters --------------------------------------------------------------
+
+// What the scanners need of a character: where it ends and its class.
+// Invalid UTF-8 bytes have class 0, like punctuation.
+struct Char {
+    uint32_t cp;
+    uint32_t len;
+    uint8_t cls;
+};
+
+inline Char char_at(std::string_view s, size_t pos) {
+    const unsigned char b = static_cast<unsigned char>(s[pos]);
+    if (b < 0x80) return {b, 1, detail::kAsciiClasses[b]};
+    const Utf8Char u = next_utf8(s, pos);
+    return {u.cp, static_cast<uint32_t>(u.len), unicode_class(u.cp)};
+}
+
+// A class no character has: what "the next character" is at the end.
+constexpr uint8_t kEndOfText = 0x80;
+constexpr uint8_t kOtherClass = 0;  // [^\s\p{L}\p{N}]
+
+inline Char char_at_or_end(std::string_view s, size_t pos) {
+    return pos < s.size() ? char_at(s, pos) : Char{kInvalidCodepoint, 0, kEndOfText};
+}
+
+inline bool is_line_break(uint32_t cp) { return cp == '\r' || cp == '\n'; }
+
+// The end of the run of characters of class cls from pos on.
+size_t run_end(std::string_view s, size_t pos, uint8_t cls) {
+    while (pos < s.size()) {
+        const Char c = char_at(s, pos);
+        if (c.cls != cls) break;
+        pos += c.len;
+    }
+    return pos;
+}
+
+// The letter of a contraction that the character at pos stands for, or 0.
+// With ignore_case it is what Oniguruma's (?i:...) matches, i.e. simple case
+// folding: ASCII case, and U+017F LATIN SMALL LETTER LONG S folds to 's'.
+// (The Kelvin sign folds to 'k', in no contraction; no character folds to a
+// two-letter tail such as "ll".)
+char contraction_letter(std::string_view s, size_t pos, bool ignore_case, uint32_t& len) {
+    if (pos >= s.size()) return 0;
+    const Char c = char_at(s, pos);
+    len = c.len;
+    if (c.cp >= 'a' && c.cp <= 'z') return static_cast<char>(c.cp);
+    if (!ignore_case) return 0;
+    if (c.cp >= 'A' && c.cp <= 'Z') return static_cast<char>(c.cp - 'A' + 'a');
+    if (c.cp == 0x17F) return 's';
+    return 0;
+}
+
+// The length of 's|'t|'re|'ve|'m|'ll|'d at pos (which holds an apostrophe),
+// 0 if none matches. Their first letters differ, so order does not matter.
+size_t contraction_length(std::string_view s, size_t pos, bool ignore_case) {
+    uint32_t len1 = 0, len2 = 0;
+    switch (contraction_letter(s, pos + 1, ignore_case, len1)) {
+        case 's':
+        case 't':
+        case 'm':
+        case 'd':
+            return 1 + len1;
+        case 'r':
+        case 'v':
+            return contraction_letter(s, pos + 1 + len1, ignore_case, len2) == 'e' ? 1 + len1 + len2 : 0;
+        case 'l':
+            return contraction_letter(s, pos + 1 + len1, ignore_case, len2) == 'l' ? 1 + len1 + len2 : 0;
+        default:
+            return 0;
+    }
+}
+
+// `\s+(?!\S)|\s+` at pos, which holds whitespace. The whole run at the end of
+// the text; before anything else the run gives its last character up to the
+// next piece (so " word" stays together), unless it is the only one.
+// With line_breaks, `\s*[\r\n]+` comes first: a run holding a line break ends
+// right after its last one.
+size_t whitespace_piece_end(std::string_view s, size_t pos, bool line_breaks) {
+    size_t last = pos, end = pos, after_break = 0;
+    while (end < s.size()) {
+        const Char c = char_at(s, end);
+        if (c.cls != kWhitespaceClass) break;
+        last = end;
+        end += c.len;
+        if (is_line_break(c.cp)) after_break = end;
+    }
+    if (line_breaks && after_break) return after_break;
+    if (end == s.size()) return end;
+    return last > pos ? last : end;
+}
+
+// --- the families ------------------------------------------------------------
+
+// 's|'t|'re|'ve|'m|'ll|'d| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)|\s+
+size_t gpt2_piece_end(std::string_view s, size_t pos) {
+    const Char c = char_at(s, pos);
+    if (c.cp == '\'') {
+        if (size_t n = contraction_length(s, pos, /*ignore_case=*/false)) return pos + n;
+    }
+    // ` ?X+` for X letters, numbers or other: a space joins the run after it.
+    size_t start = pos;
+    Char first = c;
+    if (c.cp == ' ') {
+        const Char next = char_at_or_end(s, pos + 1);
+        if (next.cls != kWhitespaceClass && next.cls != kEndOfText) {
+            start = pos + 1;
+            first = next;
+        }
+    }
+    if (first.cls != kWhitespaceClass) return run_end(s, start + first.len, first.cls);
+    return whitespace_piece_end(s, pos, /*line_breaks=*/false);
+}
+
+// (?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}{1,max_digits}|
+//  ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+
+size_t llama3_piece_end(std::string_view s, size_t pos, int max_digits) {
+    const Char c = char_at(s, pos);
+    if (c.cp == '\'') {
+        if (size_t n = contraction_length(s, pos, /*ignore_case=*/true)) return pos + n;
+    }
+    if (c.cls == kLetterClass) return run_end(s, pos + c.len, kLetterClass);
+    const size_t after = pos + c.len;
+    const Char next = char_at_or_end(s, after);
+    // One character that is neither a line break nor a number (so whitespace
+    // or other) joins the letters after it.
+    if (next.cls == kLetterClass && c.cls != kNumberClass && !is_line_break(c.cp)) {
+        return run_end(s, after + next.len, kLetterClass);
+    }
+    if (c.cls == kNumberClass) {
+        size_t end = after;
+        for (int n = 1; n < max_digits && end < s.size(); n++) {
+            const Char d = char_at(s, end);
+            if (d.cls != kNumberClass) break;
+            end += d.len;
+        }
+        return end;
+    }
+    size_t end = pos;
+    if (c.cls == kOtherClass) end = run_end(s, after, kOtherClass);
+    else if (c.cp == ' ' && next.cls == kOtherClass) end = run_end(s, after + next.len, kOtherClass);
+    if (end != pos) {
+        while (end < s.size() && (s[end] == '\r' || s[end] == '\n')) end++;
+        return end;
+    }
+    return whitespace_piece_end(s, pos, /*line_breaks=*/true);
+}
+
+void split_gpt2(std::string_view s, std::vector<std::string_view>& out) {
+    for (size_t pos = 0; pos < s.size();) {
+        const size_t end = gpt2_piece_end(s, pos);
+        out.push_back(s.substr(pos, end - pos));
+        pos = end;
+    }
+}
+
+void split_llama3(std::string_view s, int max_digits, std::vector<std::string_view>& out) {
+    for (size_t pos = 0; pos < s.size();) {
+        const size_t end = llama3_piece_end(s, pos, max_digits);
+        out.push_back(s.substr(pos, end - pos));
+        pos = end;
+    }
+}
+
+// Hugging Face's Sequence([Digits(individual_digits=True), ByteLevel]): the
+// regex never sees across a number, so its lookahead stops there too.
+void split_smollm(std::string_view s, std::vector<std::string_view>& out) {
+    size_t segment = 0;
+    for (size_t pos = 0; pos < s.size();) {
+        const Char c = char_at(s, pos);
+        if (c.cls == kNumberClass) {
+            split_gpt2(s.substr(segment, pos - segment), out);
+            out.push_back(s.substr(pos, c.len));
+            segment = pos + c.len;
+        }
+        pos += c.len;
+    }
+    split_gpt2(s.substr(segment), out);
+}
+
+}  // namespace
+
+PreTokenizer pre_tokenizer_from_name(const std::string& name) {
+    for (const auto& n : kNames) {
+        if (name == n.name) return n.family;
+    }
+    std::string supported;
+    for (const auto& n : kNames) {
+        if (!supported.empty()) supported += ", ";
+        supported += n.name;
+    }
+    throw Error("unknown pre-tokenizer '" + name + "' (tokenizer.ggml.pre); supported: " + supported);
+}
+
+const char* pre_tokenizer_name(PreTokenizer p) {
+    for (const auto& n : kNames) {
+        if (n.family == p) return n.name;
+    }
+    return "?";
+}
+
+std::vector<std::string_view> pre_tokenize(PreTokenizer p, std::string_view text) {
+    std::vector<std::string_view> pieces;
+    pieces.reserve(text.size() / 4 + 1);
+    switch (p) {
+        case PreTokenizer::Gpt2: split_gpt2(text, pieces); break;
+        case PreTokenizer::Llama3: split_llama3(text, 3, pieces); break;
+        case PreTokenizer::Qwen2: split_llama3(text, 1, pieces); break;
+        case PreTokenizer::SmolLM: split_smollm(text, pieces); break;
+    }
+    return pieces;
+}
+
+}  // namespace hearth
