@@ -31,11 +31,11 @@ def weights(tname, rows, k, rng):
 def timed(kname, wt, raw, rows, k, x, threads, budget=0.3):
     """Seconds per product: the CPU time of the busiest thread (robust on a
     shared machine), or the wall time with --wall."""
-    t, _ = core.kernel_bench_matmul(kname, wt, raw, rows, k, x, threads, 1)  # warm-up
+    t, _ = core.testing.kernel_bench_matmul(kname, wt, raw, rows, k, x, threads, 1)  # warm-up
     iters = max(1, min(2000, int(budget / max(t, 1e-6))))
     best = float("inf")
     for _ in range(REPEAT):  # best of REPEAT: the machine is shared
-        wall, cpu = core.kernel_bench_matmul(kname, wt, raw, rows, k, x, threads, iters)
+        wall, cpu = core.testing.kernel_bench_matmul(kname, wt, raw, rows, k, x, threads, iters)
         best = min(best, wall if WALL else cpu)
     return best
 

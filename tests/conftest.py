@@ -19,6 +19,7 @@ import shlex
 import shutil
 import subprocess
 import sys
+import weakref
 
 import pytest
 
@@ -29,6 +30,41 @@ os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
 from helpers import llama_cpp_ref as ref  # noqa: E402
+
+
+# ---------------------------------------------------------------------------
+# every engine gives its KV blocks back: after each test, an engine with no
+# request left holds blocks only for eval()'s own tokens (a failed request,
+# an abort, a closed stream, a preemption: none may leak a block)
+# ---------------------------------------------------------------------------
+_engines = weakref.WeakSet()
+
+
+def _track_engines():
+    try:
+        from hearthlm.engine import LLMEngine
+    except ImportError:  # the compiled core is not built: those tests fail on their own
+        return
+    init = LLMEngine.__init__
+
+    def tracked(self, *args, **kwargs):
+        init(self, *args, **kwargs)
+        _engines.add(self)
+
+    LLMEngine.__init__ = tracked
+
+
+_track_engines()
+
+
+@pytest.fixture(autouse=True)
+def kv_blocks_come_back():
+    yield
+    for e in list(_engines):
+        assert not e.has_unfinished_requests(), "a test left requests in an engine"
+        held = e.stats()["kv_blocks_used"]
+        assert held == -(-e._engine.n_past // 16), f"{held} KV blocks held after the test: a leak"
+
 
 SMOLLM2_DIR = "smollm2-135m-instruct"
 SMOLLM2_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"

@@ -5,13 +5,15 @@ of both architectures and on the real SmolLM2 weights; and the beams share
 their prefix in the KV cache instead of holding k copies."""
 from __future__ import annotations
 
+import zlib
+
 import numpy as np
 import pytest
 
 torch = pytest.importorskip("torch")
 transformers = pytest.importorskip("transformers")
 
-from hearthlm import LLM, SamplingParams, _core  # noqa: E402
+from hearthlm import LLM, SamplingParams  # noqa: E402
 from helpers.hf_models import make_tiny_model  # noqa: E402
 from test_parity_hf import ARCHS, TINY, convert  # noqa: E402
 
@@ -46,14 +48,23 @@ def hf_beams(model, prompt, num_beams, max_new, eos, length_penalty=1.0, early_s
 
 
 def ours(llm, prompt, num_beams, max_new, eos, length_penalty=1.0, early_stopping=False):
-    model = llm._model
-    hyps, steps, peak = _core.beam_search(model, model.default_sequence, prompt, num_beams, max_new, length_penalty,
-                                          str(early_stopping).lower(), 1.0, eos if eos else [-1])
-    return hyps[0][0], hyps[0][1], peak
+    """(best tokens, its score, peak KV blocks) from LLM.generate; eos: the
+    end tokens (None: none at all)."""
+    params = SamplingParams(num_beams=num_beams, max_tokens=max_new, length_penalty=length_penalty,
+                            early_stopping=early_stopping, ignore_eos=True, stop_token_ids=eos or [])
+    out = llm.generate([prompt], params, use_tqdm=False)[0]
+    return out.outputs[0].token_ids, out.outputs[0].beam_score, out.metrics["kv_peak_bytes"] // _block_bytes(llm)
 
 
-def prompt_of(seed, n=12, vocab=TINY["vocab"]):
-    return np.random.default_rng(seed).integers(0, vocab, n).tolist()
+def _block_bytes(llm):
+    return llm.llm_engine._engine.kv_block_bytes
+
+
+def prompt_of(case: str, n=12, vocab=TINY["vocab"]):
+    """A prompt that is the same in every process (zlib.crc32, not hash(),
+    which is salted per process), without token 0: transformers masks the
+    pad token (0 here) out of the attention, which would change its scores."""
+    return np.random.default_rng(zlib.crc32(case.encode())).integers(1, vocab, n).tolist()
 
 
 @pytest.mark.parametrize("arch", ARCHS)
@@ -63,7 +74,7 @@ def prompt_of(seed, n=12, vocab=TINY["vocab"]):
 def test_best_beam_equals_transformers_on_tiny_models(tiny, arch, num_beams, case):
     path, model = tiny[arch]
     llm = LLM(path, n_threads=2, kv_type="f32")
-    prompt = prompt_of(hash((arch, num_beams, case)) % 1000)
+    prompt = prompt_of(f"{arch}-{num_beams}-{case}")
     # end tokens that beams actually meet: tokens of the greedy continuation
     with torch.no_grad():
         greedy = model.generate(torch.tensor([prompt]), do_sample=False, max_new_tokens=12, min_new_tokens=12,
@@ -81,7 +92,7 @@ def test_best_beam_equals_transformers_on_tiny_models(tiny, arch, num_beams, cas
 def test_beams_share_the_prompt_blocks_in_the_kv_cache(tiny):
     path, _ = tiny["llama"]
     llm = LLM(path, n_threads=2, kv_type="f32", n_ctx=2048)
-    prompt = prompt_of(1, n=300)
+    prompt = prompt_of("shared-prefix", n=300)
     _, _, peak = ours(llm, prompt, 4, 8, None)
     block_tokens = 16
     prompt_blocks = -(-len(prompt) // block_tokens)
@@ -95,9 +106,8 @@ def test_beams_share_the_prompt_blocks_in_the_kv_cache(tiny):
 def test_generate_with_num_beams_is_beam_search(tiny):
     path, model = tiny["qwen2"]
     llm = LLM(path, n_threads=2, kv_type="f32")
-    prompt = prompt_of(5)
+    prompt = prompt_of("generate")
     want_seq, want_score = hf_beams(model, prompt, 3, 10, None)
-    # a weights-only file has no tokenizer: beam search on ids straight from the core
     got_seq, got_score, _ = ours(llm, prompt, 3, 10, None)
     assert got_seq == want_seq and abs(got_score - want_score) <= SCORE_TOL
 
@@ -115,14 +125,16 @@ def test_beam_search_on_smollm2_equals_transformers(smollm2_f32_gguf, smollm2_hf
         out = llm.generate([ids], SamplingParams(num_beams=4, max_new_tokens=24))[0]
         got = out.outputs[0]
         # memory: the beams' cache against 4 independent caches of the final length
-        per_token = llm._model.kv_block_bytes / 16
+        per_token = _block_bytes(llm) / 16
         independent = 4 * (len(ids) + len(want_seq)) * per_token
         report = (f"\n[{name}] transformers: {smollm2_tokenizer.decode(want_seq)!r} ({want_score:.5f})"
-                  f"\n[{name}] hearth:       {got.text!r} ({got.cumulative_logprob:.5f}); KV peak "
+                  f"\n[{name}] hearth:       {got.text!r} ({got.beam_score:.5f}); KV peak "
                   f"{out.metrics['kv_peak_bytes'] / 2**20:.2f} MiB vs {independent / 2**20:.2f} MiB for 4 caches")
         print(report)
         record_property(f"beams_{name}", report)
         assert got.token_ids == want_seq
-        assert abs(got.cumulative_logprob - want_score) <= SCORE_TOL
+        assert abs(got.beam_score - want_score) <= SCORE_TOL
+        # with length_penalty 1 the score is the mean log-probability; cumulative_logprob is the sum
+        assert abs(got.cumulative_logprob - got.beam_score * len(got.token_ids)) <= 1e-3
         if len(ids) >= 256:  # a long prompt: its blocks are held once, not four times
             assert out.metrics["kv_peak_bytes"] < 0.4 * independent

@@ -25,7 +25,7 @@ def api(smollm2_gguf):
     llm = LLM(str(smollm2_gguf), n_threads=2, n_ctx=1024)
 
     def answer(messages):
-        return llm.chat(messages, SamplingParams(temperature=0, max_tokens=48)).text
+        return llm.chat(messages, SamplingParams(temperature=0, max_tokens=48))[0].text
     return answer
 
 
@@ -125,7 +125,7 @@ def test_beams_flag_answers_with_beam_search(smollm2_gguf, smollm2_tokenizer):
                        capture_output=True, text=True, timeout=120)
     assert r.returncode == 0, r.stderr
     llm = LLM(str(smollm2_gguf), n_threads=2, n_ctx=1024)
-    want = llm.chat([{"role": "user", "content": TURN1}], SamplingParams(num_beams=4, max_tokens=48)).text
+    want = llm.chat([{"role": "user", "content": TURN1}], SamplingParams(num_beams=4, max_tokens=48))[0].text
     assert r.stdout == want + "\n"
 
 
@@ -133,4 +133,4 @@ def test_a_prompt_longer_than_the_context_is_a_clear_error(smollm2_gguf):
     r = subprocess.run([hearth_binary(), "-m", str(smollm2_gguf), "-p", "word " * 200, "-c", "64", "--temp", "0"],
                        capture_output=True, text=True, timeout=60)
     assert r.returncode == 1
-    assert "leaves no room to generate in the context of 64" in r.stderr
+    assert "does not fit in the context of 64" in r.stderr

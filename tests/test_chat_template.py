@@ -1,7 +1,7 @@
 """Chat templates: hearthlm.chat_template renders the real templates of
 tests/data/chat_templates/ exactly as transformers' apply_chat_template does
 (raising where it raises), and the C++ families the `hearth` executable uses
-(_core.detect_chat_format / _core.format_chat) write the same text as the
+(_core.testing.detect_chat_format / _core.testing.format_chat) write the same text as the
 real template of each family.
 """
 from __future__ import annotations
@@ -110,7 +110,7 @@ def our_render(template, messages, add_generation_prompt, bos, eos, **kwargs):
 
 def cpp_format(family, messages, add_generation_prompt, bos, eos):
     try:
-        return _core.format_chat(family, messages, add_generation_prompt, bos or "", eos or "")
+        return _core.testing.format_chat(family, messages, add_generation_prompt, bos or "", eos or "")
     except HearthError as e:
         return e
 
@@ -402,12 +402,12 @@ def test_smollm2_gguf_template_renders_and_is_recognised(smollm2_gguf, models_di
     assert template == hf_config["chat_template"] == template_text("smollm2-135m-instruct.jinja")
     specials = special_tokens_for(metadata)
     assert (specials["bos_token"], specials["eos_token"]) == (hf_config["bos_token"], hf_config["eos_token"])
-    assert _core.detect_chat_format(template) == "smollm2"
+    assert _core.testing.detect_chat_format(template) == "smollm2"
     for messages in CONVERSATIONS.values():
         text = render_chat_template(template, messages, bos_token=specials["bos_token"],
                                     eos_token=specials["eos_token"])
         assert text == reference_render(template, messages, True, hf_config["bos_token"], hf_config["eos_token"])
-        assert _core.format_chat("smollm2", messages, True, specials["bos_token"], specials["eos_token"]) == text
+        assert _core.testing.format_chat("smollm2", messages, True, specials["bos_token"], specials["eos_token"]) == text
 
 
 # --- the C++ families ---------------------------------------------------------------
@@ -417,9 +417,9 @@ def test_detect_chat_format_recognises_each_family_from_its_real_template(name):
     family = REAL_TEMPLATES[name][0]
     if family is None:
         with pytest.raises(HearthError, match=r"does not recognise this chat template.*--no-chat"):
-            _core.detect_chat_format(template_text(name))
+            _core.testing.detect_chat_format(template_text(name))
     else:
-        assert _core.detect_chat_format(template_text(name)) == family
+        assert _core.testing.detect_chat_format(template_text(name)) == family
 
 
 @pytest.mark.parametrize("add_generation_prompt", [True, False], ids=["with_generation_prompt", "without"])
@@ -436,9 +436,9 @@ def test_format_chat_equals_the_real_template(name, conversation, add_generation
 def test_format_chat_refuses_with_the_template_message():
     with pytest.raises(HearthError, match="mistral-legacy chat template refuses the conversation: "
                                           "Conversation roles must alternate"):
-        _core.format_chat("mistral-legacy", CONVERSATIONS["system_and_user"], True, "<s>", "</s>")
+        _core.testing.format_chat("mistral-legacy", CONVERSATIONS["system_and_user"], True, "<s>", "</s>")
     with pytest.raises(HearthError, match="Only user and assistant roles are supported, with the exception"):
-        _core.format_chat("mistral-v1", CONVERSATIONS["system_in_the_middle"], True, "<s>", "</s>")
+        _core.testing.format_chat("mistral-v1", CONVERSATIONS["system_in_the_middle"], True, "<s>", "</s>")
 
 
 @pytest.mark.parametrize("name", ["llama-2-13b-chat.jinja", "meta-llama-3-8b-instruct.jinja",
@@ -450,25 +450,25 @@ def test_format_chat_strips_what_python_strip_strips(name):
                 assistant(PY_SPACES + "answer" + PY_SPACES), user(PY_SPACES)]
     reference = render_chat_template(template_text(name), messages, bos_token=bos, eos_token=eos)
     assert "\ufeffquestion" in reference and "\ufeffquestion" + PY_SPACES[0] not in reference  # it did strip
-    assert _core.format_chat(family, messages, True, bos, eos) == reference
+    assert _core.testing.format_chat(family, messages, True, bos, eos) == reference
 
 
 def test_detect_chat_format_rejects_unknown_and_empty_templates_with_the_way_out():
     gemma = ("{{ bos_token }}{% for message in messages %}{{ '<start_of_turn>' + message['role'] + '\n' + "
              "message['content'] | trim + '<end_of_turn>\n' }}{% endfor %}")
     with pytest.raises(HearthError, match=r"does not recognise this chat template.*--no-chat"):
-        _core.detect_chat_format(gemma)
+        _core.testing.detect_chat_format(gemma)
     with pytest.raises(HearthError, match=r"no chat template.*--no-chat"):
-        _core.detect_chat_format("")
+        _core.testing.detect_chat_format("")
 
 
 def test_format_chat_refuses_unknown_roles_and_empty_conversations():
     with pytest.raises(HearthError, match="role 'tool' is not one of system, user, assistant"):
-        _core.format_chat("chatml", [user("x"), {"role": "tool", "content": "{}"}], True, "", "")
+        _core.testing.format_chat("chatml", [user("x"), {"role": "tool", "content": "{}"}], True, "", "")
     with pytest.raises(HearthError, match="empty conversation"):
-        _core.format_chat("llama3", [], True, "", "")
+        _core.testing.format_chat("llama3", [], True, "", "")
     with pytest.raises(HearthError, match="unknown chat format 'vicuna'"):
-        _core.format_chat("vicuna", [user("x")], True, "", "")
+        _core.testing.format_chat("vicuna", [user("x")], True, "", "")
 
 
 TEXT = st.text(st.characters(blacklist_categories=("Cs",)), max_size=20)

@@ -7,7 +7,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from hearthlm import LLM, CompletionOutput, RequestOutput, SamplingParams
+from hearthlm import LLM, CompletionOutput, Logprob, RequestOutput, SamplingParams
 
 GREEDY = dict(temperature=0.0)
 PROMPT = "The history of the printing press begins"
@@ -142,8 +142,10 @@ def test_logprobs_are_the_models_log_softmax(llm):
         top3 = np.argsort(-ref[step])[:3]
         assert set(lps) == {tok, *top3.tolist()}
         for t, v in lps.items():
-            assert abs(v - ref[step, t]) < 1e-3
-    assert abs(out.cumulative_logprob - sum(lps[t] for t, lps in zip(out.token_ids, out.logprobs))) < 1e-4
+            assert isinstance(v, Logprob) and abs(v.logprob - ref[step, t]) < 1e-3
+            assert v.rank == 1 + int((ref[step] > ref[step, t]).sum())  # vLLM's rank
+            assert v.decoded_token == llm.detokenize([t], special=True)
+    assert abs(out.cumulative_logprob - sum(lps[t].logprob for t, lps in zip(out.token_ids, out.logprobs))) < 1e-4
 
 
 def test_a_continued_conversation_reuses_the_cache(llm, models_dir, smollm2_gguf):

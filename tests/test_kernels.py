@@ -158,8 +158,8 @@ def all_cases():
 def test_matmul_matches_scalar_reference_within_float_rounding(kernel, w_type, shape, data):
     rows, k, nt = shape
     raw, wd, x = case(w_type, shape, data, seed=zlib.crc32(repr((w_type, shape, data)).encode()))
-    got = core.kernel_matmul(kernel, w_type, raw, rows, k, x, 0, rows)
-    want = core.kernel_matmul("scalar", w_type, raw, rows, k, x, 0, rows)
+    got = core.testing.kernel_matmul(kernel, w_type, raw, rows, k, x, 0, rows)
+    want = core.testing.kernel_matmul("scalar", w_type, raw, rows, k, x, 0, rows)
     assert got.shape == (nt, rows) and np.isfinite(got).all()
     mag = error_scale(w_type, raw, wd, activations_as_used(w_type, x))
     assert_close_rowwise(got, want, mag, 1e-5, f"{kernel} vs scalar")
@@ -169,7 +169,7 @@ def test_matmul_matches_scalar_reference_within_float_rounding(kernel, w_type, s
 def test_scalar_matmul_matches_numpy_float64_reference(w_type, shape, data):
     rows, k, nt = shape
     raw, wd, x = case(w_type, shape, data, seed=1 + zlib.crc32(repr((w_type, shape, data)).encode()))
-    got = core.kernel_matmul("scalar", w_type, raw, rows, k, x, 0, rows)
+    got = core.testing.kernel_matmul("scalar", w_type, raw, rows, k, x, 0, rows)
     xa = activations_as_used(w_type, x)
     want = xa @ wd.T
     mag = error_scale(w_type, raw, wd, xa)
@@ -182,19 +182,19 @@ def test_matmul_bit_identical_for_any_row_split_and_token_count(kernel, w_type):
     not on r0/r1 (the thread split) nor n_tokens (decode vs prefill)."""
     rows, k, nt = 37, 544, 17
     raw, _, x = case(w_type, (rows, k, nt), "normal", seed=7)
-    full = core.kernel_matmul(kernel, w_type, raw, rows, k, x, 0, rows)
+    full = core.testing.kernel_matmul(kernel, w_type, raw, rows, k, x, 0, rows)
     # rows split at awkward places, as threads would
     for cuts in ([0, 1, 6, 19, 37], [0, 18, 37], [0, 3, 4, 5, 33, 36, 37]):
         parts = np.full_like(full, np.nan)
         for r0, r1 in zip(cuts[:-1], cuts[1:]):
-            y = core.kernel_matmul(kernel, w_type, raw, rows, k, x, r0, r1)
+            y = core.testing.kernel_matmul(kernel, w_type, raw, rows, k, x, r0, r1)
             parts[:, r0:r1] = y[:, r0:r1]
         assert np.array_equal(parts.view(np.uint32), full.view(np.uint32)), f"split {cuts} differs"
     # token by token (decode) and in odd groups (prefill chunks)
     for groups in ([1] * nt, [3, 5, 9], [2, 15]):
         t0 = 0
         for g in groups:
-            y = core.kernel_matmul(kernel, w_type, raw, rows, k, x[t0:t0 + g], 0, rows)
+            y = core.testing.kernel_matmul(kernel, w_type, raw, rows, k, x[t0:t0 + g], 0, rows)
             assert np.array_equal(y.view(np.uint32), full[t0:t0 + g].view(np.uint32)), \
                 f"tokens {t0}..{t0 + g} computed {g} at a time differ"
             t0 += g
@@ -203,7 +203,7 @@ def test_matmul_bit_identical_for_any_row_split_and_token_count(kernel, w_type):
 def test_matmul_leaves_rows_outside_r0_r1_untouched(kernel):
     rows, k, nt = 9, 64, 3
     raw, _, x = case(Q4_0, (rows, k, nt), "normal", seed=3)
-    y = core.kernel_matmul(kernel, Q4_0, raw, rows, k, x, 2, 7)
+    y = core.testing.kernel_matmul(kernel, Q4_0, raw, rows, k, x, 2, 7)
     assert np.isnan(y[:, :2]).all() and np.isnan(y[:, 7:]).all()
     assert np.isfinite(y[:, 2:7]).all()
 
@@ -211,7 +211,7 @@ def test_matmul_leaves_rows_outside_r0_r1_untouched(kernel):
 def test_matmul_rejects_k_not_multiple_of_32_for_quantized_weights():
     x = np.zeros((1, 48), np.float32)
     with pytest.raises(Exception, match="multiple of 32"):
-        core.kernel_matmul("scalar", Q8_0, np.zeros(100, np.uint8), 1, 48, x, 0, 1)
+        core.testing.kernel_matmul("scalar", Q8_0, np.zeros(100, np.uint8), 1, 48, x, 0, 1)
 
 
 # -------------------------------------------------------------- quantize --
@@ -239,7 +239,7 @@ def q16a_inputs():
 @pytest.mark.parametrize("data", list(q16a_inputs()))
 def test_scalar_quantize_q16a_matches_numpy_reference(data):
     x = q16a_inputs()[data]
-    d, s, qs = core.kernel_quantize_q16a("scalar", x)
+    d, s, qs = core.testing.kernel_quantize_q16a("scalar", x)
     rd, rs, rqs = numpy_q16a(x)
     assert qs.dtype == np.int16
     assert np.array_equal(d.view(np.uint32), rd.view(np.uint32))
@@ -253,7 +253,7 @@ def test_q16a_holds_each_activation_within_half_a_step(data):
     """16 bits: |qs * d - x| <= d / 2 (d = amax / 32767), up to the float
     rounding of x * (1 / d); blocks with amax below 1e-33 are zeros."""
     x = q16a_inputs()[data].astype(np.float32)
-    d, _, qs = core.kernel_quantize_q16a("scalar", x)
+    d, _, qs = core.testing.kernel_quantize_q16a("scalar", x)
     xb = x.astype(np.float64).reshape(-1, 32)
     err = np.abs(qs.astype(np.float64) * d.astype(np.float64)[:, None] - xb)
     bound = np.where(d[:, None] > 0, d.astype(np.float64)[:, None] * (0.5 + 1e-3), 1e-33)
@@ -265,8 +265,8 @@ def test_q16a_holds_each_activation_within_half_a_step(data):
 @pytest.mark.parametrize("data", list(q16a_inputs()))
 def test_quantize_q16a_bit_identical_to_scalar(kernel, data):
     x = q16a_inputs()[data]
-    d, s, qs = core.kernel_quantize_q16a(kernel, x)
-    rd, rs, rqs = core.kernel_quantize_q16a("scalar", x)
+    d, s, qs = core.testing.kernel_quantize_q16a(kernel, x)
+    rd, rs, rqs = core.testing.kernel_quantize_q16a("scalar", x)
     assert np.array_equal(d.view(np.uint32), rd.view(np.uint32))
     assert np.array_equal(qs, rqs)
     assert np.array_equal(s, rs)
@@ -286,8 +286,8 @@ def test_dot_f32_and_dot_f16_match_numpy(kernel, n):
     mag = float(np.abs(a.astype(np.float64)) @ np.abs(b.astype(np.float64)))
     want32 = float(a.astype(np.float64) @ b.astype(np.float64))
     want16 = float(h.astype(np.float64) @ b.astype(np.float64))
-    assert abs(core.kernel_dot_f32(kernel, a, b) - want32) <= 1e-6 * mag
-    assert abs(core.kernel_dot_f16(kernel, h.view(np.uint16), b) - want16) <= 1e-6 * mag
+    assert abs(core.testing.kernel_dot_f32(kernel, a, b) - want32) <= 1e-6 * mag
+    assert abs(core.testing.kernel_dot_f16(kernel, h.view(np.uint16), b) - want16) <= 1e-6 * mag
 
 
 @pytest.mark.parametrize("n", LENGTHS)
@@ -300,8 +300,8 @@ def test_axpy_f32_and_axpy_f16_match_numpy(kernel, n):
     want32 = y.astype(np.float64) + np.float64(alpha) * x.astype(np.float64)
     want16 = y.astype(np.float64) + np.float64(alpha) * h.astype(np.float64)
     tol = 1e-6 * (np.abs(y) + np.abs(alpha * x))
-    assert (np.abs(core.kernel_axpy_f32(kernel, alpha, x, y) - want32) <= tol).all()
-    assert (np.abs(core.kernel_axpy_f16(kernel, alpha, h.view(np.uint16), y) - want16) <= tol).all()
+    assert (np.abs(core.testing.kernel_axpy_f32(kernel, alpha, x, y) - want32) <= tol).all()
+    assert (np.abs(core.testing.kernel_axpy_f16(kernel, alpha, h.view(np.uint16), y) - want16) <= tol).all()
 
 
 def f16_conversion_inputs():
@@ -322,7 +322,7 @@ def test_f32_to_f16_row_bit_identical_to_numpy_astype(kernel, n):
     x = f16_conversion_inputs()
     if n is not None:
         x = x[:n]
-    got = core.kernel_f32_to_f16_row(kernel, x)
+    got = core.testing.kernel_f32_to_f16_row(kernel, x)
     with np.errstate(over="ignore"):
         want = x.astype(np.float16).view(np.uint16)
     assert np.array_equal(got, want), f"first mismatch at {np.argmax(got != want)}"
@@ -330,7 +330,7 @@ def test_f32_to_f16_row_bit_identical_to_numpy_astype(kernel, n):
 
 def test_f32_to_f16_row_keeps_nan_a_nan_with_its_sign(kernel):
     x = np.array([np.nan, -np.nan, 1.0, np.nan], dtype=np.float32)
-    got = core.kernel_f32_to_f16_row(kernel, x)
+    got = core.testing.kernel_f32_to_f16_row(kernel, x)
     h = got.view(np.float16)
     assert np.isnan(h[[0, 1, 3]]).all() and h[2] == 1.0
     assert np.array_equal(np.signbit(h), np.signbit(x))
@@ -346,11 +346,11 @@ def test_long_prefill_bit_identical_to_decode_across_token_chunks(kernel, w_type
     float rounding."""
     rows, k, nt = 9, 2080, 300
     raw, wd, x = case(w_type, (rows, k, nt), "normal", seed=13)
-    full = core.kernel_matmul(kernel, w_type, raw, rows, k, x, 0, rows)
+    full = core.testing.kernel_matmul(kernel, w_type, raw, rows, k, x, 0, rows)
     for t in range(nt):
-        y = core.kernel_matmul(kernel, w_type, raw, rows, k, x[t:t + 1], 0, rows)
+        y = core.testing.kernel_matmul(kernel, w_type, raw, rows, k, x[t:t + 1], 0, rows)
         assert np.array_equal(y.view(np.uint32), full[t:t + 1].view(np.uint32)), f"token {t} differs"
-    want = core.kernel_matmul("scalar", w_type, raw, rows, k, x, 0, rows)
+    want = core.testing.kernel_matmul("scalar", w_type, raw, rows, k, x, 0, rows)
     assert_close_rowwise(full, want, error_scale(w_type, raw, wd, activations_as_used(w_type, x)), 1e-5,
                          f"{kernel} vs scalar")
 

@@ -1,86 +1,132 @@
-"""The paged KV cache: blocks from one pool, a block table per sequence,
-forks that share blocks and copy a shared block only when written (what beam
-search and batching build on), and clear errors when the pool runs out."""
+"""The KV cache's block tables (engine/kv_cache_manager.h) on a pool of
+their own: sequences grow block by block, forks share blocks until one
+writes (copy on write keeps the other's contents), full blocks enter the
+prefix cache and stay after their last user (evicted least recently freed
+first), and every block comes back."""
 
-import numpy as np
 import pytest
 
-from hearthlm import HearthError, _core
+from hearthlm import _core
 
-B = _core.KVCache.block_tokens
-
-
-def make(kv_type="f32", n_blocks=8):
-    return _core.KVCache(n_layers=2, n_kv_heads=2, head_dim=8, kv_type=kv_type, n_blocks=n_blocks)
+B = _core.testing.KVCacheManager.block_tokens
 
 
-def vec(seed):
-    return np.random.default_rng(seed).standard_normal(8).astype(np.float32)
+def manager(n_blocks, prefix_caching=True):
+    return _core.testing.KVCacheManager(n_blocks, prefix_caching)
 
 
-def test_blocks_are_taken_as_the_sequence_grows_and_returned_on_clear():
-    c = make()
-    s = c.new_sequence()
-    c.grow(s, 1)
-    assert len(c.blocks(s)) == 1 and c.free_blocks == 7
-    c.grow(s, B)  # 1 + B positions need two blocks
-    assert len(c.blocks(s)) == 2 and c.length(s) == B + 1
-    c.clear(s)
-    assert c.free_blocks == 8 and c.length(s) == 0
+def test_a_sequence_grows_block_by_block_and_gives_every_block_back():
+    m = manager(8)
+    s = m.new_sequence()
+    assert m.allocate(s, 0, 1) and len(m.blocks(s)) == 1
+    assert m.allocate(s, 1, B) and len(m.blocks(s)) == 1
+    assert m.allocate(s, B, B + 1) and len(m.blocks(s)) == 2
+    assert m.n_used == 2
+    m.free(s)
+    assert m.n_free == 8 and m.n_used == 0
 
 
-@pytest.mark.parametrize("kv_type", ["f32", "f16"])
-def test_values_read_back_as_written(kv_type):
-    c = make(kv_type)
-    s = c.new_sequence()
-    c.grow(s, 2 * B + 3)
-    for pos in (0, B - 1, B, 2 * B + 2):
-        c.write(s, 1, pos, 1, 0, vec(pos))
-        c.write(s, 1, pos, 1, 1, -vec(pos))
-    for pos in (0, B - 1, B, 2 * B + 2):
-        tol = 0 if kv_type == "f32" else 1e-3
-        np.testing.assert_allclose(c.read(s, 1, pos, 1, 0), vec(pos), atol=tol)
-        np.testing.assert_allclose(c.read(s, 1, pos, 1, 1), -vec(pos), atol=tol)
+def test_allocation_beyond_the_pool_fails_and_changes_nothing():
+    m = manager(3)
+    s = m.new_sequence()
+    assert m.allocate(s, 0, 2 * B)
+    assert m.blocks_needed(s, 2 * B, 4 * B) == 2
+    assert not m.allocate(s, 2 * B, 4 * B)
+    assert len(m.blocks(s)) == 2 and m.n_free == 1
+    m.free(s)
+    assert m.n_free == 3
 
 
-def test_fork_shares_blocks_and_copies_a_shared_block_only_on_write():
-    c = make()
-    parent = c.new_sequence()
-    c.grow(parent, B + 4)  # one full block, one partly filled
-    for pos in range(B + 4):
-        c.write(parent, 0, pos, 0, 0, vec(pos))
-    child = c.fork(parent)
-    assert c.blocks(child) == c.blocks(parent) and c.free_blocks == 6  # nothing copied
-
-    c.grow(child, 1)  # the child writes into the shared, partly filled block
-    assert c.blocks(child)[0] == c.blocks(parent)[0]  # the full block stays shared
-    assert c.blocks(child)[1] != c.blocks(parent)[1]  # the written one was copied
-    assert c.free_blocks == 5
-    c.write(child, 0, B + 4, 0, 0, vec(99))
-    c.write(child, 0, B + 1, 0, 0, vec(77))  # overwrite inside the copy
-    np.testing.assert_array_equal(c.read(parent, 0, B + 1, 0, 0), vec(B + 1))  # parent untouched
-    np.testing.assert_array_equal(c.read(child, 0, B + 2, 0, 0), vec(B + 2))  # copy kept the prefix
-    np.testing.assert_array_equal(c.read(child, 0, 0, 0, 0), vec(0))
-
-    c.free_sequence(parent)  # the shared block stays with the child
-    assert c.free_blocks == 6
-    np.testing.assert_array_equal(c.read(child, 0, 3, 0, 0), vec(3))
-    c.free_sequence(child)
-    assert c.free_blocks == 8
-
-
-def test_truncate_returns_whole_blocks_past_the_new_end():
-    c = make()
-    s = c.new_sequence()
-    c.grow(s, 3 * B)
-    c.truncate(s, B + 1)
-    assert c.length(s) == B + 1 and len(c.blocks(s)) == 2 and c.free_blocks == 6
+def test_a_fork_shares_blocks_and_copies_the_one_it_writes():
+    m = manager(8)
+    parent = m.new_sequence()
+    assert m.allocate(parent, 0, B + 3)  # one full block, one partly filled
+    full, partial = m.blocks(parent)
+    for slot in range(3):
+        m.write(partial, slot, 10.0 + slot)
+    child = m.fork(parent)
+    assert m.blocks(child) == [full, partial] and m.refcount(partial) == 2
+    # the child writes position B + 3: the partly filled block becomes its own copy
+    assert m.blocks_needed(child, B + 3, B + 4) == 1
+    assert m.allocate(child, B + 3, B + 4)
+    copy = m.blocks(child)[1]
+    assert copy != partial and m.blocks(child)[0] == full
+    assert [m.read(copy, i) for i in range(3)] == [10.0, 11.0, 12.0]
+    m.write(copy, 3, 99.0)
+    m.write(partial, 3, -1.0)
+    assert m.read(copy, 3) == 99.0 and m.read(partial, 3) == -1.0
+    assert m.refcount(full) == 2 and m.refcount(partial) == 1
+    # the last holder of a block writes in place
+    assert m.blocks_needed(parent, B + 3, B + 4) == 0
+    m.free(parent)
+    assert m.refcount(full) == 1
+    m.free(child)
+    assert m.n_free == 8
 
 
-def test_full_pool_is_a_clear_error_and_leaves_the_sequence_as_it_was():
-    c = make(n_blocks=2)
-    s = c.new_sequence()
-    c.grow(s, B)
-    with pytest.raises(HearthError, match="KV cache is full"):
-        c.grow(s, 2 * B)
-    assert c.length(s) == B and c.free_blocks == 1
+def test_full_blocks_are_found_again_after_their_sequence_is_freed():
+    m = manager(8)
+    tokens = list(range(100, 100 + 3 * B + 5))
+    a = m.new_sequence()
+    assert m.allocate(a, 0, len(tokens))
+    m.cache_blocks(a, tokens, len(tokens))
+    blocks = m.blocks(a)
+    assert [m.is_cached(b) for b in blocks] == [True, True, True, False]  # the partly filled one is not
+    m.free(a)
+    assert m.n_free == 8  # cached blocks are free (evictable)
+    b = m.new_sequence()
+    # at most len - 1 tokens: whole blocks only
+    assert m.take_cached_prefix(b, tokens, len(tokens) - 1) == 3 * B
+    assert m.blocks(b) == blocks[:3] and m.n_used == 3
+    # a different first block changes the identity of every later one
+    c = m.new_sequence()
+    other = [7] + tokens[1:]
+    assert m.take_cached_prefix(c, other, len(other) - 1) == 0
+    m.free(b)
+    m.free(c)
+    assert m.n_free == 8
+
+
+def test_the_same_tokens_after_another_prefix_are_not_a_hit():
+    m = manager(8)
+    first = list(range(2 * B))
+    a = m.new_sequence()
+    assert m.allocate(a, 0, 2 * B)
+    m.cache_blocks(a, first, 2 * B)
+    m.free(a)
+    shifted = list(range(1000, 1000 + B)) + first[B:]  # second block's tokens, after another first block
+    b = m.new_sequence()
+    assert m.take_cached_prefix(b, shifted, 2 * B) == 0
+    m.free(b)
+
+
+def test_eviction_takes_the_least_recently_freed_block_first():
+    m = manager(4)
+    t1, t2 = list(range(B)), list(range(B, 2 * B))
+    for toks in (t1, t2):
+        s = m.new_sequence()
+        assert m.allocate(s, 0, B)
+        m.cache_blocks(s, toks, B)
+        m.free(s)
+    # two never-used blocks are handed out first, then the block of t1 (freed first)
+    s = m.new_sequence()
+    assert m.allocate(s, 0, 3 * B)
+    probe = m.new_sequence()
+    assert m.take_cached_prefix(probe, t1 + [0], B) == 0  # evicted
+    assert m.take_cached_prefix(m.new_sequence(), t2 + [0], B) == B  # still there
+
+
+def test_without_prefix_caching_nothing_is_found():
+    m = manager(4, prefix_caching=False)
+    tokens = list(range(2 * B))
+    a = m.new_sequence()
+    assert m.allocate(a, 0, 2 * B)
+    m.cache_blocks(a, tokens, 2 * B)
+    m.free(a)
+    assert m.take_cached_prefix(m.new_sequence(), tokens, 2 * B) == 0
+
+
+def test_unknown_sequences_are_refused():
+    m = manager(2)
+    with pytest.raises(ValueError, match="sequence 5 does not exist"):
+        m.blocks_needed(5, 0, 1)

@@ -95,7 +95,7 @@ def mismatch_report(family, cases, ours, reference):
 def test_pieces_equal_the_reference_on_every_corpus_line(family):
     lines = text_corpus.lines()
     assert len(lines) >= 5000
-    ours = lambda t: _core.pre_tokenize(family, t)  # noqa: E731
+    ours = lambda t: _core.testing.pre_tokenize(family, t)  # noqa: E731
     ref = lambda t: reference_pieces(family, t)  # noqa: E731
     bad = [line for line in lines if ours(line) != ref(line)]
     assert not bad, mismatch_report(family, bad, ours, ref)
@@ -104,7 +104,7 @@ def test_pieces_equal_the_reference_on_every_corpus_line(family):
 @pytest.mark.parametrize("family", FAMILIES)
 def test_pieces_equal_the_reference_on_the_corpus_as_one_text(family):
     text = text_corpus.as_one_text()
-    ours, ref = _core.pre_tokenize(family, text), reference_pieces(family, text)
+    ours, ref = _core.testing.pre_tokenize(family, text), reference_pieces(family, text)
     assert len(ours) > 50_000
     first_difference = next((i for i, (a, b) in enumerate(zip(ours, ref)) if a != b), min(len(ours), len(ref)))
     assert ours == ref, f"first difference at piece {first_difference}: {ours[first_difference:][:3]} vs {ref[first_difference:][:3]}"
@@ -113,7 +113,7 @@ def test_pieces_equal_the_reference_on_the_corpus_as_one_text(family):
 @pytest.mark.parametrize("family", FAMILIES)
 def test_invalid_utf8_bytes_split_like_a_punctuation_character(family):
     cases = text_corpus.invalid_utf8()
-    ours = lambda b: _core.pre_tokenize(family, b)  # noqa: E731
+    ours = lambda b: _core.testing.pre_tokenize(family, b)  # noqa: E731
     ref = lambda b: reference_pieces_of_bytes(family, b)  # noqa: E731
     bad = [b for b in cases if ours(b) != ref(b)]
     assert not bad, mismatch_report(family, bad, ours, ref)
@@ -142,14 +142,14 @@ tricky_bytes = st.lists(
 @settings(max_examples=400, deadline=None)
 @given(text=tricky_text)
 def test_random_tricky_text_splits_like_the_reference(family, text):
-    assert _core.pre_tokenize(family, text) == reference_pieces(family, text)
+    assert _core.testing.pre_tokenize(family, text) == reference_pieces(family, text)
 
 
 @pytest.mark.parametrize("family", FAMILIES)
 @settings(max_examples=400, deadline=None)
 @given(data=tricky_bytes)
 def test_random_bytes_split_like_the_reference_with_invalid_bytes_as_punctuation(family, data):
-    assert _core.pre_tokenize(family, data) == reference_pieces_of_bytes(family, data)
+    assert _core.testing.pre_tokenize(family, data) == reference_pieces_of_bytes(family, data)
 
 
 def test_contractions_ignore_case_as_oniguruma_does():
@@ -170,26 +170,26 @@ def test_contractions_ignore_case_as_oniguruma_does():
     for text, pieces in llama3.items():
         for family in ("llama-bpe", "qwen2"):
             assert reference_pieces(family, text) == pieces, (family, text)
-            assert _core.pre_tokenize(family, text) == pieces, (family, text)
+            assert _core.testing.pre_tokenize(family, text) == pieces, (family, text)
     # GPT-2's contractions are lowercase only: "'S" is punctuation, then a word.
     for family in ("gpt2", "smollm"):
         assert reference_pieces(family, "'Sx") == [b"'", b"Sx"]
-        assert _core.pre_tokenize(family, "'Sx") == [b"'", b"Sx"]
-        assert _core.pre_tokenize(family, "'\u017fx") == [b"'", "\u017fx".encode()]
+        assert _core.testing.pre_tokenize(family, "'Sx") == [b"'", b"Sx"]
+        assert _core.testing.pre_tokenize(family, "'\u017fx") == [b"'", "\u017fx".encode()]
 
 
 def test_number_runs_differ_by_family_as_documented():
-    assert _core.pre_tokenize("llama-bpe", "1234567") == [b"123", b"456", b"7"]
-    assert _core.pre_tokenize("qwen2", "1234567") == [bytes([c]) for c in b"1234567"]
-    assert _core.pre_tokenize("gpt2", "a 1234567") == [b"a", b" 1234567"]
+    assert _core.testing.pre_tokenize("llama-bpe", "1234567") == [b"123", b"456", b"7"]
+    assert _core.testing.pre_tokenize("qwen2", "1234567") == [bytes([c]) for c in b"1234567"]
+    assert _core.testing.pre_tokenize("gpt2", "a 1234567") == [b"a", b" 1234567"]
     # SmolLM: digits alone, and the space before them is a piece of its own.
-    assert _core.pre_tokenize("smollm", "a 12") == [b"a", b" ", b"1", b"2"]
+    assert _core.testing.pre_tokenize("smollm", "a 12") == [b"a", b" ", b"1", b"2"]
 
 
 def test_whitespace_before_a_word_joins_it_and_a_trailing_run_stays_whole():
     for family in FAMILIES:
-        assert _core.pre_tokenize(family, "a   b  ") == [b"a", b"  ", b" b", b"  "], family
-    assert _core.pre_tokenize("llama-bpe", "x \n\n  y") == [b"x", b" \n\n", b" ", b" y"]
+        assert _core.testing.pre_tokenize(family, "a   b  ") == [b"a", b"  ", b" b", b"  "], family
+    assert _core.testing.pre_tokenize("llama-bpe", "x \n\n  y") == [b"x", b" \n\n", b" ", b" y"]
 
 
 # --- properties ---------------------------------------------------------------------
@@ -199,7 +199,7 @@ def test_whitespace_before_a_word_joins_it_and_a_trailing_run_stays_whole():
 def test_pieces_are_nonempty_and_concatenate_to_the_input(family):
     inputs = [line.encode() for line in text_corpus.lines()] + text_corpus.invalid_utf8() + [b""]
     for data in inputs:
-        pieces = _core.pre_tokenize(family, data)
+        pieces = _core.testing.pre_tokenize(family, data)
         assert b"".join(pieces) == data
         assert all(pieces)
 
@@ -208,50 +208,50 @@ def test_pieces_are_nonempty_and_concatenate_to_the_input(family):
 @settings(max_examples=300, deadline=None)
 @given(data=st.binary(max_size=64) | tricky_bytes)
 def test_pieces_of_any_bytes_are_nonempty_and_concatenate_to_them(family, data):
-    pieces = _core.pre_tokenize(family, data)
+    pieces = _core.testing.pre_tokenize(family, data)
     assert b"".join(pieces) == data and all(pieces)
 
 
 def test_str_and_its_utf8_bytes_split_alike():
     text = text_corpus.as_one_text()
     for family in FAMILIES:
-        assert _core.pre_tokenize(family, text) == _core.pre_tokenize(family, text.encode())
+        assert _core.testing.pre_tokenize(family, text) == _core.testing.pre_tokenize(family, text.encode())
 
 
 def test_empty_text_has_no_pieces():
-    assert all(_core.pre_tokenize(family, "") == [] for family in FAMILIES)
+    assert all(_core.testing.pre_tokenize(family, "") == [] for family in FAMILIES)
 
 
 # --- names ----------------------------------------------------------------------------
 
 
 def test_each_family_name_is_its_own_canonical_name():
-    assert [_core.pre_tokenizer_family(f) for f in FAMILIES] == FAMILIES
+    assert [_core.testing.pre_tokenizer_family(f) for f in FAMILIES] == FAMILIES
 
 
 @pytest.mark.parametrize("family", FAMILIES)
 def test_aliases_select_their_family_and_split_alike(family):
     text = text_corpus.as_one_text()[:20_000]
-    expected = _core.pre_tokenize(family, text)
+    expected = _core.testing.pre_tokenize(family, text)
     for alias in ALIASES[family]:
-        assert _core.pre_tokenizer_family(alias) == family, alias
-        assert _core.pre_tokenize(alias, text) == expected, alias
+        assert _core.testing.pre_tokenizer_family(alias) == family, alias
+        assert _core.testing.pre_tokenize(alias, text) == expected, alias
 
 
 def test_unknown_name_raises_hearth_error_naming_it_and_the_supported_ones():
     for name in ["llama", "GPT2", "qwen2 ", "", "deepseek-llm"]:
         with pytest.raises(HearthError) as err:
-            _core.pre_tokenize(name, "text")
+            _core.testing.pre_tokenize(name, "text")
         message = str(err.value)
         assert f"'{name}'" in message
         assert all(f in message for f in FAMILIES)
     with pytest.raises(HearthError, match="'nope'"):
-        _core.pre_tokenizer_family("nope")
+        _core.testing.pre_tokenizer_family("nope")
 
 
 def test_text_of_another_type_is_a_type_error():
     with pytest.raises(TypeError):
-        _core.pre_tokenize("gpt2", 12)
+        _core.testing.pre_tokenize("gpt2", 12)
 
 
 # --- UTF-8 and the Unicode tables ---------------------------------------------------
@@ -263,13 +263,13 @@ def test_utf8_decoder_matches_python_on_valid_and_invalid_bytes():
     for data in cases:
         text = data.decode("utf-8", "surrogateescape")
         expected = [(-1, 1) if is_escaped_byte(c) else (ord(c), len(c.encode())) for c in text]
-        assert _core.utf8_characters(data) == expected, data[:40]
+        assert _core.testing.utf8_characters(data) == expected, data[:40]
 
 
 def test_utf8_encoder_writes_every_scalar_value_and_replaces_the_rest():
     scalars = [cp for cp in range(0x110000) if not 0xD800 <= cp <= 0xDFFF]
-    assert _core.utf8_encode(scalars) == "".join(map(chr, scalars)).encode()
-    assert _core.utf8_encode([0xD800, 0xDFFF, 0x110000, 0xFFFFFFFF]) == "\ufffd".encode() * 4
+    assert _core.testing.utf8_encode(scalars) == "".join(map(chr, scalars)).encode()
+    assert _core.testing.utf8_encode([0xD800, 0xDFFF, 0x110000, 0xFFFFFFFF]) == "\ufffd".encode() * 4
 
 
 def expected_flags() -> bytes:
@@ -280,7 +280,7 @@ def expected_flags() -> bytes:
 
 
 def test_unicode_classes_agree_with_unicodedata2_on_every_code_point():
-    ours, expected = _core.unicode_flags(0, 0x10FFFF), expected_flags()
+    ours, expected = _core.testing.unicode_flags(0, 0x10FFFF), expected_flags()
     bad = [hex(cp) for cp in range(0x110000) if ours[cp] != expected[cp]]
     assert not bad, f"{len(bad)} code points differ, first {bad[:10]}"
 
@@ -290,7 +290,7 @@ def test_unicode_classes_contain_the_reference_regex_classes():
     # of its letters and numbers must be one here too; ours may add newer ones.
     scalars = [cp for cp in range(0x110000) if not 0xD800 <= cp <= 0xDFFF]
     text = "".join(map(chr, scalars))
-    ours = _core.unicode_flags(0, 0x10FFFF)
+    ours = _core.testing.unicode_flags(0, 0x10FFFF)
     for pattern, bit in [(r"\p{L}", 1), (r"\p{N}", 2), (r"\s", 4)]:
         kept = pt.Split(Regex(pattern), behavior="removed").pre_tokenize_str(text)
         unmatched = {ord(c) for piece, _ in kept for c in piece}
@@ -303,7 +303,7 @@ def test_unicode_classes_contain_the_reference_regex_classes():
 
 def test_unicode_tables_are_from_unicodedata2s_version():
     ud = pytest.importorskip("unicodedata2")
-    assert _core.unicode_version() == ud.unidata_version
+    assert _core.testing.unicode_version() == ud.unidata_version
     header = (ROOT / "csrc" / "text" / "unicode_tables.cpp").read_text().splitlines()[0]
     assert f"Unicode {ud.unidata_version}" in header
 

@@ -31,6 +31,14 @@ def rows(seed, n=20):
     return out
 
 
+def sampler(**params):
+    """The C++ sampler with these parameters (the rest at their defaults)."""
+    p = _core.SamplingParams()
+    for k, v in params.items():
+        setattr(p, k, v)
+    return _core.testing.Sampler(p)
+
+
 def hf(processor, x, input_ids=None):
     ids = torch.tensor([input_ids or [0]])
     return processor(ids, torch.tensor(x[None, :].copy()))[0].numpy()
@@ -48,45 +56,45 @@ def test_repetition_penalty_equals_transformers(penalty):
     rng = np.random.default_rng(1)
     for x in rows(1):
         history = rng.integers(0, V, 30).tolist() + [5, 5, 5]  # repeats count once
-        same(_core.apply_repetition_penalty(x, history, penalty),
+        same(_core.testing.apply_repetition_penalty(x, history, penalty),
              hf(lp.RepetitionPenaltyLogitsProcessor(penalty=penalty), x, history))
 
 
 @pytest.mark.parametrize("t", [0.3, 0.7, 1.0, 1.5])
 def test_temperature_equals_transformers(t):
     for x in rows(2):
-        same(_core.apply_temperature(x, t), hf(lp.TemperatureLogitsWarper(t), x))
+        same(_core.testing.apply_temperature(x, t), hf(lp.TemperatureLogitsWarper(t), x))
 
 
 @pytest.mark.parametrize("k", [1, 2, 5, 40, V - 1, V, V + 5])
 def test_top_k_equals_transformers(k):
     for x in rows(3):
-        same(_core.apply_top_k(x, k), hf(lp.TopKLogitsWarper(top_k=k), x))
+        same(_core.testing.apply_top_k(x, k), hf(lp.TopKLogitsWarper(top_k=k), x))
 
 
 def test_top_k_keeps_every_token_tied_with_the_kth():
     x = np.array([3, 1, 2, 2, 2, 0], np.float32)
-    same(_core.apply_top_k(x, 2), hf(lp.TopKLogitsWarper(top_k=2), x))
-    assert np.isfinite(_core.apply_top_k(x, 2)).sum() == 4
+    same(_core.testing.apply_top_k(x, 2), hf(lp.TopKLogitsWarper(top_k=2), x))
+    assert np.isfinite(_core.testing.apply_top_k(x, 2)).sum() == 4
 
 
 @pytest.mark.parametrize("p", [0.05, 0.3, 0.5, 0.9, 0.95, 0.999, 1.0])
 def test_top_p_equals_transformers(p):
     for x in rows(4):
-        same(_core.apply_top_p(x, p), hf(lp.TopPLogitsWarper(top_p=p), x))
+        same(_core.testing.apply_top_p(x, p), hf(lp.TopPLogitsWarper(top_p=p), x))
 
 
 @pytest.mark.parametrize("m", [0.0, 0.01, 0.05, 0.2, 0.9, 1.0])
 def test_min_p_equals_transformers(m):
     for x in rows(5):
         want = hf(lp.MinPLogitsWarper(min_p=m), x) if m > 0 else x
-        same(_core.apply_min_p(x, m), want)
+        same(_core.testing.apply_min_p(x, m), want)
 
 
 def test_processors_after_top_k_see_only_what_is_left():
     """The chain as Hugging Face runs it: temperature -> top-k -> top-p -> min-p."""
     for x in rows(6):
-        ours = _core.apply_min_p(_core.apply_top_p(_core.apply_top_k(_core.apply_temperature(x, 0.8), 50), 0.9), 0.05)
+        ours = _core.testing.apply_min_p(_core.testing.apply_top_p(_core.testing.apply_top_k(_core.testing.apply_temperature(x, 0.8), 50), 0.9), 0.05)
         theirs = x
         for proc in [lp.TemperatureLogitsWarper(0.8), lp.TopKLogitsWarper(50), lp.TopPLogitsWarper(0.9),
                      lp.MinPLogitsWarper(0.05)]:
@@ -96,7 +104,7 @@ def test_processors_after_top_k_see_only_what_is_left():
 
 def test_presence_and_frequency_penalties_follow_openai():
     x = np.zeros(10, np.float32)
-    out = _core.apply_presence_frequency(x, [3, 3, 7], 0.5, 0.25)
+    out = _core.testing.apply_presence_frequency(x, [3, 3, 7], 0.5, 0.25)
     want = np.zeros(10, np.float32)
     want[3] = -(2 * 0.25 + 0.5)
     want[7] = -(1 * 0.25 + 0.5)
@@ -109,7 +117,7 @@ def test_presence_and_frequency_penalties_follow_openai():
 
 def processed_probs(x, params):
     y = x.astype(np.float64) / params["temperature"]
-    y = _core.apply_min_p(_core.apply_top_p(_core.apply_top_k(_core.apply_temperature(x, params["temperature"]),
+    y = _core.testing.apply_min_p(_core.testing.apply_top_p(_core.testing.apply_top_k(_core.testing.apply_temperature(x, params["temperature"]),
                                                                params["top_k"]), params["top_p"]), params["min_p"])
     y = np.where(np.isfinite(y), y, -np.inf).astype(np.float64)
     p = np.exp(y - y.max())
@@ -130,7 +138,7 @@ def test_draws_follow_the_processed_distribution(params):
     x = (rng.normal(0, 2, 60)).astype(np.float32)
     probs = processed_probs(x, params)
     n = 40_000
-    draws = np.array(_core.Sampler(dict(params, seed=123)).sample_many(x, n))
+    draws = np.array(sampler(**params, seed=123).sample_many(x, n))
     assert probs[draws].min() > 0, "drew a token the processors removed"
     counts = np.bincount(draws, minlength=len(x)).astype(np.float64)
     expected = probs * n
@@ -145,19 +153,19 @@ def test_draws_follow_the_processed_distribution(params):
 
 def test_same_seed_same_draws_and_another_seed_other_draws():
     x = np.random.default_rng(0).normal(0, 1, 500).astype(np.float32)
-    a = _core.Sampler(dict(seed=42)).sample_many(x, 200)
-    b = _core.Sampler(dict(seed=42)).sample_many(x, 200)
-    c = _core.Sampler(dict(seed=43)).sample_many(x, 200)
+    a = sampler(seed=42).sample_many(x, 200)
+    b = sampler(seed=42).sample_many(x, 200)
+    c = sampler(seed=43).sample_many(x, 200)
     assert a == b and a != c
 
 
 def test_temperature_zero_is_greedy_after_the_penalties():
     x = np.array([1.0, 5.0, 4.9, -2.0], np.float32)
-    assert _core.Sampler(dict(temperature=0.0)).sample(x) == 1
+    assert sampler(temperature=0.0).sample(x) == 1
     # repetition penalty 2 halves token 1's logit: 2.5 < 4.9
-    assert _core.Sampler(dict(temperature=0.0, repetition_penalty=2.0)).sample(x, [1], []) == 2
+    assert sampler(temperature=0.0, repetition_penalty=2.0).sample(x, [1], []) == 2
     # ties: the first largest, as torch.argmax
-    assert _core.Sampler(dict(temperature=0.0)).sample(np.array([0, 3, 3], np.float32)) == 1
+    assert sampler(temperature=0.0).sample(np.array([0, 3, 3], np.float32)) == 1
 
 
 # ---------------------------------------------------------------------------
@@ -196,12 +204,12 @@ def test_defaults_are_vllms_and_hugging_face_names_are_accepted():
         (1, 1.0, 1.0, -1, 0.0, 16, 1.0)
     q = SamplingParams(max_new_tokens=7, do_sample=False, num_beams=3)
     assert q.max_tokens == 7 and q.greedy and q.num_beams == 3
-    assert SamplingParams(top_k=0).core_sampling(1)["top_k"] == 0
-    assert SamplingParams(top_k=-1).core_sampling(1)["top_k"] == 0
+    assert SamplingParams(top_k=0).to_core().sampling.top_k == 0
+    assert SamplingParams(top_k=-1).to_core().sampling.top_k == 0
     assert SamplingParams(stop="x").stop == ["x"]
 
 
 def test_the_core_checks_its_parameters_too():
     with pytest.raises(ValueError, match="top_p must be in"):
-        _core.Sampler(dict(top_p=2.0))
-    assert math.isfinite(_core.Sampler(dict(seed=1)).sample(np.zeros(4, np.float32)))
+        sampler(top_p=2.0)
+    assert math.isfinite(sampler(seed=1).sample(np.zeros(4, np.float32)))

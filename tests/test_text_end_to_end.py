@@ -94,7 +94,7 @@ def test_chat_answers_the_capital_of_france_with_paris(f32_llm, smollm2_tokenize
     from conftest import CHAT_FRANCE
     from hearthlm import SamplingParams
     params = SamplingParams(temperature=0, max_tokens=32)
-    out = f32_llm.chat(CHAT_FRANCE, params)
+    out = f32_llm.chat(CHAT_FRANCE, params)[0]
     assert out.prompt_token_ids == france_chat_ids  # the model's template, rendered as transformers does
     want = hf_ref_cache.greedy(france_chat_ids, 32, stop_at_eos=True)
     assert out.token_ids == want

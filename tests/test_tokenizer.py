@@ -341,10 +341,10 @@ def test_streaming_holds_back_a_character_split_across_tokens(case):
 @settings(max_examples=500, deadline=None)
 @given(data=st.binary(max_size=40), cut=st.integers(0, 40))
 def test_utf8_decode_replace_equals_python_incrementally(data, cut):
-    text, used = _core.utf8_decode_replace(data, True)
+    text, used = _core.testing.utf8_decode_replace(data, True)
     assert text == data.decode("utf-8", errors="replace") and used == len(data)
-    head, n = _core.utf8_decode_replace(data[:cut], False)
-    tail, _ = _core.utf8_decode_replace(data[n:], True)
+    head, n = _core.testing.utf8_decode_replace(data[:cut], False)
+    tail, _ = _core.testing.utf8_decode_replace(data[n:], True)
     assert head + tail == text
 
 

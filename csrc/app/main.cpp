@@ -16,11 +16,13 @@
 
 #include <unistd.h>
 
-#include "chat/chat_session.h"
 #include "base/error.h"
+#include "chat/chat_session.h"
+#include "engine/engine.h"
 #include "gguf/gguf.h"
 #include "kernels/kernels.h"
 #include "model/model.h"
+#include "text/tokenizer.h"
 
 using namespace hearth;
 
@@ -81,22 +83,21 @@ struct Args {
     bool chat = true;
     std::string system;
     bool stats = false;
-    bool has_seed = false;
-    int beams = 1;
-    SamplingParams sampling;
-    GenerationParams generation;
+    RequestParams params;  // sampling, stop rules, beams
     int64_t prompt_tokens = 128;
     int64_t gen_tokens = 128;
     int reps = 3;
     std::vector<int32_t> tokens;
     ModelOptions opts;
+    EngineConfig engine;
 
     Args() {  // llama.cpp's sampling defaults
-        sampling.temperature = 0.8f;
-        sampling.top_k = 40;
-        sampling.top_p = 0.95f;
-        sampling.min_p = 0.05f;
-        generation.max_tokens = -1;
+        params.sampling.temperature = 0.8f;
+        params.sampling.top_k = 40;
+        params.sampling.top_p = 0.95f;
+        params.sampling.min_p = 0.05f;
+        params.generation.max_tokens = -1;
+        engine.max_num_seqs = 1;  // one conversation
     }
 };
 
@@ -139,33 +140,34 @@ Args parse_args(int argc, char** argv) {
             a.prompt = value();
             a.has_prompt = true;
         } else if (f == "-n" || f == "--max-tokens" || f == "--n-predict") {
-            a.generation.max_tokens = parse_int(f, value(), -1);
+            a.params.generation.max_tokens = parse_int(f, value(), -1);
+            if (a.params.generation.max_tokens == 0) throw UsageError{f + " needs an integer >= 1 (or -1: no limit), got '0'"};
         } else if (f == "--no-chat") {
             a.chat = false;
         } else if (f == "--system") {
             a.system = value();
         } else if (f == "--temp") {
-            a.sampling.temperature = (float)parse_float(f, value());
+            a.params.sampling.temperature = (float)parse_float(f, value());
         } else if (f == "--top-k") {
-            a.sampling.top_k = (int32_t)parse_int(f, value(), -1);
-            if (a.sampling.top_k < 0) a.sampling.top_k = 0;  // -1 is off too
+            a.params.sampling.top_k = (int32_t)parse_int(f, value(), -1);
+            if (a.params.sampling.top_k < 0) a.params.sampling.top_k = 0;  // -1 is off too
         } else if (f == "--top-p") {
-            a.sampling.top_p = (float)parse_float(f, value());
+            a.params.sampling.top_p = (float)parse_float(f, value());
         } else if (f == "--min-p") {
-            a.sampling.min_p = (float)parse_float(f, value());
+            a.params.sampling.min_p = (float)parse_float(f, value());
         } else if (f == "--repeat-penalty") {
-            a.sampling.repetition_penalty = (float)parse_float(f, value());
+            a.params.sampling.repetition_penalty = (float)parse_float(f, value());
         } else if (f == "--presence-penalty") {
-            a.sampling.presence_penalty = (float)parse_float(f, value());
+            a.params.sampling.presence_penalty = (float)parse_float(f, value());
         } else if (f == "--frequency-penalty") {
-            a.sampling.frequency_penalty = (float)parse_float(f, value());
+            a.params.sampling.frequency_penalty = (float)parse_float(f, value());
         } else if (f == "--stop") {
-            a.generation.stop.push_back(value());
+            a.params.generation.stop.push_back(value());
         } else if (f == "--beams") {
-            a.beams = (int)parse_int(f, value(), 1);
+            a.params.beam.num_beams = (int32_t)parse_int(f, value(), 1);
         } else if (f == "--seed") {
-            a.sampling.seed = (uint64_t)parse_int(f, value(), 0);
-            a.has_seed = true;
+            a.params.sampling.seed = (uint64_t)parse_int(f, value(), 0);
+            a.params.has_seed = true;
         } else if (f == "--stats") {
             a.stats = true;
         } else if (f == "--prompt-tokens") {
@@ -177,11 +179,11 @@ Args parse_args(int argc, char** argv) {
         } else if (f == "-t" || f == "--threads") {
             a.opts.n_threads = (int)parse_int(f, value(), 1);
         } else if (f == "-c" || f == "--ctx") {
-            a.opts.n_ctx = parse_int(f, value(), 1);
+            a.engine.n_ctx = parse_int(f, value(), 1);
         } else if (f == "--kv-type") {
             const std::string v = value();
             if (v != "f16" && v != "f32") throw UsageError{"--kv-type must be f16 or f32, got '" + v + "'"};
-            a.opts.kv_type = parse_kv_type(v);
+            a.engine.kv_type = parse_kv_type(v);
         } else if (f == "--tokens") {
             std::string s = value();
             size_t p = 0;
@@ -198,11 +200,12 @@ Args parse_args(int argc, char** argv) {
     if (a.bench && a.has_prompt) throw UsageError{"give either -p TEXT or --bench, not both"};
     if (!a.chat && !a.has_prompt && !a.bench) throw UsageError{"--no-chat needs -p TEXT (the text to complete)"};
     try {
-        check_sampling_params(a.sampling);
+        check_request_params(a.params);
     } catch (const Error& e) {
         throw UsageError{e.what()};  // names the parameter and its range
     }
-    if (!a.has_seed) a.sampling.seed = std::random_device{}() ^ ((uint64_t)std::random_device{}() << 32);
+    if (!a.params.has_seed) a.params.sampling.seed = std::random_device{}() ^ ((uint64_t)std::random_device{}() << 32);
+    a.params.has_seed = true;  // one seed for the session; each turn derives its own
     return a;
 }
 
@@ -277,6 +280,7 @@ int run_bench(const Args& a) {
     using clock = std::chrono::steady_clock;
     const auto t0 = clock::now();
     std::unique_ptr<Model> m = Model::load(a.model, a.opts);
+    Engine e(*m, nullptr, a.engine);
     const double load_s = std::chrono::duration<double>(clock::now() - t0).count();
 
     std::vector<int32_t> prompt = a.tokens;
@@ -285,24 +289,24 @@ int run_bench(const Args& a) {
         std::uniform_int_distribution<int32_t> dist(0, (int32_t)m->n_vocab() - 1);
         for (int64_t i = 0; i < a.prompt_tokens; i++) prompt.push_back(dist(rng));
     }
-    if ((int64_t)prompt.size() + a.gen_tokens > m->n_ctx()) {
+    if ((int64_t)prompt.size() + a.gen_tokens > e.n_ctx()) {
         throw Error("prompt (" + std::to_string(prompt.size()) + ") + generated tokens (" + std::to_string(a.gen_tokens) +
-                    ") exceed the context " + std::to_string(m->n_ctx()) + " (raise -c)");
+                    ") exceed the context " + std::to_string(e.n_ctx()) + " (raise -c)");
     }
     std::printf("model: %s (%s), threads %d, kernels %s, kv %s, n_ctx %lld, load %.3f s\n", a.model.c_str(),
-                m->hparams().arch_name.c_str(), m->n_threads(), kernels().name, kv_type_name(m->kv_type()),
-                (long long)m->n_ctx(), load_s);
+                m->hparams().arch_name.c_str(), m->n_threads(), kernels().name, kv_type_name(e.config().kv_type),
+                (long long)e.n_ctx(), load_s);
 
     std::vector<float> logits(m->n_vocab());
     std::vector<double> pp, tg;
     for (int rep = 0; rep <= a.reps; rep++) {  // rep 0 warms up
-        m->reset();
+        e.reset();
         auto t1 = clock::now();
-        m->eval(prompt.data(), (int64_t)prompt.size(), logits.data(), false);
+        e.eval(prompt.data(), (int64_t)prompt.size(), logits.data(), false);
         auto t2 = clock::now();
         for (int64_t i = 0; i < a.gen_tokens; i++) {
             const int32_t next = (int32_t)(std::max_element(logits.begin(), logits.end()) - logits.begin());
-            m->eval(&next, 1, logits.data(), false);
+            e.eval(&next, 1, logits.data(), false);
         }
         auto t3 = clock::now();
         if (rep == 0) continue;
@@ -361,10 +365,30 @@ ChatOptions chat_options(const Args& a) {
     ChatOptions o;
     o.chat = a.chat;
     o.system = a.system;
-    o.sampling = a.sampling;
-    o.generation = a.generation;
-    o.num_beams = a.beams;
+    o.params = a.params;
     return o;
+}
+
+// The model, its tokenizer and the engine the conversation runs on: one
+// request at a time, with KV room for every beam of a full context.
+struct Loaded {
+    std::unique_ptr<Model> model;
+    std::unique_ptr<Tokenizer> tokenizer;
+    std::unique_ptr<Engine> engine;
+    double load_seconds = 0;
+};
+
+Loaded load(const Args& a) {
+    const auto t0 = std::chrono::steady_clock::now();
+    Loaded l;
+    l.model = Model::load(a.model, a.opts);
+    l.tokenizer = Tokenizer::load(l.model->file());
+    EngineConfig c = a.engine;
+    const int64_t n_ctx = c.n_ctx > 0 ? c.n_ctx : default_n_ctx(l.model->hparams());
+    c.kv_cache_tokens = n_ctx * std::max<int64_t>(1, a.params.beam.num_beams);
+    l.engine = std::make_unique<Engine>(*l.model, l.tokenizer.get(), c);
+    l.load_seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    return l;
 }
 
 void write_out(const std::string& text) {
@@ -374,10 +398,9 @@ void write_out(const std::string& text) {
 
 // -p TEXT: one answer (or raw completion), streamed to stdout.
 int run_prompt(const Args& a) {
-    const auto t0 = std::chrono::steady_clock::now();
-    std::unique_ptr<Model> m = Model::load(a.model, a.opts);
-    ChatSession chat(*m, chat_options(a));
-    const double load_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    Loaded l = load(a);
+    ChatSession chat(*l.engine, l.tokenizer.get(), chat_options(a));
+    const double load_s = l.load_seconds;
     install_sigint();
     const TurnStats st = chat.answer(a.prompt, write_out, g_stop);
     write_out("\n");
@@ -390,14 +413,12 @@ int run_prompt(const Args& a) {
 
 // The interactive chat: a line in, an answer out, until /exit or Ctrl-D.
 int run_chat(const Args& a) {
-    using clock = std::chrono::steady_clock;
-    const auto t0 = clock::now();
-    std::unique_ptr<Model> m = Model::load(a.model, a.opts);
-    ChatSession chat(*m, chat_options(a));
-    const double load_s = std::chrono::duration<double>(clock::now() - t0).count();
+    Loaded l = load(a);
+    ChatSession chat(*l.engine, l.tokenizer.get(), chat_options(a));
+    const double load_s = l.load_seconds;
     std::fprintf(stderr, "hearth: %s (%s chat format, %d threads, n_ctx %lld), loaded in %.2f s.\n"
                  "/reset starts over, /exit or Ctrl-D quits, Ctrl-C stops an answer.\n",
-                 a.model.c_str(), chat.format_name(), m->n_threads(), (long long)m->n_ctx(), load_s);
+                 a.model.c_str(), chat.format_name(), l.model->n_threads(), (long long)l.engine->n_ctx(), load_s);
     install_sigint();
     TurnStats total;
     for (;;) {
@@ -426,7 +447,7 @@ int run_chat(const Args& a) {
             total.generated_tokens += st.generated_tokens;
             total.prefill_seconds += st.prefill_seconds;
             total.decode_seconds += st.decode_seconds;
-            if (st.finish == FinishReason::Length && m->n_past() + 1 >= m->n_ctx()) {
+            if (st.context_full) {
                 write_out("(the context is full: /reset to start over)\n");
             }
         } catch (const Error& e) {

@@ -1,29 +1,30 @@
 #include "chat/chat_session.h"
 
-#include <chrono>
-
 #include "base/error.h"
 
 namespace hearth {
 
 namespace {
 
-const Tokenizer& need_tokenizer(const Model& m) {
-    if (!m.tokenizer()) throw Error(m.file().err("it carries no tokenizer (no 'tokenizer.ggml.model'), so it cannot read text"));
-    return *m.tokenizer();
+const Tokenizer& need_tokenizer(const Engine& e, const Tokenizer* tok) {
+    if (!tok) {
+        throw Error(e.model().file().err("it carries no tokenizer (no 'tokenizer.ggml.model'), so it cannot read text"));
+    }
+    return *tok;
 }
 
 std::string token_text(const Vocab& v, int32_t id) { return id >= 0 && id < v.n_tokens() ? std::string(v.text(id)) : ""; }
 
 }  // namespace
 
-ChatSession::ChatSession(Model& m, const ChatOptions& o)
-    : m_(m), tok_(need_tokenizer(m)), o_(o), sampler_(o.sampling) {
-    check_generation_params(o.generation);
+ChatSession::ChatSession(Engine& e, const Tokenizer* tok, const ChatOptions& o)
+    : e_(e), tok_(need_tokenizer(e, tok)), o_(o) {
+    check_request_params(o.params);
     if (o_.chat) {
-        const std::string tmpl = m_.file().get_string_or("tokenizer.chat_template", "");
+        const GGUFFile& f = e_.model().file();
+        const std::string tmpl = f.get_string_or("tokenizer.chat_template", "");
         if (tmpl.empty()) {
-            throw Error(m_.file().err("it has no chat template (tokenizer.chat_template); use --no-chat for a raw completion"));
+            throw Error(f.err("it has no chat template (tokenizer.chat_template); use --no-chat for a raw completion"));
         }
         format_ = detect_chat_format(tmpl);
         bos_ = token_text(tok_.vocab(), tok_.vocab().bos);
@@ -57,38 +58,42 @@ TurnStats ChatSession::answer_impl(const std::string& user_text, const std::func
     TurnStats st;
     const std::vector<int32_t> prompt = prompt_for(user_text);
     st.prompt_tokens = (int64_t)prompt.size();
-    const int seq = m_.default_sequence();
+    RequestParams p = o_.params;
+    if (p.has_seed && turn_ > 0) {
+        // each turn its own stream, the same for the same seed
+        p.sampling.seed = p.sampling.seed * 0x9E3779B97F4A7C15ull + (uint64_t)turn_;
+    }
+    const std::string id = "chat-" + std::to_string(turn_++);
+    e_.add_request(id, prompt, p);
+
     std::string reply;
-    if (o_.num_beams > 1) {
-        BeamSearchParams bp;
-        bp.num_beams = o_.num_beams;
-        bp.max_new_tokens = o_.generation.max_tokens > 0 ? o_.generation.max_tokens : m_.n_ctx() - (int64_t)prompt.size();
-        bp.repetition_penalty = o_.sampling.repetition_penalty;
-        const auto t0 = std::chrono::steady_clock::now();
-        BeamSearchResult r = beam_search(m_, seq, prompt, bp);
-        st.decode_seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-        std::vector<int32_t> tokens = r.hypotheses[0].tokens;
-        const bool ended = !tokens.empty() && tok_.vocab().ends_generation(tokens.back());
-        if (ended) tokens.pop_back();
-        reply = tok_.decode(tokens.data(), tokens.size(), false);
-        st.generated_tokens = (int64_t)r.hypotheses[0].tokens.size();
-        st.finish = ended ? FinishReason::Stop : FinishReason::Length;
-        on_text(reply);
-    } else {
-        Generation g(m_, seq, prompt, o_.generation, sampler_);
-        GeneratedToken t;
-        while (!stop.load() && g.step(t)) {
-            if (!t.text.empty()) {
-                on_text(t.text);
-                reply += t.text;
+    bool done = false;
+    while (!done) {
+        if (stop.load()) {
+            e_.abort_request(id);  // its blocks go back; the full ones stay cached for the next turn
+            st.interrupted = true;
+            break;
+        }
+        for (const RequestOutput& o : e_.step()) {
+            if (o.request_id != id || o.outputs.empty()) continue;
+            const CompletionDelta& d = o.outputs[0];
+            st.generated_tokens += (int64_t)d.token_ids.size();
+            if (!d.text.empty()) {
+                on_text(d.text);
+                reply += d.text;
+            }
+            st.reused_tokens = o.num_cached_tokens;
+            if (o.first_token_time >= 0) {
+                st.prefill_seconds = o.first_token_time - o.first_scheduled_time;
+                st.decode_seconds = o.last_token_time - o.first_token_time;
+            }
+            if (o.finished) {
+                done = true;
+                st.finish = d.finish_reason;
+                st.context_full = d.finish_reason == FinishReason::Length &&
+                                  st.prompt_tokens + st.generated_tokens + 1 > e_.n_ctx();
             }
         }
-        st.interrupted = !g.finished();
-        st.reused_tokens = g.reused_tokens();
-        st.generated_tokens = (int64_t)g.output().size();
-        st.prefill_seconds = g.prefill_seconds();
-        st.decode_seconds = g.decode_seconds();
-        st.finish = g.finish_reason();
     }
     if (o_.chat) messages_.push_back(ChatMessage{"assistant", reply});
     return st;
@@ -97,7 +102,6 @@ TurnStats ChatSession::answer_impl(const std::string& user_text, const std::func
 void ChatSession::reset() {
     messages_.clear();
     if (o_.chat && !o_.system.empty()) messages_.push_back(ChatMessage{"system", o_.system});
-    m_.reset();
 }
 
 }  // namespace hearth

@@ -1,7 +1,8 @@
 // A conversation with the model, as the hearth executable holds it: the
 // messages so far in the model's chat format (or raw text), one answer at a
-// time streamed through a callback, and what each answer cost. The cache
-// keeps the conversation, so each turn computes only its new tokens.
+// time streamed through a callback, and what each answer cost. Each turn is
+// a request to the engine; the prefix cache keeps the conversation's KV
+// blocks, so a turn computes little more than its new tokens.
 #pragma once
 
 #include <atomic>
@@ -10,20 +11,16 @@
 #include <string>
 #include <vector>
 
-#include "generate/beam_search.h"
 #include "chat/chat_format.h"
-#include "generate/generation.h"
-#include "model/model.h"
-#include "generate/sampler.h"
+#include "engine/engine.h"
+#include "text/tokenizer.h"
 
 namespace hearth {
 
 struct ChatOptions {
-    bool chat = true;        // false: raw completion of the text
-    std::string system;      // a system message, when not empty
-    SamplingParams sampling;
-    GenerationParams generation;
-    int num_beams = 1;       // > 1: beam search (the answer comes at once)
+    bool chat = true;    // false: raw completion of the text
+    std::string system;  // a system message, when not empty
+    RequestParams params;  // sampling, stop rules, beams (num_beams > 1: the answer comes at once)
 };
 
 struct TurnStats {
@@ -31,13 +28,14 @@ struct TurnStats {
     double prefill_seconds = 0, decode_seconds = 0;
     FinishReason finish = FinishReason::None;
     bool interrupted = false;
+    bool context_full = false;  // the answer stopped at the end of the context
 };
 
 class ChatSession {
 public:
     // Throws hearth::Error when the model has no tokenizer, or (chat mode)
     // no chat template in a format hearth knows.
-    ChatSession(Model& m, const ChatOptions& o);
+    ChatSession(Engine& e, const Tokenizer* tok, const ChatOptions& o);
     const char* format_name() const;
 
     // Answers the user's text (chat) or continues it (raw); the answer's text
@@ -45,7 +43,7 @@ public:
     // Ctrl-C) ends the answer early; it still becomes part of the history.
     TurnStats answer(const std::string& user_text, const std::function<void(const std::string&)>& on_text,
                      const std::atomic<bool>& stop);
-    // Forgets the conversation (and the cache).
+    // Forgets the conversation.
     void reset();
 
 private:
@@ -53,13 +51,13 @@ private:
                           const std::atomic<bool>& stop);
     std::vector<int32_t> prompt_for(const std::string& user_text);
 
-    Model& m_;
+    Engine& e_;
     const Tokenizer& tok_;
     ChatOptions o_;
     ChatFormat format_ = ChatFormat::ChatML;
     std::string bos_, eos_;
     std::vector<ChatMessage> messages_;
-    Sampler sampler_;
+    int64_t turn_ = 0;
 };
 
 }  // namespace hearth

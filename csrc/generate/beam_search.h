@@ -5,46 +5,86 @@
 // sum / length ** length_penalty, and goes on with the k best that did not
 // end, until no running beam can beat the finished ones.
 //
-// The beams are sequences of the one KV cache: they share the blocks of
-// their common prefix (copy on write), and each step evaluates all beams in
-// one forward pass.
+// This is the search alone: it is given each running beam's row of logits
+// and says which beams go on with which token. The engine runs the beams as
+// sequences that share their common prefix's KV blocks (copy on write), all
+// in one forward pass per step.
 #pragma once
 
 #include <cstdint>
+#include <string>
 #include <vector>
 
-#include "model/model.h"
+#include "generate/completion.h"
+#include "generate/request_params.h"
+#include "text/tokenizer.h"
 
 namespace hearth {
 
-enum class EarlyStopping {
-    Heuristic,  // early_stopping=False: stop when the best running beam, at its current length, cannot win
-    Done,       // early_stopping=True: stop as soon as k hypotheses are finished
-    Never,      // early_stopping="never": the canonical bound (at max length when length_penalty > 0)
-};
-
-struct BeamSearchParams {
-    int num_beams = 4;
-    int64_t max_new_tokens = 16;
-    float length_penalty = 1.0f;
-    EarlyStopping early_stopping = EarlyStopping::Heuristic;
-    float repetition_penalty = 1.0f;  // on the log-probabilities, as Hugging Face applies it in beam search
-    std::vector<int32_t> eos;         // end tokens; empty: the vocabulary's end-of-generation tokens
-};
-
 struct Hypothesis {
-    std::vector<int32_t> tokens;  // the new tokens, the end token included when one ended it
-    float score;                  // sum of log-probabilities / length ** length_penalty
+    std::vector<int32_t> tokens;    // the new tokens, the end token included when one ended it
+    float score = 0;                // sum of (penalized) log-probabilities / length ** length_penalty
+    double cumulative_logprob = 0;  // sum of the tokens' log-probabilities under the model
 };
 
-struct BeamSearchResult {
-    std::vector<Hypothesis> hypotheses;  // best first, num_beams of them
-    int64_t steps = 0;
-    int64_t peak_kv_blocks = 0;  // KV cache blocks in use at most, prompt included
+class BeamSearch {
+public:
+    // After prompt, hypotheses of at most max_length tokens in all (prompt
+    // included); eos: the tokens that end a hypothesis.
+    BeamSearch(const BeamSearchParams& p, float repetition_penalty, const std::vector<int32_t>& prompt,
+               int64_t max_length, std::vector<int32_t> eos);
+
+    int num_beams() const { return k_; }
+    int64_t steps() const { return steps_; }
+
+    struct Choice {
+        int source;     // the running beam it continues
+        int32_t token;  // its new token
+    };
+    // One step: logits[b] is the row [n_vocab] of running beam b's next
+    // token (at the first step every beam is the prompt). Returns true with
+    // the next running beams in `next`, or false once the search is over.
+    bool step(const std::vector<const float*>& logits, int64_t n_vocab, std::vector<Choice>& next);
+
+    // The num_beams best hypotheses, best first (once step() returned false).
+    std::vector<Hypothesis> hypotheses() const;
+
+private:
+    struct Beam {
+        std::vector<int32_t> tokens;
+        float score = 0;        // accumulated (penalized) log-probability
+        double logprob = 0;     // accumulated log-probability
+    };
+    struct Finished {
+        Hypothesis h;
+        bool done = false;
+    };
+
+    BeamSearchParams p_;
+    float repetition_penalty_;
+    const std::vector<int32_t>& prompt_;
+    int64_t max_length_;
+    std::vector<int32_t> eos_;
+    int k_;
+    int n_keep_;  // candidates kept per step
+    int64_t cur_len_;
+    int64_t steps_ = 0;
+    bool improvable_ = true;
+    std::vector<Beam> running_;
+    std::vector<Finished> finished_;
 };
 
-// Searches after prompt on sequence seq (whose cache keeps just the prompt
-// afterwards, for the next turn). Throws hearth::Error for bad parameters.
-BeamSearchResult beam_search(Model& m, int seq, const std::vector<int32_t>& prompt, const BeamSearchParams& p);
+// What a finished hypothesis shows: its text (control tokens shown unless
+// skip_special_tokens, cut before the first stop string, which it keeps with
+// include_stop_str_in_output), why it ended and what ended it. The one
+// post-processing of beam search, for the hearth executable and Python alike.
+// Without a tokenizer the text is empty.
+struct BeamText {
+    std::string text;
+    FinishReason finish_reason = FinishReason::Length;
+    std::string stop_string;
+    int32_t stop_token = -1;
+};
+BeamText beam_text(const Tokenizer* tok, const Hypothesis& h, const GenerationParams& p, const std::vector<int32_t>& eos);
 
 }  // namespace hearth

@@ -39,7 +39,7 @@ void check_sampling_params(const SamplingParams& p) {
     if (!(p.temperature >= 0.0f) || std::isinf(p.temperature)) {
         throw Error("temperature must be >= 0 (0 is greedy), got " + num(p.temperature));
     }
-    if (p.top_k < 0) throw Error("top_k must be >= 0 (0 or -1 is off), got " + std::to_string(p.top_k));
+    if (p.top_k < 0) throw Error("top_k must be an integer >= -1 (-1 or 0 is off), got " + std::to_string(p.top_k));
     if (!(p.top_p > 0.0f && p.top_p <= 1.0f)) throw Error("top_p must be in (0, 1], got " + num(p.top_p));
     if (!(p.min_p >= 0.0f && p.min_p <= 1.0f)) throw Error("min_p must be in [0, 1], got " + num(p.min_p));
     if (!(p.repetition_penalty > 0.0f) || std::isinf(p.repetition_penalty)) {
@@ -149,6 +149,12 @@ std::vector<std::pair<int32_t, float>> top_log_probs(const float* logits, int64_
     std::vector<std::pair<int32_t, float>> out;
     for (int32_t i = 0; i < k; i++) out.emplace_back(ids[i], (float)((double)logits[ids[i]] - max - lz));
     return out;
+}
+
+int32_t token_rank(const float* logits, int64_t n_vocab, int32_t token) {
+    int32_t above = 0;
+    for (int64_t i = 0; i < n_vocab; i++) above += logits[i] > logits[token];
+    return above + 1;
 }
 
 Sampler::Sampler(const SamplingParams& p) : p_(p), rng_(p.seed) { check_sampling_params(p); }

@@ -49,6 +49,8 @@ int32_t argmax(const float* logits, int64_t n_vocab);
 // order (ties by id): what logprobs report, from the model's own logits.
 float log_prob(const float* logits, int64_t n_vocab, int32_t token);
 std::vector<std::pair<int32_t, float>> top_log_probs(const float* logits, int64_t n_vocab, int32_t k);
+// 1 + how many tokens are more likely than this one (vLLM's rank).
+int32_t token_rank(const float* logits, int64_t n_vocab, int32_t token);
 
 class Sampler {
 public:

@@ -10,8 +10,8 @@
 
 namespace hearth {
 
-void attention(KVCache& cache, const int* seq, const int64_t* pos_of, int64_t layer, const AttentionShape& s,
-               const float* q, int64_t n_tokens, float* out, ThreadPool& pool) {
+void attention(const KVCache& cache, const Batch& b, int64_t row0, int64_t n_rows, int64_t layer,
+               const AttentionShape& s, const float* q, float* out, ThreadPool& pool) {
     const KernelTable& kt = kernels();
     const int64_t hd = s.head_dim;
     const int64_t group = s.n_head / s.n_head_kv;
@@ -19,11 +19,11 @@ void attention(KVCache& cache, const int* seq, const int64_t* pos_of, int64_t la
     const bool f16 = cache.type() == KVType::F16;
     constexpr int64_t B = KVCache::kBlockTokens;
 
-    pool.parallel_for(s.n_head * n_tokens, [&](int64_t task) {
+    pool.parallel_for(s.n_head * n_rows, [&](int64_t task) {
         const int64_t h = task % s.n_head;
         const int64_t t = task / s.n_head;
-        const int64_t n_pos = pos_of[t] + 1;  // causal: positions 0 .. pos[t]
-        const std::vector<int32_t>& blocks = cache.blocks(seq[t]);
+        const int64_t n_pos = b.pos[row0 + t] + 1;  // causal: positions 0 .. pos
+        const std::vector<int32_t>& blocks = *b.block_tables[b.seq[row0 + t]];
         const int64_t kvh = h / group;
         const float* qh = q + t * s.n_head * hd + h * hd;
         float* oh = out + t * s.n_head * hd + h * hd;

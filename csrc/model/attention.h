@@ -4,8 +4,9 @@
 
 #include <cstdint>
 
-#include "model/kv_cache.h"
 #include "base/thread_pool.h"
+#include "model/batch.h"
+#include "model/kv_cache.h"
 
 namespace hearth {
 
@@ -15,11 +16,12 @@ struct AttentionShape {
     int64_t head_dim;
 };
 
-// q: [n_tokens, n_head * head_dim]; token t is at position pos[t] of
-// sequence seq[t], whose keys and values up to there are in the cache. It
-// attends to positions 0 .. pos[t] of its own sequence. Writes out:
-// [n_tokens, n_head * head_dim].
-void attention(KVCache& cache, const int* seq, const int64_t* pos, int64_t layer, const AttentionShape& shape,
-               const float* q, int64_t n_tokens, float* out, ThreadPool& pool);
+// Rows [row0, row0 + n_rows) of the batch. q: [n_rows, n_head * head_dim];
+// a row at position p of its sequence attends to positions 0 .. p, whose
+// keys and values of this layer are in the cache. Writes out:
+// [n_rows, n_head * head_dim]. Each (row, head) is computed on its own, in
+// the same order whatever else is in the batch.
+void attention(const KVCache& cache, const Batch& b, int64_t row0, int64_t n_rows, int64_t layer,
+               const AttentionShape& shape, const float* q, float* out, ThreadPool& pool);
 
 }  // namespace hearth

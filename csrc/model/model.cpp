@@ -3,16 +3,16 @@
 #include <algorithm>
 #include <cstring>
 
-#include "model/attention.h"
 #include "base/error.h"
 #include "kernels/kernels.h"
+#include "model/attention.h"
 #include "model/ops.h"
 
 namespace hearth {
 
 namespace {
 
-// Tokens per forward pass: longer prompts go through in chunks (llama.cpp's
+// Rows per forward pass: longer batches go through in chunks (llama.cpp's
 // ubatch), which bounds the activation buffers.
 constexpr int64_t kMaxBatch = 512;
 
@@ -21,37 +21,22 @@ const float* f32_data(const GGUFTensor* t) { return (const float*)t->data; }
 }  // namespace
 
 std::unique_ptr<Model> Model::load(const std::string& path, const ModelOptions& opts) {
+    if (opts.n_threads < 0) throw Error("n_threads must be positive, got " + std::to_string(opts.n_threads));
     std::unique_ptr<GGUFFile> file = GGUFFile::open(path);
     return std::unique_ptr<Model>(new Model(std::move(file), opts));
-}
-
-static int64_t choose_n_ctx(const HParams& hp, int64_t requested) {
-    if (requested < 0) throw Error("n_ctx must be positive, got " + std::to_string(requested));
-    return requested > 0 ? requested : std::min<int64_t>(hp.n_ctx_train, 4096);
 }
 
 Model::Model(std::unique_ptr<GGUFFile> file, const ModelOptions& opts)
     : file_(std::move(file)),
       hp_(read_hparams(*file_)),
       w_(load_weights(*file_, hp_)),
-      tokenizer_(Tokenizer::load(*file_)),
-      n_ctx_(choose_n_ctx(hp_, opts.n_ctx)),
       pool_(opts.n_threads > 0 ? opts.n_threads : default_thread_count()),
-      mm_(pool_),
-      cache_(hp_.n_layer, hp_.n_head_kv, hp_.head_dim, opts.kv_type,
-             (n_ctx_ + KVCache::kBlockTokens - 1) / KVCache::kBlockTokens) {
-    if (opts.n_threads < 0) throw Error("n_threads must be positive, got " + std::to_string(opts.n_threads));
-    if (tokenizer_ && tokenizer_->n_tokens() > hp_.n_vocab) {
-        throw Error(file_->err("the token list has " + std::to_string(tokenizer_->n_tokens()) +
-                               " tokens but token_embd has only " + std::to_string(hp_.n_vocab) + " rows"));
-    }
-    seq_ = new_sequence();
+      mm_(pool_) {
     rope_inv_freq_ = rope_inv_freq(hp_.rope_base, hp_.rope_dim);
 }
 
-void Model::reset() {
-    cache_.clear(seq_);
-    history_[seq_].clear();
+std::unique_ptr<KVCache> Model::new_kv_cache(KVType type, int64_t n_blocks) const {
+    return std::make_unique<KVCache>(hp_.n_layer, hp_.n_head_kv, hp_.head_dim, type, n_blocks);
 }
 
 void Model::ensure_scratch(int64_t n) {
@@ -68,97 +53,42 @@ void Model::ensure_scratch(int64_t n) {
     scratch_tokens_ = n;
 }
 
-void Model::eval_on(int seq, const int32_t* tokens, int64_t n, float* logits, bool all_logits) {
-    if (n <= 0) throw Error("eval needs at least one token");
-    const std::vector<int> seqs((size_t)n, seq);
-    eval_impl(tokens, seqs.data(), n, logits, all_logits);
-}
-
-void Model::eval_seqs(const int32_t* tokens, const int* seqs, int64_t n, float* logits) {
-    if (n <= 0) throw Error("eval needs at least one token");
-    eval_impl(tokens, seqs, n, logits, true);
-}
-
-void Model::check_sequence(int seq) const {
-    if (!cache_.alive(seq)) throw Error("sequence " + std::to_string(seq) + " does not exist");
-}
-
-int Model::new_sequence() {
-    const int s = cache_.new_sequence();
-    if ((int)history_.size() <= s) history_.resize(s + 1);
-    history_[s].clear();
-    return s;
-}
-
-int Model::fork_sequence(int seq) {
-    check_sequence(seq);
-    const int s = cache_.fork(seq);
-    if ((int)history_.size() <= s) history_.resize(s + 1);
-    history_[s] = history_[seq];
-    return s;
-}
-
-void Model::free_sequence(int seq) {
-    check_sequence(seq);
-    if (seq == seq_) throw Error("the default sequence cannot be freed (reset() empties it)");
-    cache_.free_sequence(seq);
-    history_[seq].clear();
-}
-
-void Model::truncate(int seq, int64_t n) {
-    check_sequence(seq);
-    if (n < 0 || n > cache_.length(seq)) {
-        throw Error("truncate to " + std::to_string(n) + " positions, but the sequence holds " +
-                    std::to_string(cache_.length(seq)));
-    }
-    cache_.truncate(seq, n);
-    history_[seq].resize((size_t)n);
-}
-
-void Model::eval_impl(const int32_t* tokens, const int* seqs, int64_t n, float* logits, bool all_logits) {
-    // check everything before touching the cache
-    std::vector<std::pair<int, int64_t>> before;  // (sequence, length): to grow and to roll back
+void Model::check_batch(const Batch& b, const KVCache& cache) const {
+    const int64_t n = b.size();
+    if (n <= 0) throw Error("a batch needs at least one row");
+    HEARTH_CHECK((int64_t)b.seq.size() == n && (int64_t)b.pos.size() == n && (int64_t)b.want_logits.size() == n,
+                 "batch: tokens, seq, pos and want_logits differ in length");
     for (int64_t i = 0; i < n; i++) {
-        if (tokens[i] < 0 || tokens[i] >= hp_.n_vocab) {
-            throw Error("token id " + std::to_string(tokens[i]) + " is out of range [0, " + std::to_string(hp_.n_vocab) + ")");
+        if (b.tokens[i] < 0 || b.tokens[i] >= hp_.n_vocab) {
+            throw Error("token id " + std::to_string(b.tokens[i]) + " is out of range [0, " + std::to_string(hp_.n_vocab) + ")");
         }
-        check_sequence(seqs[i]);
-        auto it = std::find_if(before.begin(), before.end(), [&](const auto& b) { return b.first == seqs[i]; });
-        if (it == before.end()) before.emplace_back(seqs[i], cache_.length(seqs[i]));
+        HEARTH_CHECK(b.seq[i] >= 0 && b.seq[i] < (int32_t)b.block_tables.size(), "batch: row of an unknown sequence");
+        const std::vector<int32_t>& blocks = *b.block_tables[b.seq[i]];
+        HEARTH_CHECK(b.pos[i] >= 0 && b.pos[i] / KVCache::kBlockTokens < (int64_t)blocks.size(),
+                     "batch: position " + std::to_string(b.pos[i]) + " is past its sequence's KV blocks");
     }
-    for (const auto& [seq, len] : before) {
-        const int64_t adds = std::count(seqs, seqs + n, seq);
-        if (len + adds > n_ctx_) {
-            throw Error(std::to_string(adds) + " tokens do not fit in the context: n_ctx is " + std::to_string(n_ctx_) +
-                        " and the cache already holds " + std::to_string(len) + " (raise n_ctx or shorten the prompt)");
-        }
+    for (const std::vector<int32_t>* t : b.block_tables) {
+        for (int32_t block : *t) HEARTH_CHECK(block >= 0 && block < cache.n_blocks(), "batch: KV block out of range");
     }
-    std::vector<int64_t> pos((size_t)n);
-    try {
-        for (int64_t i = 0; i < n; i += kMaxBatch) {
-            const int64_t chunk = std::min(kMaxBatch, n - i);
-            for (int64_t t = i; t < i + chunk; t++) {
-                pos[t] = cache_.length(seqs[t]);
-                cache_.grow(seqs[t], 1);
-            }
-            const bool last_chunk = i + chunk == n;
-            // rows of the chunk land at their place among all rows; when only
-            // the last row is wanted, only the last chunk writes it
-            float* out = all_logits ? logits + i * hp_.n_vocab : (last_chunk ? logits : nullptr);
-            forward(tokens + i, seqs + i, pos.data() + i, chunk, out, all_logits);
-        }
-    } catch (...) {
-        for (const auto& [seq, len] : before) cache_.truncate(seq, len);  // leave the cache as it was
-        throw;
-    }
-    for (int64_t i = 0; i < n; i++) history_[seqs[i]].push_back(tokens[i]);
 }
 
-void Model::forward(const int32_t* tokens, const int* seqs, const int64_t* pos, int64_t n, float* logits,
-                    bool all_logits) {
+void Model::decode(const Batch& b, KVCache& cache, float* logits) {
+    check_batch(b, cache);
+    float* out = logits;
+    for (int64_t i = 0; i < b.size(); i += kMaxBatch) {
+        const int64_t n = std::min(kMaxBatch, b.size() - i);
+        forward(b, i, n, cache, out);
+        const int64_t wanted = std::count(b.want_logits.begin() + i, b.want_logits.begin() + i + n, 1);
+        if (out) out += wanted * hp_.n_vocab;
+    }
+}
+
+void Model::forward(const Batch& b, int64_t row0, int64_t n, KVCache& cache, float* logits) {
     const KernelTable& kt = kernels();
     const int64_t E = hp_.n_embd, F = hp_.n_ff, V = hp_.n_vocab, hd = hp_.head_dim;
     const int64_t QD = hp_.n_head * hd, KD = hp_.n_head_kv * hd;
+    const int32_t* tokens = b.tokens.data() + row0;
+    const int64_t* pos = b.pos.data() + row0;
     ensure_scratch(n);
 
     float* x = x_.data();
@@ -192,10 +122,14 @@ void Model::forward(const int32_t* tokens, const int* seqs, const int64_t* pos, 
             }
             rope(q, hp_.n_head, hd, rope_angles_[t], hp_.arch->rope_style);
             rope(k, hp_.n_head_kv, hd, rope_angles_[t], hp_.arch->rope_style);
+            // this row's key and value go to its sequence's block for pos
+            const std::vector<int32_t>& blocks = *b.block_tables[b.seq[row0 + t]];
+            const int32_t block = blocks[pos[t] / KVCache::kBlockTokens];
+            const int64_t slot = pos[t] % KVCache::kBlockTokens;
             for (int64_t h = 0; h < hp_.n_head_kv; h++) {
-                void* kc = cache_.key(seqs[t], il, pos[t], h);
-                void* vc = cache_.value(seqs[t], il, pos[t], h);
-                if (cache_.type() == KVType::F16) {
+                void* kc = cache.slot(block, il, h, slot, 0);
+                void* vc = cache.slot(block, il, h, slot, 1);
+                if (cache.type() == KVType::F16) {
                     kt.f32_to_f16_row(k + h * hd, (uint16_t*)kc, hd);
                     kt.f32_to_f16_row(v + h * hd, (uint16_t*)vc, hd);
                 } else {
@@ -204,7 +138,7 @@ void Model::forward(const int32_t* tokens, const int* seqs, const int64_t* pos, 
                 }
             }
         }
-        attention(cache_, seqs, pos, il, shape, q_.data(), n, attn_.data(), pool_);
+        attention(cache, b, row0, n, il, shape, q_.data(), attn_.data(), pool_);
         const MatmulInput ain = mm_.prepare(attn_.data(), n, QD, is_quantized(L.wo->type));
         mm_.run(*L.wo, ain, xn, E);  // xn is free again: reuse it for the projection
         for (int64_t i = 0; i < n * E; i++) x[i] += xn[i];
@@ -220,33 +154,16 @@ void Model::forward(const int32_t* tokens, const int* seqs, const int64_t* pos, 
         for (int64_t i = 0; i < n * E; i++) x[i] += xn[i];
     }
 
-    if (!logits) return;
-    // logits for every token, or for the last one only
-    const int64_t first = all_logits ? 0 : n - 1;
-    const int64_t rows = n - first;
-    for (int64_t t = 0; t < rows; t++) {
-        rmsnorm(x + (first + t) * E, f32_data(w_.output_norm), xn + t * E, E, hp_.rms_eps);
+    // logits of the rows that want them, in row order
+    int64_t rows = 0;
+    for (int64_t t = 0; t < n; t++) {
+        if (!b.want_logits[row0 + t]) continue;
+        rmsnorm(x + t * E, f32_data(w_.output_norm), xn + rows * E, E, hp_.rms_eps);
+        rows++;
     }
+    if (rows == 0 || !logits) return;
     const MatmulInput oin = mm_.prepare(xn, rows, E, is_quantized(w_.output->type));
     mm_.run(*w_.output, oin, logits, V);
-}
-
-std::vector<int32_t> Model::generate_greedy(const std::vector<int32_t>& prompt, int64_t max_tokens, bool stop_at_eos) {
-    if (max_tokens < 0) throw Error("max_tokens must be >= 0, got " + std::to_string(max_tokens));
-    std::vector<int32_t> out;
-    if (max_tokens == 0) return out;
-    std::vector<float> logits(hp_.n_vocab);
-    std::vector<int32_t> feed = prompt;
-    if (feed.empty()) throw Error("generate_greedy needs a non-empty prompt");
-    while ((int64_t)out.size() < max_tokens) {
-        eval(feed.data(), (int64_t)feed.size(), logits.data(), false);
-        const int32_t next = (int32_t)(std::max_element(logits.begin(), logits.end()) - logits.begin());
-        out.push_back(next);
-        if (stop_at_eos && next == hp_.eos_token_id) break;
-        if (n_past() >= n_ctx_) break;
-        feed.assign(1, next);
-    }
-    return out;
 }
 
 }  // namespace hearth

@@ -31,7 +31,7 @@ std::vector<ChatMessage> messages_from_python(const py::list& messages) {
 
 }  // namespace
 
-void bind_chat(py::module_& m) {
+void bind_chat(py::module_& m) {  // into _core.testing
     m.def(
         "detect_chat_format", [](const std::string& tmpl) { return std::string(chat_format_name(detect_chat_format(tmpl))); },
         py::arg("template"),

@@ -169,7 +169,7 @@ void check_same(int64_t a, int64_t b, const char* what) {
 
 }  // namespace
 
-void bind_kernels(py::module_& m) {
+void bind_kernels(py::module_& m, py::module_& testing) {
     m.def("supported_kernels", [] {
         std::vector<std::string> names;
         for (const char* n : {"scalar", "avx2", "avx512"})
@@ -180,39 +180,39 @@ void bind_kernels(py::module_& m) {
           "The kernel set the engine uses (HEARTH_KERNELS or the CPU's best; use_kernels switches it).");
     m.def("use_kernels", [](const std::string& name) { use_kernels(name.c_str()); }, py::arg("name"),
           "Switches the kernel set (for tests and benchmarks; not while a model computes).");
-    m.def("kernel_matmul", &kernel_matmul, py::arg("name"), py::arg("w_type"), py::arg("w"), py::arg("rows"),
+    testing.def("kernel_matmul", &kernel_matmul, py::arg("name"), py::arg("w_type"), py::arg("w"), py::arg("rows"),
           py::arg("k"), py::arg("x"), py::arg("r0"), py::arg("r1"),
           "y[t, r] = sum_k W[r, k] x[t, k] for r in [r0, r1) (other rows nan) with the named kernel set. "
           "w: raw GGUF row bytes (uint8), x: float32 [n_tokens, k], quantized to q16a by the same set "
           "when w is quantized. Returns float32 [n_tokens, rows].");
-    m.def("kernel_bench_matmul", &kernel_bench_matmul, py::arg("name"), py::arg("w_type"), py::arg("w"),
+    testing.def("kernel_bench_matmul", &kernel_bench_matmul, py::arg("name"), py::arg("w_type"), py::arg("w"),
           py::arg("rows"), py::arg("k"), py::arg("x"), py::arg("n_threads") = 1, py::arg("iters") = 10,
           "(wall, busiest thread CPU) seconds per matmul (activation quantization excluded), rows split between n_threads.");
-    m.def("kernel_quantize_q16a", &kernel_quantize_q16a, py::arg("name"), py::arg("x"),
+    testing.def("kernel_quantize_q16a", &kernel_quantize_q16a, py::arg("name"), py::arg("x"),
           "Quantize float32 x (length % 32 == 0) to q16a: returns (d float32 [nb], sum int32 [nb], qs int16 [nb, 32]).");
-    m.def("kernel_dot_f32", [](const std::string& name, const carray<float>& a, const carray<float>& b) {
+    testing.def("kernel_dot_f32", [](const std::string& name, const carray<float>& a, const carray<float>& b) {
         check_same(a.size(), b.size(), "kernel_dot_f32");
         return table(name).dot_f32(a.data(), b.data(), a.size());
     });
-    m.def("kernel_dot_f16", [](const std::string& name, const carray<uint16_t>& a, const carray<float>& b) {
+    testing.def("kernel_dot_f16", [](const std::string& name, const carray<uint16_t>& a, const carray<float>& b) {
         check_same(a.size(), b.size(), "kernel_dot_f16");
         return table(name).dot_f16(a.data(), b.data(), a.size());
     }, "a: float16 bits as uint16");
-    m.def("kernel_axpy_f32", [](const std::string& name, float alpha, const carray<float>& x, const carray<float>& y) {
+    testing.def("kernel_axpy_f32", [](const std::string& name, float alpha, const carray<float>& x, const carray<float>& y) {
         check_same(x.size(), y.size(), "kernel_axpy_f32");
         py::array_t<float> out(y.size());
         std::copy(y.data(), y.data() + y.size(), out.mutable_data());
         table(name).axpy_f32(alpha, x.data(), out.mutable_data(), x.size());
         return out;
     }, "Returns y + alpha * x (y is not modified).");
-    m.def("kernel_axpy_f16", [](const std::string& name, float alpha, const carray<uint16_t>& x, const carray<float>& y) {
+    testing.def("kernel_axpy_f16", [](const std::string& name, float alpha, const carray<uint16_t>& x, const carray<float>& y) {
         check_same(x.size(), y.size(), "kernel_axpy_f16");
         py::array_t<float> out(y.size());
         std::copy(y.data(), y.data() + y.size(), out.mutable_data());
         table(name).axpy_f16(alpha, x.data(), out.mutable_data(), x.size());
         return out;
     }, "x: float16 bits as uint16. Returns y + alpha * x.");
-    m.def("kernel_f32_to_f16_row", [](const std::string& name, const carray<float>& x) {
+    testing.def("kernel_f32_to_f16_row", [](const std::string& name, const carray<float>& x) {
         py::array_t<uint16_t> out(x.size());
         table(name).f32_to_f16_row(x.data(), out.mutable_data(), x.size());
         return out;

@@ -1,6 +1,5 @@
-// hearthlm._core.Model: load a GGUF file, evaluate token ids into logits,
-// generate greedily. The GIL is released while the C++ core computes.
-#include <pybind11/numpy.h>
+// hearthlm._core.Model: a GGUF file's weights and the forward pass (the
+// engine runs it), and the file's metadata.
 #include <pybind11/pybind11.h>
 #include <pybind11/stl.h>
 
@@ -39,63 +38,26 @@ py::object value_to_python(const GGUFValue& v) {
     }
 }
 
-std::vector<int32_t> to_ids(const py::array& arr) {
-    py::array_t<int64_t, py::array::c_style | py::array::forcecast> a(arr);
-    if (a.ndim() != 1) throw Error("token ids must be a 1-D sequence of integers");
-    std::vector<int32_t> ids((size_t)a.size());
-    for (py::ssize_t i = 0; i < a.size(); i++) {
-        const int64_t v = a.at(i);
-        if (v < INT32_MIN || v > INT32_MAX) throw Error("token id " + std::to_string(v) + " is out of range");
-        ids[(size_t)i] = (int32_t)v;
-    }
-    return ids;
-}
-
-}  // namespace
-
-static py::dict metadata_dict(const GGUFFile& f) {
+py::dict metadata_dict(const GGUFFile& f) {
     py::dict d;
     for (const auto& kv : f.metadata()) d[py::str(kv.first)] = value_to_python(kv.second);
     return d;
 }
 
+}  // namespace
+
 void bind_model(py::module_& m) {
     m.def("read_metadata", [](const std::string& path) { return metadata_dict(*GGUFFile::open(path)); }, py::arg("path"),
           "The metadata of a GGUF file, key -> value.");
     py::class_<Model>(m, "Model")
-        .def(py::init([](const std::string& path, int n_threads, int64_t n_ctx, const std::string& kv_type) {
+        .def(py::init([](const std::string& path, int n_threads) {
                  ModelOptions o;
                  o.n_threads = n_threads;
-                 o.n_ctx = n_ctx;
-                 o.kv_type = parse_kv_type(kv_type);
                  py::gil_scoped_release release;
                  return Model::load(path, o);
              }),
-             py::arg("path"), py::arg("n_threads") = 0, py::arg("n_ctx") = 0, py::arg("kv_type") = "f16")
-        .def("eval",
-             [](Model& self, const py::array& tokens, bool all_logits) {
-                 const std::vector<int32_t> ids = to_ids(tokens);
-                 if (ids.empty()) throw Error("eval needs at least one token");
-                 const py::ssize_t rows = all_logits ? (py::ssize_t)ids.size() : 1;
-                 py::array_t<float> out({rows, (py::ssize_t)self.n_vocab()});
-                 float* dst = out.mutable_data();
-                 {
-                     py::gil_scoped_release release;
-                     self.eval(ids.data(), (int64_t)ids.size(), dst, all_logits);
-                 }
-                 return out;
-             },
-             py::arg("tokens"), py::arg("all_logits") = true)
-        .def("reset", &Model::reset)
-        .def("generate_greedy",
-             [](Model& self, const py::array& prompt, int64_t max_tokens, bool stop_at_eos) {
-                 const std::vector<int32_t> ids = to_ids(prompt);
-                 py::gil_scoped_release release;
-                 return self.generate_greedy(ids, max_tokens, stop_at_eos);
-             },
-             py::arg("prompt"), py::arg("max_tokens"), py::arg("stop_at_eos") = true)
-        .def("metadata",
-             [](const Model& self) { return metadata_dict(self.file()); })
+             py::arg("path"), py::arg("n_threads") = 0)
+        .def("metadata", [](const Model& self) { return metadata_dict(self.file()); })
         .def("tensors",
              [](const Model& self) {
                  py::list out;
@@ -106,22 +68,9 @@ void bind_model(py::module_& m) {
                  }
                  return out;
              })
-        .def("tokenizer", [](const Model& self) { return self.tokenizer(); }, py::return_value_policy::reference_internal,
-             "The file's tokenizer, or None for a weights-only file.")
-        .def_property_readonly("default_sequence", &Model::default_sequence)
-        .def("new_sequence", &Model::new_sequence)
-        .def("fork_sequence", &Model::fork_sequence)
-        .def("free_sequence", &Model::free_sequence)
-        .def("seq_tokens", &Model::seq_tokens)
-        .def("truncate", &Model::truncate)
-        .def_property_readonly("kv_blocks_in_use", &Model::kv_blocks_in_use)
-        .def_property_readonly("kv_block_bytes", &Model::kv_block_bytes)
         .def_property_readonly("n_vocab", &Model::n_vocab)
-        .def_property_readonly("n_ctx", &Model::n_ctx)
-        .def_property_readonly("n_past", &Model::n_past)
+        .def_property_readonly("n_ctx_train", [](const Model& self) { return self.hparams().n_ctx_train; })
         .def_property_readonly("n_threads", &Model::n_threads)
-        .def_property_readonly("kv_type", [](const Model& self) { return std::string(kv_type_name(self.kv_type())); })
-        .def_property_readonly("kv_cache_bytes", &Model::kv_cache_bytes)
         .def_property_readonly("path", [](const Model& self) { return self.file().path(); })
         .def_property_readonly("architecture", [](const Model& self) { return self.hparams().arch_name; });
 }

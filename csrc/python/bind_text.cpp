@@ -25,7 +25,7 @@ std::string text_bytes(const py::object& text) {
 
 }  // namespace
 
-void bind_text(py::module_& m) {
+void bind_text(py::module_& m) {  // into _core.testing
     m.def(
         "pre_tokenize",
         [](const std::string& name, const py::object& text) {

@@ -7,6 +7,7 @@
 #include "base/error.h"
 #include "text/detokenizer.h"
 #include "gguf/gguf.h"
+#include "model/model.h"
 #include "python/py_text.h"
 #include "text/tokenizer.h"
 
@@ -26,7 +27,7 @@ py::str utf8_str(const std::string& s) { return py_text(s, "strict"); }  // vali
 
 }  // namespace
 
-void bind_tokenizer(py::module_& m) {
+void bind_tokenizer(py::module_& m, py::module_& testing) {
     py::class_<Tokenizer>(m, "Tokenizer")
         .def_static(
             "load",
@@ -38,6 +39,14 @@ void bind_tokenizer(py::module_& m) {
                 return t;
             },
             py::arg("path"), "The tokenizer of a GGUF file, without loading its weights.")
+        .def_static(
+            "from_model",
+            [](const Model& model) -> py::object {
+                std::unique_ptr<Tokenizer> t = Tokenizer::load(model.file());
+                if (!t) return py::none();
+                return py::cast(std::move(t));
+            },
+            py::arg("model"), "The tokenizer of a loaded model's file, or None when it carries none.")
         .def(
             "encode",
             [](const Tokenizer& t, const py::bytes& text, bool add_special, bool parse_special) {
@@ -74,7 +83,7 @@ void bind_tokenizer(py::module_& m) {
         .def("finish", [](StreamDecoder& d) { return utf8_str(d.finish()); },
              "What is still held back, an incomplete character as U+FFFD.");
 
-    m.def("utf8_decode_replace", [](const py::bytes& b, bool final) {
+    testing.def("utf8_decode_replace", [](const py::bytes& b, bool final) {
         std::string out;
         const size_t used = utf8_decode_replace(bytes_view(b), final, out);
         return py::make_tuple(utf8_str(out), used);

@@ -1,27 +1,40 @@
 // hearthlm._core: a thin pybind11 layer over the C++ core. Each concept binds
-// itself in its own file; hearth::Error becomes hearthlm.HearthError.
+// itself in its own file; what only the tests need lives in _core.testing.
+// hearth::Error becomes hearthlm.errors.HearthError (a ValueError).
 #include <pybind11/pybind11.h>
 
 #include "base/error.h"
 
 namespace py = pybind11;
 
-void bind_chat(py::module_& m);
-void bind_kernels(py::module_& m);
+void bind_chat(py::module_& testing);
+void bind_kernels(py::module_& m, py::module_& testing);
 void bind_model(py::module_& m);
-void bind_kv_cache(py::module_& m);
-void bind_text(py::module_& m);
-void bind_tokenizer(py::module_& m);
-void bind_generation(py::module_& m);
+void bind_block_pool(py::module_& testing);
+void bind_text(py::module_& testing);
+void bind_tokenizer(py::module_& m, py::module_& testing);
+void bind_generation(py::module_& m, py::module_& testing);
+void bind_engine(py::module_& m);
 
 PYBIND11_MODULE(_core, m) {
     m.doc() = "hearthlm C++ core";
-    py::register_exception<hearth::Error>(m, "HearthError", PyExc_ValueError);
-    bind_tokenizer(m);
+    // the one exception class of the package, defined in Python
+    static py::object hearth_error = py::module_::import("hearthlm.errors").attr("HearthError");
+    m.attr("HearthError") = hearth_error;
+    py::register_exception_translator([](std::exception_ptr p) {
+        try {
+            if (p) std::rethrow_exception(p);
+        } catch (const hearth::Error& e) {
+            PyErr_SetString(hearth_error.ptr(), e.what());
+        }
+    });
+    py::module_ testing = m.def_submodule("testing", "Hooks for the tests: kernels, processors, pools, splits.");
+    bind_tokenizer(m, testing);
     bind_model(m);
-    bind_kv_cache(m);
-    bind_kernels(m);
-    bind_text(m);
-    bind_generation(m);
-    bind_chat(m);
+    bind_generation(m, testing);
+    bind_engine(m);
+    bind_block_pool(testing);
+    bind_kernels(m, testing);
+    bind_text(testing);
+    bind_chat(testing);
 }

@@ -2,19 +2,21 @@
 
     from hearthlm import LLM, SamplingParams
     llm = LLM("model.gguf", n_threads=2)
-    out = llm.generate(["The capital of France is"], SamplingParams(temperature=0.8, max_tokens=32))
-    print(out[0].text)
+    outs = llm.generate(["The capital of France is", "Once upon a time"], SamplingParams(temperature=0.8, max_tokens=32))
+    print(outs[0].text)
     for piece in llm.chat([{"role": "user", "content": "Hello!"}], stream=True):
         print(piece, end="", flush=True)
 
-The compiled core is imported on first use, so that the pure-Python parts
-(the converter) work without it.
+LLMEngine is the engine loop underneath (add_request / step /
+abort_request), for servers. The compiled core is imported on first use, so
+that the pure-Python parts (the converter) work without it.
 """
 
 __version__ = "0.1.0"
-__all__ = ["LLM", "HearthError", "SamplingParams", "RequestOutput", "CompletionOutput"]
+__all__ = ["LLM", "LLMEngine", "HearthError", "SamplingParams", "RequestOutput", "CompletionOutput", "Logprob"]
 
-from .outputs import CompletionOutput, RequestOutput  # noqa: E402  (pure Python)
+from .errors import HearthError  # noqa: E402  (pure Python)
+from .outputs import CompletionOutput, Logprob, RequestOutput  # noqa: E402
 from .sampling_params import SamplingParams  # noqa: E402
 
 
@@ -23,8 +25,8 @@ def __getattr__(name):
         from .llm import LLM
 
         return LLM
-    if name == "HearthError":
-        from ._core import HearthError
+    if name == "LLMEngine":
+        from .engine import LLMEngine
 
-        return HearthError
+        return LLMEngine
     raise AttributeError(f"module 'hearthlm' has no attribute {name!r}")

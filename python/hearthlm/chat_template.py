@@ -32,9 +32,7 @@ from jinja2.sandbox import ImmutableSandboxedEnvironment
 __all__ = ["ChatTemplateError", "render_chat_template", "template_from_metadata", "special_tokens_for"]
 
 
-class ChatTemplateError(ValueError):
-    """A chat template that does not compile, refuses the conversation
-    (raise_exception) or fails while rendering; the message says which."""
+from .errors import ChatTemplateError  # noqa: E402
 
 
 # --- the environment ---------------------------------------------------------

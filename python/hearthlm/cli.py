@@ -35,8 +35,7 @@ VALUE_FLAGS = {"--info", "-m", "--model", "-p", "--prompt", "-n", "--max-tokens"
                "--presence-penalty", "--frequency-penalty", "--stop", "--beams", "--seed"}
 
 
-class LauncherError(RuntimeError):
-    """The C++ executable cannot be found or run."""
+from .errors import LauncherError  # noqa: E402
 
 
 def cpp_binary() -> str:

@@ -1,34 +1,36 @@
-"""The Python face of a loaded model: a thin layer over hearthlm._core.Model."""
+"""LLM: the offline Python API (vLLM's shape) over the engine: generate()
+submits every prompt at once and steps the engine until all are done; chat()
+renders the model's own chat template; eval() is the low-level surface."""
 
 from __future__ import annotations
 
+import itertools
 import os
-from typing import Iterable, Optional, Sequence
+import secrets
+import sys
+from typing import Iterable, Iterator, List, Optional, Sequence, Union
 
 import numpy as np
 
 from . import _core
-
-HearthError = _core.HearthError
+from .engine import LLMEngine, normalize_prompts
+from .errors import HearthError
+from .outputs import RequestOutput
+from .sampling_params import SamplingParams
 
 KV_TYPES = ("f16", "f32")
-
-
-def _check_positive_int(name: str, value) -> int:
-    if value is None:
-        return 0
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
-        raise ValueError(f"{name} must be a positive integer or None, got {value!r}")
-    return int(value)
+_llm_ids = itertools.count()
 
 
 class LLM:
     """A GGUF model loaded for inference.
 
     Args:
-        model_path: a GGUF file (as written by hearth-convert or llama.cpp).
+        model: a GGUF file (as written by hearth-convert or llama.cpp); None:
+            the default model (SmolLM2-135M-Instruct, fetched once).
         n_threads: worker threads (default: every CPU this process may use).
-        n_ctx: context length in tokens (default: the model's, at most 4096).
+        n_ctx: the longest a sequence may grow, prompt and output (default:
+            the model's context, at most 4096).
         kv_type: element type of the KV cache, "f16" (default, as llama.cpp)
             or "f32" (exact parity with Hugging Face).
         vocab_only: load the tokenizer alone (tokenize / detokenize work;
@@ -36,141 +38,219 @@ class LLM:
         seed: where requests without their own SamplingParams.seed take
             their seeds from; the same seed gives the same texts (None: a
             fresh random seed per request).
+        max_num_seqs, max_num_batched_tokens, kv_cache_tokens,
+        enable_prefix_caching: the engine's (see LLMEngine).
     """
 
-    def __init__(self, model_path: str | os.PathLike | None = None, n_threads: Optional[int] = None,
+    def __init__(self, model: Union[str, os.PathLike, None] = None, n_threads: Optional[int] = None,
                  n_ctx: Optional[int] = None, kv_type: str = "f16", vocab_only: bool = False,
-                 seed: Optional[int] = None):
-        if model_path is None:
+                 seed: Optional[int] = None, *, max_num_seqs: int = 16, max_num_batched_tokens: int = 512,
+                 kv_cache_tokens: Optional[int] = None, enable_prefix_caching: bool = True, model_path=None):
+        if model is None and model_path is not None:
+            model = model_path  # hearth's earlier keyword
+        if model is None:
             from .model_cache import default_model_path
-            model_path = default_model_path()
+            model = default_model_path()
         if seed is not None and (isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0):
             raise ValueError(f"seed must be a non-negative integer or None, got {seed!r}")
-        threads = _check_positive_int("n_threads", n_threads)
-        ctx = _check_positive_int("n_ctx", n_ctx)
-        if kv_type not in KV_TYPES:
-            raise ValueError(f"kv_type must be one of {KV_TYPES}, got {kv_type!r}")
-        self.model_path = os.fspath(model_path)
+        self.model_path = os.fspath(model)
         self._metadata = None
+        self._seeds = None if seed is None else _SeedSequence(seed)
+        self._id_prefix = f"llm{next(_llm_ids)}-"
+        self._request_numbers = itertools.count()
         if vocab_only:
-            self._model = None
+            self.llm_engine = None
             self._tokenizer = _core.Tokenizer.load(self.model_path)
         else:
-            self._model = _core.Model(self.model_path, threads, ctx, kv_type)
-            self._tokenizer = self._model.tokenizer()
-        from .generation import Generator
-        self._generator = Generator(self, seed)
+            self.llm_engine = LLMEngine(self.model_path, n_threads=n_threads, n_ctx=n_ctx, kv_type=kv_type,
+                                        kv_cache_tokens=kv_cache_tokens, max_num_seqs=max_num_seqs,
+                                        max_num_batched_tokens=max_num_batched_tokens,
+                                        enable_prefix_caching=enable_prefix_caching)
+            self._tokenizer = self.llm_engine._tokenizer
 
     # --- facts about the model -------------------------------------------------
     @property
     def vocab_only(self) -> bool:
-        return self._model is None
+        return self.llm_engine is None
 
     @property
     def n_vocab(self) -> int:
-        return self._tokenizer.n_tokens if self._model is None else self._model.n_vocab
+        return self._tokenizer.n_tokens if self.llm_engine is None else self._engine().n_vocab
 
     @property
     def n_ctx(self) -> int:
-        return self._weights().n_ctx
+        return self._core_engine().n_ctx
 
     @property
     def n_past(self) -> int:
-        """Tokens currently in the KV cache."""
-        return self._weights().n_past
+        """Tokens eval() has put in its sequence of the KV cache."""
+        return self._core_engine().n_past
 
     @property
     def n_threads(self) -> int:
-        return self._weights().n_threads
+        return self._engine().n_threads
 
     @property
     def kv_type(self) -> str:
-        return self._weights().kv_type
+        return self._core_engine().kv_type
 
-    def _weights(self):
-        if self._model is None:
+    def _engine(self):
+        """The core Model (weights)."""
+        if self.llm_engine is None:
             raise HearthError(f"{self.model_path}: loaded with vocab_only=True, so there are no weights to run")
-        return self._model
+        return self.llm_engine._model
 
-    def _tok(self):
+    def _core_engine(self):
+        self._engine()
+        return self.llm_engine._engine
+
+    def get_tokenizer(self):
+        """The C++ tokenizer (encode / decode bytes)."""
         if self._tokenizer is None:
             raise HearthError(f"{self.model_path}: the file carries no tokenizer (no 'tokenizer.ggml.model'); "
                               "pass token ids instead")
         return self._tokenizer
 
+    _tok = get_tokenizer
+
     @property
     def metadata(self) -> dict:
         """The GGUF metadata, key -> value (arrays as lists)."""
         if self._metadata is None:
-            self._metadata = (_core.read_metadata(self.model_path) if self._model is None
-                              else self._model.metadata())
+            self._metadata = (_core.read_metadata(self.model_path) if self.llm_engine is None
+                              else self._engine().metadata())
         return self._metadata
 
     @property
     def tensors(self) -> list:
         """(name, type, shape) of every tensor in the file; shape is GGUF's (inner dimension first)."""
-        return self._weights().tensors()
+        return self._engine().tensors()
 
     # --- evaluation ------------------------------------------------------------
     def eval(self, token_ids: Sequence[int] | np.ndarray, all_logits: bool = True) -> np.ndarray:
-        """Appends token_ids to the KV cache and returns their logits.
-
-        Returns float32 [len(token_ids), n_vocab] (or [1, n_vocab] for the last
-        token only when all_logits is False).
-        """
+        """Appends token_ids to eval's own sequence in the KV cache and
+        returns their logits: float32 [len(token_ids), n_vocab] (or
+        [1, n_vocab], the last token's, when all_logits is False)."""
         ids = np.asarray(token_ids)
         if ids.ndim != 1 or ids.size == 0:
             raise ValueError("token_ids must be a non-empty 1-D sequence of token ids")
         if not np.issubdtype(ids.dtype, np.integer):
             raise ValueError(f"token_ids must be integers, got dtype {ids.dtype}")
-        return self._weights().eval(ids, all_logits)
+        return self._core_engine().eval(ids, all_logits)
 
     def reset(self) -> None:
-        """Empties the KV cache."""
-        self._weights().reset()
+        """Empties eval's sequence of the KV cache."""
+        self._core_engine().reset()
 
     def generate_greedy(self, prompt_ids: Iterable[int], max_tokens: int = 16, stop_at_eos: bool = True) -> list:
-        """Feeds prompt_ids after what the cache holds and returns up to
-        max_tokens greedily chosen new token ids."""
-        ids = np.asarray(list(prompt_ids))
-        if ids.ndim != 1 or ids.size == 0:
+        """Up to max_tokens greedily chosen token ids after prompt_ids (ending
+        at an end-of-generation token when stop_at_eos)."""
+        ids = [int(t) for t in prompt_ids]
+        if not ids:
             raise ValueError("prompt_ids must be a non-empty sequence of token ids")
         if isinstance(max_tokens, bool) or not isinstance(max_tokens, (int, np.integer)) or max_tokens < 0:
             raise ValueError(f"max_tokens must be an integer >= 0, got {max_tokens!r}")
-        return self._weights().generate_greedy(ids, int(max_tokens), bool(stop_at_eos))
+        if max_tokens == 0:
+            return []
+        params = SamplingParams(temperature=0.0, max_tokens=int(max_tokens), ignore_eos=not stop_at_eos)
+        return self.generate([ids], params, use_tqdm=False)[0].token_ids
 
     # --- generation ------------------------------------------------------------
-    def generate(self, prompts, sampling_params: Optional["SamplingParams"] = None, *, stream: bool = False):
+    def generate(self, prompts, sampling_params: Union[SamplingParams, Sequence[SamplingParams], None] = None, *,
+                 use_tqdm: bool = True, stream: bool = False):
         """Completions of prompts (a str, a list of str, a list of token ids,
         or a list of those), as vLLM's LLM.generate: a list of RequestOutput,
         one per prompt (``out.outputs[i].text``; ``out.text`` for the first).
+        All prompts run together in the engine (continuous batching);
+        sampling_params may be one for all or a list, one per prompt.
+        use_tqdm: a progress bar (on a terminal).
 
         stream=True (one prompt, n=1): an iterator of text deltas instead,
         each whole characters; they concatenate to the completion's text.
         """
-        from .sampling_params import SamplingParams
-        params = sampling_params if sampling_params is not None else SamplingParams()
-        if not isinstance(params, SamplingParams):
-            raise ValueError(f"sampling_params must be a SamplingParams, got {type(params).__name__}")
+        reqs = normalize_prompts(prompts)
+        params = _params_per_prompt(sampling_params, len(reqs))
         if stream:
-            return self._generator.stream(prompts, params)
-        return self._generator.run(prompts, params)
+            if len(reqs) != 1:
+                raise ValueError("stream=True takes one prompt")
+            if params[0].n != 1 or params[0].num_beams != 1:
+                raise ValueError("stream=True generates one completion: n and num_beams must be 1")
+            return self._stream(reqs[0], params[0])
+        return self._run(reqs, params, use_tqdm)
 
-    def chat(self, messages: list, sampling_params: Optional["SamplingParams"] = None, *, stream: bool = False,
-             add_generation_prompt: bool = True, chat_template: Optional[str] = None, **template_kwargs):
-        """The model's answer to a conversation ([{"role": ..., "content": ...}, ...]),
-        rendered with its own chat template as transformers'
-        apply_chat_template(add_generation_prompt=True) does. Returns a
-        RequestOutput (stream=True: an iterator of text deltas). A conversation
-        that continues the previous one reuses its part of the KV cache."""
-        prompt = self.render_chat(messages, add_generation_prompt=add_generation_prompt,
-                                  chat_template=chat_template, **template_kwargs)
-        ids = self.tokenize(prompt, add_special=False, parse_special=True)  # the template writes BOS if it wants one
+    def _next_id(self) -> str:
+        return self._id_prefix + str(next(self._request_numbers))
+
+    def _seed(self) -> Optional[int]:
+        return self._seeds.next() if self._seeds is not None else secrets.randbits(64)
+
+    def _add_all(self, reqs, params) -> List[str]:
+        """Queues every request, or none (the ones queued are aborted when one fails)."""
+        engine = self.llm_engine
+        if engine is None:
+            self._engine()
+        ids = []
+        try:
+            for prompt, p in zip(reqs, params):
+                rid = self._next_id()
+                engine.add_request(rid, prompt, p, seed=self._seed())
+                ids.append(rid)
+        except BaseException:
+            engine.abort_request(ids)
+            raise
+        return ids
+
+    def _run(self, reqs, params, use_tqdm) -> List[RequestOutput]:
+        engine = self.llm_engine
+        order = self._add_all(reqs, params)
+        done = {}
+        partial = {rid: None for rid in order}
+        bar = _progress(len(order), use_tqdm)
+        try:
+            while len(done) < len(order):
+                for out in engine.step():
+                    if out.request_id not in partial:
+                        continue  # someone else's request on the same engine
+                    merged = _merge(partial[out.request_id], out)
+                    partial[out.request_id] = merged
+                    if out.finished:
+                        done[out.request_id] = merged
+                        if bar is not None:
+                            bar.update(1)
+        except BaseException:
+            engine.abort_request([rid for rid in order if rid not in done])  # their blocks go back at once
+            raise
+        finally:
+            if bar is not None:
+                bar.close()
+        return [done[rid] for rid in order]
+
+    def _stream(self, prompt: dict, params: SamplingParams) -> Iterator[str]:
+        (rid,) = self._add_all([prompt], [params])  # a bad prompt fails here, not at the first next()
+        return _TextStream(self.llm_engine, rid)
+
+    def chat(self, messages, sampling_params: Union[SamplingParams, Sequence[SamplingParams], None] = None, *,
+             use_tqdm: bool = True, stream: bool = False, add_generation_prompt: bool = True,
+             chat_template: Optional[str] = None, **template_kwargs):
+        """The model's answers to a conversation ([{"role": ..., "content": ...},
+        ...]) or a list of conversations, rendered with its own chat template
+        as transformers' apply_chat_template(add_generation_prompt=True) does.
+        Returns a list of RequestOutput, one per conversation, as vLLM's
+        LLM.chat (stream=True, one conversation: an iterator of text deltas).
+        A conversation that continues an earlier one reuses its KV blocks
+        through the prefix cache."""
+        conversations = [messages] if messages and isinstance(messages[0], dict) else list(messages)
+        prompts = []
+        for conv in conversations:
+            text = self.render_chat(conv, add_generation_prompt=add_generation_prompt, chat_template=chat_template,
+                                    **template_kwargs)
+            # the template writes BOS if it wants one
+            prompts.append({"prompt": text, "prompt_token_ids": self.tokenize(text, add_special=False)})
         if stream:
-            return self.generate(ids, sampling_params, stream=True)
-        out = self.generate([ids], sampling_params)[0]
-        out.prompt = prompt
-        return out
+            if len(prompts) != 1:
+                raise ValueError("stream=True takes one conversation")
+            return self.generate(prompts, sampling_params, stream=True)
+        return self.generate(prompts, sampling_params, use_tqdm=use_tqdm)
 
     def render_chat(self, messages: list, add_generation_prompt: bool = True, chat_template: Optional[str] = None,
                     **template_kwargs) -> str:
@@ -197,12 +277,12 @@ class LLM:
             data = bytes(text)
         else:
             raise ValueError(f"text must be str or bytes, got {type(text).__name__}")
-        return self._tok().encode(data, bool(add_special), bool(parse_special))
+        return self.get_tokenizer().encode(data, bool(add_special), bool(parse_special))
 
     def detokenize_bytes(self, token_ids: Iterable[int], special: bool = False) -> bytes:
         """The bytes token_ids stand for (a character may be cut at either end).
         special: show control tokens (``<|im_end|>``) as their text."""
-        return self._tok().decode(_ids_list(token_ids), bool(special))
+        return self.get_tokenizer().decode(_ids_list(token_ids), bool(special))
 
     def detokenize(self, token_ids: Iterable[int], special: bool = False) -> str:
         """The text of token_ids; bytes that are not valid UTF-8 become U+FFFD,
@@ -212,13 +292,98 @@ class LLM:
     def stream_decoder(self, special: bool = False) -> "_core.StreamDecoder":
         """A decoder fed one token at a time (``.push(id) -> str``, then
         ``.finish() -> str``) that holds back bytes until a character is whole."""
-        return _core.StreamDecoder(self._tok(), bool(special))
+        return _core.StreamDecoder(self.get_tokenizer(), bool(special))
 
     def __repr__(self) -> str:
-        if self._model is None:
+        if self.llm_engine is None:
             return f"LLM({self.model_path!r}, vocab_only=True, n_vocab={self.n_vocab})"
-        return (f"LLM({self.model_path!r}, arch={self._model.architecture}, n_ctx={self.n_ctx}, "
+        return (f"LLM({self.model_path!r}, arch={self._engine().architecture}, n_ctx={self.n_ctx}, "
                 f"n_threads={self.n_threads}, kv_type={self.kv_type!r})")
+
+
+class _TextStream:
+    """The text deltas of one request as the engine steps. Closing it early
+    (or dropping it) aborts the request, so its KV blocks go back at once."""
+
+    def __init__(self, engine: LLMEngine, request_id: str):
+        self._engine, self._id, self._finished = engine, request_id, False
+        self._pending: List[str] = []
+
+    def __iter__(self):
+        return self
+
+    def __next__(self) -> str:
+        while not self._pending:
+            if self._finished:
+                raise StopIteration
+            try:
+                for out in self._engine.step():
+                    if out.request_id == self._id:
+                        self._finished = out.finished
+                        if out.outputs[0].text:
+                            self._pending.append(out.outputs[0].text)
+            except BaseException:
+                self.close()
+                raise
+        return self._pending.pop(0)
+
+    def close(self) -> None:
+        if not self._finished:
+            self._finished = True
+            self._engine.abort_request(self._id)
+
+    def __del__(self):
+        try:
+            self.close()
+        except Exception:  # the engine may be gone at interpreter exit
+            pass
+
+
+def _params_per_prompt(sampling_params, n: int) -> List[SamplingParams]:
+    if sampling_params is None:
+        return [SamplingParams()] * n
+    if isinstance(sampling_params, SamplingParams):
+        return [sampling_params] * n
+    params = list(sampling_params)
+    if len(params) != n or not all(isinstance(p, SamplingParams) for p in params):
+        raise ValueError(f"sampling_params must be a SamplingParams or a list of {n} of them (one per prompt)")
+    return params
+
+
+def _merge(acc: Optional[RequestOutput], new: RequestOutput) -> RequestOutput:
+    """A request's output so far, with a step's news appended."""
+    if acc is None:
+        return new
+    by_index = {c.index: c for c in acc.outputs}
+    for c in new.outputs:
+        old = by_index.get(c.index)
+        if old is None:
+            by_index[c.index] = c
+            continue
+        old.text += c.text
+        old.token_ids += c.token_ids
+        if c.logprobs is not None:
+            old.logprobs = (old.logprobs or []) + c.logprobs
+        old.cumulative_logprob = c.cumulative_logprob
+        old.finish_reason, old.stop_reason, old.beam_score = c.finish_reason, c.stop_reason, c.beam_score
+    acc.outputs = [by_index[i] for i in sorted(by_index)]
+    acc.finished, acc.metrics, acc.num_cached_tokens = new.finished, new.metrics, new.num_cached_tokens
+    if acc.finished:
+        generated = sum(len(c.token_ids) for c in acc.outputs)
+        m = acc.metrics
+        m["generated_tokens"] = generated
+        if m.get("decode_seconds"):
+            m["decode_tokens_per_s"] = max(generated - len(acc.outputs), 0) / m["decode_seconds"]
+        if m.get("prefill_seconds"):
+            m["prefill_tokens_per_s"] = (m["prompt_tokens"] - m["reused_tokens"]) / m["prefill_seconds"]
+    return acc
+
+
+def _progress(total: int, use_tqdm: bool):
+    if not use_tqdm or total < 2 or not sys.stderr.isatty():
+        return None
+    from tqdm import tqdm
+    return tqdm(total=total, desc="Processed prompts", unit="prompt", dynamic_ncols=True)
 
 
 def _ids_list(token_ids) -> list:
@@ -226,3 +391,19 @@ def _ids_list(token_ids) -> list:
     if ids.size and (ids.ndim != 1 or not np.issubdtype(ids.dtype, np.integer)):
         raise ValueError("token_ids must be a 1-D sequence of integers")
     return [int(i) for i in ids.reshape(-1)]
+
+
+class _SeedSequence:
+    """Per-request seeds from LLM(seed=...): the same LLM seed gives the same
+    sequence of requests the same texts."""
+
+    def __init__(self, seed: int):
+        self._n = itertools.count()
+        self._seed = int(seed)
+
+    def next(self) -> int:
+        # splitmix64 of (seed, request number): well spread, reproducible
+        z = (self._seed + 0x9E3779B97F4A7C15 * (next(self._n) + 1)) & (2 ** 64 - 1)
+        z = ((z ^ (z >> 30)) * 0xBF58476D1CE4E5B9) & (2 ** 64 - 1)
+        z = ((z ^ (z >> 27)) * 0x94D049BB133111EB) & (2 ** 64 - 1)
+        return z ^ (z >> 31)

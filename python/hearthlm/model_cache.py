@@ -33,15 +33,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import List, Optional
 
-try:
-    from ._core import HearthError as _ErrorBase
-except ImportError:  # the compiled core is not built: the launcher still reports errors
-    _ErrorBase = ValueError
-
-
-class ModelFetchError(_ErrorBase):
-    """The default model could not be found, fetched or verified. The message
-    names the file or URL and what went wrong."""
+from .errors import ModelFetchError
 
 
 @dataclass(frozen=True)

@@ -1,7 +1,8 @@
 """SamplingParams: how to choose the tokens of a completion, with vLLM's names
 and defaults, Hugging Face's names where people expect them
-(``max_new_tokens``, ``do_sample``, ``num_beams``), and a ValueError naming
-the parameter and its allowed range for a bad value."""
+(``max_new_tokens``, ``do_sample``, ``num_beams``). The values cross into C++
+as one bound struct (hearthlm._core.RequestParams), and C++ checks them: a
+bad value raises a ValueError naming the parameter and its range."""
 
 from __future__ import annotations
 
@@ -10,25 +11,38 @@ from dataclasses import InitVar, dataclass, field
 from typing import List, Optional, Union
 
 
-def _is_int(v) -> bool:
-    return isinstance(v, numbers.Integral) and not isinstance(v, bool)
+def _int(name: str, v, none_as=None) -> int:
+    if v is None and none_as is not None:
+        return none_as
+    if not isinstance(v, numbers.Integral) or isinstance(v, bool):
+        raise ValueError(f"{name} must be an integer, got {v!r}")
+    return int(v)
 
 
-def _is_num(v) -> bool:
-    return isinstance(v, numbers.Real) and not isinstance(v, bool)
+def _num(name: str, v) -> float:
+    if not isinstance(v, numbers.Real) or isinstance(v, bool):
+        raise ValueError(f"{name} must be a number, got {v!r}")
+    return float(v)
+
+
+def _flag(name: str, v) -> bool:
+    if not isinstance(v, bool):
+        raise ValueError(f"{name} must be True or False, got {v!r}")
+    return v
 
 
 @dataclass
 class SamplingParams:
-    """Parameters of one completion.
+    """Parameters of one request.
 
     The sampling chain runs in Hugging Face's order: repetition_penalty ->
     presence / frequency penalties -> temperature -> top_k -> top_p -> min_p
-    -> a draw from a generator seeded with ``seed``. temperature 0 (or
-    do_sample=False) is greedy; num_beams > 1 is beam search.
+    -> a draw from a generator seeded with ``seed`` (each completion its
+    own). temperature 0 (or do_sample=False) is greedy; num_beams > 1 is beam
+    search.
     """
 
-    n: int = 1                          # completions per prompt
+    n: int = 1                          # completions per prompt (forks of the prompt's KV blocks)
     temperature: float = 1.0            # >= 0; 0: greedy
     top_p: float = 1.0                  # (0, 1]
     top_k: int = -1                     # -1 or 0: off
@@ -37,8 +51,9 @@ class SamplingParams:
     presence_penalty: float = 0.0       # [-2, 2] (OpenAI's: output tokens)
     frequency_penalty: float = 0.0      # [-2, 2]
     max_tokens: Optional[int] = 16      # new tokens at most; None: until the context is full
-    stop: Union[str, List[str], None] = None  # stop strings, never part of the text
+    stop: Union[str, List[str], None] = None  # stop strings, not part of the text
     stop_token_ids: Optional[List[int]] = None
+    include_stop_str_in_output: bool = False  # the stop string ends the text instead of being cut
     ignore_eos: bool = False
     seed: Optional[int] = None
     logprobs: Optional[int] = None      # alternatives per token to report (0: just the chosen one)
@@ -55,72 +70,66 @@ class SamplingParams:
         if max_new_tokens is not None:
             self.max_tokens = max_new_tokens
         if do_sample is not None:
-            if not isinstance(do_sample, bool):
-                raise ValueError(f"do_sample must be True or False, got {do_sample!r}")
-            self._do_sample = do_sample
+            self._do_sample = _flag("do_sample", do_sample)
             if not do_sample:
                 self.temperature = 0.0
         if isinstance(self.stop, str):
             self.stop = [self.stop]
         self.stop = list(self.stop or [])
         self.stop_token_ids = list(self.stop_token_ids or [])
-        self._check()
-
-    def _check(self):
-        def bad(name, rule):
-            raise ValueError(f"{name} must be {rule}, got {getattr(self, name)!r}")
-
-        if not _is_int(self.n) or self.n < 1:
-            bad("n", "an integer >= 1")
-        if not _is_num(self.temperature) or not self.temperature >= 0 or self.temperature == float("inf"):
-            bad("temperature", ">= 0 (0 is greedy)")
-        if self._do_sample and self.temperature == 0:
-            raise ValueError("do_sample=True needs temperature > 0, got temperature=0")
-        if not _is_num(self.top_p) or not 0 < self.top_p <= 1:
-            bad("top_p", "in (0, 1]")
-        if not _is_int(self.top_k) or self.top_k < -1:
-            bad("top_k", "an integer >= -1 (-1 or 0 is off)")
-        if not _is_num(self.min_p) or not 0 <= self.min_p <= 1:
-            bad("min_p", "in [0, 1]")
-        if not _is_num(self.repetition_penalty) or not self.repetition_penalty > 0 \
-                or self.repetition_penalty == float("inf"):
-            bad("repetition_penalty", "> 0 (1 is off)")
-        for name in ("presence_penalty", "frequency_penalty"):
-            v = getattr(self, name)
-            if not _is_num(v) or not -2 <= v <= 2:
-                bad(name, "in [-2, 2]")
-        if self.max_tokens is not None and (not _is_int(self.max_tokens) or self.max_tokens < 1):
-            bad("max_tokens", "an integer >= 1 or None (max_new_tokens likewise)")
-        if not all(isinstance(s, str) for s in self.stop):
-            bad("stop", "a string or a list of strings")
-        if not all(_is_int(t) and t >= 0 for t in self.stop_token_ids):
-            bad("stop_token_ids", "a list of token ids")
-        if self.seed is not None and (not _is_int(self.seed) or not 0 <= self.seed < 2 ** 64):
-            bad("seed", "an integer in [0, 2**64) or None")
-        if self.logprobs is not None and (not _is_int(self.logprobs) or self.logprobs < 0):
-            bad("logprobs", "an integer >= 0 or None")
-        if not _is_int(self.num_beams) or self.num_beams < 1:
-            bad("num_beams", "an integer >= 1")
-        if not _is_num(self.length_penalty):
-            bad("length_penalty", "a number")
-        if self.early_stopping not in (True, False, "never"):
-            bad("early_stopping", "True, False or 'never'")
-        if self.num_beams > 1:
-            if self._do_sample:
-                raise ValueError("num_beams > 1 with do_sample=True (beam sampling) is not supported; "
-                                 "beam search is deterministic (do_sample=False)")
-            if self.n > self.num_beams:
-                raise ValueError(f"n must be <= num_beams for beam search, got n={self.n}, num_beams={self.num_beams}")
-            if self.max_tokens is None:
-                raise ValueError("beam search needs max_tokens (or max_new_tokens)")
+        self.to_core()  # checked now, so that a bad value fails where it is written
 
     @property
     def greedy(self) -> bool:
         return self.temperature == 0
 
-    def core_sampling(self, seed: int) -> dict:
-        """The parameters of the C++ sampler."""
-        return dict(temperature=float(self.temperature), top_k=max(int(self.top_k), 0), top_p=float(self.top_p),
-                    min_p=float(self.min_p), repetition_penalty=float(self.repetition_penalty),
-                    presence_penalty=float(self.presence_penalty), frequency_penalty=float(self.frequency_penalty),
-                    seed=int(seed))
+    def to_core(self, seed: Optional[int] = None):
+        """The C++ struct (hearthlm._core.RequestParams), checked; seed (if
+        given) stands in for a request without its own."""
+        from . import _core
+
+        if self._do_sample and self.temperature == 0:
+            raise ValueError("do_sample=True needs temperature > 0, got temperature=0")
+        if self.num_beams > 1 and self._do_sample:
+            raise ValueError("num_beams > 1 with do_sample=True (beam sampling) is not supported; "
+                             "beam search is deterministic (do_sample=False)")
+        p = _core.RequestParams()
+        s = p.sampling
+        s.temperature = _num("temperature", self.temperature)
+        top_k = _int("top_k", self.top_k)
+        s.top_k = 0 if top_k == -1 else top_k  # vLLM's -1 is off, as 0
+        s.top_p = _num("top_p", self.top_p)
+        s.min_p = _num("min_p", self.min_p)
+        s.repetition_penalty = _num("repetition_penalty", self.repetition_penalty)
+        s.presence_penalty = _num("presence_penalty", self.presence_penalty)
+        s.frequency_penalty = _num("frequency_penalty", self.frequency_penalty)
+        chosen_seed = self.seed if self.seed is not None else seed
+        if chosen_seed is not None:
+            chosen_seed = _int("seed", chosen_seed)
+            if not 0 <= chosen_seed < 2 ** 64:
+                raise ValueError(f"seed must be an integer in [0, 2**64) or None, got {chosen_seed!r}")
+            s.seed = chosen_seed
+            p.has_seed = True
+        g = p.generation
+        g.n = _int("n", self.n)
+        g.max_tokens = _int("max_tokens", self.max_tokens, none_as=-1)
+        if self.max_tokens is not None and g.max_tokens < 1:
+            raise ValueError(f"max_tokens must be an integer >= 1 or None (max_new_tokens likewise), got {self.max_tokens!r}")
+        if not all(isinstance(x, str) for x in self.stop):
+            raise ValueError(f"stop must be a string or a list of strings, got {self.stop!r}")
+        g.stop = self.stop
+        g.include_stop_str_in_output = _flag("include_stop_str_in_output", self.include_stop_str_in_output)
+        g.stop_token_ids = [_int("stop_token_ids", t) for t in self.stop_token_ids]
+        g.ignore_eos = _flag("ignore_eos", self.ignore_eos)
+        g.logprobs = _int("logprobs", self.logprobs, none_as=-1)
+        if self.logprobs is not None and g.logprobs < 0:
+            raise ValueError(f"logprobs must be an integer >= 0 or None, got {self.logprobs!r}")
+        g.skip_special_tokens = _flag("skip_special_tokens", self.skip_special_tokens)
+        b = p.beam
+        b.num_beams = _int("num_beams", self.num_beams)
+        b.length_penalty = _num("length_penalty", self.length_penalty)
+        if self.early_stopping not in (True, False, "never"):
+            raise ValueError(f"early_stopping must be True, False or 'never', got {self.early_stopping!r}")
+        b.early_stopping = str(self.early_stopping).lower()
+        p.check()  # ranges, and how the parts combine: C++ names the parameter
+        return p

@@ -2,9 +2,10 @@
 
 A ConvertError carries a message meant for the person running
 ``hearth-convert``: the CLI prints it without a traceback and exits non-zero.
-Anything else that escapes is a bug and keeps its traceback.
+Anything else that escapes is a bug and keeps its traceback. It is a
+``hearthlm.HearthError`` (hearthlm/errors.py).
 """
 
+from ..errors import ConvertError
 
-class ConvertError(ValueError):
-    """A problem with the input or the arguments, explained in the message."""
+__all__ = ["ConvertError"]

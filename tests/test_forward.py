@@ -1,4 +1,4 @@
-"""The engine on small GGUF files written by the `gguf` package: logits against
+"""The forward pass on small GGUF files written by the `gguf` package: logits against
 an independent numpy forward pass, the KV cache (continuation, reset, limits),
 thread-count and kernel-path invariance, and parameter checking."""
 

@@ -1,0 +1,71 @@
+#include "generate/completion.h"
+
+#include <algorithm>
+
+#include "base/error.h"
+
+namespace hearth {
+
+const char* finish_reason_name(FinishReason r) {
+    switch (r) {
+        case FinishReason::Stop: return "stop";
+        case FinishReason::Length: return "length";
+        default: return "";
+    }
+}
+
+Completion::Completion(const Tokenizer* tok, const GenerationParams& p, const SamplingParams& sampling,
+                       const std::vector<int32_t>& prompt, int64_t n_ctx)
+    : tok_(tok), p_(p), sampler_(sampling), prompt_(prompt), n_ctx_(n_ctx), stops_(p.stop) {
+    check_generation_params(p);
+    if (tok_) text_ = std::make_unique<StreamDecoder>(*tok_, !p.skip_special_tokens);
+    else if (!p.stop.empty()) throw Error("stop strings need the model's tokenizer, and this file carries none");
+}
+
+void Completion::finish(FinishReason r, GeneratedToken& out) {
+    reason_ = r;
+    if (text_) out.text += stops_.feed(text_->finish());  // what the decoder held back
+    if (stops_.found()) {
+        stop_string_ = stops_.which();
+        reason_ = FinishReason::Stop;
+        if (p_.include_stop_str_in_output) out.text += stop_string_;
+        return;
+    }
+    out.text += stops_.flush();
+}
+
+GeneratedToken Completion::next(const float* logits, int64_t n_vocab) {
+    HEARTH_CHECK(!finished(), "Completion::next after the completion finished");
+    GeneratedToken out;
+    work_.assign(logits, logits + n_vocab);
+    out.id = sampler_.sample(work_.data(), n_vocab, prompt_, output_);
+    if (p_.logprobs >= 0) {  // an O(n_vocab) pass: only when asked for
+        out.logprob = log_prob(logits, n_vocab, out.id);
+        cumulative_logprob_ += out.logprob;
+        out.top.push_back(TokenLogprob{out.id, out.logprob, token_rank(logits, n_vocab, out.id)});
+        int32_t rank = 1;
+        for (const auto& [id, lp] : top_log_probs(logits, n_vocab, p_.logprobs)) out.top.push_back(TokenLogprob{id, lp, rank++});
+    }
+    output_.push_back(out.id);
+
+    const bool stop_token = std::find(p_.stop_token_ids.begin(), p_.stop_token_ids.end(), out.id) != p_.stop_token_ids.end();
+    if (stop_token || (!p_.ignore_eos && tok_ && tok_->vocab().ends_generation(out.id))) {
+        stop_token_ = out.id;  // its text is not part of the answer
+        finish(FinishReason::Stop, out);
+        return out;
+    }
+    if (text_) out.text = stops_.feed(text_->push(out.id));
+    if (stops_.found()) {
+        stop_string_ = stops_.which();
+        reason_ = FinishReason::Stop;
+        if (p_.include_stop_str_in_output) out.text += stop_string_;
+        return out;
+    }
+    const bool at_max = p_.max_tokens >= 0 && (int64_t)output_.size() >= p_.max_tokens;
+    // this token would go at position prompt + output - 1: is there room for it?
+    const bool context_full = (int64_t)(prompt_.size() + output_.size()) > n_ctx_;
+    if (at_max || context_full) finish(FinishReason::Length, out);
+    return out;
+}
+
+}  // namespace hearth

@@ -1,0 +1,77 @@
+// One completion while it is generated (a request's sequence when it
+// samples): its own seeded sampler, its stop rules and its text. The engine
+// hands it each row of logits the model computes for it; it chooses the
+// token, checks whether the completion ends there and returns the text that
+// became whole. It never calls the model, so what it chooses depends on the
+// logits alone, not on what else ran in the same batch.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "generate/request_params.h"
+#include "generate/sampler.h"
+#include "generate/stop_strings.h"
+#include "text/detokenizer.h"
+#include "text/tokenizer.h"
+
+namespace hearth {
+
+enum class FinishReason { None, Stop, Length };
+const char* finish_reason_name(FinishReason r);  // "", "stop", "length"
+
+struct TokenLogprob {
+    int32_t id = -1;
+    float logprob = 0;  // log p under the model's own logits (before sampling's processing)
+    int32_t rank = 0;   // 1 for the most likely token of the row
+};
+
+struct GeneratedToken {
+    int32_t id = -1;
+    std::string text;                // text that became showable with this token (whole UTF-8 characters)
+    float logprob = 0;               // of the chosen token (with logprobs >= 0)
+    std::vector<TokenLogprob> top;   // with logprobs >= 0: the chosen token, then the `logprobs` most likely
+};
+
+class Completion {
+public:
+    // n_ctx: the longest the sequence (prompt and output) may grow. Without
+    // a tokenizer (a weights-only file) it chooses ids only: no text, no
+    // end-of-generation tokens, no stop strings.
+    Completion(const Tokenizer* tok, const GenerationParams& p, const SamplingParams& sampling,
+               const std::vector<int32_t>& prompt, int64_t n_ctx);
+
+    // The next token from this row of logits [n_vocab], which follows the
+    // prompt and output so far. Call only while !finished().
+    GeneratedToken next(const float* logits, int64_t n_vocab);
+
+    bool finished() const { return reason_ != FinishReason::None; }
+    FinishReason finish_reason() const { return reason_; }
+    // what stopped it: the stop string, or the token id ("" / -1 otherwise)
+    const std::string& stop_string() const { return stop_string_; }
+    int32_t stop_token() const { return stop_token_; }
+    const std::vector<int32_t>& output() const { return output_; }
+    // sum of the chosen tokens' log-probabilities (with logprobs >= 0)
+    double cumulative_logprob() const { return cumulative_logprob_; }
+
+private:
+    void finish(FinishReason r, GeneratedToken& out);
+
+    const Tokenizer* tok_;
+    GenerationParams p_;
+    Sampler sampler_;
+    const std::vector<int32_t>& prompt_;
+    int64_t n_ctx_;
+    std::unique_ptr<StreamDecoder> text_;  // null without a tokenizer
+    StopStrings stops_;
+    std::vector<float> work_;
+    std::vector<int32_t> output_;
+    double cumulative_logprob_ = 0;
+    FinishReason reason_ = FinishReason::None;
+    std::string stop_string_;
+    int32_t stop_token_ = -1;
+};
+
+}  // namespace hearth

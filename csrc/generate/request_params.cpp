@@ -1,0 +1,45 @@
+#include "generate/request_params.h"
+
+#include <cmath>
+
+#include "base/error.h"
+
+namespace hearth {
+
+void check_generation_params(const GenerationParams& p) {
+    if (p.n < 1) throw Error("n must be an integer >= 1, got " + std::to_string(p.n));
+    if (p.max_tokens == 0 || p.max_tokens < -1) {
+        throw Error("max_tokens must be an integer >= 1 or None, got " + std::to_string(p.max_tokens));
+    }
+    if (p.logprobs < -1) throw Error("logprobs must be an integer >= 0 or None, got " + std::to_string(p.logprobs));
+    for (int32_t t : p.stop_token_ids) {
+        if (t < 0) throw Error("stop_token_ids must be token ids (>= 0), got " + std::to_string(t));
+    }
+}
+
+void check_beam_search_params(const BeamSearchParams& p) {
+    if (p.num_beams < 1) throw Error("num_beams must be an integer >= 1, got " + std::to_string(p.num_beams));
+    if (!std::isfinite(p.length_penalty)) throw Error("length_penalty must be a finite number");
+}
+
+void check_request_params(const RequestParams& p) {
+    check_sampling_params(p.sampling);
+    check_generation_params(p.generation);
+    check_beam_search_params(p.beam);
+    if (p.beam_search()) {
+        if (p.generation.n > p.beam.num_beams) {
+            throw Error("n must be <= num_beams for beam search, got n=" + std::to_string(p.generation.n) +
+                        ", num_beams=" + std::to_string(p.beam.num_beams));
+        }
+        if (p.generation.logprobs >= 0) throw Error("logprobs are not reported for beam search (num_beams > 1)");
+    }
+}
+
+EarlyStopping parse_early_stopping(const std::string& s) {
+    if (s == "false" || s == "False") return EarlyStopping::Heuristic;
+    if (s == "true" || s == "True") return EarlyStopping::Done;
+    if (s == "never") return EarlyStopping::Never;
+    throw Error("early_stopping must be True, False or 'never', got '" + s + "'");
+}
+
+}  // namespace hearth

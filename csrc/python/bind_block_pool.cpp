@@ -1,0 +1,57 @@
+// _core.testing.KVCacheManager: the KV cache's block tables on a pool of
+// their own, so that tests can check sharing, copy on write, the prefix
+// cache and its LRU eviction without a model.
+#include <pybind11/pybind11.h>
+#include <pybind11/stl.h>
+
+#include <memory>
+
+#include "engine/kv_cache_manager.h"
+
+namespace py = pybind11;
+using namespace hearth;
+
+namespace {
+
+// The manager with the (tiny) memory it copies blocks in.
+struct ManagerWithCache {
+    std::unique_ptr<KVCache> cache;
+    std::unique_ptr<KVCacheManager> kv;
+};
+
+}  // namespace
+
+void bind_block_pool(py::module_& testing) {
+    py::class_<ManagerWithCache>(testing, "KVCacheManager")
+        .def(py::init([](int64_t n_blocks, bool prefix_caching) {
+                 auto m = std::make_unique<ManagerWithCache>();
+                 m->cache = std::make_unique<KVCache>(1, 1, 1, KVType::F32, n_blocks);
+                 m->kv = std::make_unique<KVCacheManager>(*m->cache, prefix_caching);
+                 return m;
+             }),
+             py::arg("n_blocks"), py::arg("prefix_caching") = true)
+        .def_readonly_static("block_tokens", &KVCacheManager::kBlockTokens)
+        .def("new_sequence", [](ManagerWithCache& m) { return m.kv->new_sequence(); })
+        .def("fork", [](ManagerWithCache& m, int s) { return m.kv->fork(s); })
+        .def("free", [](ManagerWithCache& m, int s) { m.kv->free(s); })
+        .def("blocks", [](ManagerWithCache& m, int s) { return m.kv->blocks(s); })
+        .def("allocate", [](ManagerWithCache& m, int s, int64_t first_write, int64_t n) { return m.kv->allocate(s, first_write, n); })
+        .def("blocks_needed", [](ManagerWithCache& m, int s, int64_t first_write, int64_t n) {
+            return m.kv->blocks_needed(s, first_write, n);
+        })
+        .def("take_cached_prefix", [](ManagerWithCache& m, int s, const std::vector<int32_t>& tokens, int64_t max_tokens) {
+            return m.kv->take_cached_prefix(s, tokens.data(), max_tokens);
+        })
+        .def("cache_blocks", [](ManagerWithCache& m, int s, const std::vector<int32_t>& tokens, int64_t n_computed) {
+            m.kv->cache_blocks(s, tokens.data(), n_computed);
+        })
+        .def("refcount", [](ManagerWithCache& m, int32_t b) { return m.kv->pool().refcount(b); })
+        .def("is_cached", [](ManagerWithCache& m, int32_t b) { return m.kv->pool().is_cached(b); })
+        // block contents: one float per position (1 layer, 1 head, head_dim 1)
+        .def("write", [](ManagerWithCache& m, int32_t block, int64_t slot, float v) {
+            *(float*)m.cache->slot(block, 0, 0, slot, 0) = v;
+        })
+        .def("read", [](ManagerWithCache& m, int32_t block, int64_t slot) { return *(float*)m.cache->slot(block, 0, 0, slot, 0); })
+        .def_property_readonly("n_free", [](ManagerWithCache& m) { return m.kv->pool().n_free(); })
+        .def_property_readonly("n_used", [](ManagerWithCache& m) { return m.kv->pool().n_used(); });
+}

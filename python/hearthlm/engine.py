@@ -1,0 +1,227 @@
+"""LLMEngine: the engine loop with vLLM's shape, over hearthlm._core.Engine.
+
+    engine = LLMEngine("model.gguf", max_num_seqs=16)
+    engine.add_request("a", "The capital of France is", SamplingParams(max_tokens=16))
+    engine.add_request("b", [504, 3458, 282], SamplingParams(temperature=0.8, seed=1))
+    while engine.has_unfinished_requests():
+        for out in engine.step():          # each request's new tokens and text since the last step
+            print(out.request_id, out.outputs[0].text, out.finished)
+
+Each step() runs one forward pass over every running request (decode rows
+and prefill chunks under a token budget) with the GIL released; a request's
+output does not depend on what else runs with it.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from typing import Dict, Iterable, List, Optional, Union
+
+import numpy as np
+
+from . import _core
+from .errors import HearthError
+from .outputs import CompletionOutput, Logprob, RequestOutput
+from .sampling_params import SamplingParams
+
+KV_TYPES = ("f16", "f32")
+
+PromptType = Union[str, List[int], dict]
+
+
+def normalize_prompts(prompts) -> List[dict]:
+    """str | list[str] | list[int] (one prompt of ids) | list[list[int]] |
+    {"prompt": ...} / {"prompt_token_ids": [...]} dicts -> [{"prompt"|"prompt_token_ids": ...}]."""
+    def one(p):
+        if isinstance(p, str):
+            return {"prompt": p}
+        if isinstance(p, dict) and ("prompt" in p or "prompt_token_ids" in p):
+            return dict(p)
+        if isinstance(p, (list, tuple, np.ndarray)) and all(_is_id(t) for t in p):
+            return {"prompt_token_ids": [int(t) for t in p]}
+        raise ValueError(f"a prompt must be a str, a list of token ids or a dict, got {type(p).__name__}")
+
+    if isinstance(prompts, (str, dict)):
+        return [one(prompts)]
+    prompts = list(prompts)
+    if prompts and all(_is_id(t) for t in prompts):
+        return [one(prompts)]  # a single prompt given as token ids
+    if not prompts:
+        raise ValueError("prompts is empty")
+    return [one(p) for p in prompts]
+
+
+def _is_id(t) -> bool:
+    return isinstance(t, (int, np.integer)) and not isinstance(t, bool)
+
+
+def _positive_int(name: str, value, allow_none=True) -> int:
+    if value is None and allow_none:
+        return 0
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
+        raise ValueError(f"{name} must be a positive integer{' or None' if allow_none else ''}, got {value!r}")
+    return int(value)
+
+
+class LLMEngine:
+    """Continuous batching over one model (vLLM's LLMEngine).
+
+    Args:
+        model: a GGUF file (None: the default model, fetched once).
+        n_threads: worker threads (default: every CPU this process may use).
+        n_ctx: the longest a sequence may grow, prompt and output (default:
+            the model's context, at most 4096).
+        kv_type: "f16" (default, as llama.cpp) or "f32" (exact parity).
+        kv_cache_tokens: the KV pool shared by all requests, in tokens
+            (default: n_ctx × min(max_num_seqs, 4)); memory is touched only
+            as it is used.
+        max_num_seqs: requests running at once (default 16).
+        max_num_batched_tokens: rows per step, decode rows and prefill
+            chunks together (default 512).
+        enable_prefix_caching: keep full KV blocks for later requests that
+            begin the same way (default True).
+    """
+
+    def __init__(self, model: Union[str, os.PathLike, None] = None, *, n_threads: Optional[int] = None,
+                 n_ctx: Optional[int] = None, kv_type: str = "f16", kv_cache_tokens: Optional[int] = None,
+                 max_num_seqs: int = 16, max_num_batched_tokens: int = 512, enable_prefix_caching: bool = True,
+                 _loaded=None):
+        threads = _positive_int("n_threads", n_threads)
+        ctx = _positive_int("n_ctx", n_ctx)
+        kv_tokens = _positive_int("kv_cache_tokens", kv_cache_tokens)
+        seqs = _positive_int("max_num_seqs", max_num_seqs, allow_none=False)
+        batched = _positive_int("max_num_batched_tokens", max_num_batched_tokens, allow_none=False)
+        if kv_type not in KV_TYPES:
+            raise ValueError(f"kv_type must be one of {KV_TYPES}, got {kv_type!r}")
+        if _loaded is not None:
+            self.model_path, self._model, self._tokenizer = _loaded
+        else:
+            if model is None:
+                from .model_cache import default_model_path
+                model = default_model_path()
+            self.model_path = os.fspath(model)
+            self._model = _core.Model(self.model_path, threads)
+            self._tokenizer = _core.Tokenizer.from_model(self._model)
+        self._engine = _core.Engine(self._model, self._tokenizer, ctx, kv_type, kv_tokens, seqs, batched,
+                                    bool(enable_prefix_caching))
+        self._prompts: Dict[str, tuple] = {}  # request id -> (prompt text or None, prompt ids, wants logprobs)
+        self._token_text: Dict[int, str] = {}
+
+    # --- requests --------------------------------------------------------------
+    def add_request(self, request_id: str, prompt: PromptType, params: Optional[SamplingParams] = None,
+                    *, seed: Optional[int] = None) -> None:
+        """Queues a request: prompt is a str, a list of token ids, or vLLM's
+        {"prompt": ...} / {"prompt_token_ids": [...]}. Raises HearthError
+        (nothing queued) for an id in use, an empty prompt or one too long
+        for the context, or parameters out of range. seed: used when params
+        has none."""
+        if not isinstance(request_id, str):
+            raise ValueError(f"request_id must be a str, got {type(request_id).__name__}")
+        params = params if params is not None else SamplingParams()
+        if not isinstance(params, SamplingParams):
+            raise ValueError(f"params must be a SamplingParams, got {type(params).__name__}")
+        reqs = normalize_prompts(prompt)
+        if len(reqs) != 1:
+            raise ValueError("add_request takes one prompt")
+        text, ids = self.prompt_ids(reqs[0])
+        self._engine.add_request(request_id, np.asarray(ids, dtype=np.int64), params.to_core(seed))
+        self._prompts[request_id] = (text, ids, params.logprobs is not None)
+
+    def prompt_ids(self, prompt: dict):
+        """(text or None, token ids) of a normalized prompt."""
+        if "prompt_token_ids" in prompt:
+            return prompt.get("prompt"), [int(t) for t in prompt["prompt_token_ids"]]
+        return prompt["prompt"], self.tokenize(prompt["prompt"])
+
+    def step(self) -> List[RequestOutput]:
+        """One forward pass over every running request. Returns the news of
+        each request that has some: its new tokens and text since the last
+        step (finished=True on its last)."""
+        outs = []
+        for o in self._engine.step():
+            text, ids, with_logprobs = (self._prompts.pop(o.request_id) if o.finished
+                                        else self._prompts[o.request_id])
+            outs.append(self._request_output(o, text, ids, with_logprobs))
+        return outs
+
+    def abort_request(self, request_id: Union[str, Iterable[str]]) -> None:
+        """Drops the request(s) at once; their KV blocks go back to the pool."""
+        for rid in [request_id] if isinstance(request_id, str) else list(request_id):
+            self._engine.abort_request(rid)
+            self._prompts.pop(rid, None)
+
+    def has_unfinished_requests(self) -> bool:
+        return self._engine.has_unfinished_requests()
+
+    def get_num_unfinished_requests(self) -> int:
+        s = self._engine.stats()
+        return s["num_requests_running"] + s["num_requests_waiting"]
+
+    def stats(self) -> dict:
+        """Counters (vLLM's names): num_requests_running / _waiting,
+        kv_blocks_used / _total, kv_cache_usage_perc, prefix_cache_queries /
+        _hits (tokens), prompt_tokens, generation_tokens, num_preemptions."""
+        s = dict(self._engine.stats())
+        s["kv_cache_usage_perc"] = s["kv_blocks_used"] / s["kv_blocks_total"]
+        return s
+
+    # --- the model -------------------------------------------------------------
+    def get_tokenizer(self):
+        """The C++ tokenizer (encode / decode bytes); LLM.tokenize / detokenize wrap it."""
+        if self._tokenizer is None:
+            raise HearthError(f"{self.model_path}: the file carries no tokenizer (no 'tokenizer.ggml.model'); "
+                              "pass token ids instead")
+        return self._tokenizer
+
+    def tokenize(self, text, add_special: bool = True, parse_special: bool = True) -> List[int]:
+        if isinstance(text, str):
+            data = text.encode("utf-8")
+        elif isinstance(text, (bytes, bytearray, memoryview)):
+            data = bytes(text)
+        else:
+            raise ValueError(f"text must be str or bytes, got {type(text).__name__}")
+        return self.get_tokenizer().encode(data, bool(add_special), bool(parse_special))
+
+    @property
+    def n_ctx(self) -> int:
+        return self._engine.n_ctx
+
+    def _token_str(self, tid: int) -> str:
+        s = self._token_text.get(tid)
+        if s is None:
+            s = self.get_tokenizer().decode([tid], True).decode("utf-8", errors="replace")
+            self._token_text[tid] = s
+        return s
+
+    def _request_output(self, o, text, ids, with_logprobs) -> RequestOutput:
+        completions = []
+        for d in o.outputs:
+            logprobs = None
+            if with_logprobs:
+                # the chosen token first; reversed, so that its entry (its own rank) is the one kept
+                logprobs = [{tid: Logprob(lp, rank, self._token_str(tid)) for tid, lp, rank in reversed(alts)}
+                            for alts in d.logprobs]
+            completions.append(CompletionOutput(
+                index=d.index, text=d.text, token_ids=list(d.token_ids),
+                cumulative_logprob=d.cumulative_logprob if (with_logprobs or d.beam_search) else None,
+                logprobs=logprobs, finish_reason=d.finish_reason, stop_reason=d.stop_reason,
+                beam_score=d.beam_score))
+        return RequestOutput(request_id=o.request_id, prompt=text, prompt_token_ids=ids, outputs=completions,
+                             finished=o.finished, num_cached_tokens=o.num_cached_tokens,
+                             metrics=_metrics(o, self._engine.kv_block_bytes))
+
+
+def _metrics(o, block_bytes: int) -> dict:
+    m = {"prompt_tokens": o.num_prompt_tokens, "reused_tokens": o.num_cached_tokens,
+         "num_preemptions": o.num_preemptions, "arrival_time": o.arrival_time,
+         "kv_peak_bytes": o.peak_kv_blocks * block_bytes}
+    if o.first_scheduled_time is not None:
+        m["queued_seconds"] = o.first_scheduled_time - o.arrival_time
+    if o.first_token_time is not None:
+        m["prefill_seconds"] = o.first_token_time - o.first_scheduled_time
+        m["time_to_first_token"] = o.first_token_time - o.arrival_time
+        m["decode_seconds"] = o.last_token_time - o.first_token_time
+    if o.finished_time is not None:
+        m["total_seconds"] = o.finished_time - o.arrival_time
+    return m
