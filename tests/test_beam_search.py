@@ -138,3 +138,42 @@ def test_beam_search_on_smollm2_equals_transformers(smollm2_f32_gguf, smollm2_hf
         assert abs(got.cumulative_logprob - got.beam_score * len(got.token_ids)) <= 1e-3
         if len(ids) >= 256:  # a long prompt: its blocks are held once, not four times
             assert out.metrics["kv_peak_bytes"] < 0.4 * independent
+
+
+def test_beam_searches_that_fill_the_context_finish_and_leave_the_pool_whole(smollm2_gguf):
+    # the sequence that used to fail every later call ("the KV cache is full:
+    # 1 positions needed, room for 0"): beams as long as the context allows
+    llm = LLM(str(smollm2_gguf), n_threads=2, n_ctx=256)
+    chat = [{"role": "user", "content": "Tell me a long story about a dragon who learns to bake bread."}]
+    a = llm.chat(chat, SamplingParams(num_beams=3, max_tokens=200, ignore_eos=True))[0]
+    b = llm.chat(chat, SamplingParams(num_beams=4, max_tokens=100, ignore_eos=True))[0]
+    n_prompt = len(a.prompt_token_ids)
+    assert a.finish_reason == "length" and len(a.token_ids) == min(200, 256 - n_prompt + 1)
+    assert b.finish_reason == "length" and len(b.token_ids) == 100
+    llm.reset()
+    assert llm.llm_engine.stats()["kv_blocks_used"] == 0
+    c = llm.chat(chat, SamplingParams(temperature=0, max_tokens=8))[0]
+    assert len(c.token_ids) == 8
+
+
+def test_beam_search_to_the_end_of_the_context_finishes_with_length(smollm2_gguf):
+    llm = LLM(str(smollm2_gguf), n_threads=2, n_ctx=64)
+    prompt = list(range(1000, 1050))
+    out = llm.generate([prompt], SamplingParams(num_beams=2, max_tokens=None, ignore_eos=True))[0]
+    assert out.finish_reason == "length" and len(out.token_ids) == 64 - 50 + 1  # as greedy ends there
+    greedy = llm.generate([prompt], SamplingParams(temperature=0, max_tokens=None, ignore_eos=True))[0]
+    assert greedy.finish_reason == "length" and len(greedy.token_ids) == len(out.token_ids)
+
+
+def test_cumulative_logprob_is_the_sum_and_the_score_is_normalised(smollm2_gguf):
+    llm = LLM(str(smollm2_gguf), n_threads=2, n_ctx=256, kv_type="f32")
+    prompt = llm.tokenize("The capital of France is")
+    out = llm.generate([prompt], SamplingParams(num_beams=3, max_tokens=6, ignore_eos=True, length_penalty=2.0))[0]
+    best = out.outputs[0]
+    llm.reset()
+    logits = llm.eval(prompt + best.token_ids[:-1])[len(prompt) - 1:].astype(np.float64)
+    logp = logits - logits.max(1, keepdims=True)
+    logp -= np.log(np.exp(logp).sum(1, keepdims=True))
+    total = sum(logp[i, t] for i, t in enumerate(best.token_ids))
+    assert abs(best.cumulative_logprob - total) < 1e-3
+    assert abs(best.beam_score - total / len(best.token_ids) ** 2.0) < 1e-3

@@ -134,3 +134,33 @@ def test_a_prompt_longer_than_the_context_is_a_clear_error(smollm2_gguf):
                        capture_output=True, text=True, timeout=60)
     assert r.returncode == 1
     assert "does not fit in the context of 64" in r.stderr
+
+
+def test_stop_strings_cut_a_beam_answer_as_in_python(smollm2_gguf):
+    # one C++ post-processing of beam hypotheses serves both front ends
+    r = subprocess.run([hearth_binary(), "-m", str(smollm2_gguf), "-p", TURN1, "--beams", "2", "--stop", "Paris",
+                        *GREEDY], capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stderr
+    llm = LLM(str(smollm2_gguf), n_threads=2, n_ctx=1024)
+    out = llm.chat([{"role": "user", "content": TURN1}], SamplingParams(num_beams=2, max_tokens=48, stop=["Paris"]))[0]
+    assert out.finish_reason == "stop" and out.outputs[0].stop_reason == "Paris"
+    assert "Paris" not in out.text and out.text
+    assert r.stdout == out.text + "\n"
+
+
+def test_beam_search_to_the_end_of_a_small_context_finishes_and_the_next_turn_runs(smollm2_gguf):
+    # a long answer in 128 tokens of context: the beams stop at its end
+    # instead of failing, and nothing they held is lost for the next turn
+    child = pexpect.spawn(hearth_binary(), ["-m", str(smollm2_gguf), "--beams", "3", "-c", "128", "-t", "2"],
+                          encoding="utf-8", timeout=120, dimensions=(50, 500))
+    child.expect("Ctrl-C stops an answer")
+    child.expect_exact("> ")
+    long_answer = ask(child, "Tell me a long story about a dragon.")
+    assert len(long_answer) > 100 and "error" not in long_answer
+    child.sendline("/reset")
+    child.expect_exact("starts over")
+    child.expect_exact("> ")
+    again = ask(child, "Tell me a long story about a dragon.")
+    assert again == long_answer  # beam search is deterministic, and the pool is whole again
+    child.sendline("/exit")
+    child.expect(pexpect.EOF)

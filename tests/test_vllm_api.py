@@ -1,0 +1,112 @@
+"""The Python API in vLLM's idioms, on the real SmolLM2 file: LLM(model=...),
+chat() returning a list and taking several conversations, one
+SamplingParams per prompt, include_stop_str_in_output, get_tokenizer(); and
+the one exception class: a prompt too long for the context raises
+hearthlm.HearthError from every path, and every part's errors are its
+subclasses."""
+from __future__ import annotations
+
+import pytest
+
+import hearthlm
+from hearthlm import LLM, HearthError, LLMEngine, SamplingParams
+from hearthlm.errors import ChatTemplateError, ConvertError, LauncherError, ModelFetchError
+
+GREEDY = dict(temperature=0.0)
+PROMPT = "The history of the printing press begins"
+
+
+@pytest.fixture(scope="module")
+def llm(smollm2_gguf):
+    return LLM(model=str(smollm2_gguf), n_threads=2, n_ctx=512)
+
+
+def test_model_is_the_keyword_as_in_vllm(llm, smollm2_gguf):
+    assert llm.model_path == str(smollm2_gguf)
+    assert LLM(str(smollm2_gguf), n_ctx=64).n_ctx == 64  # the positional path stays
+
+
+def test_chat_returns_a_list_and_takes_several_conversations(llm):
+    one = [{"role": "user", "content": "What is the capital of France?"}]
+    two = [{"role": "user", "content": "Name a colour."}]
+    single = llm.chat(one, SamplingParams(max_tokens=12, **GREEDY))
+    assert isinstance(single, list) and len(single) == 1
+    both = llm.chat([one, two], SamplingParams(max_tokens=12, **GREEDY))
+    assert [o.text for o in both][0] == single[0].text and len(both) == 2
+    assert both[0].prompt == llm.render_chat(one)
+
+
+def test_one_sampling_params_per_prompt(llm):
+    outs = llm.generate([PROMPT, PROMPT], [SamplingParams(max_tokens=3, **GREEDY), SamplingParams(max_tokens=7, **GREEDY)])
+    assert [len(o.token_ids) for o in outs] == [3, 7]
+    assert outs[1].token_ids[:3] == outs[0].token_ids
+    with pytest.raises(ValueError, match="one per prompt"):
+        llm.generate([PROMPT, PROMPT], [SamplingParams()])
+
+
+def test_include_stop_str_in_output(llm):
+    full = llm.generate(PROMPT, SamplingParams(max_tokens=30, ignore_eos=True, **GREEDY))[0].text
+    stop = full.split()[3]
+    cut = llm.generate(PROMPT, SamplingParams(max_tokens=30, stop=[stop], **GREEDY))[0]
+    kept = llm.generate(PROMPT, SamplingParams(max_tokens=30, stop=[stop], include_stop_str_in_output=True,
+                                               **GREEDY))[0]
+    assert cut.text == full[: full.find(stop)]
+    assert kept.text == full[: full.find(stop)] + stop
+    assert kept.outputs[0].stop_reason == stop and kept.finish_reason == "stop"
+    streamed = "".join(llm.generate(PROMPT, SamplingParams(max_tokens=30, stop=[stop], include_stop_str_in_output=True,
+                                                           **GREEDY), stream=True))
+    assert streamed == kept.text
+
+
+def test_get_tokenizer_encodes_as_the_llm(llm):
+    tok = llm.get_tokenizer()
+    assert tok.encode(PROMPT.encode(), True, True) == llm.tokenize(PROMPT)
+    assert llm.llm_engine.get_tokenizer() is tok
+
+
+def test_completion_outputs_know_whether_they_finished(llm):
+    out = llm.generate(PROMPT, SamplingParams(max_tokens=2, **GREEDY))[0]
+    assert out.finished and out.outputs[0].finished()
+
+
+# ---------------------------------------------------------------------------
+# one exception class
+# ---------------------------------------------------------------------------
+
+def test_every_part_raises_a_hearth_error():
+    assert issubclass(HearthError, ValueError)
+    for cls in (ConvertError, ChatTemplateError, ModelFetchError, LauncherError):
+        assert issubclass(cls, HearthError), cls
+    assert hearthlm.HearthError is hearthlm._core.HearthError  # C++ errors arrive as the same class
+
+
+def test_a_prompt_too_long_for_the_context_is_a_hearth_error_from_every_path(smollm2_gguf):
+    small = LLM(str(smollm2_gguf), n_threads=2, n_ctx=32)
+    long_text = "word " * 60
+    long_ids = small.tokenize(long_text)
+    message = r"the prompt is \d+ tokens, which does not fit in the context of 32"
+    with pytest.raises(HearthError, match=message):
+        small.generate(long_text, SamplingParams(max_tokens=4))
+    with pytest.raises(HearthError, match=message):
+        small.generate([long_ids], SamplingParams(max_tokens=4))
+    with pytest.raises(HearthError, match=message):
+        small.generate(long_text, SamplingParams(max_tokens=4), stream=True)
+    with pytest.raises(HearthError, match=message):
+        small.chat([{"role": "user", "content": long_text}], SamplingParams(max_tokens=4))
+    with pytest.raises(HearthError, match=message):
+        small.generate(long_text, SamplingParams(num_beams=2, max_tokens=4))
+    engine = LLMEngine(str(smollm2_gguf), n_threads=2, n_ctx=32)
+    with pytest.raises(HearthError, match=message):
+        engine.add_request("a", long_text, SamplingParams(max_tokens=4))
+    with pytest.raises(HearthError, match="do not fit in the context: n_ctx is 32"):
+        small.eval(long_ids)
+    assert not engine.has_unfinished_requests()
+
+
+def test_a_bad_file_is_a_hearth_error(tmp_path):
+    bad = tmp_path / "bad.gguf"
+    bad.write_bytes(b"GGUF" + b"\0" * 10)
+    with pytest.raises(HearthError, match="bad.gguf"):
+        LLM(str(bad))
+    with pytest.raises(HearthError, match="bad.gguf"):
+        LLMEngine(str(bad))
