@@ -12,6 +12,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from helpers.engine_helpers import counts_during
 from helpers.gguf_files import write_tiny_model
 
 from hearthlm import LLM, HearthError, LLMEngine, SamplingParams, _core
@@ -300,33 +301,10 @@ def test_max_num_seqs_bounds_the_running_requests(tiny):
 
 
 def test_step_releases_the_gil(tiny, tmp_path):
-    import sys
-    import threading
-
     path = write_tiny_model(tmp_path / "gil.gguf", n_ctx=2048, n_embd=256, n_ff=512, weight_type="q8_0")
     e = LLMEngine(str(path), n_threads=1, max_num_batched_tokens=1500)
     e.add_request("a", list(np.random.default_rng(0).integers(0, 256, 1500)), SamplingParams(max_tokens=1))
-    count = [0]
-    stop = threading.Event()
-
-    def counter():
-        while not stop.is_set():
-            count[0] += 1
-
-    old = sys.getswitchinterval()
-    sys.setswitchinterval(0.5)
-    t = threading.Thread(target=counter)
-    try:
-        t.start()
-        while count[0] == 0:
-            pass
-        before = count[0]
-        e.step()
-        during = count[0] - before
-    finally:
-        stop.set()
-        t.join()
-        sys.setswitchinterval(old)
+    during = counts_during(e.step)
     assert during > 1000
     while e.has_unfinished_requests():
         e.step()

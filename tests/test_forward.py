@@ -5,7 +5,7 @@ thread-count and kernel-path invariance, and parameter checking."""
 import numpy as np
 import pytest
 
-from helpers.engine_helpers import rel_max_err
+from helpers.engine_helpers import counts_during, rel_max_err
 from helpers.gguf_files import write_tiny_model
 from helpers.numpy_reference import NumpyReference
 
@@ -182,35 +182,8 @@ def test_default_context_is_the_models_up_to_4096(model_files):
 
 
 def test_eval_releases_the_gil(tmp_path):
-    # another thread counts while this one is inside eval; with the GIL held
-    # during eval, the count read just before and just after the call could
-    # not move (a long switch interval keeps the GIL from changing hands
-    # anywhere but inside a release)
-    import sys
-    import threading
-
     path = write_tiny_model(tmp_path / "gil.gguf", n_ctx=2048, n_embd=256, n_ff=512, weight_type="q8_0")
     llm = LLM(path, n_threads=1)
     ids = list(np.random.default_rng(0).integers(0, 256, 1500))
-    count = [0]
-    stop = threading.Event()
-
-    def counter():
-        while not stop.is_set():
-            count[0] += 1
-
-    old = sys.getswitchinterval()
-    sys.setswitchinterval(0.5)
-    t = threading.Thread(target=counter)
-    try:
-        t.start()
-        while count[0] == 0:
-            pass
-        before = count[0]
-        llm.eval(ids)
-        during = count[0] - before
-    finally:
-        stop.set()
-        t.join()
-        sys.setswitchinterval(old)
+    during = counts_during(lambda: llm.eval(ids))
     assert during > 1000

@@ -52,6 +52,17 @@ def normalize_prompts(prompts) -> List[dict]:
     return [one(p) for p in prompts]
 
 
+def encode(tokenizer, text, add_special: bool = True, parse_special: bool = True) -> List[int]:
+    """Token ids of text (str, or bytes that need not be valid UTF-8)."""
+    if isinstance(text, str):
+        data = text.encode("utf-8")
+    elif isinstance(text, (bytes, bytearray, memoryview)):
+        data = bytes(text)
+    else:
+        raise ValueError(f"text must be str or bytes, got {type(text).__name__}")
+    return tokenizer.encode(data, bool(add_special), bool(parse_special))
+
+
 def _is_id(t) -> bool:
     return isinstance(t, (int, np.integer)) and not isinstance(t, bool)
 
@@ -175,13 +186,7 @@ class LLMEngine:
         return self._tokenizer
 
     def tokenize(self, text, add_special: bool = True, parse_special: bool = True) -> List[int]:
-        if isinstance(text, str):
-            data = text.encode("utf-8")
-        elif isinstance(text, (bytes, bytearray, memoryview)):
-            data = bytes(text)
-        else:
-            raise ValueError(f"text must be str or bytes, got {type(text).__name__}")
-        return self.get_tokenizer().encode(data, bool(add_special), bool(parse_special))
+        return encode(self.get_tokenizer(), text, add_special, parse_special)
 
     @property
     def n_ctx(self) -> int:

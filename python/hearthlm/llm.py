@@ -13,7 +13,7 @@ from typing import Iterable, Iterator, List, Optional, Sequence, Union
 import numpy as np
 
 from . import _core
-from .engine import LLMEngine, normalize_prompts
+from .engine import LLMEngine, encode, normalize_prompts
 from .errors import HearthError
 from .outputs import RequestOutput
 from .sampling_params import SamplingParams
@@ -271,13 +271,7 @@ class LLM:
         parse_special: special-token strings in the text (``<|im_start|>``)
         become those tokens, as in Hugging Face; otherwise they are text.
         """
-        if isinstance(text, str):
-            data = text.encode("utf-8")
-        elif isinstance(text, (bytes, bytearray, memoryview)):
-            data = bytes(text)
-        else:
-            raise ValueError(f"text must be str or bytes, got {type(text).__name__}")
-        return self.get_tokenizer().encode(data, bool(add_special), bool(parse_special))
+        return encode(self.get_tokenizer(), text, add_special, parse_special)
 
     def detokenize_bytes(self, token_ids: Iterable[int], special: bool = False) -> bytes:
         """The bytes token_ids stand for (a character may be cut at either end).

@@ -57,3 +57,33 @@ def launcher_env(**overrides) -> dict:
 def rel_max_err(a: np.ndarray, ref: np.ndarray) -> float:
     """max |a - ref| relative to max |ref|: the parity measure of the tests."""
     return float(np.abs(a - ref).max() / np.abs(ref).max())
+
+
+def counts_during(call) -> int:
+    """How far another thread counts while call() runs. With the GIL held
+    throughout the call, the count read just before and just after it could
+    not move (a long switch interval keeps the GIL from changing hands
+    anywhere but inside a release): a large count means call() released it."""
+    import threading
+
+    count = [0]
+    stop = threading.Event()
+
+    def counter():
+        while not stop.is_set():
+            count[0] += 1
+
+    old = sys.getswitchinterval()
+    sys.setswitchinterval(0.5)
+    t = threading.Thread(target=counter)
+    try:
+        t.start()
+        while count[0] == 0:
+            pass
+        before = count[0]
+        call()
+        return count[0] - before
+    finally:
+        stop.set()
+        t.join()
+        sys.setswitchinterval(old)
