@@ -304,6 +304,27 @@ def test_axpy_f32_and_axpy_f16_match_numpy(kernel, n):
     assert (np.abs(core.testing.kernel_axpy_f16(kernel, alpha, h.view(np.uint16), y) - want16) <= tol).all()
 
 
+@pytest.mark.parametrize("hd", [64, 128, 80])
+@pytest.mark.parametrize("n", [1, 7, 16])
+def test_block_attention_kernels_equal_their_one_position_loops_bit_for_bit(kernel, hd, n):
+    # the block versions keep the row in registers; the arithmetic, and so
+    # every bit, is that of one dot / axpy per cached position
+    rng = np.random.default_rng(hd * 100 + n)
+    q = rng.standard_normal(hd).astype(np.float32)
+    k = rng.standard_normal((n, hd)).astype(np.float32)
+    w = rng.random(n).astype(np.float32)
+    out0 = rng.standard_normal(hd).astype(np.float32)
+    for cache in (k, k.astype(np.float16).view(np.uint16)):
+        dot = core.testing.kernel_dot_f32 if cache.dtype == np.float32 else core.testing.kernel_dot_f16
+        axpy = core.testing.kernel_axpy_f32 if cache.dtype == np.float32 else core.testing.kernel_axpy_f16
+        want_scores = np.array([dot(kernel, cache[j], q) for j in range(n)], np.float32)
+        assert np.array_equal(core.testing.kernel_dots(kernel, q, cache, n), want_scores)
+        want = out0
+        for j in range(n):
+            want = axpy(kernel, w[j], cache[j], want)
+        assert np.array_equal(core.testing.kernel_accumulate(kernel, w, cache, out0), want)
+
+
 def f16_conversion_inputs():
     rng = np.random.default_rng(5)
     special = np.array([0.0, -0.0, np.inf, -np.inf, 65504.0, -65504.0, 65519.99, 65520.0, 1e6, -1e6,

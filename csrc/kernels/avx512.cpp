@@ -468,11 +468,53 @@ void f32_to_f16_row(const float* x, uint16_t* y, int64_t n) {
     }
 }
 
+void dots_f32(const float* q, const float* k, int64_t n, int64_t hd, float* out) {
+    for (int64_t j = 0; j < n; j++) out[j] = dot_f32(k + j * hd, q, hd);
+}
+
+void dots_f16(const float* q, const uint16_t* k, int64_t n, int64_t hd, float* out) {
+    for (int64_t j = 0; j < n; j++) out[j] = dot_f16(k + j * hd, q, hd);
+}
+
+// out += sum_j w[j] * v[j], the row of 16 * R floats held in R registers
+// across the block: the same fused multiply-adds as axpy, in the same order.
+template <int R, typename Load>
+void accumulate_rows(const float* w, int64_t n, int64_t hd, float* out, Load load) {
+    __m512 acc[R];
+    for (int r = 0; r < R; r++) acc[r] = _mm512_loadu_ps(out + 16 * r);
+    for (int64_t j = 0; j < n; j++) {
+        const __m512 wj = _mm512_set1_ps(w[j]);
+        for (int r = 0; r < R; r++) acc[r] = _mm512_fmadd_ps(wj, load(j * hd + 16 * r), acc[r]);
+    }
+    for (int r = 0; r < R; r++) _mm512_storeu_ps(out + 16 * r, acc[r]);
+}
+
+void accumulate_f32(const float* w, const float* v, int64_t n, int64_t hd, float* out) {
+    auto load = [v](int64_t i) { return _mm512_loadu_ps(v + i); };
+    switch (hd) {
+        case 64: return accumulate_rows<4>(w, n, hd, out, load);
+        case 128: return accumulate_rows<8>(w, n, hd, out, load);
+        default:
+            for (int64_t j = 0; j < n; j++) axpy_f32(w[j], v + j * hd, out, hd);
+    }
+}
+
+void accumulate_f16(const float* w, const uint16_t* v, int64_t n, int64_t hd, float* out) {
+    auto load = [v](int64_t i) { return _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i*)(v + i))); };
+    switch (hd) {
+        case 64: return accumulate_rows<4>(w, n, hd, out, load);
+        case 128: return accumulate_rows<8>(w, n, hd, out, load);
+        default:
+            for (int64_t j = 0; j < n; j++) axpy_f16(w[j], v + j * hd, out, hd);
+    }
+}
+
 }  // namespace
 
 const KernelTable& avx512_kernels() {
     static const KernelTable table = {
         "avx512", matmul, quantize_q16a, dot_f32, dot_f16, axpy_f32, axpy_f16, f32_to_f16_row,
+        dots_f32, dots_f16, accumulate_f32, accumulate_f16,
     };
     return table;
 }

@@ -52,6 +52,16 @@ struct KernelTable {
     void (*axpy_f32)(float alpha, const float* x, float* y, int64_t n);   // y += alpha * x
     void (*axpy_f16)(float alpha, const uint16_t* x, float* y, int64_t n);
     void (*f32_to_f16_row)(const float* x, uint16_t* y, int64_t n);  // round to nearest even
+
+    // The same over a block of n cached positions of one head (head_dim hd,
+    // positions hd apart): the scores out[j] = dot(k + j * hd, q), and the
+    // weighted values out[i] += sum_j w[j] * v[j * hd + i], summed in order of
+    // j. Each equals its one-position loop above bit for bit; the fast paths
+    // keep the row in registers across the block instead of a call per position.
+    void (*dots_f32)(const float* q, const float* k, int64_t n, int64_t hd, float* out);
+    void (*dots_f16)(const float* q, const uint16_t* k, int64_t n, int64_t hd, float* out);
+    void (*accumulate_f32)(const float* w, const float* v, int64_t n, int64_t hd, float* out);
+    void (*accumulate_f16)(const float* w, const uint16_t* v, int64_t n, int64_t hd, float* out);
 };
 
 // The table in use: chosen on first use (HEARTH_KERNELS or the CPU's best).

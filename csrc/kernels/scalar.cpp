@@ -121,11 +121,28 @@ void f32_to_f16_row(const float* x, uint16_t* y, int64_t n) {
     for (int64_t i = 0; i < n; i++) y[i] = f32_to_f16(x[i]);
 }
 
+void dots_f32(const float* q, const float* k, int64_t n, int64_t hd, float* out) {
+    for (int64_t j = 0; j < n; j++) out[j] = dot_row_f32(k + j * hd, q, hd);
+}
+
+void dots_f16(const float* q, const uint16_t* k, int64_t n, int64_t hd, float* out) {
+    for (int64_t j = 0; j < n; j++) out[j] = dot_row_f16(k + j * hd, q, hd);
+}
+
+void accumulate_f32(const float* w, const float* v, int64_t n, int64_t hd, float* out) {
+    for (int64_t j = 0; j < n; j++) axpy_f32(w[j], v + j * hd, out, hd);
+}
+
+void accumulate_f16(const float* w, const uint16_t* v, int64_t n, int64_t hd, float* out) {
+    for (int64_t j = 0; j < n; j++) axpy_f16(w[j], v + j * hd, out, hd);
+}
+
 }  // namespace
 
 const KernelTable& scalar_kernels() {
     static const KernelTable table = {
         "scalar", matmul, quantize_q16a, dot_row_f32, dot_f16, axpy_f32, axpy_f16, f32_to_f16_row,
+        dots_f32, dots_f16, accumulate_f32, accumulate_f16,
     };
     return table;
 }

@@ -31,24 +31,22 @@ void attention(const KVCache& cache, const Batch& b, int64_t row0, int64_t n_row
         thread_local std::vector<float> scores;
         if ((int64_t)scores.size() < n_pos) scores.resize(n_pos);
 
+        // scores, block by block of the sequence's cache
         for (int64_t pos = 0; pos < n_pos; pos += B) {
             const int64_t n = std::min(B, n_pos - pos);
-            const uint8_t* k = (const uint8_t*)cache.block_data(blocks[pos / B], layer, kvh, 0);
-            for (int64_t j = 0; j < n; j++) {
-                const float dot = f16 ? kt.dot_f16((const uint16_t*)k + j * hd, qh, hd)
-                                      : kt.dot_f32((const float*)k + j * hd, qh, hd);
-                scores[pos + j] = dot * scale;
-            }
+            const void* k = cache.block_data(blocks[pos / B], layer, kvh, 0);
+            if (f16) kt.dots_f16(qh, (const uint16_t*)k, n, hd, scores.data() + pos);
+            else kt.dots_f32(qh, (const float*)k, n, hd, scores.data() + pos);
+            for (int64_t j = pos; j < pos + n; j++) scores[j] *= scale;
         }
         softmax(scores.data(), n_pos);
+        // the values, weighted
         std::memset(oh, 0, sizeof(float) * hd);
         for (int64_t pos = 0; pos < n_pos; pos += B) {
             const int64_t n = std::min(B, n_pos - pos);
-            const uint8_t* v = (const uint8_t*)cache.block_data(blocks[pos / B], layer, kvh, 1);
-            for (int64_t j = 0; j < n; j++) {
-                if (f16) kt.axpy_f16(scores[pos + j], (const uint16_t*)v + j * hd, oh, hd);
-                else kt.axpy_f32(scores[pos + j], (const float*)v + j * hd, oh, hd);
-            }
+            const void* v = cache.block_data(blocks[pos / B], layer, kvh, 1);
+            if (f16) kt.accumulate_f16(scores.data() + pos, (const uint16_t*)v, n, hd, oh);
+            else kt.accumulate_f32(scores.data() + pos, (const float*)v, n, hd, oh);
         }
     });
 }

@@ -212,6 +212,37 @@ void bind_kernels(py::module_& m, py::module_& testing) {
         table(name).axpy_f16(alpha, x.data(), out.mutable_data(), x.size());
         return out;
     }, "x: float16 bits as uint16. Returns y + alpha * x.");
+    testing.def("kernel_dots", [](const std::string& name, const carray<float>& q, py::array k, int64_t n) {
+        // k: [n, hd] float32 or float16 bits (uint16)
+        py::array_t<float> out(n);
+        const int64_t hd = q.size();
+        if (py::isinstance<py::array_t<uint16_t>>(k)) {
+            const carray<uint16_t> kk(k);
+            check_same(kk.size(), n * hd, "kernel_dots");
+            table(name).dots_f16(q.data(), kk.data(), n, hd, out.mutable_data());
+        } else {
+            const carray<float> kk(k);
+            check_same(kk.size(), n * hd, "kernel_dots");
+            table(name).dots_f32(q.data(), kk.data(), n, hd, out.mutable_data());
+        }
+        return out;
+    }, "scores of q against n cached keys (float32, or float16 bits as uint16)");
+    testing.def("kernel_accumulate", [](const std::string& name, const carray<float>& w, py::array v,
+                                        const carray<float>& out0) {
+        const int64_t n = w.size(), hd = out0.size();
+        py::array_t<float> out(hd);
+        std::copy(out0.data(), out0.data() + hd, out.mutable_data());
+        if (py::isinstance<py::array_t<uint16_t>>(v)) {
+            const carray<uint16_t> vv(v);
+            check_same(vv.size(), n * hd, "kernel_accumulate");
+            table(name).accumulate_f16(w.data(), vv.data(), n, hd, out.mutable_data());
+        } else {
+            const carray<float> vv(v);
+            check_same(vv.size(), n * hd, "kernel_accumulate");
+            table(name).accumulate_f32(w.data(), vv.data(), n, hd, out.mutable_data());
+        }
+        return out;
+    }, "out0 + sum_j w[j] * v[j] over n cached values (float32, or float16 bits as uint16)");
     testing.def("kernel_f32_to_f16_row", [](const std::string& name, const carray<float>& x) {
         py::array_t<uint16_t> out(x.size());
         table(name).f32_to_f16_row(x.data(), out.mutable_data(), x.size());
