@@ -130,3 +130,16 @@ def test_unknown_sequences_are_refused():
     m = manager(2)
     with pytest.raises(ValueError, match="sequence 5 does not exist"):
         m.blocks_needed(5, 0, 1)
+
+
+def test_blocks_that_hold_nothing_cached_are_reused_before_untouched_ones():
+    # resident memory grows only as far as blocks are used: a pool of 64
+    # blocks that serves one short sequence after another keeps to the same few
+    m = manager(64, prefix_caching=False)
+    seen = set()
+    for _ in range(10):
+        s = m.new_sequence()
+        assert m.allocate(s, 0, 2 * B + 1)
+        seen.update(m.blocks(s))
+        m.free(s)
+    assert len(seen) == 3

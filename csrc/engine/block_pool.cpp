@@ -57,6 +57,15 @@ void BlockPool::push_back(int32_t b) {
     n_free_++;
 }
 
+void BlockPool::push_front(int32_t b) {
+    prev_[b] = -1;
+    next_[b] = head_;
+    if (head_ >= 0) prev_[head_] = b;
+    else tail_ = b;
+    head_ = b;
+    n_free_++;
+}
+
 void BlockPool::evict(int32_t b) {
     if (!cached_[b]) return;
     auto it = by_hash_.find(key_[b].hash);
@@ -79,7 +88,12 @@ void BlockPool::ref(int32_t b) {
 
 void BlockPool::release(int32_t b) {
     HEARTH_CHECK(ref_[b] > 0, "KV block " + std::to_string(b) + " released more often than taken");
-    if (--ref_[b] == 0) push_back(b);
+    if (--ref_[b] > 0) return;
+    // a cached block waits at the back, to be evicted last; one that holds
+    // nothing anyone can find again is handed out first, before the pool's
+    // untouched blocks, so resident memory grows only as far as it is used
+    if (cached_[b]) push_back(b);
+    else push_front(b);
 }
 
 int32_t BlockPool::lookup(const BlockKey& key, const int32_t* tokens) const {

@@ -37,8 +37,8 @@ public:
     // One more holder of a block (a fork, or a prefix-cache hit on a free
     // cached block, which leaves the free queue).
     void ref(int32_t block);
-    // One holder less; at zero the block goes to the back of the free queue,
-    // keeping its key (cached blocks are evicted last-freed last).
+    // One holder less. At zero a cached block goes to the back of the free
+    // queue, keeping its key (evicted last-freed last); any other to the front.
     void release(int32_t block);
 
     // The cached block holding exactly these tokens after parent, or -1.
@@ -52,7 +52,8 @@ public:
 
 private:
     void unlink(int32_t block);     // out of the free queue
-    void push_back(int32_t block);  // to the free queue's end
+    void push_back(int32_t block);   // to the free queue's end (taken last)
+    void push_front(int32_t block);  // to its front (taken first)
     void evict(int32_t block);
 
     int32_t n_blocks_;

@@ -13,12 +13,21 @@ constexpr int64_t B = KVCache::kBlockTokens;
 
 int64_t blocks_for(int64_t tokens) { return (tokens + B - 1) / B; }
 
+constexpr int64_t kDefaultKVBytes = int64_t(1) << 30;  // the default pool's ceiling, 1 GiB
+
 EngineConfig resolve(const Model& m, EngineConfig c) {
     if (c.n_ctx < 0) throw Error("n_ctx must be positive, got " + std::to_string(c.n_ctx));
     if (c.n_ctx == 0) c.n_ctx = default_n_ctx(m.hparams());
     if (c.max_num_seqs < 1) throw Error("max_num_seqs must be >= 1, got " + std::to_string(c.max_num_seqs));
     if (c.kv_cache_tokens < 0) throw Error("kv_cache_tokens must be positive, got " + std::to_string(c.kv_cache_tokens));
-    if (c.kv_cache_tokens == 0) c.kv_cache_tokens = c.n_ctx * std::min<int64_t>(c.max_num_seqs, 4);
+    if (c.kv_cache_tokens == 0) {
+        // room for several full contexts, but not gigabytes of them for a
+        // large model: at most kDefaultKVBytes, unless one context needs more
+        const HParams& hp = m.hparams();
+        const int64_t token_bytes = hp.n_layer * 2 * hp.n_head_kv * hp.head_dim * (c.kv_type == KVType::F32 ? 4 : 2);
+        const int64_t fits = std::max<int64_t>(kDefaultKVBytes / token_bytes, c.n_ctx);
+        c.kv_cache_tokens = std::min<int64_t>(c.n_ctx * std::min<int64_t>(c.max_num_seqs, 4), fits);
+    }
     if (c.kv_cache_tokens < c.n_ctx) {
         throw Error("kv_cache_tokens (" + std::to_string(c.kv_cache_tokens) + ") must hold at least one full context (n_ctx " +
                     std::to_string(c.n_ctx) + ")");

@@ -27,7 +27,9 @@ namespace hearth {
 struct EngineConfig {
     int64_t n_ctx = 0;            // tokens a sequence may hold, prompt and output; 0: the model's, at most 4096
     KVType kv_type = KVType::F16;
-    int64_t kv_cache_tokens = 0;  // the KV pool, in tokens; 0: n_ctx × min(max_num_seqs, 4)
+    // The KV pool, in tokens. 0: n_ctx × min(max_num_seqs, 4), at most 1 GiB
+    // unless one n_ctx needs more. Its pages are touched only as blocks are used.
+    int64_t kv_cache_tokens = 0;
     int32_t max_num_seqs = 16;
     int64_t max_num_batched_tokens = 512;
     bool enable_prefix_caching = true;

@@ -85,8 +85,8 @@ class LLMEngine:
             the model's context, at most 4096).
         kv_type: "f16" (default, as llama.cpp) or "f32" (exact parity).
         kv_cache_tokens: the KV pool shared by all requests, in tokens
-            (default: n_ctx × min(max_num_seqs, 4)); memory is touched only
-            as it is used.
+            (default: n_ctx × min(max_num_seqs, 4), at most 1 GiB unless one
+            context needs more); memory is touched only as it is used.
         max_num_seqs: requests running at once (default 16).
         max_num_batched_tokens: rows per step, decode rows and prefill
             chunks together (default 512).
