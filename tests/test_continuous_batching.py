@@ -324,3 +324,12 @@ def test_a_request_that_can_never_fit_the_pool_is_refused_up_front(tiny):
     with pytest.raises(HearthError, match=r"4 sequences of up to 256 tokens need 64 KV blocks, but the pool has 16"):
         llm.generate([[1, 2, 3]], SamplingParams(n=4, max_tokens=None))
     assert_pool_back(llm.llm_engine)
+
+
+def test_a_request_that_eval_leaves_no_room_for_fails_instead_of_waiting_forever(tiny):
+    llm = LLM(tiny["llama"], n_threads=2, n_ctx=128, kv_cache_tokens=128)
+    llm.eval(prompts_of_lengths([120], seed=22)[0])  # eval's own tokens hold 8 of the 8 blocks
+    with pytest.raises(HearthError, match="cannot start: the KV cache has 0 free blocks of 8"):
+        llm.generate([[1, 2, 3]], SamplingParams(max_tokens=4))
+    llm.reset()
+    assert len(llm.generate([[1, 2, 3]], SamplingParams(max_tokens=4, **GREEDY))[0].token_ids) == 4

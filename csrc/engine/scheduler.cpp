@@ -91,8 +91,9 @@ std::vector<ScheduledChunk> Scheduler::schedule() {
     }
 
     // then the waiting ones, in order, while there is room (none after a
-    // preemption: the pool is short already)
-    while (!preempted && !waiting_.empty() && budget > 0 && (int64_t)running_.size() < c_.max_num_seqs) {
+    // preemption, unless that emptied the running set: the pool is short)
+    const bool admit_more = !preempted || running_.empty();
+    while (admit_more && !waiting_.empty() && budget > 0 && (int64_t)running_.size() < c_.max_num_seqs) {
         Request* r = waiting_.front();
         admit(r);
         if (!schedule_request(r, budget, out)) {
