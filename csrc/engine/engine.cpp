@@ -173,14 +173,22 @@ std::vector<RequestOutput> Engine::step() {
         model_.decode(batch_, *cache_, logits_.data());
 
         // each sequence that reached its last token gets its row
+        std::vector<Draw> draws;
         int64_t row = 0;
         for (const ScheduledChunk& c : chunks) {
             Sequence& s = *c.seq;
             s.n_computed += c.n_tokens;
             kv_.cache_blocks(s.kv, s.tokens.data(), s.n_computed);
             if (std::find(touched.begin(), touched.end(), c.req) == touched.end()) touched.push_back(c.req);
-            if (s.n_computed == (int64_t)s.tokens.size()) accept(*c.req, s, logits_.data() + (row++) * V);
+            if (s.n_computed == (int64_t)s.tokens.size()) accept(*c.req, s, logits_.data() + (row++) * V, draws);
         }
+        // the sampled sequences draw on the model's threads: each has its own
+        // sampler and state, so the order of the draws changes nothing
+        std::vector<GeneratedToken> drawn(draws.size());
+        model_.thread_pool().parallel_for((int64_t)draws.size(), [&](int64_t i) {
+            drawn[i] = draws[i].seq->completion->next(draws[i].logits, V);
+        });
+        for (size_t i = 0; i < draws.size(); i++) record(*draws[i].req, *draws[i].seq, drawn[i], draws[i].logits);
         for (Request* r : touched) {
             if (r->beams && !r->finished()) {
                 const bool ready = std::all_of(r->seqs.begin(), r->seqs.end(), [](const auto& s) { return s->has_logits; });
@@ -217,7 +225,9 @@ void Engine::note_kv_blocks(Request& r) const {
     r.peak_kv_blocks = std::max(r.peak_kv_blocks, n);
 }
 
-void Engine::accept(Request& r, Sequence& s, const float* logits) {
+// A beam's row waits until every beam has one; a sampled sequence's row (the
+// prompt's, for each of the n completions it forks into) becomes a draw.
+void Engine::accept(Request& r, Sequence& s, const float* logits, std::vector<Draw>& draws) {
     if (r.params.beam_search()) {
         if (!r.forked) {
             start_beams(r, s, logits);
@@ -242,14 +252,13 @@ void Engine::accept(Request& r, Sequence& s, const float* logits) {
             child->completion = std::make_unique<Completion>(tok_, r.params.generation, sp, r.prompt, c_.n_ctx);
             r.seqs.push_back(std::move(child));
         }
-        for (auto& seq : r.seqs) sample(r, *seq, logits);
+        for (auto& seq : r.seqs) draws.push_back(Draw{&r, seq.get(), logits});
         return;
     }
-    sample(r, s, logits);
+    draws.push_back(Draw{&r, &s, logits});
 }
 
-void Engine::sample(Request& r, Sequence& s, const float* logits) {
-    GeneratedToken t = s.completion->next(logits, model_.n_vocab());
+void Engine::record(Request& r, Sequence& s, GeneratedToken& t, const float* logits) {
     s.tokens.push_back(t.id);
     s.new_tokens.push_back(t.id);
     s.new_text += t.text;

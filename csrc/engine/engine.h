@@ -109,8 +109,14 @@ public:
 
 private:
     double now() const;
-    void accept(Request& r, Sequence& s, const float* logits);
-    void sample(Request& r, Sequence& s, const float* logits);
+    // A row of logits for a sequence that reached its last token.
+    struct Draw {
+        Request* req;
+        Sequence* seq;
+        const float* logits;
+    };
+    void accept(Request& r, Sequence& s, const float* logits, std::vector<Draw>& draws);
+    void record(Request& r, Sequence& s, GeneratedToken& t, const float* logits);
     void start_beams(Request& r, Sequence& s, const float* logits);
     void beam_step(Request& r);
     void finish_sequence(Sequence& s);

@@ -34,6 +34,9 @@ public:
     const HParams& hparams() const { return hp_; }
     int64_t n_vocab() const { return hp_.n_vocab; }
     int n_threads() const { return pool_.size(); }
+    // The model's threads, for work between forward passes (the engine
+    // samples its sequences on them).
+    ThreadPool& thread_pool() { return pool_; }
 
     // A KV cache of n_blocks blocks shaped for this model.
     std::unique_ptr<KVCache> new_kv_cache(KVType type, int64_t n_blocks) const;
