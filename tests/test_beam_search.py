@@ -61,8 +61,8 @@ def _block_bytes(llm):
 
 
 def prompt_of(case: str, n=12, vocab=TINY["vocab"]):
-    """A prompt that is the same in every process (zlib.crc32, not hash(),
-    which is salted per process), without token 0: transformers masks the
+    """A prompt that is the same in every process (zlib.crc32 of the case
+    name; Python's string hashing is salted per process), without token 0: transformers masks the
     pad token (0 here) out of the attention, which would change its scores."""
     return np.random.default_rng(zlib.crc32(case.encode())).integers(1, vocab, n).tolist()
 

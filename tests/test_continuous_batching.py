@@ -15,7 +15,7 @@ import pytest
 from helpers.engine_helpers import counts_during
 from helpers.gguf_files import write_tiny_model
 
-from hearthlm import LLM, HearthError, LLMEngine, SamplingParams, _core
+from hearthlm import LLM, HearthError, LLMEngine, SamplingParams
 
 B = 16  # tokens per KV block
 GREEDY = dict(temperature=0.0, ignore_eos=True)
@@ -241,7 +241,7 @@ def test_a_failed_add_queues_nothing_and_holds_no_block(tiny):
 def test_a_closed_stream_aborts_its_request(tiny):
     llm = LLM(tiny["llama"], n_threads=2)
     gen = llm.generate(prompts_of_lengths([40], seed=18)[0], SamplingParams(max_tokens=100, **GREEDY), stream=True)
-    # a weights-only file has no text to stream: take the generator one step in, then drop it
+    # queued at the call, closed before its first step: the request is aborted
     gen.close()
     assert_pool_back(llm.llm_engine)
 

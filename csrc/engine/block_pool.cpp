@@ -115,9 +115,4 @@ void BlockPool::cache(int32_t b, const BlockKey& key, const int32_t* tokens) {
     by_hash_[key.hash] = b;
 }
 
-void BlockPool::clear_cache() {
-    for (int32_t b = 0; b < n_blocks_; b++) cached_[b] = 0;
-    by_hash_.clear();
-}
-
 }  // namespace hearth

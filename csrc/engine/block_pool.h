@@ -47,8 +47,6 @@ public:
     // A key already cached in another block leaves this one uncached.
     void cache(int32_t block, const BlockKey& key, const int32_t* tokens);
     bool is_cached(int32_t block) const { return cached_[block] != 0; }
-    // Forgets every cached block (they stay free).
-    void clear_cache();
 
 private:
     void unlink(int32_t block);     // out of the free queue

@@ -101,7 +101,6 @@ void Engine::add_request(const std::string& id, std::vector<int32_t> prompt, con
 
     auto r = std::make_unique<Request>();
     r->id = id;
-    r->order = next_order_++;
     r->prompt = std::move(prompt);
     r->params = p;
     if (!p.has_seed) r->params.sampling.seed = ((uint64_t)std::random_device{}() << 32) ^ std::random_device{}();
@@ -166,8 +165,9 @@ std::vector<RequestOutput> Engine::step() {
                 batch_.add(s.tokens[pos], idx, pos, pos == (int64_t)s.tokens.size() - 1);
             }
             if (c.req->first_scheduled_time < 0) c.req->first_scheduled_time = now();
-            note_kv_blocks(*c.req);
+            if (std::find(touched.begin(), touched.end(), c.req) == touched.end()) touched.push_back(c.req);
         }
+        for (Request* r : touched) note_kv_blocks(*r);  // its blocks for this step are allocated
         const int64_t V = model_.n_vocab();
         logits_.resize((size_t)(batch_.n_logits() * V));
         model_.decode(batch_, *cache_, logits_.data());
@@ -179,7 +179,6 @@ std::vector<RequestOutput> Engine::step() {
             Sequence& s = *c.seq;
             s.n_computed += c.n_tokens;
             kv_.cache_blocks(s.kv, s.tokens.data(), s.n_computed);
-            if (std::find(touched.begin(), touched.end(), c.req) == touched.end()) touched.push_back(c.req);
             if (s.n_computed == (int64_t)s.tokens.size()) accept(*c.req, s, logits_.data() + (row++) * V, draws);
         }
         // the sampled sequences draw on the model's threads: each has its own

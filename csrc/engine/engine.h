@@ -132,7 +132,6 @@ private:
     KVCacheManager kv_;
     Scheduler sched_;
     std::map<std::string, std::unique_ptr<Request>> requests_;
-    uint64_t next_order_ = 0;
     std::chrono::steady_clock::time_point t0_;
     Batch batch_;
     std::vector<float> logits_;

@@ -13,7 +13,6 @@ void KVCacheManager::check(int seq) const {
 }
 
 int KVCacheManager::new_sequence() {
-    n_alive_++;
     for (size_t i = 0; i < seqs_.size(); i++) {
         if (!seqs_[i].alive) {
             seqs_[i] = Sequence();
@@ -40,7 +39,6 @@ void KVCacheManager::free(int seq) {
     Sequence& s = seqs_[seq];
     for (auto it = s.blocks.rbegin(); it != s.blocks.rend(); ++it) pool_.release(*it);
     s = Sequence();
-    n_alive_--;
 }
 
 int64_t KVCacheManager::take_cached_prefix(int seq, const int32_t* tokens, int64_t max_tokens) {

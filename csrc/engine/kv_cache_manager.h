@@ -21,7 +21,6 @@ public:
     KVCacheManager(KVCache& cache, bool prefix_caching);
 
     const BlockPool& pool() const { return pool_; }
-    int64_t n_sequences() const { return n_alive_; }
 
     // Sequences are small integer handles.
     int new_sequence();
@@ -61,7 +60,6 @@ private:
     KVCache& cache_;
     BlockPool pool_;
     std::vector<Sequence> seqs_;
-    int64_t n_alive_ = 0;
     int64_t queries_ = 0, hits_ = 0;
 };
 

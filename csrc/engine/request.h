@@ -41,7 +41,6 @@ struct Sequence {
 
 struct Request {
     std::string id;
-    uint64_t order = 0;             // arrival: first come, first served
     std::vector<int32_t> prompt;
     RequestParams params;
     std::vector<int32_t> eos;       // the tokens that end a completion (beam search)

@@ -49,7 +49,6 @@ BeamSearch::BeamSearch(const BeamSearchParams& p, float repetition_penalty, cons
 
 bool BeamSearch::step(const std::vector<const float*>& logits, int64_t V, std::vector<Choice>& next) {
     HEARTH_CHECK((int)logits.size() == k_, "beam search: one row of logits per running beam");
-    steps_++;
     // the n_keep best continuations over all beams
     std::vector<Candidate> cand, best;
     std::vector<float> lp(V), raw(V);

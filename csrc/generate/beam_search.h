@@ -35,7 +35,6 @@ public:
                int64_t max_length, std::vector<int32_t> eos);
 
     int num_beams() const { return k_; }
-    int64_t steps() const { return steps_; }
 
     struct Choice {
         int source;     // the running beam it continues
@@ -68,7 +67,6 @@ private:
     int k_;
     int n_keep_;  // candidates kept per step
     int64_t cur_len_;
-    int64_t steps_ = 0;
     bool improvable_ = true;
     std::vector<Beam> running_;
     std::vector<Finished> finished_;

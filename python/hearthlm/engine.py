@@ -15,7 +15,6 @@ output does not depend on what else runs with it.
 from __future__ import annotations
 
 import os
-import time
 from typing import Dict, Iterable, List, Optional, Union
 
 import numpy as np

@@ -18,7 +18,6 @@ from .errors import HearthError
 from .outputs import RequestOutput
 from .sampling_params import SamplingParams
 
-KV_TYPES = ("f16", "f32")
 _llm_ids = itertools.count()
 
 
@@ -75,7 +74,7 @@ class LLM:
 
     @property
     def n_vocab(self) -> int:
-        return self._tokenizer.n_tokens if self.llm_engine is None else self._engine().n_vocab
+        return self._tokenizer.n_tokens if self.llm_engine is None else self._weights().n_vocab
 
     @property
     def n_ctx(self) -> int:
@@ -88,20 +87,20 @@ class LLM:
 
     @property
     def n_threads(self) -> int:
-        return self._engine().n_threads
+        return self._weights().n_threads
 
     @property
     def kv_type(self) -> str:
         return self._core_engine().kv_type
 
-    def _engine(self):
+    def _weights(self):
         """The core Model (weights)."""
         if self.llm_engine is None:
             raise HearthError(f"{self.model_path}: loaded with vocab_only=True, so there are no weights to run")
         return self.llm_engine._model
 
     def _core_engine(self):
-        self._engine()
+        self._weights()
         return self.llm_engine._engine
 
     def get_tokenizer(self):
@@ -111,20 +110,18 @@ class LLM:
                               "pass token ids instead")
         return self._tokenizer
 
-    _tok = get_tokenizer
-
     @property
     def metadata(self) -> dict:
         """The GGUF metadata, key -> value (arrays as lists)."""
         if self._metadata is None:
             self._metadata = (_core.read_metadata(self.model_path) if self.llm_engine is None
-                              else self._engine().metadata())
+                              else self._weights().metadata())
         return self._metadata
 
     @property
     def tensors(self) -> list:
         """(name, type, shape) of every tensor in the file; shape is GGUF's (inner dimension first)."""
-        return self._engine().tensors()
+        return self._weights().tensors()
 
     # --- evaluation ------------------------------------------------------------
     def eval(self, token_ids: Sequence[int] | np.ndarray, all_logits: bool = True) -> np.ndarray:
@@ -188,7 +185,7 @@ class LLM:
         """Queues every request, or none (the ones queued are aborted when one fails)."""
         engine = self.llm_engine
         if engine is None:
-            self._engine()
+            self._weights()
         ids = []
         try:
             for prompt, p in zip(reqs, params):
@@ -291,7 +288,7 @@ class LLM:
     def __repr__(self) -> str:
         if self.llm_engine is None:
             return f"LLM({self.model_path!r}, vocab_only=True, n_vocab={self.n_vocab})"
-        return (f"LLM({self.model_path!r}, arch={self._engine().architecture}, n_ctx={self.n_ctx}, "
+        return (f"LLM({self.model_path!r}, arch={self._weights().architecture}, n_ctx={self.n_ctx}, "
                 f"n_threads={self.n_threads}, kv_type={self.kv_type!r})")
 
 
