@@ -34,6 +34,15 @@ FLOAT_ONLY_SHAPES = [(5, 7, 3), (7, 33, 5), (37, 541, 17), (3, 1, 2)]
 DATA = ["normal", "outliers", "zero_blocks"]
 
 
+ACTIVATIONS = ["q8", "q16"]  # the quantized matmuls' fast and exact activation paths
+ACT_MAX = {"q8": 127, "q16": 32767}
+
+
+@pytest.fixture(params=ACTIVATIONS)
+def act(request):
+    return request.param
+
+
 @pytest.fixture(params=ALL_KERNELS)
 def kernel(request):
     if request.param not in AVAILABLE:
@@ -89,24 +98,24 @@ def np_round_half_away(v):
     return np.sign(v) * (fl + np.floor(2 * (a - fl)))
 
 
-def numpy_q16a(x):
-    """q16a blocks computed in numpy float32: (d [nb], sum [nb], qs int16 [nb, 32])."""
+def numpy_quantize_activations(x, act):
+    """q8a / q16a blocks computed in numpy float32: (d [nb], sum [nb], qs [nb, 32])."""
     xb = np.asarray(x, dtype=np.float32).reshape(-1, 32)
     amax = np.abs(xb).max(axis=1)
-    d = np.where(amax < np.float32(1e-33), np.float32(0), amax / np.float32(32767)).astype(np.float32)
+    d = np.where(amax < np.float32(1e-33), np.float32(0), amax / np.float32(ACT_MAX[act])).astype(np.float32)
     with np.errstate(divide="ignore"):
         idv = np.where(d != 0, np.float32(1) / d, np.float32(0)).astype(np.float32)
     q = np_round_half_away((xb * idv[:, None]).astype(np.float32)).astype(np.int32)
-    return d, q.sum(axis=1).astype(np.int32), q.astype(np.int16)
+    return d, q.sum(axis=1).astype(np.int32), q.astype(np.int16 if act == "q16" else np.int8)
 
 
-def activations_as_used(w_type, x):
-    """The activations the matmul really multiplies: x, or its q16a dequantized."""
+def activations_as_used(w_type, x, act):
+    """The activations the matmul really multiplies: x, or its q8a / q16a dequantized."""
     if w_type not in QUANT_TYPES:
         return x.astype(np.float64)
     out = np.empty(x.shape, dtype=np.float64)
     for t in range(x.shape[0]):
-        d, _, qs = numpy_q16a(x[t])
+        d, _, qs = numpy_quantize_activations(x[t], act)
         out[t] = (qs.astype(np.float64) * d.astype(np.float64)[:, None]).reshape(-1)
     return out
 
@@ -155,55 +164,59 @@ def all_cases():
 # ---------------------------------------------------------------- matmul --
 
 @pytest.mark.parametrize("w_type,shape,data", list(all_cases()))
-def test_matmul_matches_scalar_reference_within_float_rounding(kernel, w_type, shape, data):
+def test_matmul_matches_scalar_reference_within_float_rounding(kernel, act, w_type, shape, data):
+    if act == "q16" and w_type not in QUANT_TYPES:
+        pytest.skip("float weights take f32 activations")
     rows, k, nt = shape
     raw, wd, x = case(w_type, shape, data, seed=zlib.crc32(repr((w_type, shape, data)).encode()))
-    got = core.testing.kernel_matmul(kernel, w_type, raw, rows, k, x, 0, rows)
-    want = core.testing.kernel_matmul("scalar", w_type, raw, rows, k, x, 0, rows)
+    got = core.testing.kernel_matmul(kernel, w_type, raw, rows, k, x, 0, rows, act)
+    want = core.testing.kernel_matmul("scalar", w_type, raw, rows, k, x, 0, rows, act)
     assert got.shape == (nt, rows) and np.isfinite(got).all()
-    mag = error_scale(w_type, raw, wd, activations_as_used(w_type, x))
+    mag = error_scale(w_type, raw, wd, activations_as_used(w_type, x, act))
     assert_close_rowwise(got, want, mag, 1e-5, f"{kernel} vs scalar")
 
 
 @pytest.mark.parametrize("w_type,shape,data", list(all_cases()))
-def test_scalar_matmul_matches_numpy_float64_reference(w_type, shape, data):
+def test_scalar_matmul_matches_numpy_float64_reference(act, w_type, shape, data):
+    if act == "q16" and w_type not in QUANT_TYPES:
+        pytest.skip("float weights take f32 activations")
     rows, k, nt = shape
     raw, wd, x = case(w_type, shape, data, seed=1 + zlib.crc32(repr((w_type, shape, data)).encode()))
-    got = core.testing.kernel_matmul("scalar", w_type, raw, rows, k, x, 0, rows)
-    xa = activations_as_used(w_type, x)
+    got = core.testing.kernel_matmul("scalar", w_type, raw, rows, k, x, 0, rows, act)
+    xa = activations_as_used(w_type, x, act)
     want = xa @ wd.T
     mag = error_scale(w_type, raw, wd, xa)
     assert_close_rowwise(got, want, mag, 1e-5, "scalar vs numpy(gguf.dequantize) float64")
 
 
 @pytest.mark.parametrize("w_type", ALL_TYPES, ids=[TYPE_NAMES[t] for t in ALL_TYPES])
-def test_matmul_bit_identical_for_any_row_split_and_token_count(kernel, w_type):
+def test_matmul_bit_identical_for_any_row_split_and_token_count(kernel, act, w_type):
     """The determinism contract: an output depends on (row, token, data) only,
     not on r0/r1 (the thread split) nor n_tokens (decode vs prefill)."""
     rows, k, nt = 37, 544, 17
     raw, _, x = case(w_type, (rows, k, nt), "normal", seed=7)
-    full = core.testing.kernel_matmul(kernel, w_type, raw, rows, k, x, 0, rows)
+    full = core.testing.kernel_matmul(kernel, w_type, raw, rows, k, x, 0, rows, act)
     # rows split at awkward places, as threads would
     for cuts in ([0, 1, 6, 19, 37], [0, 18, 37], [0, 3, 4, 5, 33, 36, 37]):
         parts = np.full_like(full, np.nan)
         for r0, r1 in zip(cuts[:-1], cuts[1:]):
-            y = core.testing.kernel_matmul(kernel, w_type, raw, rows, k, x, r0, r1)
+            y = core.testing.kernel_matmul(kernel, w_type, raw, rows, k, x, r0, r1, act)
             parts[:, r0:r1] = y[:, r0:r1]
         assert np.array_equal(parts.view(np.uint32), full.view(np.uint32)), f"split {cuts} differs"
     # token by token (decode) and in odd groups (prefill chunks)
     for groups in ([1] * nt, [3, 5, 9], [2, 15]):
         t0 = 0
         for g in groups:
-            y = core.testing.kernel_matmul(kernel, w_type, raw, rows, k, x[t0:t0 + g], 0, rows)
+            y = core.testing.kernel_matmul(kernel, w_type, raw, rows, k, x[t0:t0 + g], 0, rows, act)
             assert np.array_equal(y.view(np.uint32), full[t0:t0 + g].view(np.uint32)), \
                 f"tokens {t0}..{t0 + g} computed {g} at a time differ"
             t0 += g
 
 
-def test_matmul_leaves_rows_outside_r0_r1_untouched(kernel):
+def test_matmul_leaves_rows_outside_r0_r1_untouched(kernel, act):
     rows, k, nt = 9, 64, 3
     raw, _, x = case(Q4_0, (rows, k, nt), "normal", seed=3)
-    y = core.testing.kernel_matmul(kernel, Q4_0, raw, rows, k, x, 2, 7)
+    y = core.testing.kernel_matmul(kernel, Q4_0, raw, rows, k, x, 2, 7, act)
     assert np.isnan(y[:, :2]).all() and np.isnan(y[:, 7:]).all()
     assert np.isfinite(y[:, 2:7]).all()
 
@@ -216,7 +229,14 @@ def test_matmul_rejects_k_not_multiple_of_32_for_quantized_weights():
 
 # -------------------------------------------------------------- quantize --
 
-def q16a_inputs():
+QUANTIZE = {"q8": "kernel_quantize_q8a", "q16": "kernel_quantize_q16a"}
+
+
+def quantize_activations(kernel, act, x):
+    return getattr(core.testing, QUANTIZE[act])(kernel, x)
+
+
+def activation_inputs(act):
     rng = np.random.default_rng(11)
     normal = rng.standard_normal(32 * 65).astype(np.float32)
     outliers = normal.copy()
@@ -224,8 +244,9 @@ def q16a_inputs():
     zeros = normal.copy()
     zeros[32:64] = 0.0
     zeros[320:352] = -0.0
-    # amax 32767 gives d = 1 and id = 1: x = n + 0.5 must round away from zero
-    halves = np.concatenate([np.array([32767.0, -32767.0], np.float32),
+    # amax = the largest code gives d = 1 and id = 1: x = n + 0.5 must round away from zero
+    top = np.float32(ACT_MAX[act])
+    halves = np.concatenate([np.array([top, -top], np.float32),
                              (np.arange(30, dtype=np.float32) - 15) + np.float32(0.5)])
     halves = np.concatenate([halves, -halves, halves * np.float32(1e-3), halves * np.float32(3.0)])
     # tiny inputs: d near the bottom of the normal range; below amax 1e-33 the
@@ -236,37 +257,41 @@ def q16a_inputs():
             "tiny": tiny, "tinier": tinier}
 
 
-@pytest.mark.parametrize("data", list(q16a_inputs()))
-def test_scalar_quantize_q16a_matches_numpy_reference(data):
-    x = q16a_inputs()[data]
-    d, s, qs = core.testing.kernel_quantize_q16a("scalar", x)
-    rd, rs, rqs = numpy_q16a(x)
-    assert qs.dtype == np.int16
+DATA_NAMES = list(activation_inputs("q8"))
+
+
+@pytest.mark.parametrize("data", DATA_NAMES)
+def test_scalar_quantize_activations_matches_numpy_reference(act, data):
+    x = activation_inputs(act)[data]
+    d, s, qs = quantize_activations("scalar", act, x)
+    rd, rs, rqs = numpy_quantize_activations(x, act)
+    assert qs.dtype == rqs.dtype
     assert np.array_equal(d.view(np.uint32), rd.view(np.uint32))
     assert np.array_equal(qs, rqs)
     assert np.array_equal(s, rs)
     assert np.array_equal(s, qs.astype(np.int32).sum(axis=1))
 
 
-@pytest.mark.parametrize("data", list(q16a_inputs()))
-def test_q16a_holds_each_activation_within_half_a_step(data):
-    """16 bits: |qs * d - x| <= d / 2 (d = amax / 32767), up to the float
-    rounding of x * (1 / d); blocks with amax below 1e-33 are zeros."""
-    x = q16a_inputs()[data].astype(np.float32)
-    d, _, qs = core.testing.kernel_quantize_q16a("scalar", x)
+@pytest.mark.parametrize("data", DATA_NAMES)
+def test_quantized_activations_hold_each_value_within_half_a_step(act, data):
+    """|qs * d - x| <= d / 2 (d = amax / 127 or / 32767), up to the float
+    rounding of x * (1 / d); blocks with amax below 1e-33 are zeros; the
+    largest code is used and -128 never is (the kernels rely on it)."""
+    x = activation_inputs(act)[data].astype(np.float32)
+    d, _, qs = quantize_activations("scalar", act, x)
     xb = x.astype(np.float64).reshape(-1, 32)
     err = np.abs(qs.astype(np.float64) * d.astype(np.float64)[:, None] - xb)
     bound = np.where(d[:, None] > 0, d.astype(np.float64)[:, None] * (0.5 + 1e-3), 1e-33)
     assert (err <= bound).all(), err.max()
     assert ((d == 0) == (np.abs(xb).max(axis=1) < 1e-33)).all()
-    assert (np.abs(qs).max(axis=1) == np.where(d > 0, 32767, 0)).all()
+    assert (np.abs(qs.astype(np.int32)).max(axis=1) == np.where(d > 0, ACT_MAX[act], 0)).all()
 
 
-@pytest.mark.parametrize("data", list(q16a_inputs()))
-def test_quantize_q16a_bit_identical_to_scalar(kernel, data):
-    x = q16a_inputs()[data]
-    d, s, qs = core.testing.kernel_quantize_q16a(kernel, x)
-    rd, rs, rqs = core.testing.kernel_quantize_q16a("scalar", x)
+@pytest.mark.parametrize("data", DATA_NAMES)
+def test_quantize_activations_bit_identical_to_scalar(kernel, act, data):
+    x = activation_inputs(act)[data]
+    d, s, qs = quantize_activations(kernel, act, x)
+    rd, rs, rqs = quantize_activations("scalar", act, x)
     assert np.array_equal(d.view(np.uint32), rd.view(np.uint32))
     assert np.array_equal(qs, rqs)
     assert np.array_equal(s, rs)
@@ -360,19 +385,19 @@ def test_f32_to_f16_row_keeps_nan_a_nan_with_its_sign(kernel):
 
 
 @pytest.mark.parametrize("w_type", ALL_TYPES, ids=[TYPE_NAMES[t] for t in ALL_TYPES])
-def test_long_prefill_bit_identical_to_decode_across_token_chunks(kernel, w_type):
+def test_long_prefill_bit_identical_to_decode_across_token_chunks(kernel, act, w_type):
     """Prefill processes tokens in cache-sized chunks (about a hundred tokens
     at k = 2080); outputs on both sides of a chunk boundary must still equal
     the one-token (decode) results bit for bit, and the scalar path within
     float rounding."""
     rows, k, nt = 9, 2080, 300
     raw, wd, x = case(w_type, (rows, k, nt), "normal", seed=13)
-    full = core.testing.kernel_matmul(kernel, w_type, raw, rows, k, x, 0, rows)
+    full = core.testing.kernel_matmul(kernel, w_type, raw, rows, k, x, 0, rows, act)
     for t in range(nt):
-        y = core.testing.kernel_matmul(kernel, w_type, raw, rows, k, x[t:t + 1], 0, rows)
+        y = core.testing.kernel_matmul(kernel, w_type, raw, rows, k, x[t:t + 1], 0, rows, act)
         assert np.array_equal(y.view(np.uint32), full[t:t + 1].view(np.uint32)), f"token {t} differs"
-    want = core.testing.kernel_matmul("scalar", w_type, raw, rows, k, x, 0, rows)
-    assert_close_rowwise(full, want, error_scale(w_type, raw, wd, activations_as_used(w_type, x)), 1e-5,
+    want = core.testing.kernel_matmul("scalar", w_type, raw, rows, k, x, 0, rows, act)
+    assert_close_rowwise(full, want, error_scale(w_type, raw, wd, activations_as_used(w_type, x, act)), 1e-5,
                          f"{kernel} vs scalar")
 
 

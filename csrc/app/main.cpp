@@ -58,6 +58,8 @@ const char* kUsage =
     "  -t, --threads N        worker threads (default: all available CPUs)\n"
     "  -c, --ctx N            context length (default: the model's, at most 4096)\n"
     "  --kv-type f16|f32      KV cache element type (default f16)\n"
+    "  --activations q8|q16   activations of the quantized matmuls: q8 (default, fast, as llama.cpp)\n"
+    "                         or q16 (exact: nearly no rounding of the activations)\n"
     "  --info FILE            print the file's metadata and tensor table\n"
     "  --bench                time prefill and decode (tokens/s)\n"
     "  --prompt-tokens N      prefill length for --bench (default 128)\n"
@@ -184,6 +186,10 @@ Args parse_args(int argc, char** argv) {
             const std::string v = value();
             if (v != "f16" && v != "f32") throw UsageError{"--kv-type must be f16 or f32, got '" + v + "'"};
             a.engine.kv_type = parse_kv_type(v);
+        } else if (f == "--activations") {
+            const std::string v = value();
+            if (!parse_activations(v.c_str(), &a.opts.activations))
+                throw UsageError{"--activations must be q8 or q16, got '" + v + "'"};
         } else if (f == "--tokens") {
             std::string s = value();
             size_t p = 0;
@@ -293,9 +299,9 @@ int run_bench(const Args& a) {
         throw Error("prompt (" + std::to_string(prompt.size()) + ") + generated tokens (" + std::to_string(a.gen_tokens) +
                     ") exceed the context " + std::to_string(e.n_ctx()) + " (raise -c)");
     }
-    std::printf("model: %s (%s), threads %d, kernels %s, kv %s, n_ctx %lld, load %.3f s\n", a.model.c_str(),
-                m->hparams().arch_name.c_str(), m->n_threads(), kernels().name, kv_type_name(e.config().kv_type),
-                (long long)e.n_ctx(), load_s);
+    std::printf("model: %s (%s), threads %d, kernels %s, activations %s, kv %s, n_ctx %lld, load %.3f s\n",
+                a.model.c_str(), m->hparams().arch_name.c_str(), m->n_threads(), kernels().name,
+                activations_name(m->activations()), kv_type_name(e.config().kv_type), (long long)e.n_ctx(), load_s);
 
     std::vector<float> logits(m->n_vocab());
     std::vector<double> pp, tg;

@@ -48,8 +48,20 @@ struct block_q16a {
 };
 static_assert(sizeof(block_q16a) == 72, "q16a block must be 72 bytes");
 
+// 8-bit activations, the fast path (llama.cpp multiplies with 8-bit
+// activations too: ggml's q8_0 / q8_1, with fp16 scales where these keep f32):
+//   value_i = qs[i] * d;  d = amax / 127;  qs rounded half away from zero,
+//   so |qs| <= 127 (the kernels rely on it: no -128);
+//   sum = sum_i qs[i], as in q16a.
+struct block_q8a {
+    float d;
+    int32_t sum;
+    int8_t qs[QK];
+};
+static_assert(sizeof(block_q8a) == 40, "q8a block must be 40 bytes");
+
 // Blocks whose amax is below this quantize to zeros: amax / 32767 would be a
 // subnormal d, whose 1 / d overflows (no real activation comes near).
-constexpr float kQ16aTiny = 1e-33f;
+constexpr float kQ16aTiny = 1e-33f;  // the same bound for q8a
 
 }  // namespace hearth

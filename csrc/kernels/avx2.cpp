@@ -242,6 +242,7 @@ void matmul_tiled(const MatmulArgs& a) {
 }
 
 void matmul(const MatmulArgs& a) {
+    if (is_quantized(a.w_type) && a.x_type == Activations::Q8) return avx2_matmul_q8a(a);
     switch (a.w_type) {
         case GgmlType::F32: return matmul_float<FloatOps<F32W>, 3, 4, 4>(a);
         case GgmlType::F16: return matmul_float<FloatOps<F16W>, 3, 4, 4>(a);
@@ -406,7 +407,7 @@ void accumulate_f16(const float* w, const uint16_t* v, int64_t n, int64_t hd, fl
 
 const KernelTable& avx2_kernels() {
     static const KernelTable table = {
-        "avx2", matmul, quantize_q16a, dot_f32, dot_f16, axpy_f32, axpy_f16, f32_to_f16_row,
+        "avx2", matmul, quantize_q16a, avx2_quantize_q8a, avx2_q8a_packed_row_bytes, avx2_pack_q8a, dot_f32, dot_f16, axpy_f32, axpy_f16, f32_to_f16_row,
         dots_f32, dots_f16, accumulate_f32, accumulate_f16,
     };
     return table;

@@ -34,6 +34,7 @@
 
 #include "base/fp16.h"
 #include "kernels/float_tiling.h"
+#include "kernels/group_tiling.h"
 #include "kernels/kernels.h"
 
 namespace hearth {
@@ -127,21 +128,7 @@ void repack_token(const block_q16a* x, int64_t nb, XPair* out) {
     }
 }
 
-// Per-thread scratch for the repacked activations (grown, never shrunk).
-struct Scratch {
-    void* p = nullptr;
-    size_t n = 0;
-    ~Scratch() { std::free(p); }
-    void* get(size_t bytes) {
-        if (bytes > n) {
-            std::free(p);
-            n = (bytes + 4095) / 4096 * 4096;
-            p = std::aligned_alloc(64, n);
-            if (!p) { n = 0; std::abort(); }
-        }
-        return p;
-    }
-};
+// Per-thread scratch for the repacked activations (group_tiling.h's).
 thread_local Scratch scratch;
 
 // ------------------------------------------------------ quantized weights --
@@ -348,6 +335,7 @@ struct FloatOps {
 };
 
 void matmul(const MatmulArgs& a) {
+    if (is_quantized(a.w_type) && a.x_type == Activations::Q8) return avx512_matmul_q8a(a);
     switch (a.w_type) {
         case GgmlType::F32: return matmul_float<FloatOps<F32W>, 4, 4, 4>(a);
         case GgmlType::F16: return matmul_float<FloatOps<F16W>, 4, 4, 4>(a);
@@ -513,7 +501,7 @@ void accumulate_f16(const float* w, const uint16_t* v, int64_t n, int64_t hd, fl
 
 const KernelTable& avx512_kernels() {
     static const KernelTable table = {
-        "avx512", matmul, quantize_q16a, dot_f32, dot_f16, axpy_f32, axpy_f16, f32_to_f16_row,
+        "avx512", matmul, quantize_q16a, avx512_quantize_q8a, avx512_q8a_packed_row_bytes, avx512_pack_q8a, dot_f32, dot_f16, axpy_f32, axpy_f16, f32_to_f16_row,
         dots_f32, dots_f16, accumulate_f32, accumulate_f16,
     };
     return table;

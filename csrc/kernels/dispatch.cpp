@@ -69,6 +69,15 @@ const KernelTable& kernels() {
     return *t;
 }
 
+const char* activations_name(Activations a) { return a == Activations::Q8 ? "q8" : "q16"; }
+
+bool parse_activations(const char* name, Activations* out) {
+    if (std::strcmp(name, "q8") == 0) *out = Activations::Q8;
+    else if (std::strcmp(name, "q16") == 0) *out = Activations::Q16;
+    else return false;
+    return true;
+}
+
 void use_kernels(const char* name) {
     const KernelTable* t = kernels_by_name(name);
     if (!t) throw Error(std::string("kernel set '") + name + "' is unknown or not supported by this CPU/build");

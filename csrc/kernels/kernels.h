@@ -19,11 +19,20 @@
 
 namespace hearth {
 
+// How the activations of a quantized matmul are quantized: Q8 (block_q8a,
+// the fast path: twice the products per instruction) or Q16 (block_q16a, the
+// exact path: nearly no rounding of the activations). A model uses one for its
+// whole life, so a row's result never depends on what it was batched with.
+enum class Activations : uint8_t { Q8, Q16 };
+// "q8" / "q16"; parse returns false for any other name.
+const char* activations_name(Activations a);
+bool parse_activations(const char* name, Activations* out);
+
 // One matrix product Y = X · Wᵀ restricted to weight rows [r0, r1):
 //   y[t * y_stride + r] = sum_k W[r, k] * X[t, k]   for t < n_tokens, r0 <= r < r1
 // W is a GGUF tensor (ne0 = k contiguous, ne1 = rows). X holds n_tokens rows:
-// f32 (k floats each) when W is f32/f16/bf16, block_q16a (k/32 blocks each)
-// when W is quantized.
+// f32 (k floats each) when W is f32/f16/bf16, block_q8a or block_q16a (k/32
+// blocks each, as x_type says) when W is quantized.
 struct MatmulArgs {
     GgmlType w_type;
     const void* w;
@@ -35,6 +44,7 @@ struct MatmulArgs {
     int64_t k;         // inner dimension (multiple of 32 for quantized W)
     int64_t r0, r1;
     int64_t n_tokens;
+    Activations x_type = Activations::Q16;  // quantized W only
 };
 
 struct KernelTable {
@@ -44,6 +54,11 @@ struct KernelTable {
 
     // Quantize k floats (k % 32 == 0) into k/32 q16a blocks.
     void (*quantize_q16a)(const float* x, block_q16a* y, int64_t k);
+    void (*quantize_q8a)(const float* x, block_q8a* y, int64_t k);
+    // q8a rows go to the matmul in this set's own layout (Q8): the bytes of
+    // a packed row of k activations, and the packing of one row.
+    size_t (*q8a_packed_row_bytes)(int64_t k);
+    void (*pack_q8a)(const block_q8a* x, int64_t k, void* out);
 
     // Attention helpers over one head: a dot product with a cached key and an
     // axpy into the output with a cached value, for f32 and f16 caches.
@@ -79,5 +94,15 @@ const KernelTable& scalar_kernels();
 const KernelTable& avx2_kernels();
 const KernelTable& avx512_kernels();
 #endif
+// The 8-bit-activation entries of each set (avx2_q8.cpp, avx512_q8.cpp); the
+// set's matmul calls its matmul_q8a when x_type is Q8.
+void avx2_matmul_q8a(const MatmulArgs& a);
+void avx2_quantize_q8a(const float* x, block_q8a* y, int64_t k);
+size_t avx2_q8a_packed_row_bytes(int64_t k);
+void avx2_pack_q8a(const block_q8a* x, int64_t k, void* out);
+void avx512_matmul_q8a(const MatmulArgs& a);
+void avx512_quantize_q8a(const float* x, block_q8a* y, int64_t k);
+size_t avx512_q8a_packed_row_bytes(int64_t k);
+void avx512_pack_q8a(const block_q8a* x, int64_t k, void* out);
 
 }  // namespace hearth

@@ -1,6 +1,7 @@
 // The reference kernels: plain C++, no intrinsics. Every SIMD path is tested
 // against these. Compiled with the baseline flags like the rest of the core.
 #include <cmath>
+#include <cstring>
 
 #include "base/fp16.h"
 #include "kernels/kernels.h"
@@ -8,23 +9,32 @@
 namespace hearth {
 namespace {
 
-void quantize_q16a(const float* x, block_q16a* y, int64_t k) {
+// q16a (kMax 32767) and q8a (kMax 127): the same rounding, another width.
+template <typename Block, typename Q, int kMax>
+void quantize_activations(const float* x, Block* y, int64_t k) {
     for (int64_t b = 0; b < k / QK; b++) {
         const float* xb = x + b * QK;
         float amax = 0.0f;
         for (int i = 0; i < QK; i++) amax = std::fmax(amax, std::fabs(xb[i]));
-        const float d = amax < kQ16aTiny ? 0.0f : amax / 32767.0f;
+        const float d = amax < kQ16aTiny ? 0.0f : amax / (float)kMax;
         const float id = d != 0.0f ? 1.0f / d : 0.0f;
         int32_t sum = 0;
         for (int i = 0; i < QK; i++) {
             const int q = (int)std::round(xb[i] * id);  // half away from zero
-            y[b].qs[i] = (int16_t)q;
+            y[b].qs[i] = (Q)q;
             sum += q;
         }
         y[b].d = d;
         y[b].sum = sum;
     }
 }
+
+void quantize_q16a(const float* x, block_q16a* y, int64_t k) { quantize_activations<block_q16a, int16_t, 32767>(x, y, k); }
+void quantize_q8a(const float* x, block_q8a* y, int64_t k) { quantize_activations<block_q8a, int8_t, 127>(x, y, k); }
+
+// The reference reads q8a rows as they are.
+size_t q8a_packed_row_bytes(int64_t k) { return (size_t)(k / QK) * sizeof(block_q8a); }
+void pack_q8a(const block_q8a* x, int64_t k, void* out) { std::memcpy(out, x, q8a_packed_row_bytes(k)); }
 
 // One (row, token) output for each weight type.
 float dot_row_f32(const float* w, const float* x, int64_t k) {
@@ -45,7 +55,10 @@ float dot_row_bf16(const uint16_t* w, const float* x, int64_t k) {
     return acc;
 }
 
-float dot_row_q8_0(const block_q8_0* w, const block_q16a* x, int64_t nb) {
+// The quantized rows, for either activation block (q16a or q8a: the same
+// fields, another width of qs).
+template <typename X>
+float dot_row_q8_0(const block_q8_0* w, const X* x, int64_t nb) {
     float acc = 0.0f;
     for (int64_t b = 0; b < nb; b++) {
         int32_t isum = 0;
@@ -55,7 +68,8 @@ float dot_row_q8_0(const block_q8_0* w, const block_q16a* x, int64_t nb) {
     return acc;
 }
 
-float dot_row_q4_0(const block_q4_0* w, const block_q16a* x, int64_t nb) {
+template <typename X>
+float dot_row_q4_0(const block_q4_0* w, const X* x, int64_t nb) {
     float acc = 0.0f;
     for (int64_t b = 0; b < nb; b++) {
         int32_t isum = 0;
@@ -69,7 +83,8 @@ float dot_row_q4_0(const block_q4_0* w, const block_q16a* x, int64_t nb) {
     return acc;
 }
 
-float dot_row_q4_1(const block_q4_1* w, const block_q16a* x, int64_t nb) {
+template <typename X>
+float dot_row_q4_1(const block_q4_1* w, const X* x, int64_t nb) {
     float acc = 0.0f;
     for (int64_t b = 0; b < nb; b++) {
         int32_t isum = 0;
@@ -101,9 +116,21 @@ void matmul(const MatmulArgs& a) {
         case GgmlType::F32: return matmul_rows<float, float, dot_row_f32>(a, a.k);
         case GgmlType::F16: return matmul_rows<uint16_t, float, dot_row_f16>(a, a.k);
         case GgmlType::BF16: return matmul_rows<uint16_t, float, dot_row_bf16>(a, a.k);
-        case GgmlType::Q8_0: return matmul_rows<block_q8_0, block_q16a, dot_row_q8_0>(a, nb);
-        case GgmlType::Q4_0: return matmul_rows<block_q4_0, block_q16a, dot_row_q4_0>(a, nb);
-        case GgmlType::Q4_1: return matmul_rows<block_q4_1, block_q16a, dot_row_q4_1>(a, nb);
+        default: break;
+    }
+    if (a.x_type == Activations::Q8) {
+        switch (a.w_type) {
+            case GgmlType::Q8_0: return matmul_rows<block_q8_0, block_q8a, dot_row_q8_0<block_q8a>>(a, nb);
+            case GgmlType::Q4_0: return matmul_rows<block_q4_0, block_q8a, dot_row_q4_0<block_q8a>>(a, nb);
+            case GgmlType::Q4_1: return matmul_rows<block_q4_1, block_q8a, dot_row_q4_1<block_q8a>>(a, nb);
+            default: return;
+        }
+    }
+    switch (a.w_type) {
+        case GgmlType::Q8_0: return matmul_rows<block_q8_0, block_q16a, dot_row_q8_0<block_q16a>>(a, nb);
+        case GgmlType::Q4_0: return matmul_rows<block_q4_0, block_q16a, dot_row_q4_0<block_q16a>>(a, nb);
+        case GgmlType::Q4_1: return matmul_rows<block_q4_1, block_q16a, dot_row_q4_1<block_q16a>>(a, nb);
+        default: return;
     }
 }
 
@@ -141,7 +168,7 @@ void accumulate_f16(const float* w, const uint16_t* v, int64_t n, int64_t hd, fl
 
 const KernelTable& scalar_kernels() {
     static const KernelTable table = {
-        "scalar", matmul, quantize_q16a, dot_row_f32, dot_f16, axpy_f32, axpy_f16, f32_to_f16_row,
+        "scalar", matmul, quantize_q16a, quantize_q8a, q8a_packed_row_bytes, pack_q8a, dot_row_f32, dot_f16, axpy_f32, axpy_f16, f32_to_f16_row,
         dots_f32, dots_f16, accumulate_f32, accumulate_f16,
     };
     return table;

@@ -19,16 +19,31 @@ MatmulInput Matmul::prepare(const float* x, int64_t n_tokens, int64_t k, bool qu
     in.x = x;
     in.n_tokens = n_tokens;
     in.k = k;
-    if (quantize) {
-        HEARTH_CHECK(k % QK == 0, "activation row length " + std::to_string(k) + " is not a multiple of 32");
-        const int64_t nb = k / QK;
-        std::vector<block_q16a>& buf = qbuf_;
-        if ((int64_t)buf.size() < n_tokens * nb) buf.resize(n_tokens * nb);
-        block_q16a* q = buf.data();
-        const KernelTable& kt = kernels();
+    if (!quantize) return in;
+    HEARTH_CHECK(k % QK == 0, "activation row length " + std::to_string(k) + " is not a multiple of 32");
+    const int64_t nb = k / QK;
+    const KernelTable& kt = kernels();
+    in.q_type = act_;
+    if (act_ == Activations::Q16) {
+        if ((int64_t)q16_.size() < n_tokens * nb) q16_.resize(n_tokens * nb);
+        block_q16a* q = q16_.data();
         pool_.parallel_for(n_tokens, [&](int64_t t) { kt.quantize_q16a(x + t * k, q + t * nb, k); });
         in.q = q;
+        in.q_row_bytes = nb * sizeof(block_q16a);
+        return in;
     }
+    if ((int64_t)q8_.size() < n_tokens * nb) q8_.resize(n_tokens * nb);
+    // packed rows start on 64-byte lines, so that the kernels load them aligned
+    const size_t row = (kt.q8a_packed_row_bytes(k) + 63) / 64 * 64;
+    if (packed_.size() * 64 < row * n_tokens) packed_.resize(row / 64 * n_tokens);
+    block_q8a* q8 = q8_.data();
+    uint8_t* packed = packed_.data()->bytes;
+    pool_.parallel_for(n_tokens, [&](int64_t t) {
+        kt.quantize_q8a(x + t * k, q8 + t * nb, k);
+        kt.pack_q8a(q8 + t * nb, k, packed + t * row);
+    });
+    in.q = packed;
+    in.q_row_bytes = row;
     return in;
 }
 
@@ -44,7 +59,8 @@ MatmulArgs make_args(const GGUFTensor& w, const MatmulInput& in, float* y, int64
     if (is_quantized(w.type)) {
         HEARTH_CHECK(in.q != nullptr, "matmul: input not quantized for '" + w.name + "'");
         a.x = in.q;
-        a.x_row_bytes = (size_t)(in.k / QK) * sizeof(block_q16a);
+        a.x_row_bytes = in.q_row_bytes;
+        a.x_type = in.q_type;
     } else {
         a.x = in.x;
         a.x_row_bytes = (size_t)in.k * sizeof(float);

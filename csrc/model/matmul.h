@@ -1,6 +1,8 @@
 // Y = X · Wᵀ for a weight tensor of the model, on the thread pool.
-// Quantized weights take activations quantized to q16a (once per input, shared
-// by every matrix that reads the same input: q/k/v, gate/up).
+// Quantized weights take quantized activations (once per input, shared by
+// every matrix that reads the same input: q/k/v, gate/up): 8-bit q8a packed
+// in the kernel set's layout (the fast path) or 16-bit q16a (the exact path),
+// as the model was loaded with.
 #pragma once
 
 #include <cstdint>
@@ -8,22 +10,26 @@
 
 #include "gguf/gguf.h"
 #include "gguf/quant_blocks.h"
+#include "kernels/kernels.h"
 #include "base/thread_pool.h"
 
 namespace hearth {
 
 // Activations ready for a matmul: the f32 rows and, when some weight that
-// reads them is quantized, their q16a blocks.
+// reads them is quantized, their quantized rows.
 struct MatmulInput {
     const float* x = nullptr;
     int64_t n_tokens = 0;
     int64_t k = 0;
-    const block_q16a* q = nullptr;  // n_tokens * k/32 blocks, or null
+    const void* q = nullptr;  // n_tokens rows of q_row_bytes, or null
+    size_t q_row_bytes = 0;
+    Activations q_type = Activations::Q8;
 };
 
 class Matmul {
 public:
-    explicit Matmul(ThreadPool& pool) : pool_(pool) {}
+    Matmul(ThreadPool& pool, Activations act) : pool_(pool), act_(act) {}
+    Activations activations() const { return act_; }
 
     // Prepares x [n_tokens, k] for the matrices that will read it (quantize:
     // some of them are quantized). The returned input borrows a buffer owned
@@ -45,7 +51,13 @@ public:
 
 private:
     ThreadPool& pool_;
-    std::vector<block_q16a> qbuf_;
+    Activations act_;
+    struct alignas(64) Line {
+        uint8_t bytes[64];
+    };
+    std::vector<block_q16a> q16_;  // the exact path's rows
+    std::vector<block_q8a> q8_;    // the fast path's rows before packing
+    std::vector<Line> packed_;     // ... and packed for the kernels
 };
 
 }  // namespace hearth

@@ -31,7 +31,7 @@ Model::Model(std::unique_ptr<GGUFFile> file, const ModelOptions& opts)
       hp_(read_hparams(*file_)),
       w_(load_weights(*file_, hp_)),
       pool_(opts.n_threads > 0 ? opts.n_threads : default_thread_count()),
-      mm_(pool_) {
+      mm_(pool_, opts.activations) {
     rope_inv_freq_ = rope_inv_freq(hp_.rope_base, hp_.rope_dim);
 }
 

@@ -24,6 +24,9 @@ namespace hearth {
 
 struct ModelOptions {
     int n_threads = 0;  // 0: one per available CPU
+    // Activations of the quantized matmuls: Q8 (fast, as llama.cpp) or Q16
+    // (exact: nearly no activation rounding). Fixed for the model's life.
+    Activations activations = Activations::Q8;
 };
 
 class Model {
@@ -34,6 +37,7 @@ public:
     const HParams& hparams() const { return hp_; }
     int64_t n_vocab() const { return hp_.n_vocab; }
     int n_threads() const { return pool_.size(); }
+    Activations activations() const { return mm_.activations(); }
     // The model's threads, for work between forward passes (the engine
     // samples its sequences on them).
     ThreadPool& thread_pool() { return pool_; }

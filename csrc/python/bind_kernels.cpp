@@ -44,15 +44,24 @@ GgmlType check_type(int w_type) {
     throw Error("kernel_matmul: unsupported weight type " + std::to_string(w_type));
 }
 
-// A prepared matmul: weights checked, activations converted (quantized to
-// q16a with the named table's quantize_q16a when the weights are quantized).
+Activations activations_arg(const std::string& a) {
+    Activations out;
+    if (!parse_activations(a.c_str(), &out)) throw Error("activations must be 'q8' or 'q16', got '" + a + "'");
+    return out;
+}
+
+// A prepared matmul: weights checked, activations converted (quantized with
+// the named table's quantize_q8a + pack_q8a or quantize_q16a when the weights
+// are quantized, as the model's Matmul does).
 struct Prepared {
     MatmulArgs args{};
     std::vector<block_q16a> xq;
+    std::vector<block_q8a> x8;
+    std::vector<uint64_t> packed;  // the packed q8a rows (aligned in prepare)
 };
 
 Prepared prepare(const KernelTable& kt, int w_type, const carray<uint8_t>& w, int64_t rows, int64_t k,
-                 const carray<float>& x) {
+                 const carray<float>& x, const std::string& activations) {
     const GgmlType t = check_type(w_type);
     if (rows < 0 || k <= 0) throw Error("kernel_matmul: rows must be >= 0 and k > 0");
     if (is_quantized(t) && k % QK != 0) throw Error("kernel_matmul: k must be a multiple of 32 for quantized weights");
@@ -66,12 +75,27 @@ Prepared prepare(const KernelTable& kt, int w_type, const carray<uint8_t>& w, in
     p.args.w_row_bytes = rb;
     p.args.k = k;
     p.args.n_tokens = nt;
-    if (is_quantized(t)) {
+    p.args.x_type = activations_arg(activations);
+    if (is_quantized(t) && p.args.x_type == Activations::Q16) {
         const int64_t nb = k / QK;
         p.xq.resize((size_t)(nt * nb));
         for (int64_t i = 0; i < nt; i++) kt.quantize_q16a(x.data() + i * k, p.xq.data() + i * nb, k);
         p.args.x = p.xq.data();
         p.args.x_row_bytes = nb * sizeof(block_q16a);
+    } else if (is_quantized(t)) {
+        const int64_t nb = k / QK;
+        p.x8.resize((size_t)(nt * nb));
+        const size_t row = (kt.q8a_packed_row_bytes(k) + 63) / 64 * 64;
+        p.packed.resize(row / 8 * nt + 8);
+        // the kernels load packed rows with aligned loads: start on a 64-byte line
+        uint8_t* base = (uint8_t*)p.packed.data();
+        base += (64 - (uintptr_t)base % 64) % 64;
+        for (int64_t i = 0; i < nt; i++) {
+            kt.quantize_q8a(x.data() + i * k, p.x8.data() + i * nb, k);
+            kt.pack_q8a(p.x8.data() + i * nb, k, base + i * row);
+        }
+        p.args.x = base;
+        p.args.x_row_bytes = row;
     } else {
         p.args.x = x.data();
         p.args.x_row_bytes = k * sizeof(float);
@@ -80,9 +104,10 @@ Prepared prepare(const KernelTable& kt, int w_type, const carray<uint8_t>& w, in
 }
 
 py::array_t<float> kernel_matmul(const std::string& name, int w_type, const carray<uint8_t>& w, int64_t rows,
-                                 int64_t k, const carray<float>& x, int64_t r0, int64_t r1) {
+                                 int64_t k, const carray<float>& x, int64_t r0, int64_t r1,
+                                 const std::string& activations) {
     const KernelTable& kt = table(name);
-    Prepared p = prepare(kt, w_type, w, rows, k, x);
+    Prepared p = prepare(kt, w_type, w, rows, k, x, activations);
     if (r0 < 0 || r1 > rows || r0 > r1) throw Error("kernel_matmul: need 0 <= r0 <= r1 <= rows");
     const int64_t nt = p.args.n_tokens;
     py::array_t<float> y({nt, rows});
@@ -110,9 +135,9 @@ double thread_cpu_seconds() {
 // barrier between iterations). The CPU time is what to read on a busy machine.
 std::pair<double, double> kernel_bench_matmul(const std::string& name, int w_type, const carray<uint8_t>& w,
                                               int64_t rows, int64_t k, const carray<float>& x, int n_threads,
-                                              int iters) {
+                                              int iters, const std::string& activations) {
     const KernelTable& kt = table(name);
-    Prepared p = prepare(kt, w_type, w, rows, k, x);
+    Prepared p = prepare(kt, w_type, w, rows, k, x, activations);
     if (n_threads < 1 || iters < 1) throw Error("kernel_bench_matmul: n_threads and iters must be >= 1");
     std::vector<float> y((size_t)(p.args.n_tokens * rows));
     p.args.y = y.data();
@@ -163,6 +188,28 @@ std::tuple<py::array_t<float>, py::array_t<int32_t>, py::array_t<int16_t>> kerne
     return {d, s, qs};
 }
 
+std::tuple<py::array_t<float>, py::array_t<int32_t>, py::array_t<int8_t>> kernel_quantize_q8a(
+    const std::string& name, const carray<float>& x) {
+    const KernelTable& kt = table(name);
+    const int64_t k = x.size();
+    if (k % QK != 0) throw Error("kernel_quantize_q8a: length must be a multiple of 32");
+    const int64_t nb = k / QK;
+    std::vector<block_q8a> q((size_t)nb);
+    {
+        py::gil_scoped_release nogil;
+        kt.quantize_q8a(x.data(), q.data(), k);
+    }
+    py::array_t<float> d(nb);
+    py::array_t<int32_t> s(nb);
+    py::array_t<int8_t> qs({nb, (int64_t)QK});
+    for (int64_t b = 0; b < nb; b++) {
+        d.mutable_data()[b] = q[b].d;
+        s.mutable_data()[b] = q[b].sum;
+        for (int i = 0; i < QK; i++) qs.mutable_data()[b * QK + i] = q[b].qs[i];
+    }
+    return {d, s, qs};
+}
+
 void check_same(int64_t a, int64_t b, const char* what) {
     if (a != b) throw Error(std::string(what) + ": arrays must have the same length");
 }
@@ -181,15 +228,18 @@ void bind_kernels(py::module_& m, py::module_& testing) {
     m.def("use_kernels", [](const std::string& name) { use_kernels(name.c_str()); }, py::arg("name"),
           "Switches the kernel set (for tests and benchmarks; not while a model computes).");
     testing.def("kernel_matmul", &kernel_matmul, py::arg("name"), py::arg("w_type"), py::arg("w"), py::arg("rows"),
-          py::arg("k"), py::arg("x"), py::arg("r0"), py::arg("r1"),
+          py::arg("k"), py::arg("x"), py::arg("r0"), py::arg("r1"), py::arg("activations") = "q8",
           "y[t, r] = sum_k W[r, k] x[t, k] for r in [r0, r1) (other rows nan) with the named kernel set. "
-          "w: raw GGUF row bytes (uint8), x: float32 [n_tokens, k], quantized to q16a by the same set "
-          "when w is quantized. Returns float32 [n_tokens, rows].");
+          "w: raw GGUF row bytes (uint8), x: float32 [n_tokens, k], quantized by the same set to q8a or "
+          "q16a (activations) when w is quantized. Returns float32 [n_tokens, rows].");
     testing.def("kernel_bench_matmul", &kernel_bench_matmul, py::arg("name"), py::arg("w_type"), py::arg("w"),
           py::arg("rows"), py::arg("k"), py::arg("x"), py::arg("n_threads") = 1, py::arg("iters") = 10,
+          py::arg("activations") = "q8",
           "(wall, busiest thread CPU) seconds per matmul (activation quantization excluded), rows split between n_threads.");
     testing.def("kernel_quantize_q16a", &kernel_quantize_q16a, py::arg("name"), py::arg("x"),
           "Quantize float32 x (length % 32 == 0) to q16a: returns (d float32 [nb], sum int32 [nb], qs int16 [nb, 32]).");
+    testing.def("kernel_quantize_q8a", &kernel_quantize_q8a, py::arg("name"), py::arg("x"),
+          "Quantize float32 x (length % 32 == 0) to q8a: returns (d float32 [nb], sum int32 [nb], qs int8 [nb, 32]).");
     testing.def("kernel_dot_f32", [](const std::string& name, const carray<float>& a, const carray<float>& b) {
         check_same(a.size(), b.size(), "kernel_dot_f32");
         return table(name).dot_f32(a.data(), b.data(), a.size());

@@ -50,13 +50,15 @@ void bind_model(py::module_& m) {
     m.def("read_metadata", [](const std::string& path) { return metadata_dict(*GGUFFile::open(path)); }, py::arg("path"),
           "The metadata of a GGUF file, key -> value.");
     py::class_<Model>(m, "Model")
-        .def(py::init([](const std::string& path, int n_threads) {
+        .def(py::init([](const std::string& path, int n_threads, const std::string& activations) {
                  ModelOptions o;
                  o.n_threads = n_threads;
+                 if (!parse_activations(activations.c_str(), &o.activations))
+                     throw Error("activations must be 'q8' or 'q16', got '" + activations + "'");
                  py::gil_scoped_release release;
                  return Model::load(path, o);
              }),
-             py::arg("path"), py::arg("n_threads") = 0)
+             py::arg("path"), py::arg("n_threads") = 0, py::arg("activations") = "q8")
         .def("metadata", [](const Model& self) { return metadata_dict(self.file()); })
         .def("tensors",
              [](const Model& self) {
@@ -71,6 +73,7 @@ void bind_model(py::module_& m) {
         .def_property_readonly("n_vocab", &Model::n_vocab)
         .def_property_readonly("n_ctx_train", [](const Model& self) { return self.hparams().n_ctx_train; })
         .def_property_readonly("n_threads", &Model::n_threads)
+        .def_property_readonly("activations", [](const Model& self) { return std::string(activations_name(self.activations())); })
         .def_property_readonly("path", [](const Model& self) { return self.file().path(); })
         .def_property_readonly("architecture", [](const Model& self) { return self.hparams().arch_name; });
 }

@@ -25,6 +25,7 @@ from .outputs import CompletionOutput, Logprob, RequestOutput
 from .sampling_params import SamplingParams
 
 KV_TYPES = ("f16", "f32")
+ACTIVATIONS = ("q8", "q16")
 
 PromptType = Union[str, List[int], dict]
 
@@ -83,6 +84,9 @@ class LLMEngine:
         n_ctx: the longest a sequence may grow, prompt and output (default:
             the model's context, at most 4096).
         kv_type: "f16" (default, as llama.cpp) or "f32" (exact parity).
+        activations: how quantized weights' matmuls round their inputs:
+            "q8" (default: 8 bits per activation, fast, as llama.cpp) or "q16"
+            (16 bits: nearly exact, slower).
         kv_cache_tokens: the KV pool shared by all requests, in tokens
             (default: n_ctx × min(max_num_seqs, 4), at most 1 GiB unless one
             context needs more); memory is touched only as it is used.
@@ -94,8 +98,8 @@ class LLMEngine:
     """
 
     def __init__(self, model: Union[str, os.PathLike, None] = None, *, n_threads: Optional[int] = None,
-                 n_ctx: Optional[int] = None, kv_type: str = "f16", kv_cache_tokens: Optional[int] = None,
-                 max_num_seqs: int = 16, max_num_batched_tokens: int = 512, enable_prefix_caching: bool = True,
+                 n_ctx: Optional[int] = None, kv_type: str = "f16", activations: str = "q8",
+                 kv_cache_tokens: Optional[int] = None, max_num_seqs: int = 16, max_num_batched_tokens: int = 512, enable_prefix_caching: bool = True,
                  _loaded=None):
         threads = _positive_int("n_threads", n_threads)
         ctx = _positive_int("n_ctx", n_ctx)
@@ -111,7 +115,9 @@ class LLMEngine:
                 from .model_cache import default_model_path
                 model = default_model_path()
             self.model_path = os.fspath(model)
-            self._model = _core.Model(self.model_path, threads)
+            if activations not in ACTIVATIONS:
+                raise ValueError(f"activations must be one of {ACTIVATIONS}, got {activations!r}")
+            self._model = _core.Model(self.model_path, threads, activations)
             self._tokenizer = _core.Tokenizer.from_model(self._model)
         self._engine = _core.Engine(self._model, self._tokenizer, ctx, kv_type, kv_tokens, seqs, batched,
                                     bool(enable_prefix_caching))

@@ -32,6 +32,8 @@ class LLM:
             the model's context, at most 4096).
         kv_type: element type of the KV cache, "f16" (default, as llama.cpp)
             or "f32" (exact parity with Hugging Face).
+        activations: "q8" (default, fast, as llama.cpp) or "q16" (nearly
+            exact): how matmuls with quantized weights round their inputs.
         vocab_only: load the tokenizer alone (tokenize / detokenize work;
             there are no weights to evaluate), e.g. a `--vocab-only` file.
         seed: where requests without their own SamplingParams.seed take
@@ -43,7 +45,7 @@ class LLM:
 
     def __init__(self, model: Union[str, os.PathLike, None] = None, n_threads: Optional[int] = None,
                  n_ctx: Optional[int] = None, kv_type: str = "f16", vocab_only: bool = False,
-                 seed: Optional[int] = None, *, max_num_seqs: int = 16, max_num_batched_tokens: int = 512,
+                 seed: Optional[int] = None, *, activations: str = "q8", max_num_seqs: int = 16, max_num_batched_tokens: int = 512,
                  kv_cache_tokens: Optional[int] = None, enable_prefix_caching: bool = True, model_path=None):
         if model is None and model_path is not None:
             model = model_path  # hearth's earlier keyword
@@ -62,7 +64,7 @@ class LLM:
             self._tokenizer = _core.Tokenizer.load(self.model_path)
         else:
             self.llm_engine = LLMEngine(self.model_path, n_threads=n_threads, n_ctx=n_ctx, kv_type=kv_type,
-                                        kv_cache_tokens=kv_cache_tokens, max_num_seqs=max_num_seqs,
+                                        activations=activations, kv_cache_tokens=kv_cache_tokens, max_num_seqs=max_num_seqs,
                                         max_num_batched_tokens=max_num_batched_tokens,
                                         enable_prefix_caching=enable_prefix_caching)
             self._tokenizer = self.llm_engine._tokenizer

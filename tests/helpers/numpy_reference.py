@@ -8,13 +8,16 @@ import gguf
 import numpy as np
 
 
-def fake_quantize_q16(x: np.ndarray) -> np.ndarray:
-    """What the engine's integer matmuls see of an activation row (q16a,
-    csrc/quant_blocks.h): blocks of 32 scaled by amax/32767 and rounded half
-    away from zero, computed in f32."""
+ACT_MAX = {"q8": 127, "q16": 32767}
+
+
+def fake_quantize(x: np.ndarray, act: str) -> np.ndarray:
+    """What the engine's integer matmuls see of an activation row (q8a or
+    q16a, csrc/gguf/quant_blocks.h): blocks of 32 scaled by amax/127 or
+    amax/32767 and rounded half away from zero, computed in f32."""
     xf = x.astype(np.float32).reshape(-1, 32)
     amax = np.abs(xf).max(axis=1, keepdims=True)
-    d = np.where(amax < np.float32(1e-33), np.float32(0), amax / np.float32(32767)).astype(np.float32)
+    d = np.where(amax < np.float32(1e-33), np.float32(0), amax / np.float32(ACT_MAX[act])).astype(np.float32)
     inv = np.where(d != 0, np.float32(1) / np.where(d != 0, d, 1), np.float32(0)).astype(np.float32)
     v = xf * inv
     q = np.sign(v) * np.floor(np.abs(v) + np.float32(0.5))
@@ -22,12 +25,14 @@ def fake_quantize_q16(x: np.ndarray) -> np.ndarray:
 
 
 class NumpyReference:
-    """quantize_activations: feed quantized weights 16-bit activations, as the
-    engine does, to compare at float tolerance."""
+    """activations: "q8" or "q16" feeds quantized weights activations rounded
+    as the engine's path of that name does, to compare at float tolerance
+    (None: exact activations)."""
 
-    def __init__(self, path, quantize_activations: bool = False):
+    def __init__(self, path, activations=None):
         r = gguf.GGUFReader(str(path))
-        self.quantized = {t.name for t in r.tensors if quantize_activations and t.tensor_type in (
+        self.activations = activations
+        self.quantized = {t.name for t in r.tensors if activations and t.tensor_type in (
             gguf.GGMLQuantizationType.Q8_0, gguf.GGMLQuantizationType.Q4_0, gguf.GGMLQuantizationType.Q4_1)}
         self.arch = bytes(r.fields["general.architecture"].parts[-1]).decode()
 
@@ -65,7 +70,7 @@ class NumpyReference:
 
     def _mm(self, x, name):
         if name in self.quantized:
-            x = fake_quantize_q16(x)
+            x = fake_quantize(x, self.activations)
         return x @ self.t[name].T
 
     def _norm(self, x, w):

@@ -1,0 +1,266 @@
+// The AVX2 quantized matmuls with 8-bit activations (q8a), the fast path.
+// Compiled with -mavx2 -mfma -mf16c like avx2.cpp; only the avx2_*_q8a
+// entries have external linkage.
+//
+// The layout of avx512_q8.cpp with groups of 8 blocks, one int32 lane each
+// (group_tiling.h: XGroup::q[c] lane l = activations 4c..4c+3 of block l;
+// weights transposed the same way per row tile). Without VNNI the products
+// go through vpmaddubsw (unsigned x signed bytes, pairs summed into int16):
+//   q4_0 / q4_1: the nibbles are unsigned; the 8 vpmaddubsw of a group add up
+//     in int16 (each lane then holds 16 products, |sum| <= 16 * 15 * 127 =
+//     30480 < 32767), then one vpmaddwd makes the block's int32; q4_0 starts
+//     from -8 * sum(x) like the AVX-512 path;
+//   q8_0: signed weights, so the sign moves to the activations (vpsignb) and
+//     |w| is the unsigned operand; each pair can reach 2 * 128 * 127, so every
+//     vpmaddubsw is widened by its own vpmaddwd.
+//
+// Determinism as in avx512_q8.cpp: integer lanes (exact), then per group one
+// cvt, mul and fmadd (and q4_1's m term) into an 8-lane accumulator, hsum8 at
+// the end; decode and prefill run the same arithmetic.
+#include <immintrin.h>
+
+#include <cstdint>
+#include <cstdlib>
+#include <cstring>
+
+#include "kernels/group_tiling.h"
+#include "kernels/kernels.h"
+
+namespace hearth {
+namespace {
+
+constexpr int G = 8;  // blocks per group
+
+using XG = XGroup<G>;
+static_assert(sizeof(XG) == 384, "XGroup layout");
+
+inline float hsum8(__m256 v) {
+    __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+    s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+    s = _mm_add_ss(s, _mm_movehdup_ps(s));
+    return _mm_cvtss_f32(s);
+}
+
+// ------------------------------------------------------- the activations --
+
+// Bit-identical with the scalar reference (see quantize_q16a in avx2.cpp).
+void quantize(const float* x, block_q8a* y, int64_t k) {
+    const __m256 sign_mask = _mm256_set1_ps(-0.0f);
+    const __m256 half = _mm256_set1_ps(0.5f);
+    const __m256 one = _mm256_set1_ps(1.0f);
+    for (int64_t b = 0; b < k / QK; b++) {
+        const float* xb = x + b * QK;
+        __m256 v[4];
+        for (int i = 0; i < 4; i++) v[i] = _mm256_loadu_ps(xb + 8 * i);
+        __m256 m = _mm256_max_ps(_mm256_max_ps(_mm256_andnot_ps(sign_mask, v[0]), _mm256_andnot_ps(sign_mask, v[1])),
+                                 _mm256_max_ps(_mm256_andnot_ps(sign_mask, v[2]), _mm256_andnot_ps(sign_mask, v[3])));
+        __m128 m4 = _mm_max_ps(_mm256_castps256_ps128(m), _mm256_extractf128_ps(m, 1));
+        m4 = _mm_max_ps(m4, _mm_movehl_ps(m4, m4));
+        m4 = _mm_max_ss(m4, _mm_movehdup_ps(m4));
+        const float amax = _mm_cvtss_f32(m4);
+        const float d = amax < kQ16aTiny ? 0.0f : amax / 127.0f;
+        const float id = d != 0.0f ? 1.0f / d : 0.0f;
+        const __m256 vid = _mm256_set1_ps(id);
+        __m256i q[4];
+        for (int i = 0; i < 4; i++) {
+            const __m256 p = _mm256_mul_ps(v[i], vid);
+            const __m256 tr = _mm256_round_ps(p, _MM_FROUND_TO_ZERO | _MM_FROUND_NO_EXC);
+            const __m256 frac = _mm256_andnot_ps(sign_mask, _mm256_sub_ps(p, tr));
+            const __m256 up = _mm256_and_ps(_mm256_cmp_ps(frac, half, _CMP_GE_OQ),
+                                            _mm256_or_ps(one, _mm256_and_ps(p, sign_mask)));
+            q[i] = _mm256_cvttps_epi32(_mm256_add_ps(tr, up));
+        }
+        // int32 -> int8 (values in [-127, 127]); the packs interleave 128-bit lanes, a permute restores the order
+        const __m256i b8 = _mm256_packs_epi16(_mm256_packs_epi32(q[0], q[1]), _mm256_packs_epi32(q[2], q[3]));
+        _mm256_storeu_si256((__m256i*)y[b].qs, _mm256_permutevar8x32_epi32(b8, _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7)));
+        const __m256i s = _mm256_add_epi32(_mm256_add_epi32(q[0], q[1]), _mm256_add_epi32(q[2], q[3]));
+        __m128i s4 = _mm_add_epi32(_mm256_castsi256_si128(s), _mm256_extracti128_si256(s, 1));
+        s4 = _mm_add_epi32(s4, _mm_shuffle_epi32(s4, 0x4e));
+        s4 = _mm_add_epi32(s4, _mm_shuffle_epi32(s4, 0xb1));
+        y[b].d = d;
+        y[b].sum = _mm_cvtsi128_si32(s4);
+    }
+}
+
+// ----------------------------------------------------------- the weights --
+
+// 16-byte rows v[0..7] (one per block) -> P[g] lane l = dword g of v[l].
+inline void transpose8x4(const __m128i v[8], __m256i P[4]) {
+    __m256i Z[4];
+    for (int a = 0; a < 4; a++) Z[a] = _mm256_inserti128_si256(_mm256_castsi128_si256(v[a]), v[a + 4], 1);
+    const __m256i t0 = _mm256_unpacklo_epi32(Z[0], Z[1]), t1 = _mm256_unpackhi_epi32(Z[0], Z[1]);
+    const __m256i t2 = _mm256_unpacklo_epi32(Z[2], Z[3]), t3 = _mm256_unpackhi_epi32(Z[2], Z[3]);
+    P[0] = _mm256_unpacklo_epi64(t0, t2);
+    P[1] = _mm256_unpackhi_epi64(t0, t2);
+    P[2] = _mm256_unpacklo_epi64(t1, t3);
+    P[3] = _mm256_unpackhi_epi64(t1, t3);
+}
+
+// The first dword of each of n blocks (fp16 d, then m or weight bytes).
+template <class Block>
+inline __m256i gather_heads(const Block* b, int n) {
+    const __m256i idx = _mm256_mullo_epi32(_mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7), _mm256_set1_epi32((int)sizeof(Block)));
+    if (n == G) return _mm256_i32gather_epi32((const int*)b, idx, 1);
+    const __m256i mask = _mm256_cmpgt_epi32(_mm256_set1_epi32(n), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
+    return _mm256_mask_i32gather_epi32(_mm256_setzero_si256(), (const int*)b, idx, mask, 1);
+}
+
+inline __m256 low_halves_f16(__m256i v) {
+    const __m256i lo = _mm256_and_si256(v, _mm256_set1_epi32(0xffff));
+    return _mm256_cvtph_ps(_mm_packus_epi32(_mm256_castsi256_si128(lo), _mm256_extracti128_si256(lo, 1)));
+}
+
+// Bytes [off, off + 16) of each of n blocks (zeros past n).
+template <class Block>
+inline void load_rows16(const Block* b, int n, size_t off, __m128i v[8]) {
+    for (int l = 0; l < G; l++)
+        v[l] = l < n ? _mm_loadu_si128((const __m128i*)((const char*)(b + l) + off)) : _mm_setzero_si128();
+}
+
+template <class Block>
+inline void prep_nibbles(const Block* b, int n, __m256i q[8]) {
+    __m128i v[8];
+    load_rows16(b, n, offsetof(Block, qs), v);
+    __m256i P[4];
+    transpose8x4(v, P);
+    const __m256i mask = _mm256_set1_epi8(0x0f);
+    for (int g = 0; g < 4; g++) {
+        q[g] = _mm256_and_si256(P[g], mask);
+        q[4 + g] = _mm256_and_si256(_mm256_srli_epi16(P[g], 4), mask);
+    }
+}
+
+// Nibble types: the 8 vpmaddubsw of a group summed in int16, one vpmaddwd.
+template <class W>
+inline __m256i nibble_dot(const W& w, const XG& x, __m256i start) {
+    __m256i s16 = _mm256_maddubs_epi16(w.q[0], _mm256_load_si256((const __m256i*)x.q[0]));
+    for (int c = 1; c < 8; c++) s16 = _mm256_add_epi16(s16, _mm256_maddubs_epi16(w.q[c], _mm256_load_si256((const __m256i*)x.q[c])));
+    return _mm256_add_epi32(_mm256_madd_epi16(s16, _mm256_set1_epi16(1)), start);
+}
+
+struct Q4_0 {
+    using Block = block_q4_0;
+    struct alignas(32) W { __m256i q[8]; __m256 d; };
+    static void prep(const Block* b, int n, W& w) {
+        prep_nibbles(b, n, w.q);
+        w.d = low_halves_f16(gather_heads(b, n));
+    }
+    static __m256i dot(const W& w, const XG& x) {
+        return nibble_dot(w, x, _mm256_load_si256((const __m256i*)x.c8));
+    }
+    static __m256 scale_add(__m256i p, const W& w, const XG& x, __m256 acc) {
+        return _mm256_fmadd_ps(_mm256_cvtepi32_ps(p), _mm256_mul_ps(w.d, _mm256_load_ps(x.d)), acc);
+    }
+};
+
+struct Q4_1 {
+    using Block = block_q4_1;
+    struct alignas(32) W { __m256i q[8]; __m256 d, m; };
+    static void prep(const Block* b, int n, W& w) {
+        prep_nibbles(b, n, w.q);
+        const __m256i heads = gather_heads(b, n);  // d in the low half, m in the high
+        w.d = low_halves_f16(heads);
+        w.m = low_halves_f16(_mm256_srli_epi32(heads, 16));
+    }
+    static __m256i dot(const W& w, const XG& x) { return nibble_dot(w, x, _mm256_setzero_si256()); }
+    static __m256 scale_add(__m256i p, const W& w, const XG& x, __m256 acc) {
+        acc = _mm256_fmadd_ps(_mm256_cvtepi32_ps(p), _mm256_mul_ps(w.d, _mm256_load_ps(x.d)), acc);
+        return _mm256_fmadd_ps(w.m, _mm256_load_ps(x.s), acc);
+    }
+};
+
+struct Q8_0 {
+    using Block = block_q8_0;
+    struct alignas(32) W { __m256i q[8]; __m256i sq[8]; __m256 d; };  // |w| and w
+    static void prep(const Block* b, int n, W& w) {
+        for (int half = 0; half < 2; half++) {
+            __m128i v[8];
+            load_rows16(b, n, offsetof(Block, qs) + 16 * half, v);
+            __m256i P[4];
+            transpose8x4(v, P);
+            for (int g = 0; g < 4; g++) {
+                w.sq[4 * half + g] = P[g];
+                w.q[4 * half + g] = _mm256_abs_epi8(P[g]);
+            }
+        }
+        w.d = low_halves_f16(gather_heads(b, n));
+    }
+    static __m256i dot(const W& w, const XG& x) {
+        const __m256i ones = _mm256_set1_epi16(1);
+        __m256i p = _mm256_setzero_si256();
+        for (int c = 0; c < 8; c++) {
+            const __m256i xs = _mm256_sign_epi8(_mm256_load_si256((const __m256i*)x.q[c]), w.sq[c]);
+            p = _mm256_add_epi32(p, _mm256_madd_epi16(_mm256_maddubs_epi16(w.q[c], xs), ones));
+        }
+        return p;
+    }
+    static __m256 scale_add(__m256i p, const W& w, const XG& x, __m256 acc) {
+        return _mm256_fmadd_ps(_mm256_cvtepi32_ps(p), _mm256_mul_ps(w.d, _mm256_load_ps(x.d)), acc);
+    }
+};
+
+// ------------------------------------------------------------- the tiles --
+
+// One weight type's kernel, for the walk in group_tiling.h. Each (row,
+// token) pair's integer sum is Q::dot's (exact whatever the order), its float
+// part Q::scale_add, in decode and prefill alike.
+template <class Q>
+struct Kernel {
+    static constexpr int G = hearth::G;
+    using XG = hearth::XG;
+    using W = typename Q::W;
+    using Block = typename Q::Block;
+    static void prep(const Block* b, int n, W& w) { Q::prep(b, n, w); }
+
+    // Decode: each row's groups transposed in registers and used once.
+    static void one_token(const MatmulArgs& a, int64_t r0, int64_t r1, const XG* x) {
+        const int64_t nb = a.k / QK, ng = n_groups(nb, G);
+        for (int64_t r = r0; r < r1; r++) {
+            const Block* row = (const Block*)((const char*)a.w + r * a.w_row_bytes);
+            __m256 acc = _mm256_setzero_ps();
+            for (int64_t g = 0; g < ng; g++) {
+                W w;
+                Q::prep(row + g * G, group_blocks(nb, g, G), w);
+                acc = Q::scale_add(Q::dot(w, x[g]), w, x[g], acc);
+            }
+            a.y[r] = hsum8(acc);
+        }
+    }
+
+    template <int R, int T>
+    static void tile(const W* const* wr, const XG* const* xr, int64_t ng, float* const* y) {
+        __m256 acc[R][T];
+        for (int i = 0; i < R; i++)
+            for (int j = 0; j < T; j++) acc[i][j] = _mm256_setzero_ps();
+        for (int64_t g = 0; g < ng; g++)
+            for (int i = 0; i < R; i++)
+                for (int j = 0; j < T; j++)
+                    acc[i][j] = Q::scale_add(Q::dot(wr[i][g], xr[j][g]), wr[i][g], xr[j][g], acc[i][j]);
+        for (int i = 0; i < R; i++)
+            for (int j = 0; j < T; j++) y[j][i] = hsum8(acc[i][j]);
+    }
+};
+
+thread_local Scratch wscratch;
+
+template <class Q>
+void matmul_q(const MatmulArgs& a) {
+    matmul_grouped<Kernel<Q>, 2, 2>(a, wscratch, 256 * 1024);
+}
+
+}  // namespace
+
+void avx2_matmul_q8a(const MatmulArgs& a) {
+    switch (a.w_type) {
+        case GgmlType::Q8_0: return matmul_q<Q8_0>(a);
+        case GgmlType::Q4_0: return matmul_q<Q4_0>(a);
+        case GgmlType::Q4_1: return matmul_q<Q4_1>(a);
+        default: return;
+    }
+}
+
+void avx2_quantize_q8a(const float* x, block_q8a* y, int64_t k) { quantize(x, y, k); }
+size_t avx2_q8a_packed_row_bytes(int64_t k) { return packed_row_bytes<G>(k); }
+void avx2_pack_q8a(const block_q8a* x, int64_t k, void* out) { pack_row<G>(x, k, out); }
+
+}  // namespace hearth

@@ -1,0 +1,270 @@
+// The AVX-512 quantized matmuls with 8-bit activations (q8a), the fast path.
+// Compiled with the AVX-512 flags (F, BW, VL, DQ, VNNI) like avx512.cpp; only
+// avx512_matmul_q8a and the table's pack entries have external linkage.
+//
+// Layout: blocks go in groups of 16, one int32 lane per block, so that the
+// integer dot product of a whole block ends in its own lane and the float
+// work (convert, scale, accumulate) is done once per 16 blocks:
+//   activations, packed once per input (pack_q8a, group_tiling.h):
+//     XGroup::q[c] lane l holds activations 4c..4c+3 of block l (c = 0..7);
+//   weights, transposed the same way as a row tile is used (WGroup::q[c]):
+//     q4_0 / q4_1: dword g of a block's nibble bytes holds elements 4g..4g+3
+//       (low nibbles, matching q[g]) and 16+4g..16+4g+3 (high, matching
+//       q[4+g]); the nibbles are already unsigned;
+//     q8_0: dword c holds elements 4c..4c+3, made unsigned by adding 128.
+// vpdpbusd (unsigned weight bytes x signed activation bytes, 4 products per
+// lane) then needs no widening; what the unsigned offset adds is taken back
+// exactly in integers: the dot products start from -8 * sum(x) (q4_0) or
+// -128 * sum(x) (q8_0). q4_1 adds m * d_x * sum(x) in float.
+//
+// Determinism: every (row, token) output takes the same instruction sequence
+// in every tile: per group, integer lanes (exact, in any order), then one
+// cvt, mul and fmadd (and q4_1's second fmadd) into a 16-lane accumulator,
+// groups in order, hsum16 at the end. Decode (weights transposed in
+// registers) and prefill (transposed once per row tile into scratch) run the
+// same arithmetic.
+#include <immintrin.h>
+
+#include <cstdint>
+#include <cstdlib>
+#include <cstring>
+
+#include "kernels/group_tiling.h"
+#include "kernels/kernels.h"
+
+namespace hearth {
+namespace {
+
+constexpr int G = 16;  // blocks per group
+
+using XG = XGroup<G>;
+static_assert(sizeof(XG) == 768, "XGroup layout");
+
+struct alignas(64) WGroup {
+    __m512i q[8];  // unsigned weight bytes, lane l = block l, as XGroup::q
+    __m512 d;      // d_w per block
+    __m512 m;      // q4_1: m per block
+};
+
+
+inline float hsum16(__m512 v) {
+    __m256 s8 = _mm256_add_ps(_mm512_castps512_ps256(v), _mm512_extractf32x8_ps(v, 1));
+    __m128 s = _mm_add_ps(_mm256_castps256_ps128(s8), _mm256_extractf128_ps(s8, 1));
+    s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+    s = _mm_add_ss(s, _mm_movehdup_ps(s));
+    return _mm_cvtss_f32(s);
+}
+
+// ----------------------------------------------------------- the weights --
+
+// 16-byte rows v[0..15] (one per block) -> P[g] lane l = dword g of v[l].
+inline void transpose16x4(const __m128i v[16], __m512i P[4]) {
+    __m512i Z[4];
+    for (int a = 0; a < 4; a++) {
+        Z[a] = _mm512_inserti32x4(
+            _mm512_inserti32x4(_mm512_inserti32x4(_mm512_castsi128_si512(v[a]), v[a + 4], 1), v[a + 8], 2),
+            v[a + 12], 3);
+    }
+    const __m512i t0 = _mm512_unpacklo_epi32(Z[0], Z[1]), t1 = _mm512_unpackhi_epi32(Z[0], Z[1]);
+    const __m512i t2 = _mm512_unpacklo_epi32(Z[2], Z[3]), t3 = _mm512_unpackhi_epi32(Z[2], Z[3]);
+    P[0] = _mm512_unpacklo_epi64(t0, t2);
+    P[1] = _mm512_unpackhi_epi64(t0, t2);
+    P[2] = _mm512_unpacklo_epi64(t1, t3);
+    P[3] = _mm512_unpackhi_epi64(t1, t3);
+}
+
+// The first dword of each of n blocks (fp16 d, then m or weight bytes).
+template <class Block>
+inline __m512i gather_heads(const Block* b, int n) {
+    const __m512i idx = _mm512_mullo_epi32(_mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15),
+                                           _mm512_set1_epi32((int)sizeof(Block)));
+    if (n == G) return _mm512_i32gather_epi32(idx, (const void*)b, 1);
+    return _mm512_mask_i32gather_epi32(_mm512_setzero_si512(), (__mmask16)((1u << n) - 1), idx, (const void*)b, 1);
+}
+
+inline __m512 low_halves_f16(__m512i v) { return _mm512_cvtph_ps(_mm512_cvtepi32_epi16(v)); }
+
+// Bytes [off, off + 16) of each of n blocks (zeros past n).
+template <class Block>
+inline void load_rows16(const Block* b, int n, size_t off, __m128i v[16]) {
+    for (int l = 0; l < G; l++)
+        v[l] = l < n ? _mm_loadu_si128((const __m128i*)((const char*)(b + l) + off)) : _mm_setzero_si128();
+}
+
+// q4 blocks: low nibbles of dword g are elements 4g..4g+3, high ones 16+4g..
+template <class Block>
+inline void prep_nibbles(const Block* b, int n, __m512i q[8]) {
+    __m128i v[16];
+    load_rows16(b, n, offsetof(Block, qs), v);
+    __m512i P[4];
+    transpose16x4(v, P);
+    const __m512i mask = _mm512_set1_epi8(0x0f);
+    for (int g = 0; g < 4; g++) {
+        q[g] = _mm512_and_si512(P[g], mask);
+        q[4 + g] = _mm512_and_si512(_mm512_srli_epi16(P[g], 4), mask);
+    }
+}
+
+struct Q4_0 {
+    using Block = block_q4_0;
+    static constexpr int kOffset = 8;
+    static constexpr bool kMTerm = false;
+    static void prep(const Block* b, int n, WGroup& w) {
+        prep_nibbles(b, n, w.q);
+        w.d = low_halves_f16(gather_heads(b, n));
+    }
+};
+
+struct Q4_1 {
+    using Block = block_q4_1;
+    static constexpr int kOffset = 0;
+    static constexpr bool kMTerm = true;
+    static void prep(const Block* b, int n, WGroup& w) {
+        prep_nibbles(b, n, w.q);
+        const __m512i heads = gather_heads(b, n);  // d in the low half, m in the high
+        w.d = low_halves_f16(heads);
+        w.m = low_halves_f16(_mm512_srli_epi32(heads, 16));
+    }
+};
+
+struct Q8_0 {
+    using Block = block_q8_0;
+    static constexpr int kOffset = 128;
+    static constexpr bool kMTerm = false;
+    static void prep(const Block* b, int n, WGroup& w) {
+        const __m512i bias = _mm512_set1_epi8((char)0x80);  // w + 128 as unsigned bytes
+        for (int half = 0; half < 2; half++) {
+            __m128i v[16];
+            load_rows16(b, n, offsetof(Block, qs) + 16 * half, v);
+            __m512i P[4];
+            transpose16x4(v, P);
+            for (int g = 0; g < 4; g++) w.q[4 * half + g] = _mm512_xor_si512(P[g], bias);
+        }
+        w.d = low_halves_f16(gather_heads(b, n));
+    }
+};
+
+template <class Q>
+inline __m512i start_sums(const XG& x) {
+    if constexpr (Q::kOffset == 8) return _mm512_load_si512((const __m512i*)x.c8);
+    if constexpr (Q::kOffset == 128) return _mm512_load_si512((const __m512i*)x.c128);
+    return _mm512_setzero_si512();
+}
+
+// The float part of one (row, token) pair for one group: the same in every tile.
+template <class Q>
+inline __m512 scale_add(__m512i p, const WGroup& w, const XG& x, __m512 acc) {
+    acc = _mm512_fmadd_ps(_mm512_cvtepi32_ps(p), _mm512_mul_ps(w.d, _mm512_load_ps(x.d)), acc);
+    if constexpr (Q::kMTerm) acc = _mm512_fmadd_ps(w.m, _mm512_load_ps(x.s), acc);
+    return acc;
+}
+
+// ------------------------------------------------------------- the tiles --
+
+// One weight type's kernel, for the walk in group_tiling.h.
+template <class Q>
+struct Kernel {
+    static constexpr int G = hearth::G;
+    using XG = hearth::XG;
+    using W = WGroup;
+    using Block = typename Q::Block;
+    static void prep(const Block* b, int n, W& w) { Q::prep(b, n, w); }
+
+    // Decode: each row's groups transposed in registers and used once.
+    static void one_token(const MatmulArgs& a, int64_t r0, int64_t r1, const XG* x) {
+        const int64_t nb = a.k / QK, ng = n_groups(nb, G);
+        for (int64_t r = r0; r < r1; r++) {
+            const Block* row = (const Block*)((const char*)a.w + r * a.w_row_bytes);
+            __m512 acc = _mm512_setzero_ps();
+            for (int64_t g = 0; g < ng; g++) {
+                W w;
+                Q::prep(row + g * G, group_blocks(nb, g, G), w);
+                __m512i p = start_sums<Q>(x[g]);
+                for (int c = 0; c < 8; c++) p = _mm512_dpbusd_epi32(p, w.q[c], _mm512_load_si512((const __m512i*)x[g].q[c]));
+                acc = scale_add<Q>(p, w, x[g], acc);
+            }
+            a.y[r] = hsum16(acc);
+        }
+    }
+
+    // R rows' transposed groups (ng each, in scratch) x T tokens' packed groups.
+    template <int R, int T>
+    static void tile(const W* const* wr, const XG* const* xr, int64_t ng, float* const* y) {
+        __m512 acc[R][T];
+        for (int i = 0; i < R; i++)
+            for (int j = 0; j < T; j++) acc[i][j] = _mm512_setzero_ps();
+        for (int64_t g = 0; g < ng; g++) {
+            __m512i p[R][T];
+            for (int j = 0; j < T; j++) {
+                const __m512i s = start_sums<Q>(xr[j][g]);
+                for (int i = 0; i < R; i++) p[i][j] = s;
+            }
+            for (int c = 0; c < 8; c++) {
+                __m512i xv[T];
+                for (int j = 0; j < T; j++) xv[j] = _mm512_load_si512((const __m512i*)xr[j][g].q[c]);
+                for (int i = 0; i < R; i++) {
+                    const __m512i wv = wr[i][g].q[c];
+                    for (int j = 0; j < T; j++) p[i][j] = _mm512_dpbusd_epi32(p[i][j], wv, xv[j]);
+                }
+            }
+            for (int i = 0; i < R; i++)
+                for (int j = 0; j < T; j++) acc[i][j] = scale_add<Q>(p[i][j], wr[i][g], xr[j][g], acc[i][j]);
+        }
+        for (int i = 0; i < R; i++)
+            for (int j = 0; j < T; j++) y[j][i] = hsum16(acc[i][j]);
+    }
+};
+
+thread_local Scratch wscratch;
+
+template <class Q>
+void matmul_q(const MatmulArgs& a) {
+    matmul_grouped<Kernel<Q>, 4, 3>(a, wscratch, 512 * 1024);
+}
+
+// Bit-identical with the scalar reference, as quantize_q16a in avx512.cpp:
+// the same d = amax / 127, id = 1 / d, product x * id, and exact rounding
+// half away from zero.
+void quantize(const float* x, block_q8a* y, int64_t k) {
+    const __m512 half = _mm512_set1_ps(0.5f);
+    const __m512 one = _mm512_set1_ps(1.0f);
+    const __m512i sign = _mm512_set1_epi32((int)0x80000000u);
+    for (int64_t b = 0; b < k / QK; b++) {
+        const float* xb = x + b * QK;
+        const __m512 v[2] = {_mm512_loadu_ps(xb), _mm512_loadu_ps(xb + 16)};
+        const float amax = _mm512_reduce_max_ps(_mm512_max_ps(_mm512_abs_ps(v[0]), _mm512_abs_ps(v[1])));
+        const float d = amax < kQ16aTiny ? 0.0f : amax / 127.0f;
+        const float id = d != 0.0f ? 1.0f / d : 0.0f;
+        const __m512 vid = _mm512_set1_ps(id);
+        __m512i q[2];
+        for (int i = 0; i < 2; i++) {
+            const __m512 p = _mm512_mul_ps(v[i], vid);
+            const __m512 tr = _mm512_roundscale_ps(p, _MM_FROUND_TO_ZERO | _MM_FROUND_NO_EXC);
+            const __mmask16 up = _mm512_cmp_ps_mask(_mm512_abs_ps(_mm512_sub_ps(p, tr)), half, _CMP_GE_OQ);
+            const __m512 step = _mm512_castsi512_ps(
+                _mm512_or_si512(_mm512_castps_si512(one), _mm512_and_si512(_mm512_castps_si512(p), sign)));
+            q[i] = _mm512_cvttps_epi32(_mm512_mask_add_ps(tr, up, tr, step));
+            _mm_storeu_si128((__m128i*)(y[b].qs + 16 * i), _mm512_cvtepi32_epi8(q[i]));
+        }
+        y[b].d = d;
+        y[b].sum = _mm512_reduce_add_epi32(_mm512_add_epi32(q[0], q[1]));
+    }
+}
+
+}  // namespace
+
+void avx512_quantize_q8a(const float* x, block_q8a* y, int64_t k) { quantize(x, y, k); }
+
+void avx512_matmul_q8a(const MatmulArgs& a) {
+    switch (a.w_type) {
+        case GgmlType::Q8_0: return matmul_q<Q8_0>(a);
+        case GgmlType::Q4_0: return matmul_q<Q4_0>(a);
+        case GgmlType::Q4_1: return matmul_q<Q4_1>(a);
+        default: return;
+    }
+}
+
+size_t avx512_q8a_packed_row_bytes(int64_t k) { return packed_row_bytes<G>(k); }
+void avx512_pack_q8a(const block_q8a* x, int64_t k, void* out) { pack_row<G>(x, k, out); }
+
+}  // namespace hearth

@@ -1,0 +1,129 @@
+// What the 8-bit-activation matmuls of every SIMD set share (avx2_q8.cpp with
+// groups of 8 blocks, avx512_q8.cpp with 16): the packed activation layout,
+// its packing, per-thread scratch, and the loop that walks a matmul in row
+// tiles. No SIMD here: like float_tiling.h it lives in an anonymous
+// namespace, so each kernel file gets its own copy compiled with its flags.
+//
+// The layout puts one block per int32 lane: XGroup<G>::q[c] lane l holds
+// activations 4c..4c+3 of block l of the group (c = 0..7), so that a block's
+// whole integer dot product ends in its own lane and the float work is done
+// once per G blocks. The kernels transpose the weights the same way.
+#pragma once
+
+#include <cstdint>
+#include <cstdlib>
+#include <cstring>
+
+#include "kernels/kernels.h"
+
+namespace hearth {
+namespace {
+
+template <int G>
+struct alignas(64) XGroup {
+    int32_t q[8][G];   // q[c][l]: activations 4c..4c+3 of block l
+    float d[G];        // d_x per block (0 past the row's end)
+    int32_t c8[G];     // -8 * sum(x): what q4_0's unsigned nibbles add
+    int32_t c128[G];   // -128 * sum(x): what q8_0's bytes made unsigned add
+    float s[G];        // d_x * sum(x): q4_1's m term
+};
+
+inline int64_t n_groups(int64_t nb, int G) { return (nb + G - 1) / G; }
+inline int group_blocks(int64_t nb, int64_t g, int G) { return nb - g * G < G ? (int)(nb - g * G) : G; }
+
+template <int G>
+size_t packed_row_bytes(int64_t k) {
+    return (size_t)n_groups(k / QK, G) * sizeof(XGroup<G>);
+}
+
+template <int G>
+void pack_row(const block_q8a* x, int64_t k, void* out) {
+    const int64_t nb = k / QK;
+    XGroup<G>* xg = (XGroup<G>*)out;
+    for (int64_t g = 0; g < n_groups(nb, G); g++) {
+        XGroup<G>& o = xg[g];
+        std::memset(&o, 0, sizeof(o));  // blocks past the row's end stay zero
+        for (int l = 0; l < group_blocks(nb, g, G); l++) {
+            const block_q8a& blk = x[g * G + l];
+            for (int c = 0; c < 8; c++) std::memcpy(&o.q[c][l], blk.qs + 4 * c, 4);
+            o.d[l] = blk.d;
+            o.c8[l] = -8 * blk.sum;
+            o.c128[l] = -128 * blk.sum;
+            o.s[l] = blk.d * (float)blk.sum;
+        }
+    }
+}
+
+// Per-thread scratch, 64-byte aligned (grown, never shrunk).
+struct Scratch {
+    void* p = nullptr;
+    size_t n = 0;
+    ~Scratch() { std::free(p); }
+    void* get(size_t bytes) {
+        if (bytes > n) {
+            std::free(p);
+            n = (bytes + 4095) / 4096 * 4096;
+            p = std::aligned_alloc(64, n);
+            if (!p) { n = 0; std::abort(); }
+        }
+        return p;
+    }
+};
+
+// The walk of one matmul, for a kernel K with:
+//   K::G, K::XG (XGroup<G>), K::W (a transposed weight group),
+//   K::prep(block*, n_blocks, W&), K::one_token(a, r0, r1, x) (decode),
+//   K::tile<R, T>(W* const* rows, const XG* const* tokens, n_groups, float* const* y).
+// Decode transposes each row's groups in registers; prefill transposes a row
+// tile once into scratch and runs every token of an L2-sized chunk past it.
+template <class K, int R, int T>
+void row_tile(const MatmulArgs& a, int64_t r, int64_t t0, int64_t t1, typename K::W* ws) {
+    using XG = typename K::XG;
+    const int64_t nb = a.k / QK, ng = n_groups(nb, K::G);
+    const typename K::W* wr[R];
+    for (int i = 0; i < R; i++) {
+        const typename K::Block* row = (const typename K::Block*)((const char*)a.w + (r + i) * a.w_row_bytes);
+        typename K::W* dst = ws + i * ng;
+        for (int64_t g = 0; g < ng; g++) K::prep(row + g * K::G, group_blocks(nb, g, K::G), dst[g]);
+        wr[i] = dst;
+    }
+    auto token = [&](int64_t t) { return (const XG*)((const char*)a.x + t * a.x_row_bytes); };
+    int64_t t = t0;
+    for (; t + T <= t1; t += T) {
+        const XG* xr[T];
+        float* y[T];
+        for (int j = 0; j < T; j++) xr[j] = token(t + j), y[j] = a.y + (t + j) * a.y_stride + r;
+        K::template tile<R, T>(wr, xr, ng, y);
+    }
+    for (; t < t1; t++) {
+        const XG* xr[1] = {token(t)};
+        float* y[1] = {a.y + t * a.y_stride + r};
+        K::template tile<R, 1>(wr, xr, ng, y);
+    }
+}
+
+template <class K, int R, int T>
+void matmul_grouped(const MatmulArgs& a, Scratch& scratch, size_t chunk_bytes) {
+    const int64_t nb = a.k / QK, ng = n_groups(nb, K::G);
+    const int64_t r0 = a.r0, r1 = a.r1, nt = a.n_tokens;
+    if (r0 >= r1 || nt <= 0) return;
+    if (nb == 0) {  // k = 0: empty sums
+        for (int64_t t = 0; t < nt; t++)
+            for (int64_t r = r0; r < r1; r++) a.y[t * a.y_stride + r] = 0.0f;
+        return;
+    }
+    if (nt == 1) return K::one_token(a, r0, r1, (const typename K::XG*)a.x);
+    typename K::W* ws = (typename K::W*)scratch.get((size_t)R * ng * sizeof(typename K::W));
+    // tokens in chunks whose packed activations stay in L2 while the rows go by
+    int64_t chunk = (int64_t)(chunk_bytes / a.x_row_bytes);
+    chunk = chunk < T ? T : chunk / T * T;
+    for (int64_t t0 = 0; t0 < nt; t0 += chunk) {
+        const int64_t t1 = t0 + chunk < nt ? t0 + chunk : nt;
+        int64_t r = r0;
+        for (; r + R <= r1; r += R) row_tile<K, R, T>(a, r, t0, t1, ws);
+        for (; r < r1; r++) row_tile<K, 1, T>(a, r, t0, t1, ws);
+    }
+}
+
+}  // namespace
+}  // namespace hearth
