@@ -5,7 +5,9 @@
 
 Tests, as llama-bench names them:
   pp128, pp512  prefill: that many tokens in one eval from an empty cache
+  pp2048        the same over a long prompt (attention over the prompt weighs in)
   tg128         decode: 128 evals of one token each, from an empty cache
+  tg128@d2048   the same after a 2048-token prompt (decode at depth)
 Tokens per second, median over --reps (after one warm-up run per engine).
 The reps interleave the engines (rep 1: hearth, llama.cpp, torch; rep 2: ...)
 so that background load on a shared machine hits them alike.
@@ -40,7 +42,9 @@ import numpy as np
 HERE = pathlib.Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent / "tests"))  # llama_cpp_ref: one place for the llama.cpp setup
 
-TESTS = (("pp128", 128, 0), ("pp512", 512, 0), ("tg128", 0, 128))
+# (name, prefill tokens, decode tokens, decode depth: tokens already in the cache)
+TESTS = (("pp128", 128, 0, 0), ("pp512", 512, 0, 0), ("pp2048", 2048, 0, 0),
+         ("tg128", 0, 128, 0), ("tg128@d2048", 0, 128, 2048))
 
 
 # ---------------------------------------------------------------------------
@@ -65,8 +69,10 @@ class Hearth:
         self.llm.eval(ids, **self.kw)
         return time.perf_counter() - t
 
-    def decode(self, ids):
+    def decode(self, ids, depth=()):
         self.llm.reset()
+        if depth:
+            self.llm.eval(list(depth), **self.kw)
         t = time.perf_counter()
         for tok in ids:
             self.llm.eval([tok], **self.kw)
@@ -103,8 +109,10 @@ class LlamaCpp:
         self.llm.eval(list(ids))
         return time.perf_counter() - t
 
-    def decode(self, ids):
+    def decode(self, ids, depth=()):
         self.llm.reset()
+        if depth:
+            self.llm.eval(list(depth))
         t = time.perf_counter()
         for tok in ids:
             self.llm.eval([int(tok)])
@@ -133,7 +141,7 @@ class Torch:
             self.model(input_ids=x, use_cache=True, logits_to_keep=1)
             return time.perf_counter() - t
 
-    def decode(self, ids):
+    def decode(self, ids, depth=()):
         torch = self.torch
         from transformers import DynamicCache
 
@@ -141,6 +149,8 @@ class Torch:
         # transformers >= 5.2x names the argument `cache` (`past_key_values` deprecated)
         arg = "cache" if "cache" in inspect.signature(self.model.forward).parameters else "past_key_values"
         with torch.inference_mode():
+            if depth:
+                self.model(input_ids=torch.tensor([list(depth)]), use_cache=True, logits_to_keep=1, **{arg: cache})
             t = time.perf_counter()
             for tok in ids:
                 self.model(input_ids=torch.tensor([[int(tok)]]), use_cache=True, logits_to_keep=1,
@@ -182,7 +192,9 @@ def main(argv=None):
     ap.add_argument("--n-ctx", type=int, default=1024)
     ap.add_argument("--kv-type", choices=("f16", "f32"), default="f16", help="both engines (default f16)")
     ap.add_argument("--seed", type=int, default=1234)
-    ap.add_argument("--tests", default="pp128,pp512,tg128", help="comma-separated subset of pp128,pp512,tg128")
+    ap.add_argument("--tests", default="pp128,pp512,tg128",
+                    help="comma-separated subset of " + ",".join(t[0] for t in TESTS))
+    ap.add_argument("--json", metavar="FILE", help="also write the medians and every rep to FILE")
     ap.add_argument("--torch-dtype", default="float32", choices=("float32", "bfloat16", "float16"))
     ap.add_argument("--llama-extra-bufts", choices=("auto", "on", "off"), default="auto",
                     help="llama.cpp's AMX/repacked weight layouts (auto: probe in a subprocess)")
@@ -191,6 +203,9 @@ def main(argv=None):
     a = ap.parse_args(argv)
 
     tests = [t for t in TESTS if t[0] in a.tests.split(",")]
+    if not tests:
+        ap.error(f"--tests: none of {a.tests!r} is one of " + ",".join(t[0] for t in TESTS))
+    a.n_ctx = max([a.n_ctx] + [pp + tg + depth + 8 for _, pp, tg, depth in tests])  # room for every test
     engines = []
     if not a.no_hearth:
         engines.append(Hearth(a.model, a.threads, a.n_ctx, a.kv_type))
@@ -211,10 +226,13 @@ def main(argv=None):
 
     n_vocab = min(e.n_vocab for e in engines)
     rng = np.random.default_rng(a.seed)
-    ids = {name: [int(x) for x in rng.integers(0, n_vocab, size=max(pp, tg))] for name, pp, tg in tests}
+    ids = {name: [int(x) for x in rng.integers(0, n_vocab, size=max(pp, tg + depth))]
+           for name, pp, tg, depth in tests}
 
-    def run(e, name, pp, tg):
-        return (pp / e.prefill(ids[name][:pp])) if pp else (tg / e.decode(ids[name][:tg]))
+    def run(e, name, pp, tg, depth):
+        if pp:
+            return pp / e.prefill(ids[name][:pp])
+        return tg / e.decode(ids[name][depth:depth + tg], ids[name][:depth])
 
     for e in engines:  # warm-up: page the weights in, spin up the thread pools
         e.prefill(ids[tests[0][0]][:32])
@@ -252,6 +270,13 @@ def main(argv=None):
         print("\n" + "; ".join(notes))
     spread = {k: (min(v), max(v)) for k, v in res.items()}
     print("min..max per cell: " + ", ".join(f"{n}/{t}: {lo:.1f}..{hi:.1f}" for (n, t), (lo, hi) in spread.items()))
+    if a.json:
+        import json
+        out = {"model": str(a.model), "size_mib": size, "threads": a.threads, "kv_type": a.kv_type,
+               "cpu": cpu_name(), "hearth_kernels": os.environ.get("HEARTH_KERNELS", "(auto)"),
+               "notes": notes, "median": {f"{n}/{t}": v for (n, t), v in med.items()},
+               "reps": {f"{n}/{t}": v for (n, t), v in res.items()}}
+        pathlib.Path(a.json).write_text(json.dumps(out, indent=1))
 
 
 if __name__ == "__main__":
