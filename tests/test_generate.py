@@ -94,7 +94,7 @@ def test_max_tokens_and_the_context_end_a_completion_with_length(llm, smollm2_gg
     out = llm.generate(PROMPT, params)[0]
     assert out.finish_reason == "length" and out.token_ids == greedy40.token_ids[:7]
     assert streamed(llm, PROMPT, params) == out.text
-    small = LLM(str(smollm2_gguf), n_threads=2, n_ctx=20)
+    small = LLM(str(smollm2_gguf), n_threads=2, n_ctx=20, activations="q16")  # as the llm fixture
     n_prompt = len(small.tokenize(PROMPT))
     params = SamplingParams(max_tokens=None, ignore_eos=True, **GREEDY)
     out = small.generate(PROMPT, params)[0]

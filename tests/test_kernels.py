@@ -331,9 +331,11 @@ def test_axpy_f32_and_axpy_f16_match_numpy(kernel, n):
 
 @pytest.mark.parametrize("hd", [64, 128, 80])
 @pytest.mark.parametrize("n", [1, 7, 16])
-def test_block_attention_kernels_equal_their_one_position_loops_bit_for_bit(kernel, hd, n):
-    # the block versions keep the row in registers; the arithmetic, and so
-    # every bit, is that of one dot / axpy per cached position
+def test_block_attention_kernels_agree_with_their_one_position_loops(kernel, hd, n):
+    # accumulate keeps the row in registers: the arithmetic, and so every bit,
+    # is that of one axpy per cached position. dots reduces 16 (avx512) or 8
+    # (avx2) keys' partial sums together, in another order than one dot's
+    # horizontal sum: equal within float rounding.
     rng = np.random.default_rng(hd * 100 + n)
     q = rng.standard_normal(hd).astype(np.float32)
     k = rng.standard_normal((n, hd)).astype(np.float32)
@@ -343,11 +345,31 @@ def test_block_attention_kernels_equal_their_one_position_loops_bit_for_bit(kern
         dot = core.testing.kernel_dot_f32 if cache.dtype == np.float32 else core.testing.kernel_dot_f16
         axpy = core.testing.kernel_axpy_f32 if cache.dtype == np.float32 else core.testing.kernel_axpy_f16
         want_scores = np.array([dot(kernel, cache[j], q) for j in range(n)], np.float32)
-        assert np.array_equal(core.testing.kernel_dots(kernel, q, cache, n), want_scores)
+        kv = cache.astype(np.float64) if cache.dtype == np.float32 else cache.view(np.float16).astype(np.float64)
+        scale = np.abs(kv) @ np.abs(q.astype(np.float64))  # sum |k q|: the rounding error's scale
+        got = core.testing.kernel_dots(kernel, q, cache, n)
+        assert (np.abs(got - want_scores) <= 1e-6 * scale).all()
+        if kernel == "scalar":
+            assert np.array_equal(got, want_scores)
         want = out0
         for j in range(n):
             want = axpy(kernel, w[j], cache[j], want)
         assert np.array_equal(core.testing.kernel_accumulate(kernel, w, cache, out0), want)
+
+
+@pytest.mark.parametrize("n", [1, 7, 8, 16, 17, 300, 2049])
+def test_scaled_softmax_matches_numpy(kernel, n):
+    rng = np.random.default_rng(n)
+    x = (rng.standard_normal(n) * 30).astype(np.float32)
+    x[::5] -= 200.0  # scores far below the max: e^-200 underflows to 0
+    got = core.testing.kernel_scaled_softmax(kernel, x, 0.125)
+    z = x.astype(np.float64) * np.float32(0.125)
+    want = np.exp(z - z.max())
+    want /= want.sum()
+    assert got.dtype == np.float32 and got.shape == x.shape
+    # float32 exp (about 1 ulp) and a float32 sum of n terms
+    np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-30)
+    assert got.sum() == pytest.approx(1.0, abs=1e-5)
 
 
 def f16_conversion_inputs():

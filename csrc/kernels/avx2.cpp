@@ -370,12 +370,88 @@ void f32_to_f16_row(const float* x, uint16_t* y, int64_t n) {
     }
 }
 
+// Eight 8-lane partial sums -> the 8 totals in one register, key j in lane j.
+inline __m256 reduce8(const __m256 acc[8]) {
+    const __m256 h0 = _mm256_hadd_ps(_mm256_hadd_ps(acc[0], acc[1]), _mm256_hadd_ps(acc[2], acc[3]));
+    const __m256 h1 = _mm256_hadd_ps(_mm256_hadd_ps(acc[4], acc[5]), _mm256_hadd_ps(acc[6], acc[7]));
+    // h0 = [keys 0-3, first halves | keys 0-3, second halves], h1 the same for keys 4-7
+    return _mm256_add_ps(_mm256_permute2f128_ps(h0, h1, 0x20), _mm256_permute2f128_ps(h0, h1, 0x31));
+}
+
+// 8 keys at a time for head_dim D (a multiple of 8): one accumulator per
+// key, the query read from L1 by the fused multiply-adds, one reduction.
+template <typename Load>
+void dots8(const float* q, int64_t n, int64_t hd, float* out, Load load) {
+    for (int64_t j0 = 0; j0 < n; j0 += 8) {
+        const int64_t m = n - j0 < 8 ? n - j0 : 8;
+        __m256 acc[8];
+        for (int j = 0; j < 8; j++) {
+            acc[j] = _mm256_setzero_ps();
+            if (j < m)
+                for (int64_t c = 0; c < hd; c += 8)
+                    acc[j] = _mm256_fmadd_ps(load((j0 + j) * hd + c), _mm256_loadu_ps(q + c), acc[j]);
+        }
+        alignas(32) float tmp[8];
+        _mm256_store_ps(tmp, reduce8(acc));
+        std::memcpy(out + j0, tmp, m * sizeof(float));
+    }
+}
+
 void dots_f32(const float* q, const float* k, int64_t n, int64_t hd, float* out) {
+    if (hd % 8 == 0) return dots8(q, n, hd, out, [k](int64_t i) { return _mm256_loadu_ps(k + i); });
     for (int64_t j = 0; j < n; j++) out[j] = dot_f32(k + j * hd, q, hd);
 }
 
 void dots_f16(const float* q, const uint16_t* k, int64_t n, int64_t hd, float* out) {
+    if (hd % 8 == 0)
+        return dots8(q, n, hd, out, [k](int64_t i) { return _mm256_cvtph_ps(_mm_loadu_si128((const __m128i*)(k + i))); });
     for (int64_t j = 0; j < n; j++) out[j] = dot_f16(k + j * hd, q, hd);
+}
+
+// e^x for x <= 0 (Cephes' expf polynomial, about 1 ulp; 0 below -87.3).
+inline __m256 exp_neg(__m256 x) {
+    const __m256 lo = _mm256_set1_ps(-87.3f);
+    const __m256 keep = _mm256_cmp_ps(x, lo, _CMP_GE_OQ);
+    x = _mm256_max_ps(x, lo);
+    const __m256 n = _mm256_round_ps(_mm256_mul_ps(x, _mm256_set1_ps(1.44269504088896341f)),
+                                     _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+    __m256 r = _mm256_fnmadd_ps(n, _mm256_set1_ps(0.693359375f), x);
+    r = _mm256_fnmadd_ps(n, _mm256_set1_ps(-2.12194440e-4f), r);
+    __m256 p = _mm256_set1_ps(1.9875691500e-4f);
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.3981999507e-3f));
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(8.3334519073e-3f));
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(4.1665795894e-2f));
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.6666665459e-1f));
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(5.0000001201e-1f));
+    p = _mm256_fmadd_ps(p, _mm256_mul_ps(r, r), _mm256_add_ps(r, _mm256_set1_ps(1.0f)));
+    // 2^n through the exponent bits (n >= -126 after the clamp)
+    const __m256i e = _mm256_slli_epi32(_mm256_add_epi32(_mm256_cvtps_epi32(n), _mm256_set1_epi32(127)), 23);
+    return _mm256_and_ps(keep, _mm256_mul_ps(p, _mm256_castsi256_ps(e)));
+}
+
+void scaled_softmax(float* x, int64_t n, float scale) {
+    float mx = -__builtin_inff();
+    for (int64_t i = 0; i < n; i++) {
+        x[i] *= scale;
+        mx = x[i] > mx ? x[i] : mx;
+    }
+    const __m256 vmax = _mm256_set1_ps(mx);
+    __m256 sum = _mm256_setzero_ps();
+    int64_t i = 0;
+    for (; i + 8 <= n; i += 8) {
+        const __m256 e = exp_neg(_mm256_sub_ps(_mm256_loadu_ps(x + i), vmax));
+        _mm256_storeu_ps(x + i, e);
+        sum = _mm256_add_ps(sum, e);
+    }
+    float tail = 0.0f;
+    if (i < n) {
+        alignas(32) float tmp[8];
+        for (int j = 0; j < 8; j++) tmp[j] = i + j < n ? x[i + j] : mx;
+        _mm256_store_ps(tmp, exp_neg(_mm256_sub_ps(_mm256_load_ps(tmp), vmax)));
+        for (int64_t j = 0; i + j < n; j++) x[i + j] = tmp[j], tail += tmp[j];
+    }
+    const float inv = 1.0f / (hsum8(sum) + tail);
+    for (i = 0; i < n; i++) x[i] *= inv;
 }
 
 // out += sum_j w[j] * v[j], the row of 8 * R floats held in R registers
@@ -408,7 +484,7 @@ void accumulate_f16(const float* w, const uint16_t* v, int64_t n, int64_t hd, fl
 const KernelTable& avx2_kernels() {
     static const KernelTable table = {
         "avx2", matmul, quantize_q16a, avx2_quantize_q8a, avx2_q8a_packed_row_bytes, avx2_pack_q8a, dot_f32, dot_f16, axpy_f32, axpy_f16, f32_to_f16_row,
-        dots_f32, dots_f16, accumulate_f32, accumulate_f16,
+        dots_f32, dots_f16, accumulate_f32, accumulate_f16, scaled_softmax,
     };
     return table;
 }

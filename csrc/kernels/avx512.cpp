@@ -456,12 +456,113 @@ void f32_to_f16_row(const float* x, uint16_t* y, int64_t n) {
     }
 }
 
+// Sixteen 16-lane partial sums -> the 16 totals in one register, key j in
+// lane j: halves, then quarters, then pairs, then lanes added across keys
+// (46 instructions for 16 keys where an hsum16 each would take 8 apiece).
+inline __m512 reduce16(__m512 acc[16]) {
+    __m512 v[8], w[4], x[2];
+    for (int j = 0; j < 8; j++)
+        v[j] = _mm512_add_ps(_mm512_shuffle_f32x4(acc[j], acc[j + 8], _MM_SHUFFLE(1, 0, 1, 0)),
+                             _mm512_shuffle_f32x4(acc[j], acc[j + 8], _MM_SHUFFLE(3, 2, 3, 2)));
+    for (int j = 0; j < 4; j++)
+        w[j] = _mm512_add_ps(_mm512_shuffle_f32x4(v[j], v[j + 4], _MM_SHUFFLE(2, 0, 2, 0)),
+                             _mm512_shuffle_f32x4(v[j], v[j + 4], _MM_SHUFFLE(3, 1, 3, 1)));
+    for (int j = 0; j < 2; j++)
+        x[j] = _mm512_add_ps(_mm512_shuffle_ps(w[j], w[j + 2], _MM_SHUFFLE(1, 0, 1, 0)),
+                             _mm512_shuffle_ps(w[j], w[j + 2], _MM_SHUFFLE(3, 2, 3, 2)));
+    const __m512 y = _mm512_add_ps(_mm512_shuffle_ps(x[0], x[1], _MM_SHUFFLE(2, 0, 2, 0)),
+                                   _mm512_shuffle_ps(x[0], x[1], _MM_SHUFFLE(3, 1, 3, 1)));
+    // y holds keys 0 2 1 3 8 10 9 11 4 6 5 7 12 14 13 15: put them in order
+    return _mm512_permutexvar_ps(_mm512_setr_epi32(0, 2, 1, 3, 8, 10, 9, 11, 4, 6, 5, 7, 12, 14, 13, 15), y);
+}
+
+// Up to 16 keys at once for head_dim D (a multiple of 16, at most 128): the
+// query in D / 16 registers, one accumulator per key, one reduction.
+template <int D, typename Load>
+void dots16(const float* q, int64_t n, float* out, Load load) {
+    __m512 qv[D / 16];
+    for (int c = 0; c < D / 16; c++) qv[c] = _mm512_loadu_ps(q + 16 * c);
+    __m512 acc[16];
+    for (int j = 0; j < 16; j++) {
+        acc[j] = _mm512_setzero_ps();
+        if (j < n)
+            for (int c = 0; c < D / 16; c++) acc[j] = _mm512_fmadd_ps(load(j * D + 16 * c), qv[c], acc[j]);
+    }
+    _mm512_mask_storeu_ps(out, (__mmask16)((1u << n) - 1), reduce16(acc));
+}
+
+template <typename Load>
+bool dots_blocked(const float* q, int64_t n, int64_t hd, float* out, Load load) {
+    if (n > 16 || (hd != 64 && hd != 128)) return false;
+    if (hd == 64) dots16<64>(q, n, out, load);
+    else dots16<128>(q, n, out, load);
+    return true;
+}
+
 void dots_f32(const float* q, const float* k, int64_t n, int64_t hd, float* out) {
+    if (dots_blocked(q, n, hd, out, [k](int64_t i) { return _mm512_loadu_ps(k + i); })) return;
     for (int64_t j = 0; j < n; j++) out[j] = dot_f32(k + j * hd, q, hd);
 }
 
 void dots_f16(const float* q, const uint16_t* k, int64_t n, int64_t hd, float* out) {
+    auto load = [k](int64_t i) { return _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i*)(k + i))); };
+    if (dots_blocked(q, n, hd, out, load)) return;
     for (int64_t j = 0; j < n; j++) out[j] = dot_f16(k + j * hd, q, hd);
+}
+
+// e^x for x <= 0 (Cephes' expf polynomial, about 1 ulp; 0 below -87.3).
+inline __m512 exp_neg(__m512 x) {
+    const __m512 lo = _mm512_set1_ps(-87.3f);
+    const __mmask16 under = _mm512_cmp_ps_mask(x, lo, _CMP_LT_OQ);
+    x = _mm512_max_ps(x, lo);
+    const __m512 n = _mm512_roundscale_ps(_mm512_mul_ps(x, _mm512_set1_ps(1.44269504088896341f)),
+                                          _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+    __m512 r = _mm512_fnmadd_ps(n, _mm512_set1_ps(0.693359375f), x);
+    r = _mm512_fnmadd_ps(n, _mm512_set1_ps(-2.12194440e-4f), r);
+    __m512 p = _mm512_set1_ps(1.9875691500e-4f);
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.3981999507e-3f));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(8.3334519073e-3f));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(4.1665795894e-2f));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.6666665459e-1f));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(5.0000001201e-1f));
+    p = _mm512_fmadd_ps(p, _mm512_mul_ps(r, r), _mm512_add_ps(r, _mm512_set1_ps(1.0f)));
+    return _mm512_maskz_mov_ps(~under, _mm512_scalef_ps(p, n));
+}
+
+void scaled_softmax(float* x, int64_t n, float scale) {
+    const __m512 vs = _mm512_set1_ps(scale);
+    __m512 mx = _mm512_set1_ps(-__builtin_inff());
+    int64_t i = 0;
+    for (; i + 16 <= n; i += 16) {
+        const __m512 v = _mm512_mul_ps(_mm512_loadu_ps(x + i), vs);
+        _mm512_storeu_ps(x + i, v);
+        mx = _mm512_max_ps(mx, v);
+    }
+    if (i < n) {
+        const __mmask16 m = tail_mask(n - i);
+        const __m512 v = _mm512_mul_ps(_mm512_maskz_loadu_ps(m, x + i), vs);
+        _mm512_mask_storeu_ps(x + i, m, v);
+        mx = _mm512_mask_max_ps(mx, m, mx, v);
+    }
+    const __m512 vmax = _mm512_set1_ps(_mm512_reduce_max_ps(mx));
+    __m512 sum = _mm512_setzero_ps();
+    for (i = 0; i + 16 <= n; i += 16) {
+        const __m512 e = exp_neg(_mm512_sub_ps(_mm512_loadu_ps(x + i), vmax));
+        _mm512_storeu_ps(x + i, e);
+        sum = _mm512_add_ps(sum, e);
+    }
+    if (i < n) {
+        const __mmask16 m = tail_mask(n - i);
+        const __m512 e = _mm512_maskz_mov_ps(m, exp_neg(_mm512_sub_ps(_mm512_maskz_loadu_ps(m, x + i), vmax)));
+        _mm512_mask_storeu_ps(x + i, m, e);
+        sum = _mm512_add_ps(sum, e);
+    }
+    const __m512 inv = _mm512_set1_ps(1.0f / hsum16(sum));
+    for (i = 0; i + 16 <= n; i += 16) _mm512_storeu_ps(x + i, _mm512_mul_ps(_mm512_loadu_ps(x + i), inv));
+    if (i < n) {
+        const __mmask16 m = tail_mask(n - i);
+        _mm512_mask_storeu_ps(x + i, m, _mm512_mul_ps(_mm512_maskz_loadu_ps(m, x + i), inv));
+    }
 }
 
 // out += sum_j w[j] * v[j], the row of 16 * R floats held in R registers
@@ -502,7 +603,7 @@ void accumulate_f16(const float* w, const uint16_t* v, int64_t n, int64_t hd, fl
 const KernelTable& avx512_kernels() {
     static const KernelTable table = {
         "avx512", matmul, quantize_q16a, avx512_quantize_q8a, avx512_q8a_packed_row_bytes, avx512_pack_q8a, dot_f32, dot_f16, axpy_f32, axpy_f16, f32_to_f16_row,
-        dots_f32, dots_f16, accumulate_f32, accumulate_f16,
+        dots_f32, dots_f16, accumulate_f32, accumulate_f16, scaled_softmax,
     };
     return table;
 }

@@ -71,12 +71,19 @@ struct KernelTable {
     // The same over a block of n cached positions of one head (head_dim hd,
     // positions hd apart): the scores out[j] = dot(k + j * hd, q), and the
     // weighted values out[i] += sum_j w[j] * v[j * hd + i], summed in order of
-    // j. Each equals its one-position loop above bit for bit; the fast paths
-    // keep the row in registers across the block instead of a call per position.
+    // j. accumulate equals its one-position loop bit for bit; dots equals it
+    // within float rounding (the fast paths reduce 16 or 8 keys' sums
+    // together). Either way a score depends only on its key, the query and
+    // where the key sits in its block of n, never on other rows.
     void (*dots_f32)(const float* q, const float* k, int64_t n, int64_t hd, float* out);
     void (*dots_f16)(const float* q, const uint16_t* k, int64_t n, int64_t hd, float* out);
     void (*accumulate_f32)(const float* w, const float* v, int64_t n, int64_t hd, float* out);
     void (*accumulate_f16)(const float* w, const uint16_t* v, int64_t n, int64_t hd, float* out);
+
+    // Attention weights in place: x = softmax(scale * x) over n scores
+    // (max subtracted first; the SIMD sets use a polynomial exp within a few
+    // ulp of std::exp).
+    void (*scaled_softmax)(float* x, int64_t n, float scale);
 };
 
 // The table in use: chosen on first use (HEARTH_KERNELS or the CPU's best).

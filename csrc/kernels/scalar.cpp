@@ -164,12 +164,27 @@ void accumulate_f16(const float* w, const uint16_t* v, int64_t n, int64_t hd, fl
     for (int64_t j = 0; j < n; j++) axpy_f16(w[j], v + j * hd, out, hd);
 }
 
+void scaled_softmax(float* x, int64_t n, float scale) {
+    float mx = -INFINITY;
+    for (int64_t i = 0; i < n; i++) {
+        x[i] *= scale;
+        mx = x[i] > mx ? x[i] : mx;
+    }
+    float sum = 0.0f;
+    for (int64_t i = 0; i < n; i++) {
+        x[i] = std::exp(x[i] - mx);
+        sum += x[i];
+    }
+    const float inv = 1.0f / sum;
+    for (int64_t i = 0; i < n; i++) x[i] *= inv;
+}
+
 }  // namespace
 
 const KernelTable& scalar_kernels() {
     static const KernelTable table = {
         "scalar", matmul, quantize_q16a, quantize_q8a, q8a_packed_row_bytes, pack_q8a, dot_row_f32, dot_f16, axpy_f32, axpy_f16, f32_to_f16_row,
-        dots_f32, dots_f16, accumulate_f32, accumulate_f16,
+        dots_f32, dots_f16, accumulate_f32, accumulate_f16, scaled_softmax,
     };
     return table;
 }

@@ -37,9 +37,8 @@ void attention(const KVCache& cache, const Batch& b, int64_t row0, int64_t n_row
             const void* k = cache.block_data(blocks[pos / B], layer, kvh, 0);
             if (f16) kt.dots_f16(qh, (const uint16_t*)k, n, hd, scores.data() + pos);
             else kt.dots_f32(qh, (const float*)k, n, hd, scores.data() + pos);
-            for (int64_t j = pos; j < pos + n; j++) scores[j] *= scale;
         }
-        softmax(scores.data(), n_pos);
+        kt.scaled_softmax(scores.data(), n_pos, scale);
         // the values, weighted
         std::memset(oh, 0, sizeof(float) * hd);
         for (int64_t pos = 0; pos < n_pos; pos += B) {

@@ -55,16 +55,4 @@ void rope(float* x, int64_t n_heads, int64_t head_dim, const RopeAngles& angles,
     }
 }
 
-void softmax(float* x, int64_t n) {
-    float mx = -INFINITY;
-    for (int64_t i = 0; i < n; i++) mx = x[i] > mx ? x[i] : mx;  // not std::fmax: a call per element
-    float sum = 0.0f;
-    for (int64_t i = 0; i < n; i++) {
-        x[i] = std::exp(x[i] - mx);
-        sum += x[i];
-    }
-    const float inv = 1.0f / sum;
-    for (int64_t i = 0; i < n; i++) x[i] *= inv;
-}
-
 }  // namespace hearth

@@ -34,7 +34,5 @@ std::vector<double> rope_inv_freq(float base, int64_t rope_dim);
 // each head are rotated (rope_dim = 2 * angles.cos.size()), the rest kept.
 void rope(float* x, int64_t n_heads, int64_t head_dim, const RopeAngles& angles, RopeStyle style);
 
-// In place: x = softmax(x) over n values.
-void softmax(float* x, int64_t n);
 
 }  // namespace hearth

@@ -9,6 +9,7 @@
 
 #include <time.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cmath>
 #include <limits>
@@ -210,6 +211,41 @@ std::tuple<py::array_t<float>, py::array_t<int32_t>, py::array_t<int8_t>> kernel
     return {d, s, qs};
 }
 
+// STREAM-style read bandwidth: n_threads threads each sum their share of a
+// buffer of `bytes` (pages touched first), `reps` times; returns the best
+// rep's bytes per second. The ceiling a decode step that streams the weights
+// can reach.
+double read_bandwidth(int n_threads, int64_t bytes, int reps) {
+    if (n_threads < 1 || bytes < (1 << 20) || reps < 1) throw Error("read_bandwidth: need n_threads >= 1, bytes >= 1 MiB, reps >= 1");
+    const int64_t n = bytes / 8;
+    std::vector<uint64_t> buf((size_t)n);
+    for (int64_t i = 0; i < n; i++) buf[(size_t)i] = (uint64_t)i;
+    std::vector<uint64_t> sums((size_t)n_threads);
+    double best = 0;
+    py::gil_scoped_release nogil;
+    for (int rep = 0; rep < reps; rep++) {
+        auto run = [&](int ti) {
+            const uint64_t* p = buf.data() + n * ti / n_threads;
+            const int64_t m = n * (ti + 1) / n_threads - n * ti / n_threads;
+            uint64_t a = 0, b = 0, c = 0, d = 0;  // four chains: the loads, not the adds, set the pace
+            int64_t i = 0;
+            for (; i + 4 <= m; i += 4) a += p[i], b += p[i + 1], c += p[i + 2], d += p[i + 3];
+            for (; i < m; i++) a += p[i];
+            sums[(size_t)ti] = a + b + c + d;
+        };
+        const auto start = std::chrono::steady_clock::now();
+        std::vector<std::thread> th;
+        for (int ti = 1; ti < n_threads; ti++) th.emplace_back(run, ti);
+        run(0);
+        for (auto& t : th) t.join();
+        const double sec = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+        best = std::max(best, (double)(n * 8) / sec);
+    }
+    volatile uint64_t sink = 0;
+    for (uint64_t v : sums) sink = sink + v;  // keep the sums alive
+    return best;
+}
+
 void check_same(int64_t a, int64_t b, const char* what) {
     if (a != b) throw Error(std::string(what) + ": arrays must have the same length");
 }
@@ -262,6 +298,14 @@ void bind_kernels(py::module_& m, py::module_& testing) {
         table(name).axpy_f16(alpha, x.data(), out.mutable_data(), x.size());
         return out;
     }, "x: float16 bits as uint16. Returns y + alpha * x.");
+    testing.def("read_bandwidth", &read_bandwidth, py::arg("n_threads"), py::arg("bytes") = (int64_t)1 << 30,
+                py::arg("reps") = 5, "Read bandwidth in bytes/s (best of reps), n_threads summing a buffer of bytes.");
+    testing.def("kernel_scaled_softmax", [](const std::string& name, const carray<float>& x, float scale) {
+        py::array_t<float> out(x.size());
+        std::copy(x.data(), x.data() + x.size(), out.mutable_data());
+        table(name).scaled_softmax(out.mutable_data(), x.size(), scale);
+        return out;
+    }, "softmax(scale * x) (x is not modified).");
     testing.def("kernel_dots", [](const std::string& name, const carray<float>& q, py::array k, int64_t n) {
         // k: [n, hd] float32 or float16 bits (uint16)
         py::array_t<float> out(n);
