@@ -138,7 +138,7 @@ def plot(cells, tests, path, meta):
     fig, axes = plt.subplots(len(tests), 1, figsize=(11, 3.2 * len(tests)), squeeze=False)
     for ax, test in zip(axes[:, 0], tests):
         cs = [c for c in cells if c["test"] == test]
-        labels = [f"{c['file'].replace('.gguf', '')}\n{c['kernels']} {c['threads']}t" for c in cs]
+        labels = [f"{c['file'].replace('.gguf', '')[:18]}\n{c['kernels']} {c['threads']}t" for c in cs]
         x = range(len(cs))
         ax.bar([i - 0.2 for i in x], [c["hearth"] or 0 for c in cs], 0.4, label="hearth")
         ax.bar([i + 0.2 for i in x], [c["llama_cpp"] or 0 for c in cs], 0.4, label="llama.cpp")
@@ -148,7 +148,7 @@ def plot(cells, tests, path, meta):
         ax.set_title(test)
         ax.set_ylabel("tokens/s")
         ax.set_xticks(list(x))
-        ax.set_xticklabels(labels, fontsize=7)
+        ax.set_xticklabels(labels, fontsize=7, rotation=15)
         ax.legend(fontsize=8)
     fig.suptitle(f"hearth vs llama.cpp — {meta['cpu']}", fontsize=10)
     fig.tight_layout()

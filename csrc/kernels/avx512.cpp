@@ -565,17 +565,26 @@ void scaled_softmax(float* x, int64_t n, float scale) {
     }
 }
 
-// out += sum_j w[j] * v[j], the row of 16 * R floats held in R registers
-// across the block: the same fused multiply-adds as axpy, in the same order.
+// out += sum_j w[j] * v[j], the row of 16 * R floats held in registers
+// across the block, in two sets (even and odd positions) added at the end:
+// with R = 4 (head_dim 64) one set would leave the FMAs waiting on each other.
 template <int R, typename Load>
 void accumulate_rows(const float* w, int64_t n, int64_t hd, float* out, Load load) {
-    __m512 acc[R];
-    for (int r = 0; r < R; r++) acc[r] = _mm512_loadu_ps(out + 16 * r);
-    for (int64_t j = 0; j < n; j++) {
-        const __m512 wj = _mm512_set1_ps(w[j]);
-        for (int r = 0; r < R; r++) acc[r] = _mm512_fmadd_ps(wj, load(j * hd + 16 * r), acc[r]);
+    __m512 acc[R], odd[R];
+    for (int r = 0; r < R; r++) acc[r] = _mm512_loadu_ps(out + 16 * r), odd[r] = _mm512_setzero_ps();
+    int64_t j = 0;
+    for (; j + 2 <= n; j += 2) {
+        const __m512 w0 = _mm512_set1_ps(w[j]), w1 = _mm512_set1_ps(w[j + 1]);
+        for (int r = 0; r < R; r++) {
+            acc[r] = _mm512_fmadd_ps(w0, load(j * hd + 16 * r), acc[r]);
+            odd[r] = _mm512_fmadd_ps(w1, load((j + 1) * hd + 16 * r), odd[r]);
+        }
     }
-    for (int r = 0; r < R; r++) _mm512_storeu_ps(out + 16 * r, acc[r]);
+    if (j < n) {
+        const __m512 w0 = _mm512_set1_ps(w[j]);
+        for (int r = 0; r < R; r++) acc[r] = _mm512_fmadd_ps(w0, load(j * hd + 16 * r), acc[r]);
+    }
+    for (int r = 0; r < R; r++) _mm512_storeu_ps(out + 16 * r, _mm512_add_ps(acc[r], odd[r]));
 }
 
 void accumulate_f32(const float* w, const float* v, int64_t n, int64_t hd, float* out) {

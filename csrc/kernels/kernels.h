@@ -71,10 +71,10 @@ struct KernelTable {
     // The same over a block of n cached positions of one head (head_dim hd,
     // positions hd apart): the scores out[j] = dot(k + j * hd, q), and the
     // weighted values out[i] += sum_j w[j] * v[j * hd + i], summed in order of
-    // j. accumulate equals its one-position loop bit for bit; dots equals it
-    // within float rounding (the fast paths reduce 16 or 8 keys' sums
-    // together). Either way a score depends only on its key, the query and
-    // where the key sits in its block of n, never on other rows.
+    // j (the fast paths may split the sum into interleaved parts). Both equal
+    // their one-position loops within float rounding (the fast paths reduce 16
+    // or 8 keys' sums together). Either way a result depends only on the
+    // block's data, the query or weights and n, never on other rows.
     void (*dots_f32)(const float* q, const float* k, int64_t n, int64_t hd, float* out);
     void (*dots_f16)(const float* q, const uint16_t* k, int64_t n, int64_t hd, float* out);
     void (*accumulate_f32)(const float* w, const float* v, int64_t n, int64_t hd, float* out);

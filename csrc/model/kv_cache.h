@@ -22,6 +22,9 @@ public:
     // Room for n_blocks blocks of n_layers × n_kv_heads × head_dim keys and
     // values per position. The memory is not touched until used.
     KVCache(int64_t n_layers, int64_t n_kv_heads, int64_t head_dim, KVType type, int64_t n_blocks);
+    ~KVCache();
+    KVCache(const KVCache&) = delete;
+    KVCache& operator=(const KVCache&) = delete;
 
     KVType type() const { return type_; }
     size_t elem_bytes() const { return type_ == KVType::F32 ? 4 : 2; }
@@ -57,8 +60,7 @@ private:
     KVType type_;
     int64_t n_blocks_;
     size_t block_bytes_;
-    std::unique_ptr<uint8_t[]> storage_;  // not zeroed: pages are touched only when used
-    uint8_t* base_;
+    uint8_t* base_;  // mmap'd; pages are touched only when used
 };
 
 }  // namespace hearth
