@@ -154,19 +154,22 @@ def assert_close_rowwise(got, want, magnitude, rtol, what):
 
 
 def all_cases():
+    """(activations, weight type, shape, data): both activation paths for
+    quantized weights; float weights take f32 activations (one case)."""
     for w_type in ALL_TYPES:
         shapes = SHAPES + (FLOAT_ONLY_SHAPES if w_type not in QUANT_TYPES else [])
-        for shape in shapes:
-            for data in DATA:
-                yield pytest.param(w_type, shape, data, id=f"{TYPE_NAMES[w_type]}-{shape[0]}x{shape[1]}x{shape[2]}-{data}")
+        for act in (ACTIVATIONS if w_type in QUANT_TYPES else ["q8"]):
+            for shape in shapes:
+                for data in DATA:
+                    name = f"{TYPE_NAMES[w_type]}-{shape[0]}x{shape[1]}x{shape[2]}-{data}"
+                    yield pytest.param(act, w_type, shape, data,
+                                       id=f"{act}-{name}" if w_type in QUANT_TYPES else name)
 
 
 # ---------------------------------------------------------------- matmul --
 
-@pytest.mark.parametrize("w_type,shape,data", list(all_cases()))
+@pytest.mark.parametrize("act,w_type,shape,data", list(all_cases()))
 def test_matmul_matches_scalar_reference_within_float_rounding(kernel, act, w_type, shape, data):
-    if act == "q16" and w_type not in QUANT_TYPES:
-        pytest.skip("float weights take f32 activations")
     rows, k, nt = shape
     raw, wd, x = case(w_type, shape, data, seed=zlib.crc32(repr((w_type, shape, data)).encode()))
     got = core.testing.kernel_matmul(kernel, w_type, raw, rows, k, x, 0, rows, act)
@@ -176,10 +179,8 @@ def test_matmul_matches_scalar_reference_within_float_rounding(kernel, act, w_ty
     assert_close_rowwise(got, want, mag, 1e-5, f"{kernel} vs scalar")
 
 
-@pytest.mark.parametrize("w_type,shape,data", list(all_cases()))
+@pytest.mark.parametrize("act,w_type,shape,data", list(all_cases()))
 def test_scalar_matmul_matches_numpy_float64_reference(act, w_type, shape, data):
-    if act == "q16" and w_type not in QUANT_TYPES:
-        pytest.skip("float weights take f32 activations")
     rows, k, nt = shape
     raw, wd, x = case(w_type, shape, data, seed=1 + zlib.crc32(repr((w_type, shape, data)).encode()))
     got = core.testing.kernel_matmul("scalar", w_type, raw, rows, k, x, 0, rows, act)
