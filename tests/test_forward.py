@@ -156,6 +156,7 @@ def test_token_id_out_of_range_is_refused(model_files):
 @pytest.mark.parametrize("kwargs, name", [
     (dict(n_threads=0), "n_threads"), (dict(n_threads=-2), "n_threads"), (dict(n_threads="2"), "n_threads"),
     (dict(n_ctx=0), "n_ctx"), (dict(n_ctx=2.5), "n_ctx"), (dict(kv_type="q8_0"), "kv_type"),
+    (dict(activations="q4"), "activations"),
 ])
 def test_bad_parameters_raise_value_error_naming_them(model_files, kwargs, name):
     with pytest.raises(ValueError, match=name):

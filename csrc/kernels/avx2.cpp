@@ -255,9 +255,11 @@ void matmul(const MatmulArgs& a) {
 
 // ------------------------------------------------------------- quantize --
 // Bit-identical with the scalar reference: the same max, the same scalar
-// d = amax / 32767 and id = 1 / d, the same product x * id, and round half away
+// d = amax / kMax and id = 1 / d, the same product x * id, and round half away
 // from zero done exactly (trunc, then +-1 when the dropped fraction is >= 0.5).
-void quantize_q16a(const float* x, block_q16a* y, int64_t k) {
+// q16a (kMax 32767) and q8a (kMax 127): the same rounding, another width.
+template <int kMax, typename Block>
+void quantize_activations(const float* x, Block* y, int64_t k) {
     const __m256 sign_mask = _mm256_set1_ps(-0.0f);
     const __m256 half = _mm256_set1_ps(0.5f);
     const __m256 one = _mm256_set1_ps(1.0f);
@@ -271,7 +273,7 @@ void quantize_q16a(const float* x, block_q16a* y, int64_t k) {
         m4 = _mm_max_ps(m4, _mm_movehl_ps(m4, m4));
         m4 = _mm_max_ss(m4, _mm_movehdup_ps(m4));
         const float amax = _mm_cvtss_f32(m4);
-        const float d = amax < kQ16aTiny ? 0.0f : amax / 32767.0f;
+        const float d = amax < kQ16aTiny ? 0.0f : amax / (float)kMax;
         const float id = d != 0.0f ? 1.0f / d : 0.0f;
         const __m256 vid = _mm256_set1_ps(id);
         __m256i q[4];
@@ -283,9 +285,16 @@ void quantize_q16a(const float* x, block_q16a* y, int64_t k) {
                                             _mm256_or_ps(one, _mm256_and_ps(p, sign_mask)));
             q[i] = _mm256_cvttps_epi32(_mm256_add_ps(tr, up));
         }
-        // int32 -> int16 (values in [-32767, 32767]); packs interleave 128-bit lanes, fix with a permute
-        _mm256_storeu_si256((__m256i*)y[b].qs, _mm256_permute4x64_epi64(_mm256_packs_epi32(q[0], q[1]), 0xd8));
-        _mm256_storeu_si256((__m256i*)(y[b].qs + 16), _mm256_permute4x64_epi64(_mm256_packs_epi32(q[2], q[3]), 0xd8));
+        // int32 -> int16 or int8 (values within +-kMax); the packs interleave
+        // 128-bit lanes, a permute restores the order
+        if constexpr (kMax == 127) {
+            const __m256i b8 = _mm256_packs_epi16(_mm256_packs_epi32(q[0], q[1]), _mm256_packs_epi32(q[2], q[3]));
+            _mm256_storeu_si256((__m256i*)y[b].qs,
+                                _mm256_permutevar8x32_epi32(b8, _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7)));
+        } else {
+            _mm256_storeu_si256((__m256i*)y[b].qs, _mm256_permute4x64_epi64(_mm256_packs_epi32(q[0], q[1]), 0xd8));
+            _mm256_storeu_si256((__m256i*)(y[b].qs + 16), _mm256_permute4x64_epi64(_mm256_packs_epi32(q[2], q[3]), 0xd8));
+        }
         const __m256i s = _mm256_add_epi32(_mm256_add_epi32(q[0], q[1]), _mm256_add_epi32(q[2], q[3]));
         __m128i s4 = _mm_add_epi32(_mm256_castsi256_si128(s), _mm256_extracti128_si256(s, 1));
         s4 = _mm_add_epi32(s4, _mm_shuffle_epi32(s4, 0x4e));
@@ -294,6 +303,9 @@ void quantize_q16a(const float* x, block_q16a* y, int64_t k) {
         y[b].sum = _mm_cvtsi128_si32(s4);
     }
 }
+
+void quantize_q16a(const float* x, block_q16a* y, int64_t k) { quantize_activations<32767>(x, y, k); }
+void quantize_q8a(const float* x, block_q8a* y, int64_t k) { quantize_activations<127>(x, y, k); }
 
 // --------------------------------------------------- attention helpers --
 
@@ -483,7 +495,7 @@ void accumulate_f16(const float* w, const uint16_t* v, int64_t n, int64_t hd, fl
 
 const KernelTable& avx2_kernels() {
     static const KernelTable table = {
-        "avx2", matmul, quantize_q16a, avx2_quantize_q8a, avx2_q8a_packed_row_bytes, avx2_pack_q8a, dot_f32, dot_f16, axpy_f32, axpy_f16, f32_to_f16_row,
+        "avx2", matmul, quantize_q16a, quantize_q8a, avx2_q8a_packed_row_bytes, avx2_pack_q8a, dot_f32, dot_f16, axpy_f32, axpy_f16, f32_to_f16_row,
         dots_f32, dots_f16, accumulate_f32, accumulate_f16, scaled_softmax,
     };
     return table;

@@ -43,45 +43,6 @@ inline float hsum8(__m256 v) {
 
 // ------------------------------------------------------- the activations --
 
-// Bit-identical with the scalar reference (see quantize_q16a in avx2.cpp).
-void quantize(const float* x, block_q8a* y, int64_t k) {
-    const __m256 sign_mask = _mm256_set1_ps(-0.0f);
-    const __m256 half = _mm256_set1_ps(0.5f);
-    const __m256 one = _mm256_set1_ps(1.0f);
-    for (int64_t b = 0; b < k / QK; b++) {
-        const float* xb = x + b * QK;
-        __m256 v[4];
-        for (int i = 0; i < 4; i++) v[i] = _mm256_loadu_ps(xb + 8 * i);
-        __m256 m = _mm256_max_ps(_mm256_max_ps(_mm256_andnot_ps(sign_mask, v[0]), _mm256_andnot_ps(sign_mask, v[1])),
-                                 _mm256_max_ps(_mm256_andnot_ps(sign_mask, v[2]), _mm256_andnot_ps(sign_mask, v[3])));
-        __m128 m4 = _mm_max_ps(_mm256_castps256_ps128(m), _mm256_extractf128_ps(m, 1));
-        m4 = _mm_max_ps(m4, _mm_movehl_ps(m4, m4));
-        m4 = _mm_max_ss(m4, _mm_movehdup_ps(m4));
-        const float amax = _mm_cvtss_f32(m4);
-        const float d = amax < kQ16aTiny ? 0.0f : amax / 127.0f;
-        const float id = d != 0.0f ? 1.0f / d : 0.0f;
-        const __m256 vid = _mm256_set1_ps(id);
-        __m256i q[4];
-        for (int i = 0; i < 4; i++) {
-            const __m256 p = _mm256_mul_ps(v[i], vid);
-            const __m256 tr = _mm256_round_ps(p, _MM_FROUND_TO_ZERO | _MM_FROUND_NO_EXC);
-            const __m256 frac = _mm256_andnot_ps(sign_mask, _mm256_sub_ps(p, tr));
-            const __m256 up = _mm256_and_ps(_mm256_cmp_ps(frac, half, _CMP_GE_OQ),
-                                            _mm256_or_ps(one, _mm256_and_ps(p, sign_mask)));
-            q[i] = _mm256_cvttps_epi32(_mm256_add_ps(tr, up));
-        }
-        // int32 -> int8 (values in [-127, 127]); the packs interleave 128-bit lanes, a permute restores the order
-        const __m256i b8 = _mm256_packs_epi16(_mm256_packs_epi32(q[0], q[1]), _mm256_packs_epi32(q[2], q[3]));
-        _mm256_storeu_si256((__m256i*)y[b].qs, _mm256_permutevar8x32_epi32(b8, _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7)));
-        const __m256i s = _mm256_add_epi32(_mm256_add_epi32(q[0], q[1]), _mm256_add_epi32(q[2], q[3]));
-        __m128i s4 = _mm_add_epi32(_mm256_castsi256_si128(s), _mm256_extracti128_si256(s, 1));
-        s4 = _mm_add_epi32(s4, _mm_shuffle_epi32(s4, 0x4e));
-        s4 = _mm_add_epi32(s4, _mm_shuffle_epi32(s4, 0xb1));
-        y[b].d = d;
-        y[b].sum = _mm_cvtsi128_si32(s4);
-    }
-}
-
 // ----------------------------------------------------------- the weights --
 
 // 16-byte rows v[0..7] (one per block) -> P[g] lane l = dword g of v[l].
@@ -259,7 +220,6 @@ void avx2_matmul_q8a(const MatmulArgs& a) {
     }
 }
 
-void avx2_quantize_q8a(const float* x, block_q8a* y, int64_t k) { quantize(x, y, k); }
 size_t avx2_q8a_packed_row_bytes(int64_t k) { return packed_row_bytes<G>(k); }
 void avx2_pack_q8a(const block_q8a* x, int64_t k, void* out) { pack_row<G>(x, k, out); }
 

@@ -348,10 +348,12 @@ void matmul(const MatmulArgs& a) {
 
 // ------------------------------------------------------------- quantize --
 // Bit-identical with the scalar reference: the same max, the same scalar
-// d = amax / 32767 and id = 1 / d, the same product x * id, and round half
+// d = amax / kMax and id = 1 / d, the same product x * id, and round half
 // away from zero done exactly (trunc, then +-1 when the dropped fraction is
 // >= 0.5).
-void quantize_q16a(const float* x, block_q16a* y, int64_t k) {
+// q16a (kMax 32767) and q8a (kMax 127): the same rounding, another width.
+template <int kMax, typename Block>
+void quantize_activations(const float* x, Block* y, int64_t k) {
     const __m512 half = _mm512_set1_ps(0.5f);
     const __m512 one = _mm512_set1_ps(1.0f);
     const __m512i sign = _mm512_set1_epi32((int)0x80000000u);
@@ -359,7 +361,7 @@ void quantize_q16a(const float* x, block_q16a* y, int64_t k) {
         const float* xb = x + b * QK;
         const __m512 v0 = _mm512_loadu_ps(xb), v1 = _mm512_loadu_ps(xb + 16);
         const float amax = _mm512_reduce_max_ps(_mm512_max_ps(_mm512_abs_ps(v0), _mm512_abs_ps(v1)));
-        const float d = amax < kQ16aTiny ? 0.0f : amax / 32767.0f;
+        const float d = amax < kQ16aTiny ? 0.0f : amax / (float)kMax;
         const float id = d != 0.0f ? 1.0f / d : 0.0f;
         const __m512 vid = _mm512_set1_ps(id);
         __m512i q[2];
@@ -372,12 +374,16 @@ void quantize_q16a(const float* x, block_q16a* y, int64_t k) {
             const __m512 step = _mm512_castsi512_ps(
                 _mm512_or_si512(_mm512_castps_si512(one), _mm512_and_si512(_mm512_castps_si512(p), sign)));
             q[i] = _mm512_cvttps_epi32(_mm512_mask_add_ps(tr, up, tr, step));
-            _mm256_storeu_si256((__m256i*)(y[b].qs + 16 * i), _mm512_cvtepi32_epi16(q[i]));
+            if constexpr (kMax == 127) _mm_storeu_si128((__m128i*)(y[b].qs + 16 * i), _mm512_cvtepi32_epi8(q[i]));
+            else _mm256_storeu_si256((__m256i*)(y[b].qs + 16 * i), _mm512_cvtepi32_epi16(q[i]));
         }
         y[b].d = d;
         y[b].sum = _mm512_reduce_add_epi32(_mm512_add_epi32(q[0], q[1]));
     }
 }
+
+void quantize_q16a(const float* x, block_q16a* y, int64_t k) { quantize_activations<32767>(x, y, k); }
+void quantize_q8a(const float* x, block_q8a* y, int64_t k) { quantize_activations<127>(x, y, k); }
 
 // --------------------------------------------------- attention helpers --
 
@@ -611,7 +617,7 @@ void accumulate_f16(const float* w, const uint16_t* v, int64_t n, int64_t hd, fl
 
 const KernelTable& avx512_kernels() {
     static const KernelTable table = {
-        "avx512", matmul, quantize_q16a, avx512_quantize_q8a, avx512_q8a_packed_row_bytes, avx512_pack_q8a, dot_f32, dot_f16, axpy_f32, axpy_f16, f32_to_f16_row,
+        "avx512", matmul, quantize_q16a, quantize_q8a, avx512_q8a_packed_row_bytes, avx512_pack_q8a, dot_f32, dot_f16, axpy_f32, axpy_f16, f32_to_f16_row,
         dots_f32, dots_f16, accumulate_f32, accumulate_f16, scaled_softmax,
     };
     return table;

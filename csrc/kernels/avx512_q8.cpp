@@ -222,38 +222,7 @@ void matmul_q(const MatmulArgs& a) {
     matmul_grouped<Kernel<Q>, 4, 3>(a, wscratch, 512 * 1024);
 }
 
-// Bit-identical with the scalar reference, as quantize_q16a in avx512.cpp:
-// the same d = amax / 127, id = 1 / d, product x * id, and exact rounding
-// half away from zero.
-void quantize(const float* x, block_q8a* y, int64_t k) {
-    const __m512 half = _mm512_set1_ps(0.5f);
-    const __m512 one = _mm512_set1_ps(1.0f);
-    const __m512i sign = _mm512_set1_epi32((int)0x80000000u);
-    for (int64_t b = 0; b < k / QK; b++) {
-        const float* xb = x + b * QK;
-        const __m512 v[2] = {_mm512_loadu_ps(xb), _mm512_loadu_ps(xb + 16)};
-        const float amax = _mm512_reduce_max_ps(_mm512_max_ps(_mm512_abs_ps(v[0]), _mm512_abs_ps(v[1])));
-        const float d = amax < kQ16aTiny ? 0.0f : amax / 127.0f;
-        const float id = d != 0.0f ? 1.0f / d : 0.0f;
-        const __m512 vid = _mm512_set1_ps(id);
-        __m512i q[2];
-        for (int i = 0; i < 2; i++) {
-            const __m512 p = _mm512_mul_ps(v[i], vid);
-            const __m512 tr = _mm512_roundscale_ps(p, _MM_FROUND_TO_ZERO | _MM_FROUND_NO_EXC);
-            const __mmask16 up = _mm512_cmp_ps_mask(_mm512_abs_ps(_mm512_sub_ps(p, tr)), half, _CMP_GE_OQ);
-            const __m512 step = _mm512_castsi512_ps(
-                _mm512_or_si512(_mm512_castps_si512(one), _mm512_and_si512(_mm512_castps_si512(p), sign)));
-            q[i] = _mm512_cvttps_epi32(_mm512_mask_add_ps(tr, up, tr, step));
-            _mm_storeu_si128((__m128i*)(y[b].qs + 16 * i), _mm512_cvtepi32_epi8(q[i]));
-        }
-        y[b].d = d;
-        y[b].sum = _mm512_reduce_add_epi32(_mm512_add_epi32(q[0], q[1]));
-    }
-}
-
 }  // namespace
-
-void avx512_quantize_q8a(const float* x, block_q8a* y, int64_t k) { quantize(x, y, k); }
 
 void avx512_matmul_q8a(const MatmulArgs& a) {
     switch (a.w_type) {

@@ -104,11 +104,9 @@ const KernelTable& avx512_kernels();
 // The 8-bit-activation entries of each set (avx2_q8.cpp, avx512_q8.cpp); the
 // set's matmul calls its matmul_q8a when x_type is Q8.
 void avx2_matmul_q8a(const MatmulArgs& a);
-void avx2_quantize_q8a(const float* x, block_q8a* y, int64_t k);
 size_t avx2_q8a_packed_row_bytes(int64_t k);
 void avx2_pack_q8a(const block_q8a* x, int64_t k, void* out);
 void avx512_matmul_q8a(const MatmulArgs& a);
-void avx512_quantize_q8a(const float* x, block_q8a* y, int64_t k);
 size_t avx512_q8a_packed_row_bytes(int64_t k);
 void avx512_pack_q8a(const block_q8a* x, int64_t k, void* out);
 

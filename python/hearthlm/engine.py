@@ -25,7 +25,6 @@ from .outputs import CompletionOutput, Logprob, RequestOutput
 from .sampling_params import SamplingParams
 
 KV_TYPES = ("f16", "f32")
-ACTIVATIONS = ("q8", "q16")
 
 PromptType = Union[str, List[int], dict]
 
@@ -99,8 +98,8 @@ class LLMEngine:
 
     def __init__(self, model: Union[str, os.PathLike, None] = None, *, n_threads: Optional[int] = None,
                  n_ctx: Optional[int] = None, kv_type: str = "f16", activations: str = "q8",
-                 kv_cache_tokens: Optional[int] = None, max_num_seqs: int = 16, max_num_batched_tokens: int = 512, enable_prefix_caching: bool = True,
-                 _loaded=None):
+                 kv_cache_tokens: Optional[int] = None, max_num_seqs: int = 16, max_num_batched_tokens: int = 512,
+                 enable_prefix_caching: bool = True, _loaded=None):
         threads = _positive_int("n_threads", n_threads)
         ctx = _positive_int("n_ctx", n_ctx)
         kv_tokens = _positive_int("kv_cache_tokens", kv_cache_tokens)
@@ -115,8 +114,6 @@ class LLMEngine:
                 from .model_cache import default_model_path
                 model = default_model_path()
             self.model_path = os.fspath(model)
-            if activations not in ACTIVATIONS:
-                raise ValueError(f"activations must be one of {ACTIVATIONS}, got {activations!r}")
             self._model = _core.Model(self.model_path, threads, activations)
             self._tokenizer = _core.Tokenizer.from_model(self._model)
         self._engine = _core.Engine(self._model, self._tokenizer, ctx, kv_type, kv_tokens, seqs, batched,

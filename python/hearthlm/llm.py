@@ -45,8 +45,9 @@ class LLM:
 
     def __init__(self, model: Union[str, os.PathLike, None] = None, n_threads: Optional[int] = None,
                  n_ctx: Optional[int] = None, kv_type: str = "f16", vocab_only: bool = False,
-                 seed: Optional[int] = None, *, activations: str = "q8", max_num_seqs: int = 16, max_num_batched_tokens: int = 512,
-                 kv_cache_tokens: Optional[int] = None, enable_prefix_caching: bool = True, model_path=None):
+                 seed: Optional[int] = None, *, activations: str = "q8", max_num_seqs: int = 16,
+                 max_num_batched_tokens: int = 512, kv_cache_tokens: Optional[int] = None,
+                 enable_prefix_caching: bool = True, model_path=None):
         if model is None and model_path is not None:
             model = model_path  # hearth's earlier keyword
         if model is None:

@@ -76,7 +76,7 @@ def hearth_perplexity(model, ids, n_ctx, max_chunks=None, n_threads=None, activa
     from .llm import LLM
 
     llm = LLM(model, n_threads=n_threads, n_ctx=n_ctx, kv_type=kv_type, activations=activations)
-    bos = _bos(llm.metadata)
+    bos = _window_bos(llm)
 
     def logits_of(w):
         llm.reset()
@@ -93,9 +93,12 @@ def llama_cpp_perplexity(model, ids, n_ctx, max_chunks=None, n_threads=None, kv_
 
     threads = n_threads or len(os.sched_getaffinity(0))
     kv = GGML_TYPE_F16 if kv_type == "f16" else GGML_TYPE_F32
+    # the same windows as hearth's: the BOS rule of hearth's tokenizer
+    from .llm import LLM
+
+    bos = _window_bos(LLM(model, vocab_only=True))
     llm = Llama(model, n_ctx=n_ctx, n_batch=n_ctx, n_ubatch=min(n_ctx, 512), n_threads=threads,
                 n_threads_batch=threads, logits_all=True, type_k=kv, type_v=kv, verbose=False)
-    bos = _bos(llm.metadata)
 
     def logits_of(w):
         llm.reset()
@@ -105,11 +108,10 @@ def llama_cpp_perplexity(model, ids, n_ctx, max_chunks=None, n_threads=None, kv_
     return score(logits_of, ids, n_ctx, bos, max_chunks, progress)
 
 
-def _bos(metadata) -> Optional[int]:
-    """The BOS id when the file says to add one (llama.cpp's default is to add it)."""
-    add = str(metadata.get("tokenizer.ggml.add_bos_token", "true")).lower() in ("true", "1")
-    bos = metadata.get("tokenizer.ggml.bos_token_id")
-    return int(bos) if add and bos is not None else None
+def _window_bos(llm) -> Optional[int]:
+    """The BOS id when the model's tokenizer adds one (its add_bos rule), else None."""
+    tok = llm.get_tokenizer()
+    return int(tok.bos_token_id) if tok.add_bos else None
 
 
 def main(argv=None) -> int:
