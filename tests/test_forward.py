@@ -76,6 +76,28 @@ def test_every_kernel_set_agrees_with_scalar(model_files, arch, wtype, act):
         _core.use_kernels(before)
 
 
+@pytest.mark.parametrize("wtype", ["q8_0", "q4_0", "q4_1"])
+def test_a_loaded_model_follows_a_switch_of_kernel_set(model_files, wtype):
+    # the SIMD sets read quantized weights repacked at load in their own
+    # layout: a model loaded under one set repacks for another (and reads the
+    # file's blocks on scalar) and gives each set's own logits
+    sets = _core.supported_kernels()
+    before = _core.kernel_name()
+    try:
+        fresh = {}
+        for name in sets:
+            _core.use_kernels(name)
+            fresh[name] = LLM(model_files["qwen2", wtype], n_threads=2, kv_type="f32").eval(PROMPT)
+        _core.use_kernels(sets[-1])
+        llm = LLM(model_files["qwen2", wtype], n_threads=2, kv_type="f32")
+        for name in list(sets) + list(reversed(sets)):
+            _core.use_kernels(name)
+            llm.reset()
+            assert np.array_equal(llm.eval(PROMPT), fresh[name]), name
+    finally:
+        _core.use_kernels(before)
+
+
 @pytest.mark.parametrize("arch", ARCHS)
 @pytest.mark.parametrize("wtype", WEIGHT_TYPES)
 def test_logits_bit_identical_for_one_and_two_threads(model_files, arch, wtype, kernel_set):

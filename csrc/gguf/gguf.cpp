@@ -187,6 +187,14 @@ GGUFFile::~GGUFFile() {
 
 std::string GGUFFile::err(const std::string& what) const { return "file '" + path_ + "': " + what; }
 
+void GGUFFile::release_pages(const GGUFTensor& t) const {
+    // only the pages wholly inside the tensor: its neighbours' stay
+    const uintptr_t page = (uintptr_t)sysconf(_SC_PAGESIZE);
+    const uintptr_t begin = ((uintptr_t)t.data + page - 1) / page * page;
+    const uintptr_t end = ((uintptr_t)t.data + t.n_bytes) / page * page;
+    if (end > begin) madvise((void*)begin, end - begin, MADV_DONTNEED);  // advice: failure is harmless
+}
+
 void GGUFFile::parse() {
     Cursor c(map_, size_, path_);
     const uint32_t magic = c.read<uint32_t>("magic");

@@ -87,6 +87,12 @@ public:
     // "file 'x.gguf': " + what; for errors raised by users of the file.
     std::string err(const std::string& what) const;
 
+    // Gives the memory pages of t's data back to the kernel, for a tensor
+    // the engine keeps a copy of in another layout: they stop counting in
+    // resident memory, and are read again from the file (the page cache) if
+    // anything touches them later.
+    void release_pages(const GGUFTensor& t) const;
+
 private:
     GGUFFile() = default;
     void parse();

@@ -4,7 +4,7 @@
 //
 // The layout of avx512_q8.cpp with groups of 8 blocks, one int32 lane each
 // (group_tiling.h: XGroup::q[c] lane l = activations 4c..4c+3 of block l;
-// weights transposed the same way per row tile). Without VNNI the products
+// weights repacked at load so that one load gives a dword of 8 blocks). Without VNNI the products
 // go through vpmaddubsw (unsigned x signed bytes, pairs summed into int16):
 //   q4_0 / q4_1: the nibbles are unsigned; the 8 vpmaddubsw of a group add up
 //     in int16 (each lane then holds 16 products, |sum| <= 16 * 15 * 127 =
@@ -41,53 +41,31 @@ inline float hsum8(__m256 v) {
     return _mm_cvtss_f32(s);
 }
 
-// ------------------------------------------------------- the activations --
-
 // ----------------------------------------------------------- the weights --
 
-// 16-byte rows v[0..7] (one per block) -> P[g] lane l = dword g of v[l].
-inline void transpose8x4(const __m128i v[8], __m256i P[4]) {
-    __m256i Z[4];
-    for (int a = 0; a < 4; a++) Z[a] = _mm256_inserti128_si256(_mm256_castsi128_si256(v[a]), v[a + 4], 1);
-    const __m256i t0 = _mm256_unpacklo_epi32(Z[0], Z[1]), t1 = _mm256_unpackhi_epi32(Z[0], Z[1]);
-    const __m256i t2 = _mm256_unpacklo_epi32(Z[2], Z[3]), t3 = _mm256_unpackhi_epi32(Z[2], Z[3]);
-    P[0] = _mm256_unpacklo_epi64(t0, t2);
-    P[1] = _mm256_unpackhi_epi64(t0, t2);
-    P[2] = _mm256_unpacklo_epi64(t1, t3);
-    P[3] = _mm256_unpackhi_epi64(t1, t3);
+// n dwords, one per block (zeros past n; n < 8 only in a row's last group).
+inline __m256i load_dwords(const uint8_t* p, int n) {
+    if (n == G) return _mm256_loadu_si256((const __m256i*)p);
+    const __m256i m = _mm256_cmpgt_epi32(_mm256_set1_epi32(n), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
+    return _mm256_maskload_epi32((const int*)p, m);
 }
 
-// The first dword of each of n blocks (fp16 d, then m or weight bytes).
+// n fp16 scales, one per block, as f32 (zeros past n).
+inline __m256 load_f16(const uint16_t* p, int n) {
+    if (n == G) return _mm256_cvtph_ps(_mm_loadu_si128((const __m128i*)p));
+    uint16_t h[G] = {0};
+    std::memcpy(h, p, (size_t)n * 2);
+    return _mm256_cvtph_ps(_mm_loadu_si128((const __m128i*)h));
+}
+
+// q4 groups: the low nibbles of dword c are elements 4c..4c+3, the high ones 16+4c..
 template <class Block>
-inline __m256i gather_heads(const Block* b, int n) {
-    const __m256i idx = _mm256_mullo_epi32(_mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7), _mm256_set1_epi32((int)sizeof(Block)));
-    if (n == G) return _mm256_i32gather_epi32((const int*)b, idx, 1);
-    const __m256i mask = _mm256_cmpgt_epi32(_mm256_set1_epi32(n), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
-    return _mm256_mask_i32gather_epi32(_mm256_setzero_si256(), (const int*)b, idx, mask, 1);
-}
-
-inline __m256 low_halves_f16(__m256i v) {
-    const __m256i lo = _mm256_and_si256(v, _mm256_set1_epi32(0xffff));
-    return _mm256_cvtph_ps(_mm_packus_epi32(_mm256_castsi256_si128(lo), _mm256_extracti128_si256(lo, 1)));
-}
-
-// Bytes [off, off + 16) of each of n blocks (zeros past n).
-template <class Block>
-inline void load_rows16(const Block* b, int n, size_t off, __m128i v[8]) {
-    for (int l = 0; l < G; l++)
-        v[l] = l < n ? _mm_loadu_si128((const __m128i*)((const char*)(b + l) + off)) : _mm_setzero_si128();
-}
-
-template <class Block>
-inline void prep_nibbles(const Block* b, int n, __m256i q[8]) {
-    __m128i v[8];
-    load_rows16(b, n, offsetof(Block, qs), v);
-    __m256i P[4];
-    transpose8x4(v, P);
+inline void prep_nibbles(const PackedRow<Block>& r, int64_t g, int n, __m256i q[8]) {
     const __m256i mask = _mm256_set1_epi8(0x0f);
-    for (int g = 0; g < 4; g++) {
-        q[g] = _mm256_and_si256(P[g], mask);
-        q[4 + g] = _mm256_and_si256(_mm256_srli_epi16(P[g], 4), mask);
+    for (int c = 0; c < 4; c++) {
+        const __m256i P = load_dwords(r.quants(g, G, c, n), n);
+        q[c] = _mm256_and_si256(P, mask);
+        q[4 + c] = _mm256_and_si256(_mm256_srli_epi16(P, 4), mask);
     }
 }
 
@@ -102,9 +80,9 @@ inline __m256i nibble_dot(const W& w, const XG& x, __m256i start) {
 struct Q4_0 {
     using Block = block_q4_0;
     struct alignas(32) W { __m256i q[8]; __m256 d; };
-    static void prep(const Block* b, int n, W& w) {
-        prep_nibbles(b, n, w.q);
-        w.d = low_halves_f16(gather_heads(b, n));
+    static void prep(const PackedRow<Block>& r, int64_t g, int n, W& w) {
+        prep_nibbles(r, g, n, w.q);
+        w.d = load_f16(r.d(g, G, n), n);
     }
     static __m256i dot(const W& w, const XG& x) {
         return nibble_dot(w, x, _mm256_load_si256((const __m256i*)x.c8));
@@ -117,11 +95,10 @@ struct Q4_0 {
 struct Q4_1 {
     using Block = block_q4_1;
     struct alignas(32) W { __m256i q[8]; __m256 d, m; };
-    static void prep(const Block* b, int n, W& w) {
-        prep_nibbles(b, n, w.q);
-        const __m256i heads = gather_heads(b, n);  // d in the low half, m in the high
-        w.d = low_halves_f16(heads);
-        w.m = low_halves_f16(_mm256_srli_epi32(heads, 16));
+    static void prep(const PackedRow<Block>& r, int64_t g, int n, W& w) {
+        prep_nibbles(r, g, n, w.q);
+        w.d = load_f16(r.d(g, G, n), n);
+        w.m = load_f16(r.m(g, G, n), n);
     }
     static __m256i dot(const W& w, const XG& x) { return nibble_dot(w, x, _mm256_setzero_si256()); }
     static __m256 scale_add(__m256i p, const W& w, const XG& x, __m256 acc) {
@@ -133,18 +110,12 @@ struct Q4_1 {
 struct Q8_0 {
     using Block = block_q8_0;
     struct alignas(32) W { __m256i q[8]; __m256i sq[8]; __m256 d; };  // |w| and w
-    static void prep(const Block* b, int n, W& w) {
-        for (int half = 0; half < 2; half++) {
-            __m128i v[8];
-            load_rows16(b, n, offsetof(Block, qs) + 16 * half, v);
-            __m256i P[4];
-            transpose8x4(v, P);
-            for (int g = 0; g < 4; g++) {
-                w.sq[4 * half + g] = P[g];
-                w.q[4 * half + g] = _mm256_abs_epi8(P[g]);
-            }
+    static void prep(const PackedRow<Block>& r, int64_t g, int n, W& w) {
+        for (int c = 0; c < 8; c++) {
+            w.sq[c] = load_dwords(r.quants(g, G, c, n), n);
+            w.q[c] = _mm256_abs_epi8(w.sq[c]);
         }
-        w.d = low_halves_f16(gather_heads(b, n));
+        w.d = load_f16(r.d(g, G, n), n);
     }
     static __m256i dot(const W& w, const XG& x) {
         const __m256i ones = _mm256_set1_epi16(1);
@@ -171,17 +142,17 @@ struct Kernel {
     using XG = hearth::XG;
     using W = typename Q::W;
     using Block = typename Q::Block;
-    static void prep(const Block* b, int n, W& w) { Q::prep(b, n, w); }
+    static void prep(const PackedRow<Block>& r, int64_t g, int n, W& w) { Q::prep(r, g, n, w); }
 
-    // Decode: each row's groups transposed in registers and used once.
+    // Decode: each row's groups unpacked in registers and used once.
     static void one_token(const MatmulArgs& a, int64_t r0, int64_t r1, const XG* x) {
         const int64_t nb = a.k / QK, ng = n_groups(nb, G);
         for (int64_t r = r0; r < r1; r++) {
-            const Block* row = (const Block*)((const char*)a.w + r * a.w_row_bytes);
+            const PackedRow<Block> row((const char*)a.w + r * a.w_row_bytes);
             __m256 acc = _mm256_setzero_ps();
             for (int64_t g = 0; g < ng; g++) {
                 W w;
-                Q::prep(row + g * G, group_blocks(nb, g, G), w);
+                Q::prep(row, g, group_blocks(nb, g, G), w);
                 acc = Q::scale_add(Q::dot(w, x[g]), w, x[g], acc);
             }
             a.y[r] = hsum8(acc);
@@ -222,5 +193,8 @@ void avx2_matmul_q8a(const MatmulArgs& a) {
 
 size_t avx2_q8a_packed_row_bytes(int64_t k) { return packed_row_bytes<G>(k); }
 void avx2_pack_q8a(const block_q8a* x, int64_t k, void* out) { pack_row<G>(x, k, out); }
+void avx2_pack_q8a_weights(GgmlType t, const void* w, int64_t r0, int64_t r1, int64_t k, void* out) {
+    pack_weights<G>(t, w, r0, r1, k, out);
+}
 
 }  // namespace hearth

@@ -7,10 +7,12 @@
 // work (convert, scale, accumulate) is done once per 16 blocks:
 //   activations, packed once per input (pack_q8a, group_tiling.h):
 //     XGroup::q[c] lane l holds activations 4c..4c+3 of block l (c = 0..7);
-//   weights, transposed the same way as a row tile is used (WGroup::q[c]):
-//     q4_0 / q4_1: dword g of a block's nibble bytes holds elements 4g..4g+3
-//       (low nibbles, matching q[g]) and 16+4g..16+4g+3 (high, matching
-//       q[4+g]); the nibbles are already unsigned;
+//   weights, repacked once at load (pack_q8a_weights, group_tiling.h) so
+//     that one load gives a dword of 16 blocks, and unpacked as a row tile
+//     is used (WGroup::q[c]):
+//     q4_0 / q4_1: dword c of a block's nibble bytes holds elements 4c..4c+3
+//       (low nibbles, matching q[c]) and 16+4c..16+4c+3 (high, matching
+//       q[4+c]); the nibbles are already unsigned;
 //     q8_0: dword c holds elements 4c..4c+3, made unsigned by adding 128.
 // vpdpbusd (unsigned weight bytes x signed activation bytes, 4 products per
 // lane) then needs no widening; what the unsigned offset adds is taken back
@@ -20,9 +22,9 @@
 // Determinism: every (row, token) output takes the same instruction sequence
 // in every tile: per group, integer lanes (exact, in any order), then one
 // cvt, mul and fmadd (and q4_1's second fmadd) into a 16-lane accumulator,
-// groups in order, hsum16 at the end. Decode (weights transposed in
-// registers) and prefill (transposed once per row tile into scratch) run the
-// same arithmetic.
+// groups in order, hsum16 at the end. Decode (weights unpacked in registers)
+// and prefill (unpacked once per row tile into scratch) run the same
+// arithmetic.
 #include <immintrin.h>
 
 #include <cstdint>
@@ -57,51 +59,24 @@ inline float hsum16(__m512 v) {
 
 // ----------------------------------------------------------- the weights --
 
-// 16-byte rows v[0..15] (one per block) -> P[g] lane l = dword g of v[l].
-inline void transpose16x4(const __m128i v[16], __m512i P[4]) {
-    __m512i Z[4];
-    for (int a = 0; a < 4; a++) {
-        Z[a] = _mm512_inserti32x4(
-            _mm512_inserti32x4(_mm512_inserti32x4(_mm512_castsi128_si512(v[a]), v[a + 4], 1), v[a + 8], 2),
-            v[a + 12], 3);
-    }
-    const __m512i t0 = _mm512_unpacklo_epi32(Z[0], Z[1]), t1 = _mm512_unpackhi_epi32(Z[0], Z[1]);
-    const __m512i t2 = _mm512_unpacklo_epi32(Z[2], Z[3]), t3 = _mm512_unpackhi_epi32(Z[2], Z[3]);
-    P[0] = _mm512_unpacklo_epi64(t0, t2);
-    P[1] = _mm512_unpackhi_epi64(t0, t2);
-    P[2] = _mm512_unpacklo_epi64(t1, t3);
-    P[3] = _mm512_unpackhi_epi64(t1, t3);
-}
+// Lanes [0, n) of a group (n < 16 only in a row's last group).
+inline __mmask16 lanes(int n) { return (__mmask16)((1u << n) - 1); }
 
-// The first dword of each of n blocks (fp16 d, then m or weight bytes).
+// n dwords, one per block (zeros past n).
+inline __m512i load_dwords(const uint8_t* p, __mmask16 m) { return _mm512_maskz_loadu_epi32(m, p); }
+// n fp16 scales, one per block, as f32 (zeros past n).
+inline __m512 load_f16(const uint16_t* p, __mmask16 m) { return _mm512_cvtph_ps(_mm256_maskz_loadu_epi16(m, p)); }
+
+// q4 groups: dword c of a block's nibble bytes holds elements 4c..4c+3 (low
+// nibbles, matching XGroup::q[c]) and 16+4c..16+4c+3 (high, matching q[4+c]);
+// the nibbles are already unsigned.
 template <class Block>
-inline __m512i gather_heads(const Block* b, int n) {
-    const __m512i idx = _mm512_mullo_epi32(_mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15),
-                                           _mm512_set1_epi32((int)sizeof(Block)));
-    if (n == G) return _mm512_i32gather_epi32(idx, (const void*)b, 1);
-    return _mm512_mask_i32gather_epi32(_mm512_setzero_si512(), (__mmask16)((1u << n) - 1), idx, (const void*)b, 1);
-}
-
-inline __m512 low_halves_f16(__m512i v) { return _mm512_cvtph_ps(_mm512_cvtepi32_epi16(v)); }
-
-// Bytes [off, off + 16) of each of n blocks (zeros past n).
-template <class Block>
-inline void load_rows16(const Block* b, int n, size_t off, __m128i v[16]) {
-    for (int l = 0; l < G; l++)
-        v[l] = l < n ? _mm_loadu_si128((const __m128i*)((const char*)(b + l) + off)) : _mm_setzero_si128();
-}
-
-// q4 blocks: low nibbles of dword g are elements 4g..4g+3, high ones 16+4g..
-template <class Block>
-inline void prep_nibbles(const Block* b, int n, __m512i q[8]) {
-    __m128i v[16];
-    load_rows16(b, n, offsetof(Block, qs), v);
-    __m512i P[4];
-    transpose16x4(v, P);
+inline void prep_nibbles(const PackedRow<Block>& r, int64_t g, int n, __m512i q[8]) {
     const __m512i mask = _mm512_set1_epi8(0x0f);
-    for (int g = 0; g < 4; g++) {
-        q[g] = _mm512_and_si512(P[g], mask);
-        q[4 + g] = _mm512_and_si512(_mm512_srli_epi16(P[g], 4), mask);
+    for (int c = 0; c < 4; c++) {
+        const __m512i P = load_dwords(r.quants(g, G, c, n), lanes(n));
+        q[c] = _mm512_and_si512(P, mask);
+        q[4 + c] = _mm512_and_si512(_mm512_srli_epi16(P, 4), mask);
     }
 }
 
@@ -109,9 +84,9 @@ struct Q4_0 {
     using Block = block_q4_0;
     static constexpr int kOffset = 8;
     static constexpr bool kMTerm = false;
-    static void prep(const Block* b, int n, WGroup& w) {
-        prep_nibbles(b, n, w.q);
-        w.d = low_halves_f16(gather_heads(b, n));
+    static void prep(const PackedRow<Block>& r, int64_t g, int n, WGroup& w) {
+        prep_nibbles(r, g, n, w.q);
+        w.d = load_f16(r.d(g, G, n), lanes(n));
     }
 };
 
@@ -119,11 +94,10 @@ struct Q4_1 {
     using Block = block_q4_1;
     static constexpr int kOffset = 0;
     static constexpr bool kMTerm = true;
-    static void prep(const Block* b, int n, WGroup& w) {
-        prep_nibbles(b, n, w.q);
-        const __m512i heads = gather_heads(b, n);  // d in the low half, m in the high
-        w.d = low_halves_f16(heads);
-        w.m = low_halves_f16(_mm512_srli_epi32(heads, 16));
+    static void prep(const PackedRow<Block>& r, int64_t g, int n, WGroup& w) {
+        prep_nibbles(r, g, n, w.q);
+        w.d = load_f16(r.d(g, G, n), lanes(n));
+        w.m = load_f16(r.m(g, G, n), lanes(n));
     }
 };
 
@@ -131,16 +105,10 @@ struct Q8_0 {
     using Block = block_q8_0;
     static constexpr int kOffset = 128;
     static constexpr bool kMTerm = false;
-    static void prep(const Block* b, int n, WGroup& w) {
+    static void prep(const PackedRow<Block>& r, int64_t g, int n, WGroup& w) {
         const __m512i bias = _mm512_set1_epi8((char)0x80);  // w + 128 as unsigned bytes
-        for (int half = 0; half < 2; half++) {
-            __m128i v[16];
-            load_rows16(b, n, offsetof(Block, qs) + 16 * half, v);
-            __m512i P[4];
-            transpose16x4(v, P);
-            for (int g = 0; g < 4; g++) w.q[4 * half + g] = _mm512_xor_si512(P[g], bias);
-        }
-        w.d = low_halves_f16(gather_heads(b, n));
+        for (int c = 0; c < 8; c++) w.q[c] = _mm512_xor_si512(load_dwords(r.quants(g, G, c, n), lanes(n)), bias);
+        w.d = load_f16(r.d(g, G, n), lanes(n));
     }
 };
 
@@ -168,17 +136,17 @@ struct Kernel {
     using XG = hearth::XG;
     using W = WGroup;
     using Block = typename Q::Block;
-    static void prep(const Block* b, int n, W& w) { Q::prep(b, n, w); }
+    static void prep(const PackedRow<Block>& r, int64_t g, int n, W& w) { Q::prep(r, g, n, w); }
 
-    // Decode: each row's groups transposed in registers and used once.
+    // Decode: each row's groups unpacked in registers and used once.
     static void one_token(const MatmulArgs& a, int64_t r0, int64_t r1, const XG* x) {
         const int64_t nb = a.k / QK, ng = n_groups(nb, G);
         for (int64_t r = r0; r < r1; r++) {
-            const Block* row = (const Block*)((const char*)a.w + r * a.w_row_bytes);
+            const PackedRow<Block> row((const char*)a.w + r * a.w_row_bytes);
             __m512 acc = _mm512_setzero_ps();
             for (int64_t g = 0; g < ng; g++) {
                 W w;
-                Q::prep(row + g * G, group_blocks(nb, g, G), w);
+                Q::prep(row, g, group_blocks(nb, g, G), w);
                 __m512i p = start_sums<Q>(x[g]);
                 for (int c = 0; c < 8; c++) p = _mm512_dpbusd_epi32(p, w.q[c], _mm512_load_si512((const __m512i*)x[g].q[c]));
                 acc = scale_add<Q>(p, w, x[g], acc);
@@ -235,5 +203,8 @@ void avx512_matmul_q8a(const MatmulArgs& a) {
 
 size_t avx512_q8a_packed_row_bytes(int64_t k) { return packed_row_bytes<G>(k); }
 void avx512_pack_q8a(const block_q8a* x, int64_t k, void* out) { pack_row<G>(x, k, out); }
+void avx512_pack_q8a_weights(GgmlType t, const void* w, int64_t r0, int64_t r1, int64_t k, void* out) {
+    pack_weights<G>(t, w, r0, r1, k, out);
+}
 
 }  // namespace hearth

@@ -7,12 +7,14 @@
 // The layout puts one block per int32 lane: XGroup<G>::q[c] lane l holds
 // activations 4c..4c+3 of block l of the group (c = 0..7), so that a block's
 // whole integer dot product ends in its own lane and the float work is done
-// once per G blocks. The kernels transpose the weights the same way.
+// once per G blocks. The weights are repacked once, at load, so that one load
+// gives the same dword of G blocks (PackedRow below).
 #pragma once
 
 #include <cstdint>
 #include <cstdlib>
 #include <cstring>
+#include <type_traits>
 
 #include "kernels/kernels.h"
 
@@ -54,6 +56,61 @@ void pack_row(const block_q8a* x, int64_t k, void* out) {
     }
 }
 
+// ------------------------------------------------- the repacked weights --
+//
+// A packed row holds the bytes of its GGUF row (so it has the same size) in
+// the order the kernels read them: group after group (G blocks; the last
+// group has n <= G), each group's bytes together (one stream through memory):
+//   its quants: dword c of every block's quants (c < 4 for q4, < 8 for q8)
+//     for the n blocks in block order, so that one load of n dwords gives
+//     lane l = block l;
+//   then the n blocks' fp16 d, in block order; then q4_1's n fp16 m.
+// Nothing is converted: the kernels make what they need (unsigned bytes,
+// nibbles, f32 scales) from these as they go.
+template <class Block>
+struct PackedRow {
+    static constexpr int kQuantBytes = sizeof(Block::qs);
+    const uint8_t* row;
+    explicit PackedRow(const void* r) : row((const uint8_t*)r) {}
+    // group g (of n blocks): dword c of its blocks' quants, n dwords apart
+    const uint8_t* quants(int64_t g, int G, int c, int n) const { return row + g * G * sizeof(Block) + c * n * 4; }
+    const uint16_t* d(int64_t g, int G, int n) const { return (const uint16_t*)quants(g, G, kQuantBytes / 4, n); }
+    const uint16_t* m(int64_t g, int G, int n) const { return d(g, G, n) + n; }  // q4_1 only
+};
+
+template <int G, class Block>
+void pack_weight_row(const Block* b, int64_t nb, uint8_t* out) {
+    constexpr int QB = sizeof(Block::qs);
+    for (int64_t g = 0; g < n_groups(nb, G); g++) {
+        const int n = group_blocks(nb, g, G);
+        const Block* gb = b + g * G;
+        uint8_t* o = out + g * G * sizeof(Block);
+        for (int c = 0; c < QB / 4; c++)
+            for (int l = 0; l < n; l++, o += 4) std::memcpy(o, gb[l].qs + 4 * c, 4);
+        for (int l = 0; l < n; l++, o += 2) std::memcpy(o, &gb[l].d, 2);
+        if constexpr (std::is_same_v<Block, block_q4_1>)
+            for (int l = 0; l < n; l++, o += 2) std::memcpy(o, &gb[l].m, 2);
+    }
+}
+
+// Rows [r0, r1) of a q4_0 / q4_1 / q8_0 tensor of rows of k weights, each
+// packed to the same offset in out as it has in w.
+template <int G>
+void pack_weights(GgmlType t, const void* w, int64_t r0, int64_t r1, int64_t k, void* out) {
+    const int64_t nb = k / QK;
+    const size_t rb = row_bytes(t, k);
+    for (int64_t r = r0; r < r1; r++) {
+        const void* src = (const char*)w + r * rb;
+        uint8_t* dst = (uint8_t*)out + r * rb;
+        switch (t) {
+            case GgmlType::Q4_0: pack_weight_row<G>((const block_q4_0*)src, nb, dst); break;
+            case GgmlType::Q4_1: pack_weight_row<G>((const block_q4_1*)src, nb, dst); break;
+            case GgmlType::Q8_0: pack_weight_row<G>((const block_q8_0*)src, nb, dst); break;
+            default: std::abort();  // the caller packs only these
+        }
+    }
+}
+
 // Per-thread scratch, 64-byte aligned (grown, never shrunk).
 struct Scratch {
     void* p = nullptr;
@@ -71,21 +128,27 @@ struct Scratch {
 };
 
 // The walk of one matmul, for a kernel K with:
-//   K::G, K::XG (XGroup<G>), K::W (a transposed weight group),
-//   K::prep(block*, n_blocks, W&), K::one_token(a, r0, r1, x) (decode),
+//   K::G, K::XG (XGroup<G>), K::W (a transposed weight group), K::Block,
+//   K::prep(PackedRow, g, n_blocks, W&), K::one_token(a, r0, r1, x) (decode),
 //   K::tile<R, T>(W* const* rows, const XG* const* tokens, n_groups, float* const* y).
-// Decode transposes each row's groups in registers; prefill transposes a row
-// tile once into scratch and runs every token of an L2-sized chunk past it.
+// Decode unpacks each row's groups in registers; prefill unpacks a row tile
+// once into scratch and runs every token of an L2-sized chunk past it.
 template <class K, int R, int T>
 void row_tile(const MatmulArgs& a, int64_t r, int64_t t0, int64_t t1, typename K::W* ws) {
     using XG = typename K::XG;
     const int64_t nb = a.k / QK, ng = n_groups(nb, K::G);
     const typename K::W* wr[R];
     for (int i = 0; i < R; i++) {
-        const typename K::Block* row = (const typename K::Block*)((const char*)a.w + (r + i) * a.w_row_bytes);
+        const PackedRow<typename K::Block> row((const char*)a.w + (r + i) * a.w_row_bytes);
         typename K::W* dst = ws + i * ng;
-        for (int64_t g = 0; g < ng; g++) K::prep(row + g * K::G, group_blocks(nb, g, K::G), dst[g]);
+        for (int64_t g = 0; g < ng; g++) K::prep(row, g, group_blocks(nb, g, K::G), dst[g]);
         wr[i] = dst;
+    }
+    // the next tile's weights, from memory while this one computes (its own
+    // loads above waited; the tokens' work below is long enough to hide them)
+    if (r + 2 * R <= a.r1) {
+        const char* next = (const char*)a.w + (r + R) * a.w_row_bytes;
+        for (size_t off = 0; off < R * a.w_row_bytes; off += 64) __builtin_prefetch(next + off, 0, 3);
     }
     auto token = [&](int64_t t) { return (const XG*)((const char*)a.x + t * a.x_row_bytes); };
     int64_t t = t0;

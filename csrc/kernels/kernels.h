@@ -30,9 +30,11 @@ bool parse_activations(const char* name, Activations* out);
 
 // One matrix product Y = X · Wᵀ restricted to weight rows [r0, r1):
 //   y[t * y_stride + r] = sum_k W[r, k] * X[t, k]   for t < n_tokens, r0 <= r < r1
-// W is a GGUF tensor (ne0 = k contiguous, ne1 = rows). X holds n_tokens rows:
-// f32 (k floats each) when W is f32/f16/bf16, block_q8a or block_q16a (k/32
-// blocks each, as x_type says) when W is quantized.
+// W is a GGUF tensor (ne0 = k contiguous, ne1 = rows), or on the Q8 path of
+// a set with pack_q8a_weights, that tensor repacked by it (w_packed; the same
+// row bytes). X holds n_tokens rows: f32 (k floats each) when W is
+// f32/f16/bf16, block_q8a or block_q16a (k/32 blocks each, as x_type says)
+// when W is quantized.
 struct MatmulArgs {
     GgmlType w_type;
     const void* w;
@@ -45,6 +47,7 @@ struct MatmulArgs {
     int64_t r0, r1;
     int64_t n_tokens;
     Activations x_type = Activations::Q16;  // quantized W only
+    bool w_packed = false;  // W in the set's pack_q8a_weights layout
 };
 
 struct KernelTable {
@@ -59,6 +62,12 @@ struct KernelTable {
     // a packed row of k activations, and the packing of one row.
     size_t (*q8a_packed_row_bytes)(int64_t k);
     void (*pack_q8a)(const block_q8a* x, int64_t k, void* out);
+    // Quantized weights (q4_0, q4_1, q8_0) for the Q8 path, in this set's own
+    // order (same bytes per row): packed once at load instead of transposed
+    // on every call. Rows [r0, r1) of a tensor of rows of k weights, each to
+    // its own offset in out. Null for a set that reads GGUF rows as they are
+    // (scalar); a set that has it takes only packed weights on the Q8 path.
+    void (*pack_q8a_weights)(GgmlType t, const void* w, int64_t r0, int64_t r1, int64_t k, void* out);
 
     // Attention helpers over one head: a dot product with a cached key and an
     // axpy into the output with a cached value, for f32 and f16 caches.
@@ -106,8 +115,10 @@ const KernelTable& avx512_kernels();
 void avx2_matmul_q8a(const MatmulArgs& a);
 size_t avx2_q8a_packed_row_bytes(int64_t k);
 void avx2_pack_q8a(const block_q8a* x, int64_t k, void* out);
+void avx2_pack_q8a_weights(GgmlType t, const void* w, int64_t r0, int64_t r1, int64_t k, void* out);
 void avx512_matmul_q8a(const MatmulArgs& a);
 size_t avx512_q8a_packed_row_bytes(int64_t k);
 void avx512_pack_q8a(const block_q8a* x, int64_t k, void* out);
+void avx512_pack_q8a_weights(GgmlType t, const void* w, int64_t r0, int64_t r1, int64_t k, void* out);
 
 }  // namespace hearth

@@ -183,7 +183,7 @@ void scaled_softmax(float* x, int64_t n, float scale) {
 
 const KernelTable& scalar_kernels() {
     static const KernelTable table = {
-        "scalar", matmul, quantize_q16a, quantize_q8a, q8a_packed_row_bytes, pack_q8a, dot_row_f32, dot_f16, axpy_f32, axpy_f16, f32_to_f16_row,
+        "scalar", matmul, quantize_q16a, quantize_q8a, q8a_packed_row_bytes, pack_q8a, nullptr, dot_row_f32, dot_f16, axpy_f32, axpy_f16, f32_to_f16_row,
         dots_f32, dots_f16, accumulate_f32, accumulate_f16, scaled_softmax,
     };
     return table;

@@ -1,7 +1,5 @@
 #include "model/kv_cache.h"
 
-#include <sys/mman.h>
-
 #include <cstring>
 
 #include "base/error.h"
@@ -20,18 +18,11 @@ KVCache::KVCache(int64_t n_layers, int64_t n_kv_heads, int64_t head_dim, KVType 
     : n_layers_(n_layers), n_kv_heads_(n_kv_heads), head_dim_(head_dim), type_(type), n_blocks_(n_blocks) {
     if (n_blocks < 1) throw Error("the KV cache needs at least one block, got " + std::to_string(n_blocks));
     block_bytes_ = (size_t)(n_layers * 2 * n_kv_heads * kBlockTokens * head_dim) * elem_bytes();
-    // Anonymous memory, touched only when used; huge pages where the kernel
-    // gives them (madvise mode): attention reads one layer's slice of every
-    // block of a sequence, thousands of 4 KiB pages apart otherwise.
-    void* p = mmap(nullptr, total_bytes(), PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-    if (p == MAP_FAILED) throw Error("the KV cache could not get " + std::to_string(total_bytes()) + " bytes");
-#ifdef MADV_HUGEPAGE
-    madvise(p, total_bytes(), MADV_HUGEPAGE);
-#endif
-    base_ = (uint8_t*)p;
+    // attention reads one layer's slice of every block of a sequence: pages
+    // that are touched only when used, huge where the kernel gives them
+    pages_ = PageBuffer(total_bytes(), "the KV cache");
+    base_ = pages_.data();
 }
-
-KVCache::~KVCache() { munmap(base_, total_bytes()); }
 
 void KVCache::copy_block(int32_t src, int32_t dst) {
     HEARTH_CHECK(src >= 0 && src < n_blocks_ && dst >= 0 && dst < n_blocks_, "KV cache: copy of a block out of range");

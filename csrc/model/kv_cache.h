@@ -9,6 +9,8 @@
 #include <memory>
 #include <string>
 
+#include "base/page_buffer.h"
+
 namespace hearth {
 
 enum class KVType { F32, F16 };
@@ -22,7 +24,6 @@ public:
     // Room for n_blocks blocks of n_layers × n_kv_heads × head_dim keys and
     // values per position. The memory is not touched until used.
     KVCache(int64_t n_layers, int64_t n_kv_heads, int64_t head_dim, KVType type, int64_t n_blocks);
-    ~KVCache();
     KVCache(const KVCache&) = delete;
     KVCache& operator=(const KVCache&) = delete;
 
@@ -60,7 +61,8 @@ private:
     KVType type_;
     int64_t n_blocks_;
     size_t block_bytes_;
-    uint8_t* base_;  // mmap'd; pages are touched only when used
+    PageBuffer pages_;
+    uint8_t* base_;  // pages_.data()
 };
 
 }  // namespace hearth

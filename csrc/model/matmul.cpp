@@ -47,14 +47,55 @@ MatmulInput Matmul::prepare(const float* x, int64_t n_tokens, int64_t k, bool qu
     return in;
 }
 
+void Matmul::pack_weights(const std::vector<const GGUFTensor*>& ws) {
+    if (act_ != Activations::Q8) return;  // the exact path reads the file's blocks
+    size_t total = 0;
+    for (const GGUFTensor* w : ws) {
+        if (!is_quantized(w->type) || packed_at_.count(w)) continue;
+        packed_at_[w] = total;
+        total += (w->n_bytes + 63) / 64 * 64;  // each tensor on its own cache line
+    }
+    packed_w_ = PageBuffer(total, "the repacked weights");
+    const KernelTable& kt = kernels();
+    if (!kt.pack_q8a_weights) return;  // packed when a set that packs is chosen
+    repack(kt);
+    for (const auto& [w, at] : packed_at_)
+        if (file_) file_->release_pages(*w);  // the packed copy takes their place
+}
+
+void Matmul::repack(const KernelTable& kt) {
+    for (const auto& [w, at] : packed_at_) {
+        const int64_t rows = w->rows(), k = w->ne[0];
+        uint8_t* out = packed_w_.data() + at;
+        const GGUFTensor* t = w;
+        pool_.parallel_for((rows + kRowsPerTask - 1) / kRowsPerTask, [&](int64_t task) {
+            const int64_t r0 = task * kRowsPerTask;
+            kt.pack_q8a_weights(t->type, t->data, r0, std::min(rows, r0 + kRowsPerTask), k, out);
+        });
+    }
+    packed_by_ = kt.pack_q8a_weights;
+}
+
+const void* Matmul::weight_data(const GGUFTensor& w, const KernelTable& kt, bool* packed) {
+    *packed = false;
+    if (act_ != Activations::Q8 || !kt.pack_q8a_weights || !is_quantized(w.type)) return w.data;
+    const auto it = packed_at_.find(&w);
+    HEARTH_CHECK(it != packed_at_.end(), "matmul: tensor '" + w.name + "' was not packed at load");
+    if (packed_by_ != kt.pack_q8a_weights) repack(kt);  // tests switch kernel sets
+    *packed = true;
+    return packed_w_.data() + it->second;
+}
+
 namespace {
 
-MatmulArgs make_args(const GGUFTensor& w, const MatmulInput& in, float* y, int64_t y_stride) {
+MatmulArgs make_args(const GGUFTensor& w, const void* w_data, bool w_packed, const MatmulInput& in, float* y,
+                     int64_t y_stride) {
     HEARTH_CHECK(w.ne[0] == in.k, "matmul: tensor '" + w.name + "' has rows of " + std::to_string(w.ne[0]) +
                                       " but the input has " + std::to_string(in.k));
     MatmulArgs a;
     a.w_type = w.type;
-    a.w = w.data;
+    a.w = w_data;
+    a.w_packed = w_packed;
     a.w_row_bytes = row_bytes(w.type, w.ne[0]);
     if (is_quantized(w.type)) {
         HEARTH_CHECK(in.q != nullptr, "matmul: input not quantized for '" + w.name + "'");
@@ -86,11 +127,13 @@ void Matmul::run_many(const Output* outs, int n_outs, const MatmulInput& in) {
     MatmulArgs args[4];
     int64_t first_task[5] = {0};
     HEARTH_CHECK(n_outs >= 1 && n_outs <= 4, "run_many takes 1 to 4 matrices");
+    const KernelTable& kt = kernels();
     for (int i = 0; i < n_outs; i++) {
-        args[i] = make_args(*outs[i].w, in, outs[i].y, outs[i].y_stride);
+        bool packed;
+        const void* data = weight_data(*outs[i].w, kt, &packed);
+        args[i] = make_args(*outs[i].w, data, packed, in, outs[i].y, outs[i].y_stride);
         first_task[i + 1] = first_task[i] + (args[i].r1 + kRowsPerTask - 1) / kRowsPerTask;
     }
-    const KernelTable& kt = kernels();
     pool_.parallel_for(first_task[n_outs], [&](int64_t task) {
         int i = 0;
         while (task >= first_task[i + 1]) i++;

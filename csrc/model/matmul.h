@@ -6,12 +6,14 @@
 #pragma once
 
 #include <cstdint>
+#include <unordered_map>
 #include <vector>
 
+#include "base/page_buffer.h"
+#include "base/thread_pool.h"
 #include "gguf/gguf.h"
 #include "gguf/quant_blocks.h"
 #include "kernels/kernels.h"
-#include "base/thread_pool.h"
 
 namespace hearth {
 
@@ -28,7 +30,9 @@ struct MatmulInput {
 
 class Matmul {
 public:
-    Matmul(ThreadPool& pool, Activations act) : pool_(pool), act_(act) {}
+    // file: where the weights live, to give back the pages of those this
+    // object keeps packed copies of (null: keep them).
+    Matmul(ThreadPool& pool, Activations act, const GGUFFile* file = nullptr) : pool_(pool), act_(act), file_(file) {}
     Activations activations() const { return act_; }
 
     // Prepares x [n_tokens, k] for the matrices that will read it (quantize:
@@ -49,12 +53,30 @@ public:
     };
     void run_many(const Output* outs, int n_outs, const MatmulInput& in);
 
+    // On the Q8 path of a kernel set that repacks quantized weights
+    // (KernelTable::pack_q8a_weights), copies the quantized ones of ws into
+    // its layout, once, on the pool; the model does this for all its matrices
+    // at load, and run() takes only those. The file's pages of the packed
+    // tensors are given back: the copy takes their place in memory.
+    void pack_weights(const std::vector<const GGUFTensor*>& ws);
+
 private:
-    ThreadPool& pool_;
-    Activations act_;
     struct alignas(64) Line {
         uint8_t bytes[64];
     };
+    // The bytes the kernels read for w: its packed copy when the set in use
+    // packs, else the file's.
+    const void* weight_data(const GGUFTensor& w, const KernelTable& kt, bool* packed);
+    void repack(const KernelTable& kt);
+
+    ThreadPool& pool_;
+    Activations act_;
+    const GGUFFile* file_;
+    // the packed weights, one tensor after another, and which set packed
+    // them (tests switch sets: another set packs again, in place)
+    PageBuffer packed_w_;
+    std::unordered_map<const GGUFTensor*, size_t> packed_at_;
+    decltype(KernelTable::pack_q8a_weights) packed_by_ = nullptr;
     std::vector<block_q16a> q16_;  // the exact path's rows
     std::vector<block_q8a> q8_;    // the fast path's rows before packing
     std::vector<Line> packed_;     // ... and packed for the kernels

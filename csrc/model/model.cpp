@@ -31,8 +31,13 @@ Model::Model(std::unique_ptr<GGUFFile> file, const ModelOptions& opts)
       hp_(read_hparams(*file_)),
       w_(load_weights(*file_, hp_)),
       pool_(opts.n_threads > 0 ? opts.n_threads : default_thread_count()),
-      mm_(pool_, opts.activations) {
+      mm_(pool_, opts.activations, file_.get()) {
     rope_inv_freq_ = rope_inv_freq(hp_.rope_base, hp_.rope_dim);
+    // the kernels' own weight layout, made once here rather than at the first token
+    std::vector<const GGUFTensor*> matrices{w_.output};
+    for (const LayerWeights& L : w_.layers)
+        matrices.insert(matrices.end(), {L.wq, L.wk, L.wv, L.wo, L.w_gate, L.w_up, L.w_down});
+    mm_.pack_weights(matrices);
 }
 
 std::unique_ptr<KVCache> Model::new_kv_cache(KVType type, int64_t n_blocks) const {

@@ -19,6 +19,7 @@
 #include <vector>
 
 #include "base/error.h"
+#include "base/page_buffer.h"
 #include "gguf/ggml_type.h"
 #include "kernels/kernels.h"
 
@@ -59,6 +60,7 @@ struct Prepared {
     std::vector<block_q16a> xq;
     std::vector<block_q8a> x8;
     std::vector<uint64_t> packed;  // the packed q8a rows (aligned in prepare)
+    PageBuffer w_packed;  // the weights in the set's layout, when it packs them (as the model keeps them)
 };
 
 Prepared prepare(const KernelTable& kt, int w_type, const carray<uint8_t>& w, int64_t rows, int64_t k,
@@ -97,6 +99,12 @@ Prepared prepare(const KernelTable& kt, int w_type, const carray<uint8_t>& w, in
         }
         p.args.x = base;
         p.args.x_row_bytes = row;
+        if (kt.pack_q8a_weights) {  // as the model's Matmul does at load
+            p.w_packed = PageBuffer(rb * rows, "kernel_matmul");
+            kt.pack_q8a_weights(t, w.data(), 0, rows, k, p.w_packed.data());
+            p.args.w = p.w_packed.data();
+            p.args.w_packed = true;
+        }
     } else {
         p.args.x = x.data();
         p.args.x_row_bytes = k * sizeof(float);

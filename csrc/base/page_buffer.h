@@ -1,0 +1,32 @@
+// Big buffers straight from the kernel: anonymous memory in whole pages,
+// zero-filled and touched only when used, in huge pages where the kernel
+// gives them (transparent huge pages in madvise mode). For memory that is
+// swept end to end on every token (the KV pool, the repacked weights): with
+// 4 KiB pages each sweep is a TLB miss every few cache lines.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+
+namespace hearth {
+
+class PageBuffer {
+public:
+    PageBuffer() = default;
+    // Throws hearth::Error naming `what` when the memory is not there.
+    PageBuffer(size_t bytes, const char* what);
+    ~PageBuffer();
+    PageBuffer(PageBuffer&& o) noexcept;
+    PageBuffer& operator=(PageBuffer&& o) noexcept;
+    PageBuffer(const PageBuffer&) = delete;
+    PageBuffer& operator=(const PageBuffer&) = delete;
+
+    uint8_t* data() const { return data_; }
+    size_t size() const { return size_; }
+
+private:
+    uint8_t* data_ = nullptr;
+    size_t size_ = 0;
+};
+
+}  // namespace hearth
