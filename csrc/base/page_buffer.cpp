@@ -9,12 +9,12 @@
 
 namespace hearth {
 
-PageBuffer::PageBuffer(size_t bytes, const char* what) : size_(bytes) {
+PageBuffer::PageBuffer(size_t bytes, const char* what, bool huge_pages) : size_(bytes) {
     if (bytes == 0) return;
     void* p = mmap(nullptr, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
     if (p == MAP_FAILED) throw Error(std::string(what) + " could not get " + std::to_string(bytes) + " bytes");
 #ifdef MADV_HUGEPAGE
-    madvise(p, bytes, MADV_HUGEPAGE);  // advice: without it, plain pages
+    if (huge_pages) madvise(p, bytes, MADV_HUGEPAGE);  // advice: without it, plain pages
 #endif
     data_ = (uint8_t*)p;
 }

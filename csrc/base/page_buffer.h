@@ -1,8 +1,8 @@
 // Big buffers straight from the kernel: anonymous memory in whole pages,
-// zero-filled and touched only when used, in huge pages where the kernel
-// gives them (transparent huge pages in madvise mode). For memory that is
-// swept end to end on every token (the KV pool, the repacked weights): with
-// 4 KiB pages each sweep is a TLB miss every few cache lines.
+// zero-filled and touched only when used, optionally in huge pages where the
+// kernel gives them (transparent huge pages in madvise mode): for memory read
+// a little here and there on every token (the KV pool: one layer's slice of
+// every block), where 4 KiB pages make each read a TLB miss.
 #pragma once
 
 #include <cstddef>
@@ -14,7 +14,7 @@ class PageBuffer {
 public:
     PageBuffer() = default;
     // Throws hearth::Error naming `what` when the memory is not there.
-    PageBuffer(size_t bytes, const char* what);
+    PageBuffer(size_t bytes, const char* what, bool huge_pages);
     ~PageBuffer();
     PageBuffer(PageBuffer&& o) noexcept;
     PageBuffer& operator=(PageBuffer&& o) noexcept;

@@ -160,7 +160,7 @@ struct Kernel {
     }
 
     template <int R, int T>
-    static void tile(const W* const* wr, const XG* const* xr, int64_t ng, float* const* y) {
+    static void tile(const W* const* wr, const XG* const* xr, int64_t ng, int /*tail*/, float* const* y) {
         __m256 acc[R][T];
         for (int i = 0; i < R; i++)
             for (int j = 0; j < T; j++) acc[i][j] = _mm256_setzero_ps();

@@ -112,19 +112,80 @@ struct Q8_0 {
     }
 };
 
-template <class Q>
-inline __m512i start_sums(const XG& x) {
-    if constexpr (Q::kOffset == 8) return _mm512_load_si512((const __m512i*)x.c8);
-    if constexpr (Q::kOffset == 128) return _mm512_load_si512((const __m512i*)x.c128);
-    return _mm512_setzero_si512();
+// ----------------------------------------------- narrow groups, same sums --
+//
+// A row's last group may hold few blocks (k = 576: 16 + 2): its products
+// are done on the low 8 or 4 lanes only, with 256- or 128-bit instructions
+// at half or a quarter of the cost. The lanes it computes get the same
+// operations as on 16 lanes, and every path (decode, prefill, any tile)
+// narrows the same group the same way, so results stay bit-identical.
+template <int L>
+struct Lanes;
+
+template <>
+struct Lanes<16> {
+    using I = __m512i;
+    using F = __m512;
+    static I low(__m512i v) { return v; }
+    static F low(__m512 v) { return v; }
+    static I load_i(const void* p) { return _mm512_load_si512(p); }
+    static F load_f(const float* p) { return _mm512_load_ps(p); }
+    static I dp(I s, I w, I x) { return _mm512_dpbusd_epi32(s, w, x); }
+    static F cvt(I v) { return _mm512_cvtepi32_ps(v); }
+    static F mul(F a, F b) { return _mm512_mul_ps(a, b); }
+    static F fmadd(F a, F b, F c) { return _mm512_fmadd_ps(a, b, c); }
+    static __m512 merge(__m512, F low) { return low; }
+};
+
+template <>
+struct Lanes<8> {
+    using I = __m256i;
+    using F = __m256;
+    static I low(__m512i v) { return _mm512_castsi512_si256(v); }
+    static F low(__m512 v) { return _mm512_castps512_ps256(v); }
+    static I load_i(const void* p) { return _mm256_load_si256((const __m256i*)p); }
+    static F load_f(const float* p) { return _mm256_load_ps(p); }
+    static I dp(I s, I w, I x) { return _mm256_dpbusd_epi32(s, w, x); }
+    static F cvt(I v) { return _mm256_cvtepi32_ps(v); }
+    static F mul(F a, F b) { return _mm256_mul_ps(a, b); }
+    static F fmadd(F a, F b, F c) { return _mm256_fmadd_ps(a, b, c); }
+    static __m512 merge(__m512 acc, F low) { return _mm512_insertf32x8(acc, low, 0); }
+};
+
+template <>
+struct Lanes<4> {
+    using I = __m128i;
+    using F = __m128;
+    static I low(__m512i v) { return _mm512_castsi512_si128(v); }
+    static F low(__m512 v) { return _mm512_castps512_ps128(v); }
+    static I load_i(const void* p) { return _mm_load_si128((const __m128i*)p); }
+    static F load_f(const float* p) { return _mm_load_ps(p); }
+    static I dp(I s, I w, I x) { return _mm_dpbusd_epi32(s, w, x); }
+    static F cvt(I v) { return _mm_cvtepi32_ps(v); }
+    static F mul(F a, F b) { return _mm_mul_ps(a, b); }
+    static F fmadd(F a, F b, F c) { return _mm_fmadd_ps(a, b, c); }
+    static __m512 merge(__m512 acc, F low) { return _mm512_insertf32x4(acc, low, 0); }
+};
+
+// The lanes a group of n blocks needs.
+inline int lanes_for(int n) { return n > 8 ? 16 : n > 4 ? 8 : 4; }
+
+// What the unsigned weights add, taken back: the sums start from it.
+template <class Q, int L>
+inline typename Lanes<L>::I start_sums(const XG& x) {
+    using V = Lanes<L>;
+    if constexpr (Q::kOffset == 8) return V::load_i(x.c8);
+    if constexpr (Q::kOffset == 128) return V::load_i(x.c128);
+    return V::low(_mm512_setzero_si512());
 }
 
 // The float part of one (row, token) pair for one group: the same in every tile.
-template <class Q>
-inline __m512 scale_add(__m512i p, const WGroup& w, const XG& x, __m512 acc) {
-    acc = _mm512_fmadd_ps(_mm512_cvtepi32_ps(p), _mm512_mul_ps(w.d, _mm512_load_ps(x.d)), acc);
-    if constexpr (Q::kMTerm) acc = _mm512_fmadd_ps(w.m, _mm512_load_ps(x.s), acc);
-    return acc;
+template <class Q, int L>
+inline __m512 scale_add(typename Lanes<L>::I p, const WGroup& w, const XG& x, __m512 acc) {
+    using V = Lanes<L>;
+    typename V::F a = V::fmadd(V::cvt(p), V::mul(V::low(w.d), V::load_f(x.d)), V::low(acc));
+    if constexpr (Q::kMTerm) a = V::fmadd(V::low(w.m), V::load_f(x.s), a);
+    return V::merge(acc, a);
 }
 
 // ------------------------------------------------------------- the tiles --
@@ -138,45 +199,75 @@ struct Kernel {
     using Block = typename Q::Block;
     static void prep(const PackedRow<Block>& r, int64_t g, int n, W& w) { Q::prep(r, g, n, w); }
 
+    // One group of one row and one token, on L lanes.
+    template <int L>
+    static __m512 row_group(const W& w, const XG& x, __m512 acc) {
+        using V = Lanes<L>;
+        typename V::I p = start_sums<Q, L>(x);
+        for (int c = 0; c < 8; c++) p = V::dp(p, V::low(w.q[c]), V::load_i(x.q[c]));
+        return scale_add<Q, L>(p, w, x, acc);
+    }
+
     // Decode: each row's groups unpacked in registers and used once.
     static void one_token(const MatmulArgs& a, int64_t r0, int64_t r1, const XG* x) {
         const int64_t nb = a.k / QK, ng = n_groups(nb, G);
+        const int tail = group_blocks(nb, ng - 1, G);
+        switch (lanes_for(tail)) {
+            case 16: return one_token<16>(a, r0, r1, x, ng, tail);
+            case 8: return one_token<8>(a, r0, r1, x, ng, tail);
+            default: return one_token<4>(a, r0, r1, x, ng, tail);
+        }
+    }
+    template <int L>
+    static void one_token(const MatmulArgs& a, int64_t r0, int64_t r1, const XG* x, int64_t ng, int tail) {
         for (int64_t r = r0; r < r1; r++) {
             const PackedRow<Block> row((const char*)a.w + r * a.w_row_bytes);
             __m512 acc = _mm512_setzero_ps();
-            for (int64_t g = 0; g < ng; g++) {
+            for (int64_t g = 0; g < ng - 1; g++) {
                 W w;
-                Q::prep(row, g, group_blocks(nb, g, G), w);
-                __m512i p = start_sums<Q>(x[g]);
-                for (int c = 0; c < 8; c++) p = _mm512_dpbusd_epi32(p, w.q[c], _mm512_load_si512((const __m512i*)x[g].q[c]));
-                acc = scale_add<Q>(p, w, x[g], acc);
+                Q::prep(row, g, G, w);
+                acc = row_group<16>(w, x[g], acc);
             }
+            W w;
+            Q::prep(row, ng - 1, tail, w);
+            acc = row_group<L>(w, x[ng - 1], acc);
             a.y[r] = hsum16(acc);
         }
     }
 
-    // R rows' transposed groups (ng each, in scratch) x T tokens' packed groups.
+    // Group g of R rows x T tokens, on L lanes.
+    template <int L, int R, int T>
+    static void tile_group(const W* const* wr, const XG* const* xr, int64_t g, __m512 (&acc)[R][T]) {
+        using V = Lanes<L>;
+        typename V::I p[R][T];
+        for (int j = 0; j < T; j++) {
+            const typename V::I s = start_sums<Q, L>(xr[j][g]);
+            for (int i = 0; i < R; i++) p[i][j] = s;
+        }
+        for (int c = 0; c < 8; c++) {
+            typename V::I xv[T];
+            for (int j = 0; j < T; j++) xv[j] = V::load_i(xr[j][g].q[c]);
+            for (int i = 0; i < R; i++) {
+                const typename V::I wv = V::low(wr[i][g].q[c]);
+                for (int j = 0; j < T; j++) p[i][j] = V::dp(p[i][j], wv, xv[j]);
+            }
+        }
+        for (int i = 0; i < R; i++)
+            for (int j = 0; j < T; j++) acc[i][j] = scale_add<Q, L>(p[i][j], wr[i][g], xr[j][g], acc[i][j]);
+    }
+
+    // R rows' unpacked groups (ng each, in scratch) x T tokens' packed groups;
+    // tail = the blocks of the last group.
     template <int R, int T>
-    static void tile(const W* const* wr, const XG* const* xr, int64_t ng, float* const* y) {
+    static void tile(const W* const* wr, const XG* const* xr, int64_t ng, int tail, float* const* y) {
         __m512 acc[R][T];
         for (int i = 0; i < R; i++)
             for (int j = 0; j < T; j++) acc[i][j] = _mm512_setzero_ps();
-        for (int64_t g = 0; g < ng; g++) {
-            __m512i p[R][T];
-            for (int j = 0; j < T; j++) {
-                const __m512i s = start_sums<Q>(xr[j][g]);
-                for (int i = 0; i < R; i++) p[i][j] = s;
-            }
-            for (int c = 0; c < 8; c++) {
-                __m512i xv[T];
-                for (int j = 0; j < T; j++) xv[j] = _mm512_load_si512((const __m512i*)xr[j][g].q[c]);
-                for (int i = 0; i < R; i++) {
-                    const __m512i wv = wr[i][g].q[c];
-                    for (int j = 0; j < T; j++) p[i][j] = _mm512_dpbusd_epi32(p[i][j], wv, xv[j]);
-                }
-            }
-            for (int i = 0; i < R; i++)
-                for (int j = 0; j < T; j++) acc[i][j] = scale_add<Q>(p[i][j], wr[i][g], xr[j][g], acc[i][j]);
+        for (int64_t g = 0; g < ng - 1; g++) tile_group<16>(wr, xr, g, acc);
+        switch (lanes_for(tail)) {
+            case 16: tile_group<16>(wr, xr, ng - 1, acc); break;
+            case 8: tile_group<8>(wr, xr, ng - 1, acc); break;
+            default: tile_group<4>(wr, xr, ng - 1, acc); break;
         }
         for (int i = 0; i < R; i++)
             for (int j = 0; j < T; j++) y[j][i] = hsum16(acc[i][j]);

@@ -130,13 +130,14 @@ struct Scratch {
 // The walk of one matmul, for a kernel K with:
 //   K::G, K::XG (XGroup<G>), K::W (a transposed weight group), K::Block,
 //   K::prep(PackedRow, g, n_blocks, W&), K::one_token(a, r0, r1, x) (decode),
-//   K::tile<R, T>(W* const* rows, const XG* const* tokens, n_groups, float* const* y).
+//   K::tile<R, T>(W* const* rows, const XG* const* tokens, n_groups, blocks of the last group, float* const* y).
 // Decode unpacks each row's groups in registers; prefill unpacks a row tile
 // once into scratch and runs every token of an L2-sized chunk past it.
 template <class K, int R, int T>
 void row_tile(const MatmulArgs& a, int64_t r, int64_t t0, int64_t t1, typename K::W* ws) {
     using XG = typename K::XG;
     const int64_t nb = a.k / QK, ng = n_groups(nb, K::G);
+    const int tail = group_blocks(nb, ng - 1, K::G);
     const typename K::W* wr[R];
     for (int i = 0; i < R; i++) {
         const PackedRow<typename K::Block> row((const char*)a.w + (r + i) * a.w_row_bytes);
@@ -156,12 +157,12 @@ void row_tile(const MatmulArgs& a, int64_t r, int64_t t0, int64_t t1, typename K
         const XG* xr[T];
         float* y[T];
         for (int j = 0; j < T; j++) xr[j] = token(t + j), y[j] = a.y + (t + j) * a.y_stride + r;
-        K::template tile<R, T>(wr, xr, ng, y);
+        K::template tile<R, T>(wr, xr, ng, tail, y);
     }
     for (; t < t1; t++) {
         const XG* xr[1] = {token(t)};
         float* y[1] = {a.y + t * a.y_stride + r};
-        K::template tile<R, 1>(wr, xr, ng, y);
+        K::template tile<R, 1>(wr, xr, ng, tail, y);
     }
 }
 

@@ -20,7 +20,7 @@ KVCache::KVCache(int64_t n_layers, int64_t n_kv_heads, int64_t head_dim, KVType 
     block_bytes_ = (size_t)(n_layers * 2 * n_kv_heads * kBlockTokens * head_dim) * elem_bytes();
     // attention reads one layer's slice of every block of a sequence: pages
     // that are touched only when used, huge where the kernel gives them
-    pages_ = PageBuffer(total_bytes(), "the KV cache");
+    pages_ = PageBuffer(total_bytes(), "the KV cache", true);
     base_ = pages_.data();
 }
 

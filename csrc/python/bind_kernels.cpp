@@ -100,7 +100,7 @@ Prepared prepare(const KernelTable& kt, int w_type, const carray<uint8_t>& w, in
         p.args.x = base;
         p.args.x_row_bytes = row;
         if (kt.pack_q8a_weights) {  // as the model's Matmul does at load
-            p.w_packed = PageBuffer(rb * rows, "kernel_matmul");
+            p.w_packed = PageBuffer(rb * rows, "kernel_matmul", false);
             kt.pack_q8a_weights(t, w.data(), 0, rows, k, p.w_packed.data());
             p.args.w = p.w_packed.data();
             p.args.w_packed = true;
