@@ -27,7 +27,10 @@ curve       aggregate decode tokens/s for N concurrent sequences (--curve
             1,2,4,8,16), each a --curve-prompt-len random prompt generating
             --curve-tokens tokens: LLMEngine, all N added, stepped until each
             has its first token (prefill done), then the remaining steps timed.
-            Efficiency = aggregate / (N x the one-sequence rate).
+            Efficiency = aggregate / (N x the one-sequence rate). With
+            llama.cpp among --backends, llama.cpp on the same prompts as N
+            sequences of one context, each step one llama_decode of N rows
+            (the shape of its llama-batched-bench).
 memory      KV blocks held by 16 requests whose prompts share a --prefix-len
             token prefix (plus 16-32 tokens of their own), against 16 requests
             of the same lengths sharing nothing: the peak of
@@ -237,6 +240,68 @@ def compare(x, y, why):
 # 2. decode curve
 # ---------------------------------------------------------------------------
 
+def llama_cpp_batched_curve(a, prompts_by_n):
+    """llama.cpp decoding N sequences together, the shape of its llama-batched-bench:
+    one context with N sequence ids, each prompt prefilled as its own sequence
+    (untimed), then every step one llama_decode of N rows, one per sequence,
+    each wanting logits (greedy argmax). [(n, produced, seconds)]."""
+    import llama_cpp.llama_cpp as lc
+    from helpers import llama_cpp_ref as ref
+
+    eb = {"on": True, "off": False}.get(a.llama_extra_bufts)
+    if eb is None:
+        eb = llama_cpp_extra_bufts_work(a.model, a.threads)
+    n_max = max(prompts_by_n)
+    orig = lc.llama_context_default_params
+
+    def params():  # Llama.__init__ takes no n_seq_max: give it here
+        p = orig()
+        p.n_seq_max = n_max
+        if hasattr(p, "kv_unified"):
+            p.kv_unified = True  # one cache of n_ctx cells that every sequence draws on
+        return p
+
+    lc.llama_context_default_params = params
+    try:
+        llm = ref.open_llama_cpp(a.model, n_ctx=n_max * (a.curve_prompt_len + a.curve_tokens), n_threads=a.threads,
+                                 kv_type=a.kv_type, logits_all=False, extra_bufts=eb, n_batch=512, n_ubatch=512)
+    finally:
+        lc.llama_context_default_params = orig
+    ctx, n_vocab = llm.ctx, llm.n_vocab()
+    batch = lc.llama_batch_init(max(a.curve_prompt_len, n_max), 0, 1)
+
+    def decode(rows):  # rows: (token, pos, seq, wants logits)
+        batch.n_tokens = len(rows)
+        for i, (tok, pos, seq, logits) in enumerate(rows):
+            batch.token[i], batch.pos[i], batch.n_seq_id[i] = tok, pos, 1
+            batch.seq_id[i][0], batch.logits[i] = seq, logits
+        if lc.llama_decode(ctx, batch) != 0:
+            raise RuntimeError("llama_decode failed")
+
+    def argmax(i):
+        return int(np.ctypeslib.as_array(lc.llama_get_logits_ith(ctx, i), shape=(n_vocab,)).argmax())
+
+    rows = []
+    try:
+        for n, prompts in prompts_by_n.items():
+            log(f"curve: llama.cpp {n} sequences ...")
+            lc.llama_memory_clear(lc.llama_get_memory(ctx), True)
+            last = []
+            for seq, p in enumerate(prompts):  # prefill, untimed
+                decode([(tok, pos, seq, pos == len(p) - 1) for pos, tok in enumerate(p)])
+                last.append(argmax(-1))
+            t = time.perf_counter()
+            produced = 0
+            for step in range(a.curve_tokens - 1):
+                decode([(last[seq], a.curve_prompt_len + step, seq, True) for seq in range(n)])
+                last = [argmax(seq) for seq in range(n)]
+                produced += n
+            rows.append((n, produced, time.perf_counter() - t))
+    finally:
+        lc.llama_batch_free(batch)
+    return rows
+
+
 def section_curve(a, n_vocab):
     from hearthlm import LLMEngine
 
@@ -254,11 +319,12 @@ def section_curve(a, n_vocab):
     eng.add_request("warmup", random_prompts(rng, n_vocab, [32])[0], greedy(4))
     while eng.has_unfinished_requests():
         eng.step()
+    prompts_by_n = {n: random_prompts(rng, n_vocab, [a.curve_prompt_len] * n) for n in ns}
 
     rows = []
     for n in ns:
         log(f"curve: {n} sequences ...")
-        for i, p in enumerate(random_prompts(rng, n_vocab, [a.curve_prompt_len] * n)):
+        for i, p in enumerate(prompts_by_n[n]):
             eng.add_request(f"curve{n}-{i}", p, greedy(a.curve_tokens))
         started = set()
         while len(started) < n:  # prefill, untimed
@@ -268,17 +334,35 @@ def section_curve(a, n_vocab):
         while eng.has_unfinished_requests():
             produced += sum(len(o.outputs[0].token_ids) for o in eng.step())
         rows.append((n, produced, time.perf_counter() - t))
+    del eng
+
+    llama_rows = None
+    if "llama.cpp" in a.backends.split(","):
+        try:
+            import llama_cpp  # noqa: F401
+        except ImportError:
+            log("curve: llama_cpp not installed, hearth only")
+        else:
+            llama_rows = {n: p / s for n, p, s in llama_cpp_batched_curve(a, prompts_by_n)}
 
     header(a, "Decode throughput by concurrency")
     print(f"N concurrent sequences, each a {a.curve_prompt_len}-token random prompt generating "
           f"{a.curve_tokens} tokens (greedy); LLMEngine stepped until every sequence has its first token, "
-          f"then the remaining steps timed\n")
-    print("| sequences | decode tokens | seconds | aggregate decode tok/s | per sequence tok/s | efficiency |")
-    print("|---|---|---|---|---|---|")
+          f"then the remaining steps timed")
+    if llama_rows:
+        print("; llama.cpp the same prompts as N sequences of one context (n_seq_max N, unified KV cache), "
+              "each step one llama_decode of N rows (llama-batched-bench's shape)")
+    print()
+    extra = " llama.cpp aggregate tok/s | hearth / llama.cpp |" if llama_rows else ""
+    print("| sequences | decode tokens | seconds | aggregate decode tok/s | per sequence tok/s | efficiency |" + extra)
+    print("|---|---|---|---|---|---|" + ("---|---|" if llama_rows else ""))
     single = next((p / s for n, p, s in rows if n == 1), None)
     for n, p, s in rows:
         eff = f"{p / s / (n * single):.2f}" if single else "n/a (no N=1 row)"
-        print(f"| {n} | {p} | {s:.2f} | {p / s:.1f} | {p / s / n:.1f} | {eff} |")
+        line = f"| {n} | {p} | {s:.2f} | {p / s:.1f} | {p / s / n:.1f} | {eff} |"
+        if llama_rows:
+            line += f" {llama_rows[n]:.1f} | {p / s / llama_rows[n]:.2f} |"
+        print(line)
     print("\nefficiency = aggregate / (N × the one-sequence rate)")
 
 

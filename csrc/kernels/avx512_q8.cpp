@@ -60,7 +60,7 @@ inline float hsum16(__m512 v) {
 // ----------------------------------------------------------- the weights --
 
 // Lanes [0, n) of a group (n < 16 only in a row's last group).
-inline __mmask16 lanes(int n) { return (__mmask16)((1u << n) - 1); }
+inline __mmask16 first_lanes(int n) { return (__mmask16)((1u << n) - 1); }
 
 // n dwords, one per block (zeros past n).
 inline __m512i load_dwords(const uint8_t* p, __mmask16 m) { return _mm512_maskz_loadu_epi32(m, p); }
@@ -74,7 +74,7 @@ template <class Block>
 inline void prep_nibbles(const PackedRow<Block>& r, int64_t g, int n, __m512i q[8]) {
     const __m512i mask = _mm512_set1_epi8(0x0f);
     for (int c = 0; c < 4; c++) {
-        const __m512i P = load_dwords(r.quants(g, G, c, n), lanes(n));
+        const __m512i P = load_dwords(r.quants(g, G, c, n), first_lanes(n));
         q[c] = _mm512_and_si512(P, mask);
         q[4 + c] = _mm512_and_si512(_mm512_srli_epi16(P, 4), mask);
     }
@@ -86,7 +86,7 @@ struct Q4_0 {
     static constexpr bool kMTerm = false;
     static void prep(const PackedRow<Block>& r, int64_t g, int n, WGroup& w) {
         prep_nibbles(r, g, n, w.q);
-        w.d = load_f16(r.d(g, G, n), lanes(n));
+        w.d = load_f16(r.d(g, G, n), first_lanes(n));
     }
 };
 
@@ -96,8 +96,8 @@ struct Q4_1 {
     static constexpr bool kMTerm = true;
     static void prep(const PackedRow<Block>& r, int64_t g, int n, WGroup& w) {
         prep_nibbles(r, g, n, w.q);
-        w.d = load_f16(r.d(g, G, n), lanes(n));
-        w.m = load_f16(r.m(g, G, n), lanes(n));
+        w.d = load_f16(r.d(g, G, n), first_lanes(n));
+        w.m = load_f16(r.m(g, G, n), first_lanes(n));
     }
 };
 
@@ -107,8 +107,8 @@ struct Q8_0 {
     static constexpr bool kMTerm = false;
     static void prep(const PackedRow<Block>& r, int64_t g, int n, WGroup& w) {
         const __m512i bias = _mm512_set1_epi8((char)0x80);  // w + 128 as unsigned bytes
-        for (int c = 0; c < 8; c++) w.q[c] = _mm512_xor_si512(load_dwords(r.quants(g, G, c, n), lanes(n)), bias);
-        w.d = load_f16(r.d(g, G, n), lanes(n));
+        for (int c = 0; c < 8; c++) w.q[c] = _mm512_xor_si512(load_dwords(r.quants(g, G, c, n), first_lanes(n)), bias);
+        w.d = load_f16(r.d(g, G, n), first_lanes(n));
     }
 };
 
