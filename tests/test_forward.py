@@ -144,6 +144,17 @@ def test_long_prompt_goes_through_in_chunks(tmp_path):
     assert np.array_equal(whole, split)
 
 
+def test_attention_deep_in_the_cache_matches_numpy(tmp_path, kernel_set):
+    # 1,100 positions: many blocks of the paged cache, the rows of a prefill
+    # (two forward chunks) and one decoded row alike
+    path = write_tiny_model(tmp_path / "deep.gguf", arch="qwen2", n_ctx=1200, weight_type="f32", seed=3)
+    ids = [int(t) for t in np.random.default_rng(1).integers(1, 256, 1100)]
+    ref = NumpyReference(path).logits(ids)
+    llm = LLM(path, n_threads=2, kv_type="f32")
+    assert rel_max_err(llm.eval(ids[:1099]), ref[:1099]) <= 1e-5
+    assert rel_max_err(llm.eval(ids[1099:]), ref[1099:]) <= 1e-5
+
+
 def test_greedy_generation_follows_argmax(model_files):
     llm = LLM(model_files["llama", "q4_1"], kv_type="f32")
     got = llm.generate_greedy(PROMPT, max_tokens=10, stop_at_eos=False)
