@@ -1,8 +1,8 @@
 // Big buffers straight from the kernel: anonymous memory in whole pages,
 // zero-filled and touched only when used, optionally in huge pages where the
-// kernel gives them (transparent huge pages in madvise mode): for memory read
-// a little here and there on every token (the KV pool: one layer's slice of
-// every block), where 4 KiB pages make each read a TLB miss.
+// kernel gives them (transparent huge pages in madvise mode): for memory swept
+// on every token (the KV pool, one layer's slice of every block; the repacked
+// weights), where 4 KiB pages cost a TLB miss every few cache lines.
 #pragma once
 
 #include <cstddef>

@@ -31,8 +31,8 @@ bool parse_activations(const char* name, Activations* out);
 // One matrix product Y = X · Wᵀ restricted to weight rows [r0, r1):
 //   y[t * y_stride + r] = sum_k W[r, k] * X[t, k]   for t < n_tokens, r0 <= r < r1
 // W is a GGUF tensor (ne0 = k contiguous, ne1 = rows), or on the Q8 path of
-// a set with pack_q8a_weights, that tensor repacked by it (w_packed; the same
-// row bytes). X holds n_tokens rows: f32 (k floats each) when W is
+// a set with pack_q8a_weights, that tensor repacked by it (the same row
+// bytes). X holds n_tokens rows: f32 (k floats each) when W is
 // f32/f16/bf16, block_q8a or block_q16a (k/32 blocks each, as x_type says)
 // when W is quantized.
 struct MatmulArgs {
@@ -47,7 +47,6 @@ struct MatmulArgs {
     int64_t r0, r1;
     int64_t n_tokens;
     Activations x_type = Activations::Q16;  // quantized W only
-    bool w_packed = false;  // W in the set's pack_q8a_weights layout
 };
 
 struct KernelTable {

@@ -21,12 +21,12 @@ KVCache::KVCache(int64_t n_layers, int64_t n_kv_heads, int64_t head_dim, KVType 
     // attention reads one layer's slice of every block of a sequence: pages
     // that are touched only when used, huge where the kernel gives them
     pages_ = PageBuffer(total_bytes(), "the KV cache", true);
-    base_ = pages_.data();
 }
 
 void KVCache::copy_block(int32_t src, int32_t dst) {
     HEARTH_CHECK(src >= 0 && src < n_blocks_ && dst >= 0 && dst < n_blocks_, "KV cache: copy of a block out of range");
-    std::memcpy(base_ + (size_t)dst * block_bytes_, base_ + (size_t)src * block_bytes_, block_bytes_);
+    uint8_t* base = pages_.data();
+    std::memcpy(base + (size_t)dst * block_bytes_, base + (size_t)src * block_bytes_, block_bytes_);
 }
 
 }  // namespace hearth

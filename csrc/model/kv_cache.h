@@ -6,7 +6,6 @@
 #pragma once
 
 #include <cstdint>
-#include <memory>
 #include <string>
 
 #include "base/page_buffer.h"
@@ -37,14 +36,14 @@ public:
     // The keys (kv = 0) or values (kv = 1) of one head in one block of one
     // layer: kBlockTokens vectors of head_dim, consecutive positions head_dim apart.
     void* block_data(int32_t block, int64_t layer, int64_t kv_head, int kv) {
-        return base_ + offset(block, layer, kv_head, 0, kv);
+        return pages_.data() + offset(block, layer, kv_head, 0, kv);
     }
     const void* block_data(int32_t block, int64_t layer, int64_t kv_head, int kv) const {
-        return base_ + offset(block, layer, kv_head, 0, kv);
+        return pages_.data() + offset(block, layer, kv_head, 0, kv);
     }
     // The key / value vector of one position (slot < kBlockTokens) of a block.
     void* slot(int32_t block, int64_t layer, int64_t kv_head, int64_t slot, int kv) {
-        return base_ + offset(block, layer, kv_head, slot, kv);
+        return pages_.data() + offset(block, layer, kv_head, slot, kv);
     }
     // dst takes src's contents (copy on write of a shared block).
     void copy_block(int32_t src, int32_t dst);
@@ -62,7 +61,6 @@ private:
     int64_t n_blocks_;
     size_t block_bytes_;
     PageBuffer pages_;
-    uint8_t* base_;  // pages_.data()
 };
 
 }  // namespace hearth

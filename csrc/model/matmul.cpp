@@ -82,26 +82,22 @@ void Matmul::repack(const KernelTable& kt) {
     packed_by_ = kt.pack_q8a_weights;
 }
 
-const void* Matmul::weight_data(const GGUFTensor& w, const KernelTable& kt, bool* packed) {
-    *packed = false;
+const void* Matmul::weight_data(const GGUFTensor& w, const KernelTable& kt) {
     if (act_ != Activations::Q8 || !kt.pack_q8a_weights || !is_quantized(w.type)) return w.data;
     const auto it = packed_at_.find(&w);
     HEARTH_CHECK(it != packed_at_.end(), "matmul: tensor '" + w.name + "' was not packed at load");
     if (packed_by_ != kt.pack_q8a_weights) repack(kt);  // tests switch kernel sets
-    *packed = true;
     return packed_w_.data() + it->second;
 }
 
 namespace {
 
-MatmulArgs make_args(const GGUFTensor& w, const void* w_data, bool w_packed, const MatmulInput& in, float* y,
-                     int64_t y_stride) {
+MatmulArgs make_args(const GGUFTensor& w, const void* w_data, const MatmulInput& in, float* y, int64_t y_stride) {
     HEARTH_CHECK(w.ne[0] == in.k, "matmul: tensor '" + w.name + "' has rows of " + std::to_string(w.ne[0]) +
                                       " but the input has " + std::to_string(in.k));
     MatmulArgs a;
     a.w_type = w.type;
     a.w = w_data;
-    a.w_packed = w_packed;
     a.w_row_bytes = row_bytes(w.type, w.ne[0]);
     if (is_quantized(w.type)) {
         HEARTH_CHECK(in.q != nullptr, "matmul: input not quantized for '" + w.name + "'");
@@ -135,9 +131,7 @@ void Matmul::run_many(const Output* outs, int n_outs, const MatmulInput& in) {
     HEARTH_CHECK(n_outs >= 1 && n_outs <= 4, "run_many takes 1 to 4 matrices");
     const KernelTable& kt = kernels();
     for (int i = 0; i < n_outs; i++) {
-        bool packed;
-        const void* data = weight_data(*outs[i].w, kt, &packed);
-        args[i] = make_args(*outs[i].w, data, packed, in, outs[i].y, outs[i].y_stride);
+        args[i] = make_args(*outs[i].w, weight_data(*outs[i].w, kt), in, outs[i].y, outs[i].y_stride);
         first_task[i + 1] = first_task[i] + (args[i].r1 + kRowsPerTask - 1) / kRowsPerTask;
     }
     pool_.parallel_for(first_task[n_outs], [&](int64_t task) {

@@ -66,7 +66,7 @@ private:
     };
     // The bytes the kernels read for w: its packed copy when the set in use
     // packs, else the file's.
-    const void* weight_data(const GGUFTensor& w, const KernelTable& kt, bool* packed);
+    const void* weight_data(const GGUFTensor& w, const KernelTable& kt);
     void repack(const KernelTable& kt);
 
     ThreadPool& pool_;

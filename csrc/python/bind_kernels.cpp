@@ -103,7 +103,6 @@ Prepared prepare(const KernelTable& kt, int w_type, const carray<uint8_t>& w, in
             p.w_packed = PageBuffer(rb * rows, "kernel_matmul", false);
             kt.pack_q8a_weights(t, w.data(), 0, rows, k, p.w_packed.data());
             p.args.w = p.w_packed.data();
-            p.args.w_packed = true;
         }
     } else {
         p.args.x = x.data();
