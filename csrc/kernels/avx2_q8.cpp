@@ -144,18 +144,23 @@ struct Kernel {
     using Block = typename Q::Block;
     static void prep(const PackedRow<Block>& r, int64_t g, int n, W& w) { Q::prep(r, g, n, w); }
 
-    // Decode: each row's groups unpacked in registers and used once.
-    static void one_token(const MatmulArgs& a, int64_t r0, int64_t r1, const XG* x) {
+    // Decode: each row's groups unpacked once, then used by each of the T
+    // tokens (one sequence, or the few rows of a small engine batch).
+    template <int T>
+    static void decode(const MatmulArgs& a) {
         const int64_t nb = a.k / QK, ng = n_groups(nb, G);
-        for (int64_t r = r0; r < r1; r++) {
+        const XG* x[T];
+        for (int j = 0; j < T; j++) x[j] = (const XG*)((const char*)a.x + j * a.x_row_bytes);
+        for (int64_t r = a.r0; r < a.r1; r++) {
             const PackedRow<Block> row((const char*)a.w + r * a.w_row_bytes);
-            __m256 acc = _mm256_setzero_ps();
+            __m256 acc[T];
+            for (int j = 0; j < T; j++) acc[j] = _mm256_setzero_ps();
             for (int64_t g = 0; g < ng; g++) {
                 W w;
                 Q::prep(row, g, group_blocks(nb, g, G), w);
-                acc = Q::scale_add(Q::dot(w, x[g]), w, x[g], acc);
+                for (int j = 0; j < T; j++) acc[j] = Q::scale_add(Q::dot(w, x[j][g]), w, x[j][g], acc[j]);
             }
-            a.y[r] = hsum8(acc);
+            for (int j = 0; j < T; j++) a.y[j * a.y_stride + r] = hsum8(acc[j]);
         }
     }
 

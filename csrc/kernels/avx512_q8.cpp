@@ -208,30 +208,35 @@ struct Kernel {
         return scale_add<Q, L>(p, w, x, acc);
     }
 
-    // Decode: each row's groups unpacked in registers and used once.
-    static void one_token(const MatmulArgs& a, int64_t r0, int64_t r1, const XG* x) {
+    // Decode: each row's groups unpacked in registers, then used by each of
+    // the T tokens (one sequence, or the few rows of a small engine batch).
+    template <int T>
+    static void decode(const MatmulArgs& a) {
         const int64_t nb = a.k / QK, ng = n_groups(nb, G);
         const int tail = group_blocks(nb, ng - 1, G);
         switch (lanes_for(tail)) {
-            case 16: return one_token<16>(a, r0, r1, x, ng, tail);
-            case 8: return one_token<8>(a, r0, r1, x, ng, tail);
-            default: return one_token<4>(a, r0, r1, x, ng, tail);
+            case 16: return decode<T, 16>(a, ng, tail);
+            case 8: return decode<T, 8>(a, ng, tail);
+            default: return decode<T, 4>(a, ng, tail);
         }
     }
-    template <int L>
-    static void one_token(const MatmulArgs& a, int64_t r0, int64_t r1, const XG* x, int64_t ng, int tail) {
-        for (int64_t r = r0; r < r1; r++) {
+    template <int T, int L>
+    static void decode(const MatmulArgs& a, int64_t ng, int tail) {
+        const XG* x[T];
+        for (int j = 0; j < T; j++) x[j] = (const XG*)((const char*)a.x + j * a.x_row_bytes);
+        for (int64_t r = a.r0; r < a.r1; r++) {
             const PackedRow<Block> row((const char*)a.w + r * a.w_row_bytes);
-            __m512 acc = _mm512_setzero_ps();
+            __m512 acc[T];
+            for (int j = 0; j < T; j++) acc[j] = _mm512_setzero_ps();
             for (int64_t g = 0; g < ng - 1; g++) {
                 W w;
                 Q::prep(row, g, G, w);
-                acc = row_group<16>(w, x[g], acc);
+                for (int j = 0; j < T; j++) acc[j] = row_group<16>(w, x[j][g], acc[j]);
             }
             W w;
             Q::prep(row, ng - 1, tail, w);
-            acc = row_group<L>(w, x[ng - 1], acc);
-            a.y[r] = hsum16(acc);
+            for (int j = 0; j < T; j++) acc[j] = row_group<L>(w, x[j][ng - 1], acc[j]);
+            for (int j = 0; j < T; j++) a.y[j * a.y_stride + r] = hsum16(acc[j]);
         }
     }
 

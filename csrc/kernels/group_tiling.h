@@ -129,10 +129,11 @@ struct Scratch {
 
 // The walk of one matmul, for a kernel K with:
 //   K::G, K::XG (XGroup<G>), K::W (a transposed weight group), K::Block,
-//   K::prep(PackedRow, g, n_blocks, W&), K::one_token(a, r0, r1, x) (decode),
+//   K::prep(PackedRow, g, n_blocks, W&), K::decode<T>(a) (T tokens, in registers),
 //   K::tile<R, T>(W* const* rows, const XG* const* tokens, n_groups, blocks of the last group, float* const* y).
-// Decode unpacks each row's groups in registers; prefill unpacks a row tile
-// once into scratch and runs every token of an L2-sized chunk past it.
+// Decode, up to kDecodeTokens rows, unpacks each row's groups in registers
+// and runs those rows past them; prefill unpacks a row tile once into
+// scratch and runs every token of an L2-sized chunk past it.
 template <class K, int R, int T>
 void row_tile(const MatmulArgs& a, int64_t r, int64_t t0, int64_t t1, typename K::W* ws) {
     using XG = typename K::XG;
@@ -166,6 +167,17 @@ void row_tile(const MatmulArgs& a, int64_t r, int64_t t0, int64_t t1, typename K
     }
 }
 
+// Up to this many tokens take the decode path (an engine batch of a few
+// sequences): one pass over the weights with nothing written to scratch.
+constexpr int kDecodeTokens = 4;
+
+template <class K, int T = 1>
+void decode_tokens(const MatmulArgs& a) {
+    if constexpr (T < kDecodeTokens)
+        if (a.n_tokens > T) return decode_tokens<K, T + 1>(a);
+    K::template decode<T>(a);
+}
+
 template <class K, int R, int T>
 void matmul_grouped(const MatmulArgs& a, Scratch& scratch, size_t chunk_bytes) {
     const int64_t nb = a.k / QK, ng = n_groups(nb, K::G);
@@ -176,7 +188,7 @@ void matmul_grouped(const MatmulArgs& a, Scratch& scratch, size_t chunk_bytes) {
             for (int64_t r = r0; r < r1; r++) a.y[t * a.y_stride + r] = 0.0f;
         return;
     }
-    if (nt == 1) return K::one_token(a, r0, r1, (const typename K::XG*)a.x);
+    if (nt <= kDecodeTokens) return decode_tokens<K>(a);
     typename K::W* ws = (typename K::W*)scratch.get((size_t)R * ng * sizeof(typename K::W));
     // tokens in chunks whose packed activations stay in L2 while the rows go by
     int64_t chunk = (int64_t)(chunk_bytes / a.x_row_bytes);
