@@ -18,15 +18,17 @@ KVCache::KVCache(int64_t n_layers, int64_t n_kv_heads, int64_t head_dim, KVType 
     : n_layers_(n_layers), n_kv_heads_(n_kv_heads), head_dim_(head_dim), type_(type), n_blocks_(n_blocks) {
     if (n_blocks < 1) throw Error("the KV cache needs at least one block, got " + std::to_string(n_blocks));
     block_bytes_ = (size_t)(n_layers * 2 * n_kv_heads * kBlockTokens * head_dim) * elem_bytes();
-    // attention reads one layer's slice of every block of a sequence: pages
-    // that are touched only when used, huge where the kernel gives them
+    // pages touched only when used (an extent at a time), huge where the
+    // kernel gives them: attention streams through them
     pages_ = PageBuffer(total_bytes(), "the KV cache", true);
 }
 
 void KVCache::copy_block(int32_t src, int32_t dst) {
     HEARTH_CHECK(src >= 0 && src < n_blocks_ && dst >= 0 && dst < n_blocks_, "KV cache: copy of a block out of range");
-    uint8_t* base = pages_.data();
-    std::memcpy(base + (size_t)dst * block_bytes_, base + (size_t)src * block_bytes_, block_bytes_);
+    const size_t run = (size_t)(kBlockTokens * head_dim_) * elem_bytes();
+    for (int64_t l = 0; l < n_layers_; l++)
+        for (int64_t h = 0; h < n_kv_heads_; h++)
+            for (int kv = 0; kv < 2; kv++) std::memcpy(block_data(dst, l, h, kv), block_data(src, l, h, kv), run);
 }
 
 }  // namespace hearth
