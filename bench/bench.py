@@ -8,6 +8,10 @@ Tests, as llama-bench names them:
   pp2048        the same over a long prompt (attention over the prompt weighs in)
   tg128         decode: 128 evals of one token each, from an empty cache
   tg128@d2048   the same after a 2048-token prompt (decode at depth)
+  b1 .. b16     batched decode: 1, 2, 4, 8 or 16 sequences (32-token prompts)
+                each adding one token per step, 32 steps; aggregate tokens/s
+                (bench/batched_decode.py: hearth's LLMEngine, llama.cpp as
+                its llama-batched-bench, one llama_decode of N rows a step)
 Tokens per second, median over --reps (after one warm-up run per engine).
 The reps interleave the engines (rep 1: hearth, llama.cpp, torch; rep 2: ...)
 so that background load on a shared machine hits them alike.
@@ -45,6 +49,9 @@ sys.path.insert(0, str(HERE.parent / "tests"))  # llama_cpp_ref: one place for t
 # (name, prefill tokens, decode tokens, decode depth: tokens already in the cache)
 TESTS = (("pp128", 128, 0, 0), ("pp512", 512, 0, 0), ("pp2048", 2048, 0, 0),
          ("tg128", 0, 128, 0), ("tg128@d2048", 0, 128, 2048))
+# batched decode: (name, sequences); each a BATCHED_PROMPT-token prompt, BATCHED_TOKENS tokens
+BATCHED = (("b1", 1), ("b2", 2), ("b4", 4), ("b8", 8), ("b16", 16))
+BATCHED_PROMPT, BATCHED_TOKENS = 32, 32
 
 
 # ---------------------------------------------------------------------------
@@ -58,6 +65,7 @@ class Hearth:
         from hearthlm import LLM
 
         self.llm = LLM(str(path), n_threads=threads, n_ctx=n_ctx, kv_type=kv_type)
+        self.path, self.threads, self.kv_type, self.engine = path, threads, kv_type, None
         self.n_vocab = self.llm.n_vocab
         params = inspect.signature(self.llm.eval).parameters
         self.kw = {"all_logits": False} if "all_logits" in params else {}
@@ -77,6 +85,13 @@ class Hearth:
         for tok in ids:
             self.llm.eval([tok], **self.kw)
         return time.perf_counter() - t
+
+    def batched(self, prompts, tokens):
+        if self.engine is None:  # its own KV pool, made on first use
+            from batched_decode import HearthBatched
+            self.engine = HearthBatched(self.path, self.threads, self.kv_type, max(n for _, n in BATCHED),
+                                        BATCHED_PROMPT, BATCHED_PROMPT + BATCHED_TOKENS)
+        return self.engine.run(prompts, tokens)
 
 
 def llama_cpp_extra_bufts_work(path, threads) -> bool:
@@ -102,6 +117,7 @@ class LlamaCpp:
         self.n_vocab = self.llm.n_vocab()
         self.note = ("extra buffer types (AMX/repack) on" if extra_bufts else
                      "extra buffer types (AMX/repack) off: AMX faults here")
+        self.args, self.batched_ctx = (path, threads, kv_type, extra_bufts), None
 
     def prefill(self, ids):
         self.llm.reset()
@@ -117,6 +133,14 @@ class LlamaCpp:
         for tok in ids:
             self.llm.eval([int(tok)])
         return time.perf_counter() - t
+
+    def batched(self, prompts, tokens):
+        if self.batched_ctx is None:  # a context of n_seq_max sequences, made on first use
+            from batched_decode import LlamaCppBatched
+            path, threads, kv_type, eb = self.args
+            n = max(n for _, n in BATCHED)
+            self.batched_ctx = LlamaCppBatched(path, threads, kv_type, n, n * (BATCHED_PROMPT + BATCHED_TOKENS), eb)
+        return self.batched_ctx.run(prompts, tokens)
 
 
 class Torch:
@@ -202,9 +226,14 @@ def main(argv=None):
     ap.add_argument("--no-hearth", action="store_true")
     a = ap.parse_args(argv)
 
-    tests = [t for t in TESTS if t[0] in a.tests.split(",")]
-    if not tests:
-        ap.error(f"--tests: none of {a.tests!r} is one of " + ",".join(t[0] for t in TESTS))
+    asked = a.tests.split(",")
+    tests = [t for t in TESTS if t[0] in asked]
+    batched = {name: n for name, n in BATCHED if name in asked}
+    unknown = set(asked) - {t[0] for t in tests} - set(batched)
+    if unknown or not asked:
+        ap.error(f"--tests: {','.join(sorted(unknown))} not among " + ",".join([t[0] for t in TESTS] + [b[0] for b in BATCHED]))
+    if batched and a.hf:
+        ap.error("--tests: the batched tests (bN) run hearth and llama.cpp only, not --hf")
     a.n_ctx = max([a.n_ctx] + [pp + tg + depth + 8 for _, pp, tg, depth in tests])  # room for every test
     engines = []
     if not a.no_hearth:
@@ -228,21 +257,34 @@ def main(argv=None):
     rng = np.random.default_rng(a.seed)
     ids = {name: [int(x) for x in rng.integers(0, n_vocab, size=max(pp, tg + depth))]
            for name, pp, tg, depth in tests}
+    # one set of prompts per batched test, ids from 1 (0 is often special)
+    prompts = {name: [[int(x) for x in rng.integers(1, n_vocab, size=BATCHED_PROMPT)] for _ in range(n)]
+               for name, n in batched.items()}
 
-    def run(e, name, pp, tg, depth):
+    def run(e, name, pp=0, tg=0, depth=0):
+        if name in batched:
+            produced, seconds = e.batched(prompts[name], BATCHED_TOKENS)
+            return produced / seconds
         if pp:
             return pp / e.prefill(ids[name][:pp])
         return tg / e.decode(ids[name][depth:depth + tg], ids[name][:depth])
 
+    warm = [int(x) for x in rng.integers(1, n_vocab, size=32)]
     for e in engines:  # warm-up: page the weights in, spin up the thread pools
-        e.prefill(ids[tests[0][0]][:32])
-        e.decode(ids[tests[0][0]][:4])
+        e.prefill(warm)
+        e.decode(warm[:4])
+        if batched:
+            e.batched([warm, warm[::-1]], 4)
 
-    res = {(e.name, t[0]): [] for e in engines for t in tests}
+    names_asked = [t[0] for t in tests] + list(batched)
+    res = {(e.name, t): [] for e in engines for t in names_asked}
     for rep in range(a.reps):
         for t in tests:
             for e in engines:
                 res[(e.name, t[0])].append(run(e, *t))
+        for t in batched:
+            for e in engines:
+                res[(e.name, t)].append(run(e, t))
         print(f"rep {rep + 1}/{a.reps} done", file=sys.stderr)
 
     med = {k: statistics.median(v) for k, v in res.items()}
@@ -258,12 +300,12 @@ def main(argv=None):
         head += " | hearth / torch"
     print(head + " |")
     print("|" + "---|" * (head.count("|")))
-    for t in tests:
-        row = f"| {t[0]} | " + " | ".join(f"{med[(n, t[0])]:.1f}" for n in names)
+    for t in names_asked:
+        row = f"| {t} | " + " | ".join(f"{med[(n, t)]:.1f}" for n in names)
         if "llama.cpp" in names and "hearth" in names:
-            row += f" | {med[('hearth', t[0])] / med[('llama.cpp', t[0])]:.2f}"
+            row += f" | {med[('hearth', t)] / med[('llama.cpp', t)]:.2f}"
         if "torch" in names and "hearth" in names:
-            row += f" | {med[('hearth', t[0])] / med[('torch', t[0])]:.2f}"
+            row += f" | {med[('hearth', t)] / med[('torch', t)]:.2f}"
         print(row + " |")
     notes = [f"{e.name}: {e.note}" for e in engines if e.note]
     if notes:

@@ -1,10 +1,11 @@
 #!/usr/bin/env python3
 """The whole speed matrix in one command: files x kernel sets x thread counts x
 tests, hearth vs llama.cpp, with the machine's read bandwidth as the ceiling
-for decode. Writes matrix.md, matrix.json and matrix.png into --out.
+for decode, and for batched decode (bN) the efficiency aggregate / (N x b1).
+Writes matrix.md, matrix.json and matrix.png into --out.
 
     PYTHONPATH=python python bench/matrix.py FILE.gguf [FILE.gguf ...] \\
-        [--threads 1,2] [--tests pp512,tg128,pp2048,tg128@d2048] [--reps 3] \\
+        [--threads 1,2] [--tests pp512,tg128,pp2048,tg128@d2048,b1,b2,b4,b8,b16] [--reps 3] \\
         [--llama-python-avx2 VENV/bin/python] [--out bench-out]
 
 Each cell is one `bench/bench.py` run (both engines interleaved, median of
@@ -69,7 +70,8 @@ def main(argv=None) -> int:
     ap.add_argument("--threads", default="1,2", help="comma-separated thread counts (default 1,2)")
     ap.add_argument("--kernels", default="auto",
                     help="comma-separated kernel sets, or auto: avx512 and avx2 where the CPU has them")
-    ap.add_argument("--tests", default="pp512,tg128,pp2048,tg128@d2048")
+    ap.add_argument("--tests", default="pp512,tg128,pp2048,tg128@d2048,b1,b2,b4,b8,b16",
+                    help="comma-separated bench.py tests (bN: N sequences decoding together)")
     ap.add_argument("--reps", type=int, default=3)
     ap.add_argument("--llama-python-avx2", metavar="PYTHON",
                     help="interpreter whose llama_cpp is built without AVX-512, for the avx2 cells")
@@ -99,13 +101,18 @@ def main(argv=None) -> int:
             for t in threads:
                 print(f"{pathlib.Path(path).name} {k} {t} thread(s) ...", file=sys.stderr, flush=True)
                 r = run_cell(path, k, t, tests, a.reps, python, a.llama_extra_bufts)
+                single = r["median"].get("hearth/b1")
                 for test in tests:
                     h = r["median"].get(f"hearth/{test}")
                     l = r["median"].get(f"llama.cpp/{test}")
                     ceiling = bandwidth[t] / wbytes if test.startswith("tg") else None
+                    # batched decode: aggregate / (N x one sequence's rate)
+                    n = int(test[1:]) if test[0] == "b" else None
+                    eff = h / (n * single) if n and h and single else None
                     cells.append({"file": pathlib.Path(path).name, "kernels": k, "threads": t, "test": test,
                                   "hearth": h, "llama_cpp": l, "ratio": (h / l) if h and l else None,
                                   "ceiling": ceiling, "of_ceiling": (h / ceiling) if h and ceiling else None,
+                                  "batched_efficiency": eff,
                                   "llama_cpp_build": llama_build, "cpu": r["cpu"], "reps": r["reps"]})
 
     meta = {"cpu": cells[0]["cpu"] if cells else "", "bandwidth_gb_s": {t: bw / 1e9 for t, bw in bandwidth.items()},
@@ -114,13 +121,13 @@ def main(argv=None) -> int:
     lines = [f"CPU: {meta['cpu']}; read bandwidth " +
              ", ".join(f"{t} thread(s) {bw:.1f} GB/s" for t, bw in meta["bandwidth_gb_s"].items()) +
              f"; median of {a.reps}", "",
-             "| file | kernels | threads | test | hearth t/s | llama.cpp t/s | hearth / llama.cpp | decode ceiling t/s | hearth / ceiling | llama.cpp build |",
-             "|---|---|---|---|---|---|---|---|---|---|"]
+             "| file | kernels | threads | test | hearth t/s | llama.cpp t/s | hearth / llama.cpp | decode ceiling t/s | hearth / ceiling | batched efficiency | llama.cpp build |",
+             "|---|---|---|---|---|---|---|---|---|---|---|"]
     f = lambda v, fmt: "" if v is None else format(v, fmt)  # noqa: E731
     for c in cells:
         lines.append(f"| {c['file']} | {c['kernels']} | {c['threads']} | {c['test']} | {f(c['hearth'], '.1f')} | "
                      f"{f(c['llama_cpp'], '.1f')} | {f(c['ratio'], '.2f')} | {f(c['ceiling'], '.1f')} | "
-                     f"{f(c['of_ceiling'], '.0%')} | {c['llama_cpp_build']} |")
+                     f"{f(c['of_ceiling'], '.0%')} | {f(c['batched_efficiency'], '.2f')} | {c['llama_cpp_build']} |")
     (out / "matrix.md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
     plot(cells, tests, out / "matrix.png", meta)

@@ -59,6 +59,7 @@ HERE = pathlib.Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent / "tests"))  # llama_cpp_ref: one place for the llama.cpp setup
 sys.path.insert(0, str(HERE))
 from bench import cpu_name, llama_cpp_extra_bufts_work  # noqa: E402  (bench/bench.py: same CPU line, same probe)
+from batched_decode import greedy  # noqa: E402
 
 MiB = 2**20
 BACKENDS = ("hearth", "hearth-serial", "llama.cpp")
@@ -72,12 +73,6 @@ def log(msg):
 def random_prompts(rng, n_vocab, lengths):
     """One prompt of random ids in [1, n_vocab) per length (0 left out: often a special token)."""
     return [[int(t) for t in rng.integers(1, n_vocab, size=int(n))] for n in lengths]
-
-
-def greedy(max_tokens):
-    from hearthlm import SamplingParams
-
-    return SamplingParams(temperature=0.0, max_tokens=max_tokens, ignore_eos=True)
 
 
 def header(a, title):
@@ -240,101 +235,25 @@ def compare(x, y, why):
 # 2. decode curve
 # ---------------------------------------------------------------------------
 
-def llama_cpp_batched_curve(a, prompts_by_n):
-    """llama.cpp decoding N sequences together, the shape of its llama-batched-bench:
-    one context with N sequence ids, each prompt prefilled as its own sequence
-    (untimed), then every step one llama_decode of N rows, one per sequence,
-    each wanting logits (greedy argmax). [(n, produced, seconds)]."""
-    import llama_cpp.llama_cpp as lc
-    from helpers import llama_cpp_ref as ref
-
-    eb = {"on": True, "off": False}.get(a.llama_extra_bufts)
-    if eb is None:
-        eb = llama_cpp_extra_bufts_work(a.model, a.threads)
-    n_max = max(prompts_by_n)
-    orig = lc.llama_context_default_params
-
-    def params():  # Llama.__init__ takes no n_seq_max: give it here
-        p = orig()
-        p.n_seq_max = n_max
-        if hasattr(p, "kv_unified"):
-            p.kv_unified = True  # one cache of n_ctx cells that every sequence draws on
-        return p
-
-    lc.llama_context_default_params = params
-    try:
-        llm = ref.open_llama_cpp(a.model, n_ctx=n_max * (a.curve_prompt_len + a.curve_tokens), n_threads=a.threads,
-                                 kv_type=a.kv_type, logits_all=False, extra_bufts=eb, n_batch=512, n_ubatch=512)
-    finally:
-        lc.llama_context_default_params = orig
-    ctx, n_vocab = llm.ctx, llm.n_vocab()
-    batch = lc.llama_batch_init(max(a.curve_prompt_len, n_max), 0, 1)
-
-    def decode(rows):  # rows: (token, pos, seq, wants logits)
-        batch.n_tokens = len(rows)
-        for i, (tok, pos, seq, logits) in enumerate(rows):
-            batch.token[i], batch.pos[i], batch.n_seq_id[i] = tok, pos, 1
-            batch.seq_id[i][0], batch.logits[i] = seq, logits
-        if lc.llama_decode(ctx, batch) != 0:
-            raise RuntimeError("llama_decode failed")
-
-    def argmax(i):
-        return int(np.ctypeslib.as_array(lc.llama_get_logits_ith(ctx, i), shape=(n_vocab,)).argmax())
-
-    rows = []
-    try:
-        for n, prompts in prompts_by_n.items():
-            log(f"curve: llama.cpp {n} sequences ...")
-            lc.llama_memory_clear(lc.llama_get_memory(ctx), True)
-            last = []
-            for seq, p in enumerate(prompts):  # prefill, untimed
-                decode([(tok, pos, seq, pos == len(p) - 1) for pos, tok in enumerate(p)])
-                last.append(argmax(-1))
-            t = time.perf_counter()
-            produced = 0
-            for step in range(a.curve_tokens - 1):
-                decode([(last[seq], a.curve_prompt_len + step, seq, True) for seq in range(n)])
-                last = [argmax(seq) for seq in range(n)]
-                produced += n
-            rows.append((n, produced, time.perf_counter() - t))
-    finally:
-        lc.llama_batch_free(batch)
-    return rows
-
-
 def section_curve(a, n_vocab):
-    from hearthlm import LLMEngine
+    from batched_decode import HearthBatched, LlamaCppBatched
 
     ns = sorted({int(x) for x in a.curve.split(",")})
     if a.curve_tokens < 2:
         sys.exit("--curve-tokens must be at least 2 (the first token comes with the prefill)")
     n_ctx = a.curve_prompt_len + a.curve_tokens
-    # a token budget that takes every prompt in one step, so that the timed
-    # steps are decode only; one engine for every row (fresh random prompts
-    # per row share nothing with the rows before)
-    eng = LLMEngine(a.model, n_threads=a.threads, n_ctx=n_ctx, kv_type=a.kv_type, max_num_seqs=max(ns),
-                    max_num_batched_tokens=max(a.max_num_batched_tokens, max(ns) * a.curve_prompt_len),
-                    kv_cache_tokens=max(ns) * n_ctx)
+    # one engine for every row (fresh random prompts per row share nothing
+    # with the rows before)
+    hearth = HearthBatched(a.model, a.threads, a.kv_type, max(ns), a.curve_prompt_len, n_ctx)
     rng = np.random.default_rng(a.seed + 2)
-    eng.add_request("warmup", random_prompts(rng, n_vocab, [32])[0], greedy(4))
-    while eng.has_unfinished_requests():
-        eng.step()
+    hearth.run(random_prompts(rng, n_vocab, [32]), 4)  # warm-up
     prompts_by_n = {n: random_prompts(rng, n_vocab, [a.curve_prompt_len] * n) for n in ns}
 
     rows = []
     for n in ns:
         log(f"curve: {n} sequences ...")
-        for i, p in enumerate(prompts_by_n[n]):
-            eng.add_request(f"curve{n}-{i}", p, greedy(a.curve_tokens))
-        started = set()
-        while len(started) < n:  # prefill, untimed
-            started.update(o.request_id for o in eng.step() if o.outputs[0].token_ids)
-        t = time.perf_counter()
-        produced = 0  # counted, not assumed: N x (tokens - 1) when prefill took one step
-        while eng.has_unfinished_requests():
-            produced += sum(len(o.outputs[0].token_ids) for o in eng.step())
-        rows.append((n, produced, time.perf_counter() - t))
-    del eng
+        rows.append((n, *hearth.run(prompts_by_n[n], a.curve_tokens)))
+    del hearth
 
     llama_rows = None
     if "llama.cpp" in a.backends.split(","):
@@ -343,7 +262,16 @@ def section_curve(a, n_vocab):
         except ImportError:
             log("curve: llama_cpp not installed, hearth only")
         else:
-            llama_rows = {n: p / s for n, p, s in llama_cpp_batched_curve(a, prompts_by_n)}
+            eb = {"on": True, "off": False}.get(a.llama_extra_bufts)
+            if eb is None:
+                eb = llama_cpp_extra_bufts_work(a.model, a.threads)
+            llama = LlamaCppBatched(a.model, a.threads, a.kv_type, max(ns), max(ns) * n_ctx, eb)
+            llama_rows = {}
+            for n in ns:
+                log(f"curve: llama.cpp {n} sequences ...")
+                produced, seconds = llama.run(prompts_by_n[n], a.curve_tokens)
+                llama_rows[n] = produced / seconds
+            del llama
 
     header(a, "Decode throughput by concurrency")
     print(f"N concurrent sequences, each a {a.curve_prompt_len}-token random prompt generating "
