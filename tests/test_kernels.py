@@ -28,9 +28,11 @@ ALL_TYPES = [F32, F16, BF16, Q8_0, Q4_0, Q4_1]
 
 # (rows, k, n_tokens): odd row counts, k = 32 * odd, odd token counts; the
 # blocks of a row's last group of 16 (AVX-512) or 8 (AVX2) take every width:
-# 1, 3 (4 lanes), 7, 5 (8 lanes), 16 (k = 1024, whole groups)
+# 1, 2 (k = 576 is SmolLM2's), 3 (4 lanes), 7, 5 (8 lanes),
+# 16 (k = 1024, whole groups)
 SHAPES = [(1, 32, 1), (7, 96, 3), (37, 544, 5), (129, 2080, 17), (129, 32, 17),
-          (1, 2080, 5), (7, 544, 1), (37, 96, 17), (37, 736, 5), (7, 1184, 3), (9, 1024, 4)]
+          (1, 2080, 5), (7, 544, 1), (37, 96, 17), (37, 736, 5), (7, 1184, 3), (9, 1024, 4),
+          (13, 576, 6), (5, 64, 7)]
 # float weights take any k: tails shorter than a SIMD vector
 FLOAT_ONLY_SHAPES = [(5, 7, 3), (7, 33, 5), (37, 541, 17), (3, 1, 2)]
 DATA = ["normal", "outliers", "zero_blocks"]

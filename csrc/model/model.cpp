@@ -110,8 +110,8 @@ void Model::forward(const Batch& b, int64_t row0, int64_t n, KVCache& cache, flo
     for (int64_t il = 0; il < hp_.n_layer; il++) {
         const LayerWeights& L = w_.layers[il];
 
-        // attention block
-        for (int64_t t = 0; t < n; t++) rmsnorm(x + t * E, f32_data(L.attn_norm), xn + t * E, E, hp_.rms_eps);
+        // attention block (row-wise work on the pool too: a prefill has hundreds of rows)
+        pool_.parallel_for(n, [&](int64_t t) { rmsnorm(x + t * E, f32_data(L.attn_norm), xn + t * E, E, hp_.rms_eps); });
         const MatmulInput in = mm_.prepare(xn, n, E, is_quantized(L.wq->type) || is_quantized(L.wk->type) ||
                                                          is_quantized(L.wv->type));
         const Matmul::Output qkv[] = {{L.wq, q_.data(), QD}, {L.wk, k_.data(), KD}, {L.wv, v_.data(), KD}};
@@ -149,11 +149,11 @@ void Model::forward(const Batch& b, int64_t row0, int64_t n, KVCache& cache, flo
         for (int64_t i = 0; i < n * E; i++) x[i] += xn[i];
 
         // feed-forward block (SwiGLU)
-        for (int64_t t = 0; t < n; t++) rmsnorm(x + t * E, f32_data(L.ffn_norm), xn + t * E, E, hp_.rms_eps);
+        pool_.parallel_for(n, [&](int64_t t) { rmsnorm(x + t * E, f32_data(L.ffn_norm), xn + t * E, E, hp_.rms_eps); });
         const MatmulInput fin = mm_.prepare(xn, n, E, is_quantized(L.w_gate->type) || is_quantized(L.w_up->type));
         const Matmul::Output gate_up[] = {{L.w_gate, gate_.data(), F}, {L.w_up, up_.data(), F}};
         mm_.run_many(gate_up, 2, fin);
-        silu_mul(gate_.data(), up_.data(), n * F);
+        pool_.parallel_for(n, [&](int64_t t) { silu_mul(gate_.data() + t * F, up_.data() + t * F, F); });
         const MatmulInput din = mm_.prepare(gate_.data(), n, F, is_quantized(L.w_down->type));
         mm_.run(*L.w_down, din, xn, E);
         for (int64_t i = 0; i < n * E; i++) x[i] += xn[i];
