@@ -398,22 +398,20 @@ inline __m256 reduce8(const __m256 acc[8]) {
 // same arithmetic through a buffer.
 template <int D, typename Load>
 void dots8(const float* q, int64_t n, float* out, Load load) {
+    auto key = [&](int64_t j) {  // key j's 8-lane partial sums
+        __m256 acc = _mm256_setzero_ps();
+        for (int c = 0; c < D; c += 8) acc = _mm256_fmadd_ps(load(j * D + c), _mm256_loadu_ps(q + c), acc);
+        return acc;
+    };
     for (int64_t j0 = 0; j0 < n; j0 += 8) {
         const int64_t m = n - j0 < 8 ? n - j0 : 8;
         __m256 acc[8];
         if (m == 8) {
-            for (int j = 0; j < 8; j++) {
-                acc[j] = _mm256_setzero_ps();
-                for (int c = 0; c < D; c += 8) acc[j] = _mm256_fmadd_ps(load((j0 + j) * D + c), _mm256_loadu_ps(q + c), acc[j]);
-            }
+            for (int j = 0; j < 8; j++) acc[j] = key(j0 + j);
             _mm256_storeu_ps(out + j0, reduce8(acc));
             continue;
         }
-        for (int j = 0; j < 8; j++) {
-            acc[j] = _mm256_setzero_ps();
-            if (j < m)
-                for (int c = 0; c < D; c += 8) acc[j] = _mm256_fmadd_ps(load((j0 + j) * D + c), _mm256_loadu_ps(q + c), acc[j]);
-        }
+        for (int j = 0; j < 8; j++) acc[j] = j < m ? key(j0 + j) : _mm256_setzero_ps();
         alignas(32) float tmp[8];
         _mm256_store_ps(tmp, reduce8(acc));
         std::memcpy(out + j0, tmp, m * sizeof(float));

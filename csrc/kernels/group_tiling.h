@@ -167,10 +167,8 @@ void row_tile(const MatmulArgs& a, int64_t r, int64_t t0, int64_t t1, typename K
     }
 }
 
-// Up to this many tokens take the decode path (an engine batch of a few
-// sequences): one pass over the weights with nothing written to scratch.
-constexpr int kDecodeTokens = 4;
-
+// Up to kDecodeTokens (kernels.h) tokens take the decode path: one pass over
+// the weights with nothing written to scratch.
 template <class K, int T = 1>
 void decode_tokens(const MatmulArgs& a) {
     if constexpr (T < kDecodeTokens)

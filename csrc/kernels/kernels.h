@@ -49,6 +49,12 @@ struct MatmulArgs {
     Activations x_type = Activations::Q16;  // quantized W only
 };
 
+// A quantized matmul of up to this many tokens (decode, or an engine batch of
+// a few sequences) makes one pass over the weights, unpacking them in
+// registers: it is bound by memory. More tokens go through row tiles and are
+// bound by arithmetic.
+constexpr int kDecodeTokens = 4;
+
 struct KernelTable {
     const char* name;
 
