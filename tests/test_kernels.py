@@ -335,28 +335,62 @@ def test_axpy_f32_and_axpy_f16_match_numpy(kernel, n):
     assert (np.abs(core.testing.kernel_axpy_f16(kernel, alpha, h.view(np.uint16), y) - want16) <= tol).all()
 
 
+@pytest.mark.parametrize("hd", [64, 128, 80, 6])
+def test_scores_of_a_dimension_major_block_match_numpy(kernel, hd):
+    # a block of 16 keys stored [hd, 16]: dimension d of key j at d * 16 + j
+    rng = np.random.default_rng(hd)
+    q = rng.standard_normal(hd).astype(np.float32)
+    keys = rng.standard_normal((16, hd)).astype(np.float32)
+    for cache in (keys, keys.astype(np.float16)):
+        kv = cache.astype(np.float64)
+        want = kv @ q.astype(np.float64)
+        scale = np.abs(kv) @ np.abs(q.astype(np.float64))  # sum |k q|: the rounding error's scale
+        kt = np.ascontiguousarray(cache.T)
+        got = core.testing.kernel_scores(kernel, q, kt if cache.dtype == np.float32 else kt.view(np.uint16))
+        assert got.shape == (16,)
+        assert (np.abs(got - want) <= 1e-6 * scale).all()
+
+
+@pytest.mark.parametrize("hd", [64, 128, 80, 6])
+def test_f16_attention_kernels_equal_f32_ones_on_the_converted_block(kernel, hd):
+    # attention converts a block once for many queries, or converts in the
+    # loads for a few: the same bits either way
+    rng = np.random.default_rng(1000 + hd)
+    q = rng.standard_normal(hd).astype(np.float32)
+    kt = rng.standard_normal((hd, 16)).astype(np.float16).view(np.uint16)
+    kt32 = core.testing.kernel_f16_to_f32_row(kernel, kt.reshape(-1)).reshape(hd, 16)
+    assert np.array_equal(core.testing.kernel_scores(kernel, q, kt), core.testing.kernel_scores(kernel, q, kt32))
+    for n in (1, 7, 16):
+        v = rng.standard_normal((n, hd)).astype(np.float16).view(np.uint16)
+        v32 = core.testing.kernel_f16_to_f32_row(kernel, v.reshape(-1)).reshape(n, hd)
+        w = rng.random(n).astype(np.float32)
+        out0 = rng.standard_normal(hd).astype(np.float32)
+        assert np.array_equal(core.testing.kernel_accumulate(kernel, w, v, out0),
+                              core.testing.kernel_accumulate(kernel, w, v32, out0))
+
+
+@pytest.mark.parametrize("n", [1, 7, 15, 17, 65536])
+def test_f16_to_f32_row_is_exact(kernel, n):
+    bits = np.arange(65536, dtype=np.uint16)[-n:]  # every f16 value (the short rows: NaNs, tails)
+    got = core.testing.kernel_f16_to_f32_row(kernel, bits)
+    want = bits.view(np.float16).astype(np.float32)
+    nan = np.isnan(want)
+    assert np.array_equal(np.isnan(got), nan)
+    assert np.array_equal(got[~nan].view(np.uint32), want[~nan].view(np.uint32))
+
+
 @pytest.mark.parametrize("hd", [64, 128, 80])
 @pytest.mark.parametrize("n", [1, 7, 16])
-def test_block_attention_kernels_agree_with_their_one_position_loops(kernel, hd, n):
-    # dots reduces 16 (avx512) or 8 (avx2) keys' partial sums together, in
-    # another order than one dot's horizontal sum, and avx512's accumulate
-    # sums even and odd positions apart: equal within float rounding (the
-    # scalar set, one loop, bit for bit).
+def test_accumulate_agrees_with_its_one_position_loop(kernel, hd, n):
+    # avx512's accumulate sums even and odd positions apart: equal within
+    # float rounding (the scalar set, one loop, bit for bit)
     rng = np.random.default_rng(hd * 100 + n)
-    q = rng.standard_normal(hd).astype(np.float32)
-    k = rng.standard_normal((n, hd)).astype(np.float32)
+    v = rng.standard_normal((n, hd)).astype(np.float32)
     w = rng.random(n).astype(np.float32)
     out0 = rng.standard_normal(hd).astype(np.float32)
-    for cache in (k, k.astype(np.float16).view(np.uint16)):
-        dot = core.testing.kernel_dot_f32 if cache.dtype == np.float32 else core.testing.kernel_dot_f16
+    for cache in (v, v.astype(np.float16).view(np.uint16)):
         axpy = core.testing.kernel_axpy_f32 if cache.dtype == np.float32 else core.testing.kernel_axpy_f16
-        want_scores = np.array([dot(kernel, cache[j], q) for j in range(n)], np.float32)
         kv = cache.astype(np.float64) if cache.dtype == np.float32 else cache.view(np.float16).astype(np.float64)
-        scale = np.abs(kv) @ np.abs(q.astype(np.float64))  # sum |k q|: the rounding error's scale
-        got = core.testing.kernel_dots(kernel, q, cache, n)
-        assert (np.abs(got - want_scores) <= 1e-6 * scale).all()
-        if kernel == "scalar":
-            assert np.array_equal(got, want_scores)
         want = out0
         for j in range(n):
             want = axpy(kernel, w[j], cache[j], want)
@@ -365,6 +399,19 @@ def test_block_attention_kernels_agree_with_their_one_position_loops(kernel, hd,
         assert (np.abs(got - want) <= 1e-6 * mag).all()
         if kernel == "scalar":
             assert np.array_equal(got, want)
+
+
+@pytest.mark.parametrize("n", [1, 7, 8, 15, 16, 17, 1536])
+def test_silu_mul_matches_numpy(kernel, n):
+    rng = np.random.default_rng(n)
+    gate = (rng.standard_normal(n) * 8).astype(np.float32)
+    specials = np.array([-100.0, 100.0, 0.0, -0.0, 1e-30, -90.0, 88.0], np.float32)  # e^-|g| underflowing, ±0
+    gate[: min(n, len(specials))] = specials[: min(n, len(specials))]
+    up = rng.standard_normal(n).astype(np.float32)
+    got = core.testing.kernel_silu_mul(kernel, gate, up)
+    g = gate.astype(np.float64)
+    want = g / (1.0 + np.exp(-g)) * up.astype(np.float64)
+    np.testing.assert_allclose(got, want, rtol=2e-6, atol=1e-35)
 
 
 @pytest.mark.parametrize("n", [1, 7, 8, 16, 17, 300, 2049])
@@ -451,6 +498,7 @@ def test_kernels_pass_on_an_emulated_haswell_without_avx512():
     assert probe.stdout.strip() == "scalar,avx2"
     run = subprocess.run([qemu, "-cpu", "Haswell", sys.executable, "-m", "pytest", __file__, "-q", "-x",
                           "-p", "no:cacheprovider", "-k",
-                          "bit_identical or matches_scalar_reference and 37x544 or f32_to_f16 or dot or axpy"],
+                          "bit_identical or matches_scalar_reference and 37x544 or f32_to_f16 or f16_to_f32 or dot or axpy "
+                          "or scores or accumulate or silu"],
                          env=env, capture_output=True, text=True, timeout=1800)
     assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-2000:]

@@ -382,61 +382,42 @@ void f32_to_f16_row(const float* x, uint16_t* y, int64_t n) {
     }
 }
 
-// Eight 8-lane partial sums -> the 8 totals in one register, key j in lane j.
-inline __m256 reduce8(const __m256 acc[8]) {
-    const __m256 h0 = _mm256_hadd_ps(_mm256_hadd_ps(acc[0], acc[1]), _mm256_hadd_ps(acc[2], acc[3]));
-    const __m256 h1 = _mm256_hadd_ps(_mm256_hadd_ps(acc[4], acc[5]), _mm256_hadd_ps(acc[6], acc[7]));
-    // h0 = [keys 0-3, first halves | keys 0-3, second halves], h1 the same for keys 4-7
-    return _mm256_add_ps(_mm256_permute2f128_ps(h0, h1, 0x20), _mm256_permute2f128_ps(h0, h1, 0x31));
-}
-
-// 8 keys at a time for head_dim D (a multiple of 8): one accumulator per
-// key, the query read from L1 by the fused multiply-adds, one reduction.
-// D is a template argument so that the accumulators stay in registers (with
-// a run-time head_dim they went through the stack: attention took a third
-// of an AVX2 prefill 2,048 tokens long). The last keys (n % 8) take the
-// same arithmetic through a buffer.
-template <int D, typename Load>
-void dots8(const float* q, int64_t n, float* out, Load load) {
-    auto key = [&](int64_t j) {  // key j's 8-lane partial sums
-        __m256 acc = _mm256_setzero_ps();
-        for (int c = 0; c < D; c += 8) acc = _mm256_fmadd_ps(load(j * D + c), _mm256_loadu_ps(q + c), acc);
-        return acc;
+// A query's scores against one block (kBlockKeys = 16 keys, dimension-major):
+// keys 0-7 and 8-15 in two registers, each dimension two loads and two
+// multiply-adds with the query's value broadcast; per half four accumulators
+// (d mod 4), the same sums as avx512's lanes.
+template <typename Load>
+inline void scores16(const float* q, int64_t hd, float* out, Load load) {
+    static_assert(kBlockKeys == 16, "two registers per key dimension");
+    __m256 lo[4], hi[4];
+    for (int c = 0; c < 4; c++) lo[c] = hi[c] = _mm256_setzero_ps();
+    auto dimension = [&](int64_t d, int c) {
+        const __m256 qd = _mm256_set1_ps(q[d]);
+        lo[c] = _mm256_fmadd_ps(load(d * 16), qd, lo[c]);
+        hi[c] = _mm256_fmadd_ps(load(d * 16 + 8), qd, hi[c]);
     };
-    for (int64_t j0 = 0; j0 < n; j0 += 8) {
-        const int64_t m = n - j0 < 8 ? n - j0 : 8;
-        __m256 acc[8];
-        if (m == 8) {
-            for (int j = 0; j < 8; j++) acc[j] = key(j0 + j);
-            _mm256_storeu_ps(out + j0, reduce8(acc));
-            continue;
-        }
-        for (int j = 0; j < 8; j++) acc[j] = j < m ? key(j0 + j) : _mm256_setzero_ps();
-        alignas(32) float tmp[8];
-        _mm256_store_ps(tmp, reduce8(acc));
-        std::memcpy(out + j0, tmp, m * sizeof(float));
-    }
+    // constant indices keep the accumulators in registers
+    int64_t d = 0;
+    for (; d + 4 <= hd; d += 4)
+        for (int c = 0; c < 4; c++) dimension(d + c, c);
+    for (int c = 0; c < 4; c++)
+        if (d + c < hd) dimension(d + c, c);
+    _mm256_storeu_ps(out, _mm256_add_ps(_mm256_add_ps(lo[0], lo[1]), _mm256_add_ps(lo[2], lo[3])));
+    _mm256_storeu_ps(out + 8, _mm256_add_ps(_mm256_add_ps(hi[0], hi[1]), _mm256_add_ps(hi[2], hi[3])));
 }
 
-// The head_dims models use, else the one-key loop.
-template <typename Load, typename One>
-void dots(const float* q, int64_t n, int64_t hd, float* out, Load load, One one) {
-    switch (hd) {
-        case 64: return dots8<64>(q, n, out, load);
-        case 128: return dots8<128>(q, n, out, load);
-        default:
-            for (int64_t j = 0; j < n; j++) out[j] = one(j);
-    }
+void scores_f32(const float* q, const float* kt, int64_t hd, float* out) {
+    scores16(q, hd, out, [kt](int64_t i) { return _mm256_loadu_ps(kt + i); });
 }
 
-void dots_f32(const float* q, const float* k, int64_t n, int64_t hd, float* out) {
-    dots(q, n, hd, out, [k](int64_t i) { return _mm256_loadu_ps(k + i); },
-         [&](int64_t j) { return dot_f32(k + j * hd, q, hd); });
+void scores_f16(const float* q, const uint16_t* kt, int64_t hd, float* out) {
+    scores16(q, hd, out, [kt](int64_t i) { return _mm256_cvtph_ps(_mm_loadu_si128((const __m128i*)(kt + i))); });
 }
 
-void dots_f16(const float* q, const uint16_t* k, int64_t n, int64_t hd, float* out) {
-    dots(q, n, hd, out, [k](int64_t i) { return _mm256_cvtph_ps(_mm_loadu_si128((const __m128i*)(k + i))); },
-         [&](int64_t j) { return dot_f16(k + j * hd, q, hd); });
+void f16_to_f32_row(const uint16_t* x, float* y, int64_t n) {
+    int64_t i = 0;
+    for (; i + 8 <= n; i += 8) _mm256_storeu_ps(y + i, _mm256_cvtph_ps(_mm_loadu_si128((const __m128i*)(x + i))));
+    for (; i < n; i++) y[i] = _cvtsh_ss(x[i]);
 }
 
 // e^x for x <= 0 (Cephes' expf polynomial, about 1 ulp; 0 below -87.3).
@@ -485,6 +466,29 @@ void scaled_softmax(float* x, int64_t n, float scale) {
     for (i = 0; i < n; i++) x[i] *= inv;
 }
 
+// silu(g) * u = g * sigmoid(g) * u, sigmoid from e = e^-|g| (never
+// overflows): 1 / (1 + e) for g >= 0, e / (1 + e) below.
+inline __m256 silu_mul8(__m256 g, __m256 u) {
+    const __m256 abs_g = _mm256_andnot_ps(_mm256_set1_ps(-0.0f), g);
+    const __m256 e = exp_neg(_mm256_sub_ps(_mm256_setzero_ps(), abs_g));
+    const __m256 r = _mm256_div_ps(_mm256_set1_ps(1.0f), _mm256_add_ps(_mm256_set1_ps(1.0f), e));
+    const __m256 negative = _mm256_cmp_ps(g, _mm256_setzero_ps(), _CMP_LT_OQ);
+    const __m256 sigmoid = _mm256_blendv_ps(r, _mm256_mul_ps(e, r), negative);
+    return _mm256_mul_ps(_mm256_mul_ps(g, sigmoid), u);
+}
+
+void silu_mul(float* gate, const float* up, int64_t n) {
+    int64_t i = 0;
+    for (; i + 8 <= n; i += 8) _mm256_storeu_ps(gate + i, silu_mul8(_mm256_loadu_ps(gate + i), _mm256_loadu_ps(up + i)));
+    if (i < n) {
+        alignas(32) float g[8] = {}, u[8] = {};
+        std::memcpy(g, gate + i, (n - i) * 4);
+        std::memcpy(u, up + i, (n - i) * 4);
+        _mm256_store_ps(g, silu_mul8(_mm256_load_ps(g), _mm256_load_ps(u)));
+        std::memcpy(gate + i, g, (n - i) * 4);
+    }
+}
+
 // out += sum_j w[j] * v[j], the row of 8 * R floats held in R registers
 // across the block: the same fused multiply-adds as axpy, in the same order.
 template <int R, typename Load>
@@ -516,7 +520,7 @@ const KernelTable& avx2_kernels() {
     static const KernelTable table = {
         "avx2", matmul, quantize_q16a, quantize_q8a, avx2_q8a_packed_row_bytes, avx2_pack_q8a, avx2_pack_q8a_weights,
         dot_f32, dot_f16, axpy_f32, axpy_f16, f32_to_f16_row,
-        dots_f32, dots_f16, accumulate_f32, accumulate_f16, scaled_softmax,
+        scores_f32, scores_f16, accumulate_f32, accumulate_f16, f16_to_f32_row, scaled_softmax, silu_mul,
     };
     return table;
 }

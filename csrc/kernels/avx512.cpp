@@ -462,58 +462,37 @@ void f32_to_f16_row(const float* x, uint16_t* y, int64_t n) {
     }
 }
 
-// Sixteen 16-lane partial sums -> the 16 totals in one register, key j in
-// lane j: halves, then quarters, then pairs, then lanes added across keys
-// (46 instructions for 16 keys where an hsum16 each would take 8 apiece).
-inline __m512 reduce16(__m512 acc[16]) {
-    __m512 v[8], w[4], x[2];
-    for (int j = 0; j < 8; j++)
-        v[j] = _mm512_add_ps(_mm512_shuffle_f32x4(acc[j], acc[j + 8], _MM_SHUFFLE(1, 0, 1, 0)),
-                             _mm512_shuffle_f32x4(acc[j], acc[j + 8], _MM_SHUFFLE(3, 2, 3, 2)));
-    for (int j = 0; j < 4; j++)
-        w[j] = _mm512_add_ps(_mm512_shuffle_f32x4(v[j], v[j + 4], _MM_SHUFFLE(2, 0, 2, 0)),
-                             _mm512_shuffle_f32x4(v[j], v[j + 4], _MM_SHUFFLE(3, 1, 3, 1)));
-    for (int j = 0; j < 2; j++)
-        x[j] = _mm512_add_ps(_mm512_shuffle_ps(w[j], w[j + 2], _MM_SHUFFLE(1, 0, 1, 0)),
-                             _mm512_shuffle_ps(w[j], w[j + 2], _MM_SHUFFLE(3, 2, 3, 2)));
-    const __m512 y = _mm512_add_ps(_mm512_shuffle_ps(x[0], x[1], _MM_SHUFFLE(2, 0, 2, 0)),
-                                   _mm512_shuffle_ps(x[0], x[1], _MM_SHUFFLE(3, 1, 3, 1)));
-    // y holds keys 0 2 1 3 8 10 9 11 4 6 5 7 12 14 13 15: put them in order
-    return _mm512_permutexvar_ps(_mm512_setr_epi32(0, 2, 1, 3, 8, 10, 9, 11, 4, 6, 5, 7, 12, 14, 13, 15), y);
-}
-
-// Up to 16 keys at once for head_dim D (a multiple of 16, at most 128): the
-// query in D / 16 registers, one accumulator per key, one reduction.
-template <int D, typename Load>
-void dots16(const float* q, int64_t n, float* out, Load load) {
-    __m512 qv[D / 16];
-    for (int c = 0; c < D / 16; c++) qv[c] = _mm512_loadu_ps(q + 16 * c);
-    __m512 acc[16];
-    for (int j = 0; j < 16; j++) {
-        acc[j] = _mm512_setzero_ps();
-        if (j < n)
-            for (int c = 0; c < D / 16; c++) acc[j] = _mm512_fmadd_ps(load(j * D + 16 * c), qv[c], acc[j]);
-    }
-    _mm512_mask_storeu_ps(out, (__mmask16)((1u << n) - 1), reduce16(acc));
-}
-
+// A query's scores against one block (kBlockKeys = 16 keys, dimension-major):
+// key j in lane j, so each dimension is one load and one multiply-add with
+// the query's value broadcast; four accumulators (d mod 4) keep the
+// multiply-adds from waiting on each other.
 template <typename Load>
-bool dots_blocked(const float* q, int64_t n, int64_t hd, float* out, Load load) {
-    if (n > 16 || (hd != 64 && hd != 128)) return false;
-    if (hd == 64) dots16<64>(q, n, out, load);
-    else dots16<128>(q, n, out, load);
-    return true;
+inline void scores16(const float* q, int64_t hd, float* out, Load load) {
+    static_assert(kBlockKeys == 16, "one register per key dimension");
+    __m512 part[4] = {_mm512_setzero_ps(), _mm512_setzero_ps(), _mm512_setzero_ps(), _mm512_setzero_ps()};
+    int64_t d = 0;
+    for (; d + 4 <= hd; d += 4)
+        for (int c = 0; c < 4; c++) part[c] = _mm512_fmadd_ps(load(d + c), _mm512_set1_ps(q[d + c]), part[c]);
+    for (int c = 0; c < 4; c++)  // hd % 4 dimensions left (constant indices keep part in registers)
+        if (d + c < hd) part[c] = _mm512_fmadd_ps(load(d + c), _mm512_set1_ps(q[d + c]), part[c]);
+    _mm512_storeu_ps(out, _mm512_add_ps(_mm512_add_ps(part[0], part[1]), _mm512_add_ps(part[2], part[3])));
 }
 
-void dots_f32(const float* q, const float* k, int64_t n, int64_t hd, float* out) {
-    if (dots_blocked(q, n, hd, out, [k](int64_t i) { return _mm512_loadu_ps(k + i); })) return;
-    for (int64_t j = 0; j < n; j++) out[j] = dot_f32(k + j * hd, q, hd);
+void scores_f32(const float* q, const float* kt, int64_t hd, float* out) {
+    scores16(q, hd, out, [kt](int64_t d) { return _mm512_loadu_ps(kt + d * 16); });
 }
 
-void dots_f16(const float* q, const uint16_t* k, int64_t n, int64_t hd, float* out) {
-    auto load = [k](int64_t i) { return _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i*)(k + i))); };
-    if (dots_blocked(q, n, hd, out, load)) return;
-    for (int64_t j = 0; j < n; j++) out[j] = dot_f16(k + j * hd, q, hd);
+void scores_f16(const float* q, const uint16_t* kt, int64_t hd, float* out) {
+    scores16(q, hd, out, [kt](int64_t d) { return _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i*)(kt + d * 16))); });
+}
+
+void f16_to_f32_row(const uint16_t* x, float* y, int64_t n) {
+    int64_t i = 0;
+    for (; i + 16 <= n; i += 16) _mm512_storeu_ps(y + i, _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i*)(x + i))));
+    if (i < n) {
+        const __mmask16 m = tail_mask(n - i);
+        _mm512_mask_storeu_ps(y + i, m, _mm512_cvtph_ps(_mm256_maskz_loadu_epi16(m, x + i)));
+    }
 }
 
 // e^x for x <= 0 (Cephes' expf polynomial, about 1 ulp; 0 below -87.3).
@@ -571,6 +550,25 @@ void scaled_softmax(float* x, int64_t n, float scale) {
     }
 }
 
+// silu(g) * u = g * sigmoid(g) * u, sigmoid from e = e^-|g| (never
+// overflows): 1 / (1 + e) for g >= 0, e / (1 + e) below.
+inline __m512 silu_mul16(__m512 g, __m512 u) {
+    const __m512 e = exp_neg(_mm512_sub_ps(_mm512_setzero_ps(), _mm512_abs_ps(g)));
+    const __m512 r = _mm512_div_ps(_mm512_set1_ps(1.0f), _mm512_add_ps(_mm512_set1_ps(1.0f), e));
+    const __mmask16 negative = _mm512_cmp_ps_mask(g, _mm512_setzero_ps(), _CMP_LT_OQ);
+    const __m512 sigmoid = _mm512_mask_mul_ps(r, negative, e, r);
+    return _mm512_mul_ps(_mm512_mul_ps(g, sigmoid), u);
+}
+
+void silu_mul(float* gate, const float* up, int64_t n) {
+    int64_t i = 0;
+    for (; i + 16 <= n; i += 16) _mm512_storeu_ps(gate + i, silu_mul16(_mm512_loadu_ps(gate + i), _mm512_loadu_ps(up + i)));
+    if (i < n) {
+        const __mmask16 m = tail_mask(n - i);
+        _mm512_mask_storeu_ps(gate + i, m, silu_mul16(_mm512_maskz_loadu_ps(m, gate + i), _mm512_maskz_loadu_ps(m, up + i)));
+    }
+}
+
 // out += sum_j w[j] * v[j], the row of 16 * R floats held in registers
 // across the block, in two sets (even and odd positions) added at the end:
 // with R = 4 (head_dim 64) one set would leave the FMAs waiting on each other.
@@ -619,7 +617,7 @@ const KernelTable& avx512_kernels() {
     static const KernelTable table = {
         "avx512", matmul, quantize_q16a, quantize_q8a, avx512_q8a_packed_row_bytes, avx512_pack_q8a, avx512_pack_q8a_weights,
         dot_f32, dot_f16, axpy_f32, axpy_f16, f32_to_f16_row,
-        dots_f32, dots_f16, accumulate_f32, accumulate_f16, scaled_softmax,
+        scores_f32, scores_f16, accumulate_f32, accumulate_f16, f16_to_f32_row, scaled_softmax, silu_mul,
     };
     return table;
 }

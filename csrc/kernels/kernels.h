@@ -55,6 +55,10 @@ struct MatmulArgs {
 // bound by arithmetic.
 constexpr int kDecodeTokens = 4;
 
+// Positions per KV-cache block, as the attention kernels lay a block out
+// (one AVX-512 register of f32 per key dimension).
+constexpr int kBlockKeys = 16;
+
 struct KernelTable {
     const char* name;
 
@@ -82,22 +86,34 @@ struct KernelTable {
     void (*axpy_f16)(float alpha, const uint16_t* x, float* y, int64_t n);
     void (*f32_to_f16_row)(const float* x, uint16_t* y, int64_t n);  // round to nearest even
 
-    // The same over a block of n cached positions of one head (head_dim hd,
-    // positions hd apart): the scores out[j] = dot(k + j * hd, q), and the
-    // weighted values out[i] += sum_j w[j] * v[j * hd + i], summed in order of
-    // j (the fast paths may split the sum into interleaved parts). Both equal
-    // their one-position loops within float rounding (the fast paths reduce 16
-    // or 8 keys' sums together). Either way a result depends only on the
-    // block's data, the query or weights and n, never on other rows.
-    void (*dots_f32)(const float* q, const float* k, int64_t n, int64_t hd, float* out);
-    void (*dots_f16)(const float* q, const uint16_t* k, int64_t n, int64_t hd, float* out);
+    // Attention over one KV-cache block of kBlockKeys positions of one head.
+    // A block's keys are stored dimension-major, kt[d * kBlockKeys + j] =
+    // dimension d of key j, so that one load gives a dimension of every key
+    // and a query's scores need no horizontal sums:
+    //   scores: out[j] = sum_d kt[d * kBlockKeys + j] * q[d] for every j <
+    //   kBlockKeys (slots the block has not filled give scores the caller
+    //   ignores); summed as four interleaved parts, d mod 4, added at the end.
+    // Its values are position-major (v[j * hd + i]):
+    //   accumulate: out[i] += sum_j w[j] * v[j * hd + i] over j < n, in order
+    //   of j (the fast paths may split the sum into interleaved parts).
+    // The f16 forms convert as they load: on f16_to_f32_row's output the f32
+    // forms give bit-identical results, so a caller may convert a block once
+    // for many queries. A result depends only on the block's data, the query
+    // or weights and n, never on other rows.
+    void (*scores_f32)(const float* q, const float* kt, int64_t hd, float* out);
+    void (*scores_f16)(const float* q, const uint16_t* kt, int64_t hd, float* out);
     void (*accumulate_f32)(const float* w, const float* v, int64_t n, int64_t hd, float* out);
     void (*accumulate_f16)(const float* w, const uint16_t* v, int64_t n, int64_t hd, float* out);
+    void (*f16_to_f32_row)(const uint16_t* x, float* y, int64_t n);  // exact
 
     // Attention weights in place: x = softmax(scale * x) over n scores
     // (max subtracted first; the SIMD sets use a polynomial exp within a few
     // ulp of std::exp).
     void (*scaled_softmax)(float* x, int64_t n, float scale);
+
+    // gate[i] = silu(gate[i]) * up[i], SwiGLU's gating (the SIMD sets use the
+    // same polynomial exp as scaled_softmax).
+    void (*silu_mul)(float* gate, const float* up, int64_t n);
 };
 
 // The table in use: chosen on first use (HEARTH_KERNELS or the CPU's best).

@@ -148,12 +148,26 @@ void f32_to_f16_row(const float* x, uint16_t* y, int64_t n) {
     for (int64_t i = 0; i < n; i++) y[i] = f32_to_f16(x[i]);
 }
 
-void dots_f32(const float* q, const float* k, int64_t n, int64_t hd, float* out) {
-    for (int64_t j = 0; j < n; j++) out[j] = dot_row_f32(k + j * hd, q, hd);
+// The four interleaved parts of a query's scores against one block (d mod 4).
+template <typename K>
+void scores(const float* q, const K* kt, int64_t hd, float* out, float (*load)(K)) {
+    for (int64_t j = 0; j < kBlockKeys; j++) {
+        float part[4] = {0.0f, 0.0f, 0.0f, 0.0f};
+        for (int64_t d = 0; d < hd; d++) part[d % 4] += load(kt[d * kBlockKeys + j]) * q[d];
+        out[j] = (part[0] + part[1]) + (part[2] + part[3]);
+    }
 }
 
-void dots_f16(const float* q, const uint16_t* k, int64_t n, int64_t hd, float* out) {
-    for (int64_t j = 0; j < n; j++) out[j] = dot_row_f16(k + j * hd, q, hd);
+void scores_f32(const float* q, const float* kt, int64_t hd, float* out) {
+    scores<float>(q, kt, hd, out, [](float x) { return x; });
+}
+
+void scores_f16(const float* q, const uint16_t* kt, int64_t hd, float* out) {
+    scores<uint16_t>(q, kt, hd, out, [](uint16_t h) { return f16_to_f32(h); });
+}
+
+void f16_to_f32_row(const uint16_t* x, float* y, int64_t n) {
+    for (int64_t i = 0; i < n; i++) y[i] = f16_to_f32(x[i]);
 }
 
 void accumulate_f32(const float* w, const float* v, int64_t n, int64_t hd, float* out) {
@@ -179,12 +193,19 @@ void scaled_softmax(float* x, int64_t n, float scale) {
     for (int64_t i = 0; i < n; i++) x[i] *= inv;
 }
 
+void silu_mul(float* gate, const float* up, int64_t n) {
+    for (int64_t i = 0; i < n; i++) {
+        const float g = gate[i];
+        gate[i] = g / (1.0f + std::exp(-g)) * up[i];
+    }
+}
+
 }  // namespace
 
 const KernelTable& scalar_kernels() {
     static const KernelTable table = {
         "scalar", matmul, quantize_q16a, quantize_q8a, q8a_packed_row_bytes, pack_q8a, nullptr, dot_row_f32, dot_f16, axpy_f32, axpy_f16, f32_to_f16_row,
-        dots_f32, dots_f16, accumulate_f32, accumulate_f16, scaled_softmax,
+        scores_f32, scores_f16, accumulate_f32, accumulate_f16, f16_to_f32_row, scaled_softmax, silu_mul,
     };
     return table;
 }

@@ -6,69 +6,126 @@
 #include <vector>
 
 #include "kernels/kernels.h"
-#include "model/ops.h"
 
 namespace hearth {
 
-void attention(const KVCache& cache, const Batch& b, int64_t row0, int64_t n_rows, int64_t layer,
-               const AttentionShape& s, const float* q, float* out, ThreadPool& pool) {
+namespace {
+
+constexpr int64_t B = KVCache::kBlockTokens;
+
+// Rows a task takes together: consecutive rows of one sequence (a prefill
+// chunk), up to this many, so that every block of keys and values they
+// share is read, and converted from f16, once for all of them.
+constexpr int64_t kRunRows = 16;
+// From this many queries (rows × heads) on, a task converts each f16 block
+// to f32 once instead of converting it in every query's loads (the same
+// values: the kernels promise bit-identical results either way).
+constexpr int64_t kConvertQueries = 4;
+
+struct RowRun {
+    int64_t first, count;  // rows of the batch
+};
+
+std::vector<RowRun> row_runs(const Batch& b, int64_t row0, int64_t n_rows) {
+    std::vector<RowRun> runs;
+    for (int64_t t = 0; t < n_rows; t++) {
+        const bool extend = !runs.empty() && runs.back().count < kRunRows &&
+                            b.seq[row0 + t] == b.seq[runs.back().first + runs.back().count - 1];
+        if (extend) runs.back().count++;
+        else runs.push_back({row0 + t, 1});
+    }
+    return runs;
+}
+
+// The task: rows [run.first, +count) and query heads [h0, h0 + nh), which
+// all read KV head kvh. q and out are indexed by batch row minus row0.
+struct Task {
+    RowRun run;
+    int64_t kvh, h0, nh;
+};
+
+void attend(const KVCache& cache, const Batch& b, int64_t row0, int64_t layer, const AttentionShape& s,
+            const Task& task, const float* q, float* out) {
     const KernelTable& kt = kernels();
-    const int64_t hd = s.head_dim;
-    const int64_t group = s.n_head / s.n_head_kv;
+    const int64_t hd = s.head_dim, QD = s.n_head * hd;
     const float scale = 1.0f / std::sqrt((float)hd);
     const bool f16 = cache.type() == KVType::F16;
-    constexpr int64_t B = KVCache::kBlockTokens;
+    const std::vector<int32_t>& blocks = *b.block_tables[b.seq[task.run.first]];
+    const int64_t rows = task.run.count, nh = task.nh;
+    auto n_pos = [&](int64_t r) { return b.pos[task.run.first + r] + 1; };  // causal: positions 0 .. pos
+    auto query = [&](int64_t r, int64_t i) { return q + (task.run.first - row0 + r) * QD + (task.h0 + i) * hd; };
+    auto output = [&](int64_t r, int64_t i) { return out + (task.run.first - row0 + r) * QD + (task.h0 + i) * hd; };
+    int64_t longest = 0;
+    for (int64_t r = 0; r < rows; r++) longest = std::max(longest, n_pos(r));
+    const int64_t stride = (longest + B - 1) / B * B;  // a query's scores, whole blocks
+    const bool convert = f16 && rows * nh >= kConvertQueries;
 
-    // A task is a row and some query heads of one KV head: block by block,
-    // those heads read the block's keys and values while they are in L1
-    // (grouped-query attention: Qwen2.5-0.5B has 7 query heads per KV head).
-    // Heads are split into smaller sets only when there are too few tasks to
-    // keep every thread busy. Each head's arithmetic is the same either way.
-    const int64_t want_tasks = 2 * (int64_t)pool.size();
+    thread_local std::vector<float> scores, block_f32;
+    if ((int64_t)scores.size() < rows * nh * stride) scores.resize(rows * nh * stride);
+    if (convert && (int64_t)block_f32.size() < B * hd) block_f32.resize(B * hd);
+    auto score_row = [&](int64_t r, int64_t i) { return scores.data() + (r * nh + i) * stride; };
+
+    // scores, block by block of the sequence's cache
+    for (int64_t p = 0; p < longest; p += B) {
+        const void* k = cache.block_data(blocks[p / B], layer, task.kvh, 0);
+        if (convert) kt.f16_to_f32_row((const uint16_t*)k, block_f32.data(), B * hd);
+        const float* kf = convert ? block_f32.data() : f16 ? nullptr : (const float*)k;
+        for (int64_t r = 0; r < rows; r++) {
+            if (n_pos(r) <= p) continue;
+            for (int64_t i = 0; i < nh; i++) {
+                if (kf) kt.scores_f32(query(r, i), kf, hd, score_row(r, i) + p);
+                else kt.scores_f16(query(r, i), (const uint16_t*)k, hd, score_row(r, i) + p);
+            }
+        }
+    }
+    for (int64_t r = 0; r < rows; r++)
+        for (int64_t i = 0; i < nh; i++) {
+            kt.scaled_softmax(score_row(r, i), n_pos(r), scale);
+            std::memset(output(r, i), 0, sizeof(float) * hd);
+        }
+    // the values, weighted
+    for (int64_t p = 0; p < longest; p += B) {
+        const void* v = cache.block_data(blocks[p / B], layer, task.kvh, 1);
+        const int64_t filled = std::min(B, longest - p);
+        if (convert) kt.f16_to_f32_row((const uint16_t*)v, block_f32.data(), filled * hd);
+        const float* vf = convert ? block_f32.data() : f16 ? nullptr : (const float*)v;
+        for (int64_t r = 0; r < rows; r++) {
+            if (n_pos(r) <= p) continue;
+            const int64_t n = std::min(B, n_pos(r) - p);
+            for (int64_t i = 0; i < nh; i++) {
+                if (vf) kt.accumulate_f32(score_row(r, i) + p, vf, n, hd, output(r, i));
+                else kt.accumulate_f16(score_row(r, i) + p, (const uint16_t*)v, n, hd, output(r, i));
+            }
+        }
+    }
+}
+
+}  // namespace
+
+void attention(const KVCache& cache, const Batch& b, int64_t row0, int64_t n_rows, int64_t layer,
+               const AttentionShape& s, const float* q, float* out, ThreadPool& pool) {
+    const int64_t group = s.n_head / s.n_head_kv;
+    const std::vector<RowRun> runs = row_runs(b, row0, n_rows);
+
+    // A task is a run of rows and some query heads of one KV head: block by
+    // block, those rows and heads read the block's keys and values while
+    // they are in L1 (grouped-query attention: Qwen2.5-0.5B has 7 query
+    // heads per KV head). Heads are split into smaller sets only when there
+    // are too few tasks to keep every thread busy. Each (row, head) takes the
+    // same arithmetic whatever its task.
+    const int64_t n_runs = (int64_t)runs.size(), want_tasks = 2 * (int64_t)pool.size();
     int64_t per_task = group;
-    while (per_task > 1 && n_rows * s.n_head_kv * ((group + per_task - 1) / per_task) < want_tasks) per_task = (per_task + 1) / 2;
+    while (per_task > 1 && n_runs * s.n_head_kv * ((group + per_task - 1) / per_task) < want_tasks) per_task = (per_task + 1) / 2;
     const int64_t sets = (group + per_task - 1) / per_task;
 
-    pool.parallel_for(n_rows * s.n_head_kv * sets, [&](int64_t task) {
-        const int64_t set = task % sets;
-        const int64_t kvh = (task / sets) % s.n_head_kv;
-        const int64_t t = task / (sets * s.n_head_kv);
-        const int64_t h0 = kvh * group + set * per_task;
-        const int64_t nh = std::min(per_task, group - set * per_task);
-        const int64_t n_pos = b.pos[row0 + t] + 1;  // causal: positions 0 .. pos
-        const std::vector<int32_t>& blocks = *b.block_tables[b.seq[row0 + t]];
-        const float* qt = q + t * s.n_head * hd;
-        float* ot = out + t * s.n_head * hd;
-
-        thread_local std::vector<float> scores;  // nh rows of n_pos
-        if ((int64_t)scores.size() < nh * n_pos) scores.resize(nh * n_pos);
-
-        // scores, block by block of the sequence's cache
-        for (int64_t pos = 0; pos < n_pos; pos += B) {
-            const int64_t n = std::min(B, n_pos - pos);
-            const void* k = cache.block_data(blocks[pos / B], layer, kvh, 0);
-            for (int64_t i = 0; i < nh; i++) {
-                const float* qh = qt + (h0 + i) * hd;
-                float* sc = scores.data() + i * n_pos + pos;
-                if (f16) kt.dots_f16(qh, (const uint16_t*)k, n, hd, sc);
-                else kt.dots_f32(qh, (const float*)k, n, hd, sc);
-            }
-        }
-        for (int64_t i = 0; i < nh; i++) {
-            kt.scaled_softmax(scores.data() + i * n_pos, n_pos, scale);
-            std::memset(ot + (h0 + i) * hd, 0, sizeof(float) * hd);
-        }
-        // the values, weighted
-        for (int64_t pos = 0; pos < n_pos; pos += B) {
-            const int64_t n = std::min(B, n_pos - pos);
-            const void* v = cache.block_data(blocks[pos / B], layer, kvh, 1);
-            for (int64_t i = 0; i < nh; i++) {
-                const float* w = scores.data() + i * n_pos + pos;
-                float* oh = ot + (h0 + i) * hd;
-                if (f16) kt.accumulate_f16(w, (const uint16_t*)v, n, hd, oh);
-                else kt.accumulate_f32(w, (const float*)v, n, hd, oh);
-            }
-        }
+    pool.parallel_for(n_runs * s.n_head_kv * sets, [&](int64_t i) {
+        Task task;
+        const int64_t set = i % sets;
+        task.kvh = (i / sets) % s.n_head_kv;
+        task.run = runs[n_runs - 1 - i / (sets * s.n_head_kv)];  // the longest (latest) runs first
+        task.h0 = task.kvh * group + set * per_task;
+        task.nh = std::min(per_task, group - set * per_task);
+        attend(cache, b, row0, layer, s, task, q, out);
     });
 }
 

@@ -1,6 +1,7 @@
 #include "model/kv_cache.h"
 
 #include <cstring>
+#include <vector>
 
 #include "base/error.h"
 
@@ -21,6 +22,23 @@ KVCache::KVCache(int64_t n_layers, int64_t n_kv_heads, int64_t head_dim, KVType 
     // pages touched only when used (an extent at a time), huge where the
     // kernel gives them: attention streams through them
     pages_ = PageBuffer(total_bytes(), "the KV cache", true);
+}
+
+void KVCache::write(int32_t block, int64_t layer, int64_t kv_head, int64_t slot, const float* k, const float* v) {
+    const int64_t hd = head_dim_, B = kBlockTokens;
+    char* kb = (char*)block_data(block, layer, kv_head, 0);
+    char* vb = (char*)block_data(block, layer, kv_head, 1);
+    if (type_ == KVType::F32) {
+        for (int64_t d = 0; d < hd; d++) ((float*)kb)[d * B + slot] = k[d];
+        std::memcpy((float*)vb + slot * hd, v, sizeof(float) * hd);
+        return;
+    }
+    const KernelTable& kt = kernels();
+    thread_local std::vector<uint16_t> key;
+    key.resize(hd);
+    kt.f32_to_f16_row(k, key.data(), hd);
+    for (int64_t d = 0; d < hd; d++) ((uint16_t*)kb)[d * B + slot] = key[d];
+    kt.f32_to_f16_row(v, (uint16_t*)vb + slot * hd, hd);
 }
 
 void KVCache::copy_block(int32_t src, int32_t dst) {

@@ -14,6 +14,10 @@
 // as a whole, each run was kBlockTokens vectors and decode 2,048 positions
 // deep ran a third slower on SmolLM2. Memory becomes resident an extent at
 // a time, as blocks are used.
+//
+// Inside a block, keys are dimension-major ([head_dim][slot]: one load gives
+// a dimension of every position, see the attention kernels) and values
+// position-major ([slot][head_dim]).
 #pragma once
 
 #include <algorithm>
@@ -21,6 +25,7 @@
 #include <string>
 
 #include "base/page_buffer.h"
+#include "kernels/kernels.h"
 
 namespace hearth {
 
@@ -30,7 +35,7 @@ const char* kv_type_name(KVType t);
 
 class KVCache {
 public:
-    static constexpr int64_t kBlockTokens = 16;
+    static constexpr int64_t kBlockTokens = kBlockKeys;
     static constexpr int64_t kExtentBlocks = 64;
 
     // Room for n_blocks blocks of n_layers × n_kv_heads × head_dim keys and
@@ -47,28 +52,28 @@ public:
     size_t total_bytes() const { return block_bytes_ * (size_t)n_blocks_; }
 
     // The keys (kv = 0) or values (kv = 1) of one head in one block of one
-    // layer: kBlockTokens vectors of head_dim, consecutive positions head_dim apart.
+    // layer: kBlockTokens × head_dim elements, keys dimension-major, values
+    // position-major.
     void* block_data(int32_t block, int64_t layer, int64_t kv_head, int kv) {
-        return pages_.data() + offset(block, layer, kv_head, 0, kv);
+        return pages_.data() + offset(block, layer, kv_head, kv);
     }
     const void* block_data(int32_t block, int64_t layer, int64_t kv_head, int kv) const {
-        return pages_.data() + offset(block, layer, kv_head, 0, kv);
+        return pages_.data() + offset(block, layer, kv_head, kv);
     }
-    // The key / value vector of one position (slot < kBlockTokens) of a block.
-    void* slot(int32_t block, int64_t layer, int64_t kv_head, int64_t slot, int kv) {
-        return pages_.data() + offset(block, layer, kv_head, slot, kv);
-    }
+    // One position's key and value (head_dim floats each) into slot
+    // (< kBlockTokens) of a block, converted to the cache's type.
+    void write(int32_t block, int64_t layer, int64_t kv_head, int64_t slot, const float* k, const float* v);
     // dst takes src's contents (copy on write of a shared block).
     void copy_block(int32_t src, int32_t dst);
 
 private:
-    size_t offset(int32_t block, int64_t layer, int64_t kv_head, int64_t slot, int kv) const {
+    size_t offset(int32_t block, int64_t layer, int64_t kv_head, int kv) const {
         // [extent][layer][kv_head][k|v][block of the extent][slot][head_dim];
         // the last extent holds what blocks are left
         const int64_t extent = block / kExtentBlocks, first = extent * kExtentBlocks;
         const int64_t blocks = std::min(kExtentBlocks, n_blocks_ - first);
         const int64_t run = ((layer * n_kv_heads_ + kv_head) * 2 + kv) * blocks + (block - first);
-        const int64_t idx = (first * n_layers_ * n_kv_heads_ * 2 + run) * kBlockTokens * head_dim_ + slot * head_dim_;
+        const int64_t idx = (first * n_layers_ * n_kv_heads_ * 2 + run) * kBlockTokens * head_dim_;
         return (size_t)idx * elem_bytes();
     }
 

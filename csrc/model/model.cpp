@@ -116,7 +116,7 @@ void Model::forward(const Batch& b, int64_t row0, int64_t n, KVCache& cache, flo
                                                          is_quantized(L.wv->type));
         const Matmul::Output qkv[] = {{L.wq, q_.data(), QD}, {L.wk, k_.data(), KD}, {L.wv, v_.data(), KD}};
         mm_.run_many(qkv, 3, in);
-        for (int64_t t = 0; t < n; t++) {
+        pool_.parallel_for(n, [&](int64_t t) {
             float* q = q_.data() + t * QD;
             float* k = k_.data() + t * KD;
             float* v = v_.data() + t * KD;
@@ -131,18 +131,8 @@ void Model::forward(const Batch& b, int64_t row0, int64_t n, KVCache& cache, flo
             const std::vector<int32_t>& blocks = *b.block_tables[b.seq[row0 + t]];
             const int32_t block = blocks[pos[t] / KVCache::kBlockTokens];
             const int64_t slot = pos[t] % KVCache::kBlockTokens;
-            for (int64_t h = 0; h < hp_.n_head_kv; h++) {
-                void* kc = cache.slot(block, il, h, slot, 0);
-                void* vc = cache.slot(block, il, h, slot, 1);
-                if (cache.type() == KVType::F16) {
-                    kt.f32_to_f16_row(k + h * hd, (uint16_t*)kc, hd);
-                    kt.f32_to_f16_row(v + h * hd, (uint16_t*)vc, hd);
-                } else {
-                    std::memcpy(kc, k + h * hd, sizeof(float) * hd);
-                    std::memcpy(vc, v + h * hd, sizeof(float) * hd);
-                }
-            }
-        }
+            for (int64_t h = 0; h < hp_.n_head_kv; h++) cache.write(block, il, h, slot, k + h * hd, v + h * hd);
+        });
         attention(cache, b, row0, n, il, shape, q_.data(), attn_.data(), pool_);
         const MatmulInput ain = mm_.prepare(attn_.data(), n, QD, is_quantized(L.wo->type));
         mm_.run(*L.wo, ain, xn, E);  // xn is free again: reuse it for the projection
@@ -153,7 +143,7 @@ void Model::forward(const Batch& b, int64_t row0, int64_t n, KVCache& cache, flo
         const MatmulInput fin = mm_.prepare(xn, n, E, is_quantized(L.w_gate->type) || is_quantized(L.w_up->type));
         const Matmul::Output gate_up[] = {{L.w_gate, gate_.data(), F}, {L.w_up, up_.data(), F}};
         mm_.run_many(gate_up, 2, fin);
-        pool_.parallel_for(n, [&](int64_t t) { silu_mul(gate_.data() + t * F, up_.data() + t * F, F); });
+        pool_.parallel_for(n, [&](int64_t t) { kt.silu_mul(gate_.data() + t * F, up_.data() + t * F, F); });
         const MatmulInput din = mm_.prepare(gate_.data(), n, F, is_quantized(L.w_down->type));
         mm_.run(*L.w_down, din, xn, E);
         for (int64_t i = 0; i < n * E; i++) x[i] += xn[i];

@@ -16,13 +16,6 @@ void add_bias(float* x, const float* bias, int64_t n) {
     for (int64_t i = 0; i < n; i++) x[i] += bias[i];
 }
 
-void silu_mul(float* gate, const float* up, int64_t n) {
-    for (int64_t i = 0; i < n; i++) {
-        const float g = gate[i];
-        gate[i] = g / (1.0f + std::exp(-g)) * up[i];
-    }
-}
-
 std::vector<double> rope_inv_freq(float base, int64_t rope_dim) {
     std::vector<double> inv(rope_dim / 2);
     for (int64_t i = 0; i < rope_dim / 2; i++) inv[i] = std::pow((double)base, -2.0 * (double)i / (double)rope_dim);

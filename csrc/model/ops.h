@@ -13,9 +13,6 @@ void rmsnorm(const float* x, const float* weight, float* y, int64_t n, float eps
 // x[i] += bias[i]
 void add_bias(float* x, const float* bias, int64_t n);
 
-// gate[i] = silu(gate[i]) * up[i]
-void silu_mul(float* gate, const float* up, int64_t n);
-
 // How RoPE pairs the dimensions of a head: adjacent pairs (2i, 2i+1) as in
 // Meta's Llama and llama.cpp's "normal" mode (the converter permutes Q/K for
 // that), or halves (i, i + d/2) as in GPT-NeoX, Hugging Face and Qwen2.

@@ -49,9 +49,11 @@ void bind_block_pool(py::module_& testing) {
         .def("is_cached", [](ManagerWithCache& m, int32_t b) { return m.kv->pool().is_cached(b); })
         // block contents: one float per position (1 layer, 1 head, head_dim 1)
         .def("write", [](ManagerWithCache& m, int32_t block, int64_t slot, float v) {
-            *(float*)m.cache->slot(block, 0, 0, slot, 0) = v;
+            m.cache->write(block, 0, 0, slot, &v, &v);
         })
-        .def("read", [](ManagerWithCache& m, int32_t block, int64_t slot) { return *(float*)m.cache->slot(block, 0, 0, slot, 0); })
+        .def("read", [](ManagerWithCache& m, int32_t block, int64_t slot) {
+            return ((const float*)m.cache->block_data(block, 0, 0, 0))[slot];  // head_dim 1: key slot at slot
+        })
         .def_property_readonly("n_free", [](ManagerWithCache& m) { return m.kv->pool().n_free(); })
         .def_property_readonly("n_used", [](ManagerWithCache& m) { return m.kv->pool().n_used(); });
 }

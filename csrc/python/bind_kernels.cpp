@@ -313,21 +313,21 @@ void bind_kernels(py::module_& m, py::module_& testing) {
         table(name).scaled_softmax(out.mutable_data(), x.size(), scale);
         return out;
     }, "softmax(scale * x) (x is not modified).");
-    testing.def("kernel_dots", [](const std::string& name, const carray<float>& q, py::array k, int64_t n) {
-        // k: [n, hd] float32 or float16 bits (uint16)
-        py::array_t<float> out(n);
+    testing.def("kernel_scores", [](const std::string& name, const carray<float>& q, py::array kt) {
+        // kt: [hd, kBlockKeys] float32 or float16 bits (uint16), dimension-major
+        py::array_t<float> out(kBlockKeys);
         const int64_t hd = q.size();
-        if (py::isinstance<py::array_t<uint16_t>>(k)) {
-            const carray<uint16_t> kk(k);
-            check_same(kk.size(), n * hd, "kernel_dots");
-            table(name).dots_f16(q.data(), kk.data(), n, hd, out.mutable_data());
+        if (py::isinstance<py::array_t<uint16_t>>(kt)) {
+            const carray<uint16_t> kk(kt);
+            check_same(kk.size(), hd * kBlockKeys, "kernel_scores");
+            table(name).scores_f16(q.data(), kk.data(), hd, out.mutable_data());
         } else {
-            const carray<float> kk(k);
-            check_same(kk.size(), n * hd, "kernel_dots");
-            table(name).dots_f32(q.data(), kk.data(), n, hd, out.mutable_data());
+            const carray<float> kk(kt);
+            check_same(kk.size(), hd * kBlockKeys, "kernel_scores");
+            table(name).scores_f32(q.data(), kk.data(), hd, out.mutable_data());
         }
         return out;
-    }, "scores of q against n cached keys (float32, or float16 bits as uint16)");
+    }, "scores of q against one block of 16 keys stored dimension-major ([hd, 16]; float32, or float16 bits as uint16)");
     testing.def("kernel_accumulate", [](const std::string& name, const carray<float>& w, py::array v,
                                         const carray<float>& out0) {
         const int64_t n = w.size(), hd = out0.size();
@@ -344,6 +344,18 @@ void bind_kernels(py::module_& m, py::module_& testing) {
         }
         return out;
     }, "out0 + sum_j w[j] * v[j] over n cached values (float32, or float16 bits as uint16)");
+    testing.def("kernel_f16_to_f32_row", [](const std::string& name, const carray<uint16_t>& x) {
+        py::array_t<float> out(x.size());
+        table(name).f16_to_f32_row(x.data(), out.mutable_data(), x.size());
+        return out;
+    }, "float16 bits (uint16) -> float32.");
+    testing.def("kernel_silu_mul", [](const std::string& name, const carray<float>& gate, const carray<float>& up) {
+        check_same(gate.size(), up.size(), "kernel_silu_mul");
+        py::array_t<float> out(gate.size());
+        std::copy(gate.data(), gate.data() + gate.size(), out.mutable_data());
+        table(name).silu_mul(out.mutable_data(), up.data(), gate.size());
+        return out;
+    }, "silu(gate) * up (gate is not modified).");
     testing.def("kernel_f32_to_f16_row", [](const std::string& name, const carray<float>& x) {
         py::array_t<uint16_t> out(x.size());
         table(name).f32_to_f16_row(x.data(), out.mutable_data(), x.size());
