@@ -1,0 +1,98 @@
+"""POST /v1/chat/completions: the conversation rendered with the model's
+own chat template, one engine request (n completions fork its prompt), the
+answer as one JSON body or as Server-Sent Events."""
+
+from __future__ import annotations
+
+import time
+from typing import AsyncIterator, Dict, List
+
+from fastapi.responses import JSONResponse, Response, StreamingResponse
+from starlette.requests import Request
+
+from ..outputs import Logprob
+from .async_engine import RequestStream
+from .protocol import ChatCompletionRequest
+from .requests import merged, until_done_or_gone
+from .shapes import Gathered, error_body, sse, top_entries, usage
+from .state import ServerState
+
+
+async def create_chat_completion(state: ServerState, req: ChatCompletionRequest, raw: Request) -> Response:
+    params = req.sampling_params()
+    text = state.render_chat(req.conversation(), req.add_generation_prompt, **(req.chat_template_kwargs or {}))
+    ids = state.tokenize(text, add_special=False)  # the template writes BOS if it wants one
+    request_id = state.new_request_id("chatcmpl")
+    stream = await state.submit(request_id, {"prompt": text, "prompt_token_ids": ids}, params)
+    created = int(time.time())
+    if req.stream:
+        return StreamingResponse(_chunks(state, req, request_id, created, stream), media_type="text/event-stream")
+
+    async def gather():
+        g = Gathered()
+        async for _, out in merged([stream]):
+            g.add(out)
+        return g
+
+    finished, g = await until_done_or_gone(raw, gather())
+    if not finished:
+        return Response(status_code=499)  # nobody is listening
+    choices = []
+    for i in sorted(g.choices):
+        c = g.choices[i]
+        choices.append({"index": i, "message": {"role": "assistant", "content": c.text},
+                        "logprobs": _logprobs(state, c.token_ids, c.logprobs, req.top_logprobs or 0) if req.logprobs else None,
+                        "finish_reason": c.finish_reason, "stop_reason": c.stop_reason})
+    return JSONResponse({"id": request_id, "object": "chat.completion", "created": created,
+                         "model": state.served_model_name, "choices": choices,
+                         "usage": usage(g.prompt_tokens, g.completion_tokens, g.cached_tokens)})
+
+
+async def _chunks(state: ServerState, req: ChatCompletionRequest, request_id: str, created: int,
+                  stream: RequestStream) -> AsyncIterator[str]:
+    def chunk(choices: List[dict], with_usage=None) -> str:
+        body = {"id": request_id, "object": "chat.completion.chunk", "created": created,
+                "model": state.served_model_name, "choices": choices}
+        if req.include_usage:
+            body["usage"] = with_usage
+        return sse(body)
+
+    g = Gathered()
+    done = set()
+    try:
+        for i in range(req.n):
+            yield chunk([{"index": i, "delta": {"role": "assistant", "content": ""}, "logprobs": None,
+                          "finish_reason": None}])
+        async for _, out in merged([stream]):
+            g.add(out)
+            for c in out.outputs:
+                if c.index in done or (not c.text and not c.token_ids and c.finish_reason is None):
+                    continue
+                choice = {"index": c.index, "delta": {"content": c.text} if c.text else {},
+                          "logprobs": None, "finish_reason": c.finish_reason}
+                if req.logprobs and c.token_ids:
+                    choice["logprobs"] = _logprobs(state, c.token_ids, c.logprobs, req.top_logprobs or 0)
+                if c.finish_reason is not None:
+                    choice["stop_reason"] = c.stop_reason
+                    done.add(c.index)
+                yield chunk([choice])
+        if req.include_usage:
+            yield chunk([], usage(g.prompt_tokens, g.completion_tokens, g.cached_tokens))
+    except Exception as e:  # the engine failed mid-stream: say so in the stream
+        yield sse(error_body(str(e), "internal_server_error", None, 500))
+    yield sse("[DONE]")
+
+
+def _logprobs(state: ServerState, token_ids: List[int], logprobs: List[Dict[int, Logprob]], k: int) -> dict:
+    """OpenAI's chat logprobs: {"content": [{token, logprob, bytes, top_logprobs}]}."""
+    content = []
+    for tid, alts in zip(token_ids, logprobs):
+        content.append({"token": state.token_text(tid), "logprob": _finite(alts[tid].logprob),
+                        "bytes": list(state.token_bytes(tid)),
+                        "top_logprobs": [{"token": state.token_text(t), "logprob": _finite(lp.logprob),
+                                          "bytes": list(state.token_bytes(t))} for t, lp in top_entries(alts, k)]})
+    return {"content": content}
+
+
+def _finite(x: float) -> float:
+    return max(x, -9999.0)  # JSON has no -inf (vLLM clamps the same way)

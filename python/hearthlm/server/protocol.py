@@ -1,0 +1,183 @@
+"""The OpenAI request bodies the server accepts (pydantic models, as vLLM's
+protocol.py), and how each becomes the engine's SamplingParams.
+
+Unknown fields are ignored, as vLLM does; a known field with a bad value is
+a 400 that names it (BadRequest below)."""
+
+from __future__ import annotations
+
+from typing import Any, Dict, List, Literal, Optional, Union
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from ..sampling_params import SamplingParams
+
+
+class BadRequest(ValueError):
+    """A request the server refuses with 400; param names the field."""
+
+    def __init__(self, message: str, param: Optional[str] = None):
+        super().__init__(message)
+        self.param = param
+
+
+class _Body(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+
+
+class StreamOptions(_Body):
+    include_usage: bool = False
+
+
+class ResponseFormat(_Body):
+    type: Literal["text", "json_object", "json_schema"]
+    json_schema: Optional[Dict[str, Any]] = None
+
+
+class _SamplingFields(_Body):
+    model: Optional[str] = None
+    temperature: Optional[float] = None
+    top_p: Optional[float] = None
+    n: int = 1
+    stop: Union[str, List[str], None] = None
+    seed: Optional[int] = None
+    presence_penalty: Optional[float] = None
+    frequency_penalty: Optional[float] = None
+    stream: bool = False
+    stream_options: Optional[StreamOptions] = None
+    user: Optional[str] = None
+    response_format: Optional[ResponseFormat] = None
+    # vLLM's extensions
+    top_k: Optional[int] = None
+    min_p: Optional[float] = None
+    repetition_penalty: Optional[float] = None
+    ignore_eos: bool = False
+    stop_token_ids: Optional[List[int]] = None
+    include_stop_str_in_output: bool = False
+    skip_special_tokens: bool = True
+
+    def _sampling(self, max_tokens: Optional[int], logprobs: Optional[int]) -> SamplingParams:
+        if self.response_format is not None and self.response_format.type != "text":
+            raise BadRequest(f"response_format of type {self.response_format.type!r} is not supported yet",
+                             "response_format")
+        if self.stream_options is not None and not self.stream:
+            raise BadRequest("stream_options is only allowed with stream=true", "stream_options")
+        if self.n < 1:
+            raise BadRequest(f"n must be at least 1, got {self.n}", "n")
+        if max_tokens is not None and max_tokens < 1:
+            raise BadRequest(f"max_tokens must be at least 1, got {max_tokens}", "max_tokens")
+        seed = self.seed
+        if seed is not None:
+            seed %= 2 ** 64  # OpenAI's seeds may be negative
+        try:
+            return SamplingParams(
+                n=self.n,
+                temperature=1.0 if self.temperature is None else self.temperature,
+                top_p=1.0 if self.top_p is None else self.top_p,
+                top_k=-1 if self.top_k is None else self.top_k,
+                min_p=0.0 if self.min_p is None else self.min_p,
+                repetition_penalty=1.0 if self.repetition_penalty is None else self.repetition_penalty,
+                presence_penalty=self.presence_penalty or 0.0,
+                frequency_penalty=self.frequency_penalty or 0.0,
+                max_tokens=max_tokens, stop=self.stop, stop_token_ids=self.stop_token_ids,
+                include_stop_str_in_output=self.include_stop_str_in_output, ignore_eos=self.ignore_eos,
+                seed=seed, logprobs=logprobs, skip_special_tokens=self.skip_special_tokens)
+        except ValueError as e:
+            raise BadRequest(str(e), _param_of(str(e))) from None
+
+    @property
+    def include_usage(self) -> bool:
+        return self.stream_options is not None and self.stream_options.include_usage
+
+
+class ChatMessage(_Body):
+    role: str
+    content: Union[str, List[Dict[str, Any]], None] = None
+    name: Optional[str] = None
+
+
+class ChatCompletionRequest(_SamplingFields):
+    messages: List[ChatMessage] = Field(min_length=1)
+    max_tokens: Optional[int] = None
+    max_completion_tokens: Optional[int] = None
+    logprobs: bool = False
+    top_logprobs: Optional[int] = None
+    # vLLM's extensions
+    add_generation_prompt: bool = True
+    chat_template_kwargs: Optional[Dict[str, Any]] = None
+
+    def sampling_params(self) -> SamplingParams:
+        if self.top_logprobs is not None:
+            if not self.logprobs:
+                raise BadRequest("top_logprobs needs logprobs=true", "top_logprobs")
+            if not 0 <= self.top_logprobs <= 20:
+                raise BadRequest(f"top_logprobs must be in [0, 20], got {self.top_logprobs}", "top_logprobs")
+        max_tokens = self.max_completion_tokens if self.max_completion_tokens is not None else self.max_tokens
+        return self._sampling(max_tokens, (self.top_logprobs or 0) if self.logprobs else None)
+
+    def conversation(self) -> List[dict]:
+        """The messages as the chat template takes them (text parts joined)."""
+        out = []
+        for i, m in enumerate(self.messages):
+            content = m.content
+            if isinstance(content, list):
+                texts = []
+                for part in content:
+                    if part.get("type") != "text" or not isinstance(part.get("text"), str):
+                        raise BadRequest(f"messages[{i}].content: only text parts are supported, got "
+                                         f"{part.get('type')!r}", "messages")
+                    texts.append(part["text"])
+                content = "".join(texts)
+            msg = {"role": m.role, "content": content if content is not None else ""}
+            if m.name is not None:
+                msg["name"] = m.name
+            out.append(msg)
+        return out
+
+
+class CompletionRequest(_SamplingFields):
+    prompt: Union[str, List[str], List[int], List[List[int]]]
+    max_tokens: Optional[int] = 16
+    logprobs: Optional[int] = None
+    echo: bool = False
+    suffix: Optional[str] = None
+
+    def sampling_params(self) -> SamplingParams:
+        if self.suffix:
+            raise BadRequest("suffix is not supported", "suffix")
+        if self.logprobs is not None and not 0 <= self.logprobs <= 20:
+            raise BadRequest(f"logprobs must be in [0, 20], got {self.logprobs}", "logprobs")
+        return self._sampling(self.max_tokens, self.logprobs)
+
+    def prompts(self) -> List[Union[str, List[int]]]:
+        p = self.prompt
+        if isinstance(p, str):
+            return [p]
+        if not p:
+            raise BadRequest("prompt is empty", "prompt")
+        if all(isinstance(t, int) for t in p):
+            return [list(p)]
+        return list(p)
+
+
+class TokenizeRequest(_Body):
+    model: Optional[str] = None
+    prompt: Optional[str] = None
+    messages: Optional[List[ChatMessage]] = None
+    add_special_tokens: bool = True
+    add_generation_prompt: bool = True
+
+
+class DetokenizeRequest(_Body):
+    model: Optional[str] = None
+    tokens: List[int]
+
+
+_PARAMS = {"n", "temperature", "top_p", "top_k", "min_p", "repetition_penalty", "presence_penalty",
+           "frequency_penalty", "max_tokens", "stop", "stop_token_ids", "seed", "logprobs", "ignore_eos"}
+
+
+def _param_of(message: str) -> Optional[str]:
+    """The field a SamplingParams error message starts with, if it is one."""
+    first = message.split(" ", 1)[0].strip(":'\"")
+    return first if first in _PARAMS else None

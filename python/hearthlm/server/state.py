@@ -1,0 +1,90 @@
+"""What every endpoint of one server shares: the model's facts, the engine
+thread, the metrics and the limits."""
+
+from __future__ import annotations
+
+import itertools
+import time
+import uuid
+from dataclasses import dataclass, field
+from typing import Dict, List, Optional, Union
+
+from ..chat_template import render_chat_template, special_tokens_for, template_from_metadata
+from ..engine import LLMEngine, encode
+from ..errors import HearthError
+from ..sampling_params import SamplingParams
+from .async_engine import AsyncEngine, RequestStream
+from .metrics import ServerMetrics
+from .protocol import BadRequest
+
+
+class ServerBusy(RuntimeError):
+    """The waiting queue is full (503)."""
+
+
+@dataclass
+class ServerState:
+    engine: LLMEngine
+    served_model_name: str
+    api_key: Optional[str] = None
+    max_waiting: Optional[int] = None  # requests waiting at once before 503
+    created: int = field(default_factory=lambda: int(time.time()))
+
+    def __post_init__(self):
+        self.metrics = ServerMetrics(self._snapshot, self.served_model_name)
+        self.async_engine = AsyncEngine(self.engine, on_output=self.metrics.observe, on_abort=self.metrics.forget)
+        self.tokenizer = self.engine.get_tokenizer()
+        self.metadata = self.engine._model.metadata()
+        self.chat_template = template_from_metadata(self.metadata)
+        self._special = special_tokens_for(self.metadata)
+        self._token_bytes: Dict[int, bytes] = {}
+        self._ids = itertools.count()
+
+    def _snapshot(self) -> dict:
+        return self.async_engine.snapshot()
+
+    @property
+    def n_ctx(self) -> int:
+        return self.engine.n_ctx
+
+    # --- text --------------------------------------------------------------------
+    def render_chat(self, conversation: List[dict], add_generation_prompt: bool = True, **kwargs) -> str:
+        if not self.chat_template:
+            raise BadRequest("the model has no chat template (tokenizer.chat_template): use /v1/completions",
+                             "messages")
+        return render_chat_template(self.chat_template, conversation, add_generation_prompt=add_generation_prompt,
+                                    **{**self._special, **kwargs})
+
+    def tokenize(self, text: str, add_special: bool = True) -> List[int]:
+        return encode(self.tokenizer, text, add_special, True)
+
+    def detokenize(self, ids: List[int]) -> str:
+        return self.tokenizer.decode([int(t) for t in ids], False).decode("utf-8", errors="replace")
+
+    def token_bytes(self, token_id: int) -> bytes:
+        b = self._token_bytes.get(token_id)
+        if b is None:
+            b = self.tokenizer.decode([token_id], True)
+            self._token_bytes[token_id] = b
+        return b
+
+    def token_text(self, token_id: int) -> str:
+        return self.token_bytes(token_id).decode("utf-8", errors="replace")
+
+    # --- requests ----------------------------------------------------------------
+    def new_request_id(self, prefix: str) -> str:
+        return f"{prefix}-{uuid.uuid4().hex}"
+
+    async def submit(self, request_id: str, prompt: Union[str, List[int], dict],
+                     params: SamplingParams) -> RequestStream:
+        """Hands one prompt to the engine; a prompt it refuses (too long for
+        the context, ...) is a BadRequest naming param 'prompt'/'messages'."""
+        waiting = self.async_engine.snapshot()["num_requests_waiting"]
+        if self.max_waiting is not None and waiting >= self.max_waiting:
+            raise ServerBusy(f"the server is busy: {waiting} requests are waiting (--max-waiting {self.max_waiting})")
+        if isinstance(prompt, list) and any(not 0 <= t < self.engine._model.n_vocab for t in prompt):
+            raise BadRequest(f"prompt: token ids must be in [0, {self.engine._model.n_vocab})", "prompt")
+        try:
+            return await self.async_engine.add(request_id, prompt, params)
+        except HearthError as e:
+            raise BadRequest(str(e), "prompt") from None

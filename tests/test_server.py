@@ -1,0 +1,349 @@
+"""hearth-server against the official openai client, on the real SmolLM2
+file, tested the way vLLM tests its server: a real process on a free port,
+real HTTP, the client's own parsing."""
+
+from __future__ import annotations
+
+import json
+import re
+import threading
+import time
+import urllib.error
+import urllib.request
+from concurrent.futures import ThreadPoolExecutor
+
+import pytest
+
+openai = pytest.importorskip("openai", reason="the server tests need the openai client (pip install '.[test]')")
+pytest.importorskip("fastapi", reason="the server needs its extra (pip install '.[server]')")
+
+from helpers.server_process import ServerProcess  # noqa: E402
+
+QUESTION = [{"role": "user", "content": "What is the capital of France?"}]
+
+
+@pytest.fixture(scope="module")
+def server(smollm2_gguf):
+    s = ServerProcess(["-m", str(smollm2_gguf), "-t", "2", "-c", "2048", "--max-num-seqs", "16"])
+    yield s
+    assert s.stop() == 0, "".join(s.log)[-2000:]
+
+
+@pytest.fixture(scope="module")
+def client(server):
+    return openai.OpenAI(base_url=server.api, api_key="unused", max_retries=0, timeout=120)
+
+
+@pytest.fixture(scope="module")
+def model_name(client):
+    return client.models.list().data[0].id
+
+
+def http(server, method, path, body=None, headers=None, raw: bytes = None):
+    """(status, parsed JSON or text) of one request, errors included."""
+    data = raw if raw is not None else (json.dumps(body).encode() if body is not None else None)
+    req = urllib.request.Request(server.url + path, data=data, method=method,
+                                 headers={"Content-Type": "application/json", **(headers or {})})
+    try:
+        with urllib.request.urlopen(req, timeout=120) as r:
+            status, text = r.status, r.read().decode()
+    except urllib.error.HTTPError as e:
+        status, text = e.code, e.read().decode()
+    try:
+        return status, json.loads(text)
+    except json.JSONDecodeError:
+        return status, text
+
+
+def metric(server, name: str) -> float:
+    _, text = http(server, "GET", "/metrics")
+    m = re.search(rf"^hearth:{name}(?:{{[^}}]*}})? (\S+)$", text, re.M)
+    assert m, f"hearth:{name} missing from /metrics"
+    return float(m.group(1))
+
+
+def wait_idle(server, timeout=30.0):
+    """Running and waiting back to 0 and every KV block back in the pool."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if (metric(server, "num_requests_running") == 0 and metric(server, "num_requests_waiting") == 0
+                and metric(server, "kv_blocks_used") == 0):
+            return
+        time.sleep(0.1)
+    raise AssertionError("the server did not come back to idle: a leaked request or KV block")
+
+
+# ------------------------------------------------------------ the seed's example --
+
+def test_the_two_turn_example_works_with_the_official_client(server, model_name):
+    client = openai.OpenAI(base_url=server.api, api_key="none")
+    messages = [{"role": "user", "content": "What is the capital of France?"}]
+    first = client.chat.completions.create(model=model_name, messages=messages, max_tokens=48, temperature=0)
+    answer = first.choices[0].message.content
+    assert answer and first.choices[0].message.role == "assistant"
+    messages += [{"role": "assistant", "content": answer}, {"role": "user", "content": "And of Italy?"}]
+    text = ""
+    for chunk in client.chat.completions.create(model=model_name, messages=messages, max_tokens=48,
+                                                temperature=0, stream=True):
+        if chunk.choices and chunk.choices[0].delta.content:
+            text += chunk.choices[0].delta.content
+    assert text
+    wait_idle(server)
+
+
+def test_startup_line_names_address_model_and_kernels(server):
+    line = server.startup_line
+    assert "SmolLM2-135M-Instruct" in line and "http://127.0.0.1:" in line
+    assert re.search(r"kernels (scalar|avx2|avx512)", line)
+
+
+# ------------------------------------------------------------------- content --
+
+def test_usage_counts_are_exact(server, client, model_name):
+    r = client.chat.completions.create(model=model_name, messages=QUESTION, max_tokens=20, temperature=0,
+                                       logprobs=True)
+    status, tok = http(server, "POST", "/tokenize", {"messages": QUESTION})
+    assert status == 200
+    assert r.usage.prompt_tokens == tok["count"]
+    assert r.usage.completion_tokens == len(r.choices[0].logprobs.content)
+    assert r.usage.total_tokens == r.usage.prompt_tokens + r.usage.completion_tokens
+
+
+def test_streamed_text_equals_non_streamed_text_for_the_same_seed(client, model_name):
+    kw = dict(model=model_name, messages=QUESTION, max_tokens=40, temperature=1.0, seed=1234)
+    whole = client.chat.completions.create(**kw).choices[0].message.content
+    pieces, finishes = [], []
+    for chunk in client.chat.completions.create(stream=True, **kw):
+        for c in chunk.choices:
+            if c.delta.content:
+                pieces.append(c.delta.content)
+            if c.finish_reason is not None:
+                finishes.append(c.finish_reason)
+    assert "".join(pieces) == whole
+    assert len(finishes) == 1  # finish_reason exactly once
+
+
+def test_include_usage_gives_a_final_usage_chunk(client, model_name):
+    chunks = list(client.chat.completions.create(model=model_name, messages=QUESTION, max_tokens=10, temperature=0,
+                                                 stream=True, stream_options={"include_usage": True}))
+    assert chunks[-1].choices == [] and chunks[-1].usage.completion_tokens == 10
+    assert all(c.usage is None for c in chunks[:-1])
+
+
+def test_streamed_logprobs_add_up_to_the_text(client, model_name):
+    text, tokens = "", []
+    for chunk in client.chat.completions.create(model=model_name, messages=QUESTION, max_tokens=30, temperature=0,
+                                                stream=True, logprobs=True, top_logprobs=3):
+        for c in chunk.choices:
+            text += c.delta.content or ""
+            if c.logprobs:
+                for entry in c.logprobs.content:
+                    tokens.append(entry.token)
+                    assert len(entry.top_logprobs) == 3
+                    assert entry.top_logprobs[0].logprob >= entry.logprob - 1e-6
+    assert "".join(tokens) == text
+
+
+def test_n_3_gives_three_choices(client, model_name):
+    r = client.chat.completions.create(model=model_name, messages=QUESTION, max_tokens=12, temperature=1.0,
+                                       seed=5, n=3)
+    assert sorted(c.index for c in r.choices) == [0, 1, 2]
+    counted = client.chat.completions.create(model=model_name, messages=QUESTION, max_tokens=12, temperature=1.0,
+                                             seed=5, n=3, logprobs=True)
+    assert counted.usage.completion_tokens == sum(len(c.logprobs.content) for c in counted.choices)
+    streamed = {0: "", 1: "", 2: ""}
+    finishes = {0: 0, 1: 0, 2: 0}
+    for chunk in client.chat.completions.create(model=model_name, messages=QUESTION, max_tokens=12,
+                                                temperature=1.0, seed=5, n=3, stream=True):
+        for c in chunk.choices:
+            streamed[c.index] += c.delta.content or ""
+            finishes[c.index] += c.finish_reason is not None
+    assert streamed == {c.index: c.message.content for c in r.choices}
+    assert finishes == {0: 1, 1: 1, 2: 1}
+
+
+def test_a_stop_string_split_across_tokens_never_reaches_a_delta(client, model_name):
+    kw = dict(model=model_name, prompt="The capital of France is", max_tokens=30, temperature=0)
+    r = client.completions.create(logprobs=0, **kw)
+    tokens = r.choices[0].logprobs.tokens
+    # a stop string that starts inside one token and ends inside the next
+    i = next(i for i in range(1, len(tokens) - 1) if len(tokens[i].strip()) >= 2 and len(tokens[i + 1]) >= 1)
+    stop = tokens[i][1:] + tokens[i + 1][:1]
+    assert stop.strip()
+    text = "".join(tokens)
+    want = text[:text.index(stop)]
+    deltas = [c.choices[0].text for c in client.completions.create(stream=True, stop=[stop], **kw) if c.choices]
+    assert "".join(deltas) == want
+    assert not any(stop in d for d in deltas)
+    done = client.completions.create(stop=[stop], **kw).choices[0]
+    assert done.text == want and done.finish_reason == "stop"
+
+
+def test_completions_echo_logprobs_and_several_prompts(client, model_name):
+    r = client.completions.create(model=model_name, prompt=["The capital of France is", "One, two, three,"],
+                                  max_tokens=5, temperature=0, n=2, echo=True)
+    assert sorted(c.index for c in r.choices) == [0, 1, 2, 3]
+    by_index = {c.index: c.text for c in r.choices}
+    assert by_index[0].startswith("The capital of France is") and by_index[2].startswith("One, two, three,")
+    assert by_index[0] == by_index[1]  # greedy: both completions agree
+    lp = client.completions.create(model=model_name, prompt="The capital of France is", max_tokens=6,
+                                   temperature=0, logprobs=2).choices[0]
+    assert "".join(lp.logprobs.tokens) == lp.text
+    assert lp.logprobs.text_offset == [sum(len(t) for t in lp.logprobs.tokens[:i]) for i in range(6)]
+    assert all(len(t) == 2 for t in lp.logprobs.top_logprobs)
+
+
+def test_tokenize_and_detokenize_round_trip(server):
+    status, tok = http(server, "POST", "/tokenize", {"prompt": "Hello, world!"})
+    assert status == 200 and tok["count"] == len(tok["tokens"]) and tok["max_model_len"] == 2048
+    status, text = http(server, "POST", "/detokenize", {"tokens": tok["tokens"]})
+    assert status == 200 and text["prompt"].endswith("Hello, world!")
+
+
+def test_the_chat_page_is_served_at_the_root(server):
+    req = urllib.request.Request(server.url + "/")
+    with urllib.request.urlopen(req, timeout=30) as r:
+        assert r.status == 200 and r.headers["content-type"].startswith("text/html")
+        page = r.read().decode()
+    assert "hearth chat" in page
+    assert not re.search(r'(src|href)="(https?:)?//', page)  # offline: nothing fetched from elsewhere
+
+
+def test_health_models_and_metrics(server, model_name):
+    assert http(server, "GET", "/health")[0] == 200
+    status, models = http(server, "GET", "/v1/models")
+    assert status == 200 and models["data"][0]["id"] == model_name and models["data"][0]["max_model_len"] == 2048
+    _, text = http(server, "GET", "/metrics")
+    for name in ("num_requests_running", "num_requests_waiting", "kv_cache_usage_perc", "prefix_cache_queries_total",
+                 "prefix_cache_hits_total", "prompt_tokens_total", "generation_tokens_total",
+                 "request_success_total", "time_to_first_token_seconds_bucket",
+                 "inter_token_latency_seconds_bucket", "e2e_request_latency_seconds_bucket",
+                 "request_queue_time_seconds_bucket"):
+        assert f"hearth:{name}" in text, name
+
+
+# -------------------------------------------------------------------- errors --
+
+@pytest.mark.parametrize("body, param", [
+    ({"temperature": -1}, "temperature"),
+    ({"top_p": 0}, "top_p"),
+    ({"max_tokens": 0}, "max_tokens"),
+    ({"n": 0}, "n"),
+    ({"presence_penalty": 5}, "presence_penalty"),
+    ({"top_logprobs": 3}, "top_logprobs"),
+    ({"temperature": "hot"}, "temperature"),
+    ({"messages": []}, "messages"),
+    ({"messages": "hello"}, "messages"),
+    ({"stop": 5}, "stop"),
+    ({"stream_options": {"include_usage": True}}, "stream_options"),
+])
+def test_a_bad_parameter_is_a_400_naming_it(server, model_name, body, param):
+    status, err = http(server, "POST", "/v1/chat/completions",
+                       {"model": model_name, "messages": QUESTION, "max_tokens": 4, **body})
+    assert status == 400, err
+    assert err["error"]["param"] == param and param in err["error"]["message"]
+
+
+def test_malformed_bodies_are_400_never_500(server):
+    for raw in (b"{not json", b"[]", b"", b'{"messages": [{"content": "no role"}]}', b'{"prompt": null}'):
+        for path in ("/v1/chat/completions", "/v1/completions"):
+            status, err = http(server, "POST", path, raw=raw)
+            assert status == 400, (path, raw, err)
+            assert err["error"]["type"] == "invalid_request_error"
+
+
+def test_a_prompt_over_the_context_is_a_400(client, model_name):
+    with pytest.raises(openai.BadRequestError) as e:
+        client.completions.create(model=model_name, prompt="hello " * 3000, max_tokens=4)
+    assert "context" in str(e.value)
+    with pytest.raises(openai.BadRequestError):
+        client.chat.completions.create(model=model_name, messages=[{"role": "user", "content": "hello " * 3000}])
+
+
+def test_an_unknown_model_is_a_404(client):
+    with pytest.raises(openai.NotFoundError) as e:
+        client.chat.completions.create(model="gpt-9", messages=QUESTION, max_tokens=4)
+    assert e.value.body["param"] == "model" or "gpt-9" in str(e.value)
+
+
+def test_api_key_body_limit_and_busy_queue(smollm2_gguf, model_name):
+    s = ServerProcess(["-m", str(smollm2_gguf), "-t", "1", "-c", "256", "--api-key", "sesame",
+                       "--max-body-bytes", "2000"])
+    try:
+        status, err = http(s, "POST", "/v1/chat/completions", {"messages": QUESTION, "max_tokens": 2})
+        assert status == 401 and err["error"]["type"] == "authentication_error"
+        with pytest.raises(openai.AuthenticationError):
+            openai.OpenAI(base_url=s.api, api_key="wrong", max_retries=0).models.list()
+        ok = openai.OpenAI(base_url=s.api, api_key="sesame", max_retries=0)
+        assert ok.chat.completions.create(model=ok.models.list().data[0].id, messages=QUESTION,
+                                          max_tokens=2).choices[0].finish_reason == "length"
+        status, err = http(s, "POST", "/v1/completions", {"prompt": "x" * 5000}, {"Authorization": "Bearer sesame"})
+        assert status == 413 and "2000 bytes" in err["error"]["message"]
+        assert http(s, "GET", "/health")[0] == 200  # no key needed outside /v1
+    finally:
+        assert s.stop() == 0
+
+
+def test_a_full_waiting_queue_is_a_503(smollm2_gguf):
+    from starlette.testclient import TestClient
+
+    from hearthlm import LLMEngine
+    from hearthlm.server import create_app
+
+    app = create_app(LLMEngine(str(smollm2_gguf), n_threads=1, n_ctx=256), "m", max_waiting=0)
+    with TestClient(app) as c:
+        r = c.post("/v1/completions", json={"prompt": "hi", "max_tokens": 2})
+    assert r.status_code == 503 and "busy" in r.json()["error"]["message"]
+
+
+# ---------------------------------------------------- the engine underneath --
+
+def test_a_client_that_disconnects_mid_stream_frees_its_blocks(server, model_name):
+    wait_idle(server)
+    body = json.dumps({"model": model_name, "prompt": "Once upon a time", "max_tokens": 1500,
+                       "ignore_eos": True, "stream": True}).encode()
+    req = urllib.request.Request(server.url + "/v1/completions", data=body,
+                                 headers={"Content-Type": "application/json"})
+    resp = urllib.request.urlopen(req, timeout=60)
+    for _ in range(5):
+        assert resp.readline() is not None
+    assert metric(server, "num_requests_running") == 1 and metric(server, "kv_blocks_used") > 0
+    resp.close()  # the client goes away
+    wait_idle(server, timeout=20)
+
+
+def test_batch_invariance_over_http(client, model_name):
+    greedy = dict(model=model_name, prompt="The three primary colours are", max_tokens=24, temperature=0)
+    seeded = dict(model=model_name, prompt="Write a word:", max_tokens=24, temperature=1.0, seed=99)
+    alone_greedy = client.completions.create(**greedy).choices[0].text
+    alone_seeded = client.completions.create(**seeded).choices[0].text
+
+    def other(i):
+        return client.completions.create(model=model_name, prompt=f"Story number {i}: " + "once " * (i * 7),
+                                         max_tokens=20 + i, temperature=0.7, seed=i).choices[0].text
+
+    with ThreadPoolExecutor(16) as pool:
+        others = [pool.submit(other, i) for i in range(14)]
+        g = pool.submit(lambda: client.completions.create(**greedy).choices[0].text)
+        s = pool.submit(lambda: client.completions.create(**seeded).choices[0].text)
+        assert g.result() == alone_greedy
+        assert s.result() == alone_seeded
+        for f in others:
+            f.result()
+
+
+def test_prefix_cache_over_http(server, client, model_name):
+    system = {"role": "system", "content": "You are a terse assistant. " + "Answer in one word. " * 40}
+    first = client.chat.completions.create(model=model_name, messages=[system, QUESTION[0]], max_tokens=2)
+    second = client.chat.completions.create(model=model_name,
+                                            messages=[system, {"role": "user", "content": "And Spain?"}],
+                                            max_tokens=2)
+    assert first.usage.prompt_tokens > 200
+    assert second.usage.prompt_tokens_details.cached_tokens >= 192  # the shared full blocks
+    assert metric(server, "prefix_cache_hits_total") >= second.usage.prompt_tokens_details.cached_tokens
+
+
+def test_ctrl_c_stops_the_server_cleanly(smollm2_gguf):
+    s = ServerProcess(["-m", str(smollm2_gguf), "-t", "1", "-c", "256"])
+    assert http(s, "GET", "/health")[0] == 200
+    assert s.stop() == 0
