@@ -347,3 +347,55 @@ def test_ctrl_c_stops_the_server_cleanly(smollm2_gguf):
     s = ServerProcess(["-m", str(smollm2_gguf), "-t", "1", "-c", "256"])
     assert http(s, "GET", "/health")[0] == 200
     assert s.stop() == 0
+
+
+# --------------------------------------------------------- structured output --
+
+SCHEMAS = json.loads((__import__("pathlib").Path(__file__).parent / "data" / "json_schemas.json").read_text())
+
+
+def test_json_schema_outputs_always_parse_and_validate(client, model_name):
+    jsonschema = pytest.importorskip("jsonschema")
+
+    def ask(name, seed):
+        r = client.chat.completions.create(
+            model=model_name, temperature=1.0, seed=seed, max_tokens=400,
+            messages=[{"role": "user", "content": f"Give me one {name.replace('_', ' ')} as JSON."}],
+            response_format={"type": "json_schema", "json_schema": {"name": name, "schema": SCHEMAS[name],
+                                                                    "strict": True}})
+        return name, r.choices[0]
+
+    with ThreadPoolExecutor(8) as pool:
+        results = list(pool.map(lambda a: ask(*a), [(name, seed) for name in SCHEMAS for seed in range(10)]))
+    assert len(results) == 50
+    for name, choice in results:
+        assert choice.finish_reason == "stop", (name, choice.message.content)
+        jsonschema.validate(json.loads(choice.message.content), SCHEMAS[name])
+
+
+def test_json_object_and_vllm_structured_outputs(client, model_name):
+    r = client.chat.completions.create(model=model_name, messages=QUESTION, temperature=1.0, seed=2, max_tokens=300,
+                                       response_format={"type": "json_object"})
+    assert isinstance(json.loads(r.choices[0].message.content), dict)
+    r = client.completions.create(model=model_name, prompt="Is the sky green?", max_tokens=10, temperature=1.0,
+                                  seed=4, extra_body={"structured_outputs": {"choice": ["yes", "no"]}})
+    assert r.choices[0].text in ("yes", "no")
+    streamed = "".join(c.choices[0].text for c in client.completions.create(
+        model=model_name, prompt="Phone:", max_tokens=20, temperature=1.0, seed=4, stream=True,
+        extra_body={"structured_outputs": {"regex": r"[0-9]{3}-[0-9]{4}"}}) if c.choices)
+    assert re.fullmatch(r"[0-9]{3}-[0-9]{4}", streamed)
+
+
+@pytest.mark.parametrize("body, param", [
+    ({"response_format": {"type": "json_schema", "json_schema": {"name": "x", "schema": {"type": "nonsense"}}}},
+     "response_format"),
+    ({"response_format": {"type": "json_schema", "json_schema": {"name": "x"}}}, "response_format"),
+    ({"response_format": {"type": "yaml"}}, "response_format"),
+    ({"response_format": {"type": "json_object"}, "ignore_eos": True}, "ignore_eos"),
+    ({"structured_outputs": {"regex": "a", "choice": ["b"]}}, "structured_outputs"),
+])
+def test_a_bad_response_format_is_a_400_naming_it(server, model_name, body, param):
+    status, err = http(server, "POST", "/v1/chat/completions",
+                       {"model": model_name, "messages": QUESTION, "max_tokens": 4, **body})
+    assert status == 400, err
+    assert err["error"]["param"] == param

@@ -109,6 +109,7 @@ void Engine::add_request(const std::string& id, std::vector<int32_t> prompt, con
         for (int32_t e : tok_->vocab().end_of_generation) r->eos.push_back(e);
     }
     r->arrival_time = now();
+    if (p.generation.constrained) r->allowed.resize(p.generation.n);
     auto s = std::make_unique<Sequence>();
     s->tokens = r->prompt;
     if (!p.beam_search()) {
@@ -119,6 +120,20 @@ void Engine::add_request(const std::string& id, std::vector<int32_t> prompt, con
     r->seqs.push_back(std::move(s));
     sched_.add(r.get());
     requests_[id] = std::move(r);
+}
+
+void Engine::allow_tokens(const std::string& id, int index, std::vector<uint32_t> mask) {
+    const auto it = requests_.find(id);
+    if (it == requests_.end()) throw Error("allow_tokens: no running request '" + id + "'");
+    Request& r = *it->second;
+    HEARTH_CHECK(r.params.generation.constrained, "allow_tokens: request '" + id + "' is not constrained");
+    HEARTH_CHECK(index >= 0 && index < (int)r.allowed.size(), "allow_tokens: completion index out of range");
+    const size_t words = (size_t)((model_.n_vocab() + 31) / 32);
+    if (mask.size() != words) {
+        throw Error("allow_tokens: a mask of " + std::to_string(mask.size()) + " words, the vocabulary needs " +
+                    std::to_string(words));
+    }
+    r.allowed[index] = std::move(mask);
 }
 
 bool Engine::abort_request(const std::string& id) {
@@ -183,10 +198,21 @@ std::vector<RequestOutput> Engine::step() {
         }
         // the sampled sequences draw on the model's threads: each has its own
         // sampler and state, so the order of the draws changes nothing
+        std::vector<const uint32_t*> masks(draws.size(), nullptr);
+        for (size_t i = 0; i < draws.size(); i++) {
+            const Request& r = *draws[i].req;
+            if (!r.params.generation.constrained) continue;
+            const std::vector<uint32_t>& m = r.allowed[draws[i].seq->index];
+            HEARTH_CHECK(!m.empty(), "structured output: request '" + r.id + "' has no token mask for its next token");
+            masks[i] = m.data();
+        }
         std::vector<GeneratedToken> drawn(draws.size());
         model_.thread_pool().parallel_for((int64_t)draws.size(), [&](int64_t i) {
-            drawn[i] = draws[i].seq->completion->next(draws[i].logits, V);
+            drawn[i] = draws[i].seq->completion->next(draws[i].logits, V, masks[i]);
         });
+        for (size_t i = 0; i < draws.size(); i++) {
+            if (masks[i]) draws[i].req->allowed[draws[i].seq->index].clear();  // used up
+        }
         for (size_t i = 0; i < draws.size(); i++) record(*draws[i].req, *draws[i].seq, drawn[i], draws[i].logits);
         for (Request* r : touched) {
             if (r->beams && !r->finished()) {

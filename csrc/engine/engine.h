@@ -93,6 +93,10 @@ public:
     // that has news (new tokens, or finished). Finished requests are gone
     // after this.
     std::vector<RequestOutput> step();
+    // Structured output: the tokens completion `index` of a constrained
+    // request may take next (bit t % 32 of word t / 32 for token t). Each
+    // mask serves one token; the next step needs a new one.
+    void allow_tokens(const std::string& id, int index, std::vector<uint32_t> mask);
     // Drops a request and gives its blocks back at once; false when unknown.
     bool abort_request(const std::string& id);
     bool has_unfinished_requests() const { return !requests_.empty(); }

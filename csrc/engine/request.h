@@ -52,6 +52,9 @@ struct Request {
     int64_t num_cached_tokens = -1; // prompt tokens found in the prefix cache when first scheduled
     int64_t num_preemptions = 0;
     int64_t peak_kv_blocks = 0;     // KV blocks its sequences held at most (a shared block once)
+    // structured output: per completion index, the mask of the tokens its
+    // next token may be (one bit per token id), consumed by that token
+    std::vector<std::vector<uint32_t>> allowed;
 
     // seconds on the engine's clock
     double arrival_time = 0, first_scheduled_time = -1, first_token_time = -1, last_token_time = -1, finished_time = -1;

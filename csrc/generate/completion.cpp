@@ -1,6 +1,7 @@
 #include "generate/completion.h"
 
 #include <algorithm>
+#include <cmath>
 
 #include "base/error.h"
 
@@ -34,10 +35,19 @@ void Completion::finish(FinishReason r, GeneratedToken& out) {
     out.text += stops_.flush();
 }
 
-GeneratedToken Completion::next(const float* logits, int64_t n_vocab) {
+GeneratedToken Completion::next(const float* logits, int64_t n_vocab, const uint32_t* allowed) {
     HEARTH_CHECK(!finished(), "Completion::next after the completion finished");
     GeneratedToken out;
     work_.assign(logits, logits + n_vocab);
+    if (allowed) {
+        bool any = false;
+        for (int64_t t = 0; t < n_vocab; t++) {
+            const bool ok = (allowed[t >> 5] >> (t & 31)) & 1u;
+            if (!ok) work_[t] = -INFINITY;
+            any = any || ok;
+        }
+        HEARTH_CHECK(any, "structured output: the grammar allows no token here");
+    }
     out.id = sampler_.sample(work_.data(), n_vocab, prompt_, output_);
     if (p_.logprobs >= 0) {  // an O(n_vocab) pass: only when asked for
         out.logprob = log_prob(logits, n_vocab, out.id);

@@ -45,7 +45,8 @@ public:
 
     // The next token from this row of logits [n_vocab], which follows the
     // prompt and output so far. Call only while !finished().
-    GeneratedToken next(const float* logits, int64_t n_vocab);
+    // allowed (structured output): a bit per token id; the others cannot be drawn.
+    GeneratedToken next(const float* logits, int64_t n_vocab, const uint32_t* allowed = nullptr);
 
     bool finished() const { return reason_ != FinishReason::None; }
     FinishReason finish_reason() const { return reason_; }

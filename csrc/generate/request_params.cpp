@@ -32,6 +32,10 @@ void check_request_params(const RequestParams& p) {
                         ", num_beams=" + std::to_string(p.beam.num_beams));
         }
         if (p.generation.logprobs >= 0) throw Error("logprobs are not reported for beam search (num_beams > 1)");
+        if (p.generation.constrained) throw Error("structured output does not work with beam search (num_beams > 1)");
+    }
+    if (p.generation.constrained && p.generation.ignore_eos) {
+        throw Error("ignore_eos does not work with structured output: the grammar ends the answer with the end token");
     }
 }
 

@@ -22,6 +22,10 @@ struct GenerationParams {
     bool ignore_eos = false;              // do not stop at the end-of-generation tokens
     int32_t logprobs = -1;                // alternatives per token to report; -1: no log-probabilities
     bool skip_special_tokens = true;      // control tokens are not shown in the text
+    // Structured output: each token is drawn only from the tokens a mask
+    // allows (Engine::allow_tokens, set by a grammar matcher before every
+    // token of every completion).
+    bool constrained = false;
 };
 
 enum class EarlyStopping {

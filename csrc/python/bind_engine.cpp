@@ -111,6 +111,13 @@ void bind_engine(py::module_& m) {
              py::arg("request_id"), py::arg("prompt_token_ids"), py::arg("params"))
         .def("step", &Engine::step, py::call_guard<py::gil_scoped_release>(),
              "One forward pass; the news of every request that has some.")
+        .def("allow_tokens",
+             [](Engine& e, const std::string& id, int index,
+                const py::array_t<uint32_t, py::array::c_style | py::array::forcecast>& mask) {
+                 e.allow_tokens(id, index, std::vector<uint32_t>(mask.data(), mask.data() + mask.size()));
+             },
+             py::arg("request_id"), py::arg("index"), py::arg("mask"),
+             "Structured output: the tokens completion `index` may take next (uint32 words, bit t % 32 of word t / 32).")
         .def("abort_request", &Engine::abort_request, py::arg("request_id"))
         .def("has_unfinished_requests", &Engine::has_unfinished_requests)
         .def("stats",

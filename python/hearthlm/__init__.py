@@ -13,11 +13,13 @@ that the pure-Python parts (the converter) work without it.
 """
 
 __version__ = "0.1.0"
-__all__ = ["LLM", "LLMEngine", "HearthError", "SamplingParams", "RequestOutput", "CompletionOutput", "Logprob"]
+__all__ = ["LLM", "LLMEngine", "HearthError", "SamplingParams", "StructuredOutputsParams", "RequestOutput",
+           "CompletionOutput", "Logprob"]
 
 from .errors import HearthError  # noqa: E402  (pure Python)
 from .outputs import CompletionOutput, Logprob, RequestOutput  # noqa: E402
 from .sampling_params import SamplingParams  # noqa: E402
+from .structured import StructuredOutputsParams  # noqa: E402
 
 
 def __getattr__(name):

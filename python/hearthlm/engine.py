@@ -23,6 +23,7 @@ from . import _core
 from .errors import HearthError
 from .outputs import CompletionOutput, Logprob, RequestOutput
 from .sampling_params import SamplingParams
+from .structured import GrammarCompiler, Matcher
 
 KV_TYPES = ("f16", "f32")
 
@@ -120,6 +121,8 @@ class LLMEngine:
                                     bool(enable_prefix_caching))
         self._prompts: Dict[str, tuple] = {}  # request id -> (prompt text or None, prompt ids, wants logprobs)
         self._token_text: Dict[int, str] = {}
+        self._grammars: Optional[GrammarCompiler] = None
+        self._matchers: Dict[str, List[Matcher]] = {}  # structured requests: a matcher per completion
 
     # --- requests --------------------------------------------------------------
     def add_request(self, request_id: str, prompt: PromptType, params: Optional[SamplingParams] = None,
@@ -138,8 +141,21 @@ class LLMEngine:
         if len(reqs) != 1:
             raise ValueError("add_request takes one prompt")
         text, ids = self.prompt_ids(reqs[0])
+        matchers = self._matchers_for(params) if params.structured_outputs is not None else None
         self._engine.add_request(request_id, np.asarray(ids, dtype=np.int64), params.to_core(seed))
         self._prompts[request_id] = (text, ids, params.logprobs is not None)
+        if matchers is not None:
+            self._matchers[request_id] = matchers
+            for i, m in enumerate(matchers):
+                self._engine.allow_tokens(request_id, i, m.mask())
+
+    def _matchers_for(self, params: SamplingParams) -> List[Matcher]:
+        """A grammar matcher per completion (compiled once, copied n times)."""
+        if self._grammars is None:
+            tok = self.get_tokenizer()
+            self._grammars = GrammarCompiler(tok, self._model.n_vocab, tok.end_of_generation)
+        first = self._grammars.matcher(params.structured_outputs)
+        return [first] + [first.copy() for _ in range(params.n - 1)]
 
     def prompt_ids(self, prompt: dict):
         """(text or None, token ids) of a normalized prompt."""
@@ -155,14 +171,30 @@ class LLMEngine:
         for o in self._engine.step():
             text, ids, with_logprobs = (self._prompts.pop(o.request_id) if o.finished
                                         else self._prompts[o.request_id])
+            if o.request_id in self._matchers:
+                self._advance_grammar(o)
             outs.append(self._request_output(o, text, ids, with_logprobs))
         return outs
+
+    def _advance_grammar(self, o) -> None:
+        """Structured output: each completion's matcher takes its new tokens
+        and says which tokens may come next."""
+        matchers = self._matchers[o.request_id]
+        if o.finished:
+            del self._matchers[o.request_id]
+            return
+        for d in o.outputs:
+            if d.token_ids and not d.finish_reason:
+                m = matchers[d.index]
+                m.consume(list(d.token_ids))
+                self._engine.allow_tokens(o.request_id, d.index, m.mask())
 
     def abort_request(self, request_id: Union[str, Iterable[str]]) -> None:
         """Drops the request(s) at once; their KV blocks go back to the pool."""
         for rid in [request_id] if isinstance(request_id, str) else list(request_id):
             self._engine.abort_request(rid)
             self._prompts.pop(rid, None)
+            self._matchers.pop(rid, None)
 
     def has_unfinished_requests(self) -> bool:
         return self._engine.has_unfinished_requests()

@@ -31,4 +31,10 @@ class LauncherError(HearthError):
     """The C++ hearth executable cannot be found or run."""
 
 
-__all__ = ["HearthError", "ConvertError", "ChatTemplateError", "ModelFetchError", "LauncherError"]
+class StructuredOutputError(HearthError):
+    """A constraint on the output that cannot be compiled (a bad JSON schema,
+    regex or grammar), or structured output without the llguidance package."""
+
+
+__all__ = ["HearthError", "ConvertError", "ChatTemplateError", "ModelFetchError", "LauncherError",
+           "StructuredOutputError"]

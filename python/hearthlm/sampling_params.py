@@ -10,6 +10,8 @@ import numbers
 from dataclasses import InitVar, dataclass, field
 from typing import List, Optional, Union
 
+from .structured import StructuredOutputsParams, as_params
+
 
 def _int(name: str, v, none_as=None) -> int:
     if v is None and none_as is not None:
@@ -61,6 +63,8 @@ class SamplingParams:
     num_beams: int = 1                  # beam search when > 1 (deterministic)
     length_penalty: float = 1.0         # beam scores: sum of log-probs / length ** length_penalty
     early_stopping: Union[bool, str] = False  # as Hugging Face: True, False or "never"
+    # the answer follows a JSON schema, a regex, ... (hearthlm.StructuredOutputsParams or a dict of its fields)
+    structured_outputs: Optional[StructuredOutputsParams] = None
     # Hugging Face's spellings
     max_new_tokens: InitVar[Optional[int]] = None
     do_sample: InitVar[Optional[bool]] = None
@@ -77,6 +81,7 @@ class SamplingParams:
             self.stop = [self.stop]
         self.stop = list(self.stop or [])
         self.stop_token_ids = list(self.stop_token_ids or [])
+        self.structured_outputs = as_params(self.structured_outputs)
         self.to_core()  # checked now, so that a bad value fails where it is written
 
     @property
@@ -125,6 +130,7 @@ class SamplingParams:
         if self.logprobs is not None and g.logprobs < 0:
             raise ValueError(f"logprobs must be an integer >= 0 or None, got {self.logprobs!r}")
         g.skip_special_tokens = _flag("skip_special_tokens", self.skip_special_tokens)
+        g.constrained = self.structured_outputs is not None
         b = p.beam
         b.num_beams = _int("num_beams", self.num_beams)
         b.length_penalty = _num("length_penalty", self.length_penalty)

@@ -11,6 +11,7 @@ from typing import Any, Dict, List, Literal, Optional, Union
 from pydantic import BaseModel, ConfigDict, Field
 
 from ..sampling_params import SamplingParams
+from ..structured import StructuredOutputsParams
 
 
 class BadRequest(ValueError):
@@ -55,11 +56,30 @@ class _SamplingFields(_Body):
     stop_token_ids: Optional[List[int]] = None
     include_stop_str_in_output: bool = False
     skip_special_tokens: bool = True
+    structured_outputs: Optional[Dict[str, Any]] = None  # {"json" | "regex" | "choice" | "grammar": ...}
+
+    def _structured(self) -> Optional[StructuredOutputsParams]:
+        """response_format (OpenAI's) or structured_outputs (vLLM's)."""
+        rf = self.response_format
+        if rf is not None and rf.type != "text" and self.structured_outputs is not None:
+            raise BadRequest("give response_format or structured_outputs, not both", "structured_outputs")
+        if rf is not None and rf.type == "json_object":
+            return StructuredOutputsParams(json_object=True)
+        if rf is not None and rf.type == "json_schema":
+            js = rf.json_schema or {}
+            schema = js.get("schema", js.get("json_schema"))
+            if not isinstance(schema, dict):
+                raise BadRequest("response_format.json_schema.schema must be a JSON schema object", "response_format")
+            return StructuredOutputsParams(json=schema)
+        if self.structured_outputs is not None:
+            try:
+                return StructuredOutputsParams(**self.structured_outputs)
+            except (TypeError, ValueError) as e:
+                raise BadRequest(f"structured_outputs: {e}", "structured_outputs") from None
+        return None
 
     def _sampling(self, max_tokens: Optional[int], logprobs: Optional[int]) -> SamplingParams:
-        if self.response_format is not None and self.response_format.type != "text":
-            raise BadRequest(f"response_format of type {self.response_format.type!r} is not supported yet",
-                             "response_format")
+        structured = self._structured()
         if self.stream_options is not None and not self.stream:
             raise BadRequest("stream_options is only allowed with stream=true", "stream_options")
         if self.n < 1:
@@ -81,7 +101,8 @@ class _SamplingFields(_Body):
                 frequency_penalty=self.frequency_penalty or 0.0,
                 max_tokens=max_tokens, stop=self.stop, stop_token_ids=self.stop_token_ids,
                 include_stop_str_in_output=self.include_stop_str_in_output, ignore_eos=self.ignore_eos,
-                seed=seed, logprobs=logprobs, skip_special_tokens=self.skip_special_tokens)
+                seed=seed, logprobs=logprobs, skip_special_tokens=self.skip_special_tokens,
+                structured_outputs=structured)
         except ValueError as e:
             raise BadRequest(str(e), _param_of(str(e))) from None
 
@@ -173,7 +194,7 @@ class DetokenizeRequest(_Body):
     tokens: List[int]
 
 
-_PARAMS = {"n", "temperature", "top_p", "top_k", "min_p", "repetition_penalty", "presence_penalty",
+_PARAMS = {"ignore_eos", "n", "temperature", "top_p", "top_k", "min_p", "repetition_penalty", "presence_penalty",
            "frequency_penalty", "max_tokens", "stop", "stop_token_ids", "seed", "logprobs", "ignore_eos"}
 
 

@@ -13,6 +13,7 @@ from ..chat_template import render_chat_template, special_tokens_for, template_f
 from ..engine import LLMEngine, encode
 from ..errors import HearthError
 from ..sampling_params import SamplingParams
+from ..errors import StructuredOutputError
 from .async_engine import AsyncEngine, RequestStream
 from .metrics import ServerMetrics
 from .protocol import BadRequest
@@ -86,5 +87,7 @@ class ServerState:
             raise BadRequest(f"prompt: token ids must be in [0, {self.engine._model.n_vocab})", "prompt")
         try:
             return await self.async_engine.add(request_id, prompt, params)
+        except StructuredOutputError as e:
+            raise BadRequest(str(e), "response_format") from None
         except HearthError as e:
             raise BadRequest(str(e), "prompt") from None

@@ -1,0 +1,224 @@
+"""Serving benchmark: hearth-server against llama-cpp-python's server
+(`python -m llama_cpp.server`) on the same GGUF file, threads and load.
+
+For each number of concurrent clients (1, 2, 4, 8, 16), every client sends
+streamed /v1/completions requests one after another: random-word prompts of
+mixed lengths and mixed output lengths (fixed --seed), greedy, the end token
+banned so that both servers generate exactly max_tokens (hearth:
+ignore_eos; llama.cpp: logit_bias). Reported per server and load: output
+tokens/s of the whole run (wall clock), time to first token and the time
+between tokens (p50 / p99 over every request / interval), and hearth's
+tokens/s over llama.cpp's. llama-cpp-python's server runs one request at a
+time (its own lock): that is the comparison, not a handicap we add.
+
+    PYTHONPATH=python python bench/serve.py MODEL.gguf --threads 2
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import platform
+import random
+import re
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+from typing import List, Optional
+
+import httpx
+
+WORDS = ("time river stone market bread apple winter light house field story north garden letter music "
+         "window morning paper forest road summer table voice child friend water night city mountain").split()
+
+
+def cpu_name() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown CPU"
+
+
+class Server:
+    """A server process on a free port, stopped with Ctrl-C."""
+
+    def __init__(self, name: str, cmd: List[str], url_pattern: str, ready_path: str, env=None):
+        self.name = name
+        self.proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env)
+        self.url: Optional[str] = None
+        deadline = time.monotonic() + 120
+        lines = []
+        while time.monotonic() < deadline and self.url is None:
+            line = self.proc.stdout.readline()
+            if not line:
+                break
+            lines.append(line)
+            m = re.search(url_pattern, line)
+            if m:
+                self.url = m.group(1)
+        if self.url is None:
+            self.stop()
+            raise RuntimeError(f"{name} did not start:\n{''.join(lines)[-3000:]}")
+        # its later output is read and dropped, so that the pipe never fills
+        threading.Thread(target=lambda: [None for _ in self.proc.stdout], daemon=True).start()
+        for _ in range(600):  # until it answers
+            try:
+                if httpx.get(self.url + ready_path, timeout=2).status_code == 200:
+                    return
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.1)
+        raise RuntimeError(f"{name} does not answer at {self.url}{ready_path}")
+
+    def stop(self):
+        if self.proc.poll() is None:
+            self.proc.send_signal(2)
+            try:
+                self.proc.wait(30)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+
+
+def free_port() -> int:
+    import socket
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def start_hearth(model: str, threads: int, n_ctx: int, max_num_seqs: int) -> Server:
+    return Server("hearth", [sys.executable, "-m", "hearthlm.server", "-m", model, "-t", str(threads), "-c", str(n_ctx),
+                             "--max-num-seqs", str(max_num_seqs), "--port", "0", "--served-model-name", "m"],
+                  r"at (http://[\d.]+:\d+)", "/health")
+
+
+def start_llama(model: str, threads: int, n_ctx: int) -> Server:
+    port = free_port()
+    cmd = [sys.executable, "-m", "llama_cpp.server", "--model", model, "--n_threads", str(threads),
+           "--n_threads_batch", str(threads), "--n_ctx", str(n_ctx), "--port", str(port), "--host", "127.0.0.1",
+           "--model_alias", "m"]
+    return Server("llama.cpp", cmd, r"Uvicorn running on (http://[\d.]+:\d+)", "/v1/models")
+
+
+def make_load(n: int, seed: int, prompt_words: tuple, out_tokens: tuple) -> List[tuple]:
+    rng = random.Random(seed)
+    return [(" ".join(rng.choice(WORDS) for _ in range(rng.randint(*prompt_words))), rng.randint(*out_tokens))
+            for _ in range(n)]
+
+
+async def one_request(client: httpx.AsyncClient, server: Server, eos: int, prompt: str, max_tokens: int) -> dict:
+    body = {"model": "m", "prompt": prompt, "max_tokens": max_tokens, "temperature": 0, "stream": True}
+    if server.name == "hearth":
+        body["ignore_eos"] = True
+    else:
+        body["logit_bias"] = {str(eos): -100}
+    sent = time.perf_counter()
+    times, tokens = [], 0
+    async with client.stream("POST", server.url + "/v1/completions", json=body) as r:
+        r.raise_for_status()
+        async for line in r.aiter_lines():
+            if not line.startswith("data: ") or line == "data: [DONE]":
+                continue
+            chunk = json.loads(line[6:])
+            if chunk.get("choices") and chunk["choices"][0].get("text"):
+                times.append(time.perf_counter())
+                tokens += 1
+    return {"ttft": times[0] - sent if times else None, "gaps": [b - a for a, b in zip(times, times[1:])],
+            "chunks": tokens, "max_tokens": max_tokens, "seconds": time.perf_counter() - sent}
+
+
+async def run_load(server: Server, eos: int, clients: int, load: List[tuple]) -> dict:
+    queue = list(load)
+    results = []
+
+    async def client_loop(client):
+        while queue:
+            prompt, n = queue.pop(0)
+            results.append(await one_request(client, server, eos, prompt, n))
+
+    async with httpx.AsyncClient(timeout=600) as client:
+        start = time.perf_counter()
+        await asyncio.gather(*(client_loop(client) for _ in range(clients)))
+        wall = time.perf_counter() - start
+    ttft = sorted(r["ttft"] for r in results if r["ttft"] is not None)
+    gaps = sorted(g for r in results for g in r["gaps"])
+    out_tokens = sum(r["max_tokens"] for r in results)  # the end token banned: exactly max_tokens each
+    return {"clients": clients, "requests": len(results), "wall": wall, "tokens": out_tokens,
+            "tok_s": out_tokens / wall, "ttft_p50": pct(ttft, 50), "ttft_p99": pct(ttft, 99),
+            "itl_p50": pct(gaps, 50), "itl_p99": pct(gaps, 99),
+            "chunks_per_token": sum(r["chunks"] for r in results) / max(1, out_tokens)}
+
+
+def pct(xs: List[float], p: float) -> float:
+    if not xs:
+        return float("nan")
+    k = min(len(xs) - 1, max(0, int(round(p / 100 * (len(xs) - 1)))))
+    return xs[k]
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("model")
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--clients", default="1,2,4,8,16")
+    ap.add_argument("--requests-per-client", type=int, default=2,
+                    help="requests in a load = clients x this (at least --min-requests)")
+    ap.add_argument("--min-requests", type=int, default=8)
+    ap.add_argument("--prompt-words", default="20:200", help="prompt length range in words (LO:HI)")
+    ap.add_argument("--output-tokens", default="32:128", help="output length range in tokens (LO:HI)")
+    ap.add_argument("--n-ctx", type=int, default=2048)
+    ap.add_argument("--backends", default="hearth,llama.cpp")
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--json", help="also write the results here")
+    args = ap.parse_args()
+    lo, hi = (int(x) for x in args.prompt_words.split(":"))
+    olo, ohi = (int(x) for x in args.output_tokens.split(":"))
+    clients = [int(c) for c in args.clients.split(",")]
+    from hearthlm import LLM, _core
+    eos = LLM(args.model, vocab_only=True).get_tokenizer().eos_token_id
+    rows = {}
+    for backend in args.backends.split(","):
+        print(f"starting {backend} ...", file=sys.stderr)
+        server = (start_hearth(args.model, args.threads, args.n_ctx, max(clients)) if backend == "hearth"
+                  else start_llama(args.model, args.threads, args.n_ctx))
+        try:
+            asyncio.run(run_load(server, eos, 1, make_load(1, 999, (lo, lo), (8, 8))))  # warm up
+            for c in clients:
+                load = make_load(max(args.min_requests, c * args.requests_per_client), args.seed + c, (lo, hi), (olo, ohi))
+                print(f"{backend}: {c} clients, {len(load)} requests ...", file=sys.stderr)
+                rows[(backend, c)] = asyncio.run(run_load(server, eos, c, load))
+        finally:
+            server.stop()
+    kernels = os.environ.get("HEARTH_KERNELS") or _core.kernel_name()
+    print(f"### Serving: `{Path(args.model).name}`, {args.threads} threads, n_ctx {args.n_ctx}; {cpu_name()}; "
+          f"hearth kernels {kernels}\n")
+    print(f"`PYTHONPATH=python python bench/serve.py {' '.join(sys.argv[1:])}`\n")
+    print(f"Each client sends streamed /v1/completions one after another: prompts of {lo}-{hi} random words, "
+          f"{olo}-{ohi} output tokens (greedy, end token banned), seed {args.seed}; "
+          f"requests per load = max({args.min_requests}, clients x {args.requests_per_client}).\n")
+    print("| server | clients | requests | output tok/s | TTFT p50 s | TTFT p99 s | ITL p50 ms | ITL p99 ms | hearth ÷ llama.cpp |")
+    print("|---|---|---|---|---|---|---|---|---|")
+    for (backend, c), r in rows.items():
+        ratio = ""
+        if backend == "hearth" and ("llama.cpp", c) in rows:
+            ratio = f"{r['tok_s'] / rows[('llama.cpp', c)]['tok_s']:.2f}"
+        print(f"| {backend} | {c} | {r['requests']} | {r['tok_s']:.1f} | {r['ttft_p50']:.3f} | {r['ttft_p99']:.3f} | "
+              f"{1000 * r['itl_p50']:.1f} | {1000 * r['itl_p99']:.1f} | {ratio} |")
+    if ("hearth", 1) in rows:
+        base = rows[("hearth", 1)]["tok_s"]
+        print("\nhearth aggregate tok/s over one client's: " +
+              ", ".join(f"{c} clients {rows[('hearth', c)]['tok_s'] / base:.2f}x" for c in clients if ("hearth", c) in rows))
+    if args.json:
+        Path(args.json).write_text(json.dumps({f"{b}/{c}": r for (b, c), r in rows.items()}, indent=1))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

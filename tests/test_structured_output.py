@@ -1,0 +1,76 @@
+"""Structured output in the Python API: SamplingParams(structured_outputs=...)
+enforced token by token (llguidance's masks applied in C++ before the
+sampler), on the real SmolLM2 file."""
+
+from __future__ import annotations
+
+import json
+import pathlib
+import re
+
+import pytest
+
+pytest.importorskip("llguidance", reason="structured output needs llguidance (pip install '.[test]')")
+jsonschema = pytest.importorskip("jsonschema")
+
+from hearthlm import LLM, HearthError, SamplingParams, StructuredOutputsParams  # noqa: E402
+
+SCHEMAS = json.loads((pathlib.Path(__file__).parent / "data" / "json_schemas.json").read_text())
+
+
+@pytest.fixture(scope="module")
+def llm(smollm2_gguf):
+    return LLM(str(smollm2_gguf), n_threads=2, n_ctx=1024)
+
+
+def test_every_completion_follows_its_schema_in_one_batch(llm):
+    convs, params = [], []
+    for name, schema in SCHEMAS.items():
+        convs.append([{"role": "user", "content": f"Give me one {name.replace('_', ' ')} as JSON."}])
+        params.append(SamplingParams(temperature=1.0, seed=len(convs), max_tokens=300, n=2,
+                                     structured_outputs=StructuredOutputsParams(json=schema)))
+    outs = llm.chat(convs, params, use_tqdm=False)
+    for (name, schema), out in zip(SCHEMAS.items(), outs):
+        assert len(out.outputs) == 2
+        for c in out.outputs:
+            assert c.finish_reason == "stop"
+            jsonschema.validate(json.loads(c.text), schema)
+
+
+def test_regex_and_choice(llm):
+    out = llm.generate(["Phone:"], SamplingParams(temperature=1.0, seed=3, max_tokens=20,
+                                                  structured_outputs={"regex": r"\d{3}-\d{4}"}), use_tqdm=False)[0]
+    assert re.fullmatch(r"\d{3}-\d{4}", out.outputs[0].text) and out.outputs[0].finish_reason == "stop"
+    out = llm.generate(["Pick one:"], SamplingParams(temperature=1.0, seed=3, max_tokens=20,
+                                                     structured_outputs={"choice": ["red", "green", "blue"]}),
+                       use_tqdm=False)[0]
+    assert out.outputs[0].text in ("red", "green", "blue")
+
+
+def test_a_structured_request_is_batch_invariant(llm):
+    p = SamplingParams(temperature=1.0, seed=11, max_tokens=200, structured_outputs={"json": SCHEMAS["book"]})
+    conv = [{"role": "user", "content": "A book as JSON."}]
+    alone = llm.chat(conv, p, use_tqdm=False)[0].outputs[0].text
+    crowd = llm.chat([conv] + [[{"role": "user", "content": f"Tell me about the number {i}."}] for i in range(5)],
+                     [p] + [SamplingParams(temperature=0.8, seed=i, max_tokens=40) for i in range(5)],
+                     use_tqdm=False)
+    assert crowd[0].outputs[0].text == alone
+
+
+@pytest.mark.parametrize("kwargs, words", [
+    (dict(structured_outputs={"json": {"type": "nonsense"}}), "structured_outputs"),
+    (dict(structured_outputs={"regex": "(unclosed"}), "structured_outputs"),
+    (dict(structured_outputs={"json": {"type": "object"}}, num_beams=2), "beam search"),
+    (dict(structured_outputs={"json_object": True}, ignore_eos=True), "ignore_eos"),
+])
+def test_bad_constraints_are_clear_errors_and_leave_nothing_behind(llm, kwargs, words):
+    with pytest.raises(HearthError if "num_beams" not in kwargs and "ignore_eos" not in kwargs else ValueError) as e:
+        llm.generate(["x"], SamplingParams(max_tokens=4, **kwargs), use_tqdm=False)
+    assert words in str(e.value)
+
+
+def test_structured_outputs_params_takes_exactly_one_constraint():
+    with pytest.raises(ValueError, match="exactly one"):
+        StructuredOutputsParams()
+    with pytest.raises(ValueError, match="exactly one"):
+        StructuredOutputsParams(regex="a", choice=["b"])
