@@ -4,12 +4,15 @@
 For each number of concurrent clients (1, 2, 4, 8, 16), every client sends
 streamed /v1/completions requests one after another: random-word prompts of
 mixed lengths and mixed output lengths (fixed --seed), greedy, the end token
-banned so that both servers generate exactly max_tokens (hearth:
-ignore_eos; llama.cpp: logit_bias). Reported per server and load: output
-tokens/s of the whole run (wall clock), time to first token and the time
-between tokens (p50 / p99 over every request / interval), and hearth's
-tokens/s over llama.cpp's. llama-cpp-python's server runs one request at a
-time (its own lock): that is the comparison, not a handicap we add.
+banned so that both servers generate max_tokens (hearth: ignore_eos;
+llama.cpp: logit_bias; the table says what fraction of max_tokens arrived).
+Reported per server and load: output tokens/s of the whole run (wall clock,
+tokens counted as they stream in), time to first token and the time between
+tokens (p50 / p99 over every request / interval), and hearth's tokens/s over
+llama.cpp's. llama-cpp-python's server runs one request at a time (its own
+lock; started with --interrupt_requests False so that a new request does not
+cut the one streaming): that is the comparison, not a handicap we add. Then
+the prefix cache on hearth (--prefix-words).
 
     PYTHONPATH=python python bench/serve.py MODEL.gguf --threads 2
 """
@@ -103,7 +106,7 @@ def start_llama(model: str, threads: int, n_ctx: int) -> Server:
     port = free_port()
     cmd = [sys.executable, "-m", "llama_cpp.server", "--model", model, "--n_threads", str(threads),
            "--n_threads_batch", str(threads), "--n_ctx", str(n_ctx), "--port", str(port), "--host", "127.0.0.1",
-           "--model_alias", "m"]
+           "--model_alias", "m", "--interrupt_requests", "False"]
     return Server("llama.cpp", cmd, r"Uvicorn running on (http://[\d.]+:\d+)", "/v1/models")
 
 
@@ -149,11 +152,53 @@ async def run_load(server: Server, eos: int, clients: int, load: List[tuple]) ->
         wall = time.perf_counter() - start
     ttft = sorted(r["ttft"] for r in results if r["ttft"] is not None)
     gaps = sorted(g for r in results for g in r["gaps"])
-    out_tokens = sum(r["max_tokens"] for r in results)  # the end token banned: exactly max_tokens each
+    out_tokens = sum(r["chunks"] for r in results)  # one streamed piece per token (ASCII words, no stop strings)
     return {"clients": clients, "requests": len(results), "wall": wall, "tokens": out_tokens,
             "tok_s": out_tokens / wall, "ttft_p50": pct(ttft, 50), "ttft_p99": pct(ttft, 99),
             "itl_p50": pct(gaps, 50), "itl_p99": pct(gaps, 99),
-            "chunks_per_token": sum(r["chunks"] for r in results) / max(1, out_tokens)}
+            "complete": sum(r["chunks"] for r in results) / sum(r["max_tokens"] for r in results)}
+
+
+async def shared_prefix(server: Server, requests: int, prefix_words: int, seed: int) -> dict:
+    """requests concurrent chats behind one long system prompt, then as many
+    with system prompts of the same length that share nothing: the prompt
+    tokens the prefix cache served, and the most KV blocks in use at once
+    (hearth's /metrics gauge, polled every 10 ms)."""
+    rng = random.Random(seed)
+
+    def system():
+        return " ".join(rng.choice(WORDS) for _ in range(prefix_words))
+
+    async def run(systems):
+        peak = 0
+        done = asyncio.Event()
+
+        async def poll(client):
+            nonlocal peak
+            while not done.is_set():
+                text = (await client.get(server.url + "/metrics")).text
+                m = re.search(r"^hearth:kv_blocks_used\{[^}]*\} (\S+)$", text, re.M)
+                peak = max(peak, int(float(m.group(1))))
+                await asyncio.sleep(0.01)
+
+        async def ask(client, sys_prompt, i):
+            body = {"model": "m", "max_tokens": 32, "temperature": 0,
+                    "messages": [{"role": "system", "content": sys_prompt},
+                                 {"role": "user", "content": f"Question {i}: name a colour."}]}
+            r = await client.post(server.url + "/v1/chat/completions", json=body)
+            r.raise_for_status()
+            return r.json()["usage"]
+
+        async with httpx.AsyncClient(timeout=600) as client:
+            poller = asyncio.create_task(poll(client))
+            usages = await asyncio.gather(*(ask(client, sp, i) for i, sp in enumerate(systems)))
+            done.set()
+            await poller
+        return {"prompt_tokens": sum(u["prompt_tokens"] for u in usages),
+                "cached_tokens": sum(u["prompt_tokens_details"]["cached_tokens"] for u in usages), "peak_blocks": peak}
+
+    shared = system()
+    return {"shared": await run([shared] * requests), "unshared": await run([system() for _ in range(requests)])}
 
 
 def pct(xs: List[float], p: float) -> float:
@@ -176,6 +221,8 @@ def main() -> int:
     ap.add_argument("--n-ctx", type=int, default=2048)
     ap.add_argument("--backends", default="hearth,llama.cpp")
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--prefix-words", type=int, default=400,
+                    help="the shared system prompt of the prefix-cache section, in words (0: skip it)")
     ap.add_argument("--json", help="also write the results here")
     args = ap.parse_args()
     lo, hi = (int(x) for x in args.prompt_words.split(":"))
@@ -184,6 +231,7 @@ def main() -> int:
     from hearthlm import LLM, _core
     eos = LLM(args.model, vocab_only=True).get_tokenizer().eos_token_id
     rows = {}
+    prefix = None
     for backend in args.backends.split(","):
         print(f"starting {backend} ...", file=sys.stderr)
         server = (start_hearth(args.model, args.threads, args.n_ctx, max(clients)) if backend == "hearth"
@@ -194,6 +242,9 @@ def main() -> int:
                 load = make_load(max(args.min_requests, c * args.requests_per_client), args.seed + c, (lo, hi), (olo, ohi))
                 print(f"{backend}: {c} clients, {len(load)} requests ...", file=sys.stderr)
                 rows[(backend, c)] = asyncio.run(run_load(server, eos, c, load))
+            if backend == "hearth" and args.prefix_words:
+                print("hearth: shared prefix ...", file=sys.stderr)
+                prefix = asyncio.run(shared_prefix(server, 16, args.prefix_words, args.seed))
         finally:
             server.stop()
     kernels = os.environ.get("HEARTH_KERNELS") or _core.kernel_name()
@@ -203,20 +254,31 @@ def main() -> int:
     print(f"Each client sends streamed /v1/completions one after another: prompts of {lo}-{hi} random words, "
           f"{olo}-{ohi} output tokens (greedy, end token banned), seed {args.seed}; "
           f"requests per load = max({args.min_requests}, clients x {args.requests_per_client}).\n")
-    print("| server | clients | requests | output tok/s | TTFT p50 s | TTFT p99 s | ITL p50 ms | ITL p99 ms | hearth ÷ llama.cpp |")
-    print("|---|---|---|---|---|---|---|---|---|")
+    print("| server | clients | requests | tokens / max_tokens | output tok/s | TTFT p50 s | TTFT p99 s | ITL p50 ms | ITL p99 ms | hearth ÷ llama.cpp |")
+    print("|---|---|---|---|---|---|---|---|---|---|")
     for (backend, c), r in rows.items():
         ratio = ""
         if backend == "hearth" and ("llama.cpp", c) in rows:
             ratio = f"{r['tok_s'] / rows[('llama.cpp', c)]['tok_s']:.2f}"
-        print(f"| {backend} | {c} | {r['requests']} | {r['tok_s']:.1f} | {r['ttft_p50']:.3f} | {r['ttft_p99']:.3f} | "
+        print(f"| {backend} | {c} | {r['requests']} | {r['complete']:.3f} | {r['tok_s']:.1f} | {r['ttft_p50']:.3f} | {r['ttft_p99']:.3f} | "
               f"{1000 * r['itl_p50']:.1f} | {1000 * r['itl_p99']:.1f} | {ratio} |")
     if ("hearth", 1) in rows:
         base = rows[("hearth", 1)]["tok_s"]
         print("\nhearth aggregate tok/s over one client's: " +
               ", ".join(f"{c} clients {rows[('hearth', c)]['tok_s'] / base:.2f}x" for c in clients if ("hearth", c) in rows))
+    if prefix:
+        sh, un = prefix["shared"], prefix["unshared"]
+        print(f"\nShared prefix (hearth): 16 concurrent chats behind one system prompt of {args.prefix_words} words "
+              f"({sh['prompt_tokens'] // 16} prompt tokens each) vs 16 with unshared system prompts of the same length:\n")
+        print("| prompts | prompt tokens | from the prefix cache | peak KV blocks in use |")
+        print("|---|---|---|---|")
+        for name, r in (("shared", sh), ("unshared", un)):
+            print(f"| {name} | {r['prompt_tokens']} | {r['cached_tokens']} | {r['peak_blocks']} |")
     if args.json:
-        Path(args.json).write_text(json.dumps({f"{b}/{c}": r for (b, c), r in rows.items()}, indent=1))
+        out = {f"{b}/{c}": r for (b, c), r in rows.items()}
+        if prefix:
+            out["prefix"] = prefix
+        Path(args.json).write_text(json.dumps(out, indent=1))
     return 0
 
 

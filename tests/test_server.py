@@ -312,6 +312,30 @@ def test_a_client_that_disconnects_mid_stream_frees_its_blocks(server, model_nam
     wait_idle(server, timeout=20)
 
 
+def test_a_short_request_finishes_while_a_long_one_still_runs(server, client, model_name):
+    # continuous batching: the short request joins the running batch instead
+    # of waiting for the long one to end (an order of events, not a timing)
+    events = []
+    started = threading.Event()
+
+    def long_one():
+        for i, chunk in enumerate(client.completions.create(model=model_name, prompt="Once upon a time",
+                                                            max_tokens=1000, temperature=0, stream=True,
+                                                            extra_body={"ignore_eos": True})):
+            if i == 3:
+                started.set()
+        events.append("long done")
+
+    t = threading.Thread(target=long_one)
+    t.start()
+    assert started.wait(60)
+    r = client.completions.create(model=model_name, prompt="Hi", max_tokens=5, temperature=0)
+    events.append("short done")
+    t.join(120)
+    assert events == ["short done", "long done"]
+    assert r.choices[0].finish_reason == "length"
+
+
 def test_batch_invariance_over_http(client, model_name):
     greedy = dict(model=model_name, prompt="The three primary colours are", max_tokens=24, temperature=0)
     seeded = dict(model=model_name, prompt="Write a word:", max_tokens=24, temperature=1.0, seed=99)

@@ -11,18 +11,20 @@ namespace {
 // Rows per task when repacking at load.
 constexpr int64_t kRowsPerTask = 64;
 
-// Rows per task of a matmul. Up to kDecodeTokens tokens the kernels are
-// bound by memory: long runs, because the hardware prefetcher keeps up with
-// a long stream and not with many short ones (tasks of 64 rows cost
-// SmolLM2's decode a fifth of its speed). More tokens are bound by
+// Rows per task of a matmul. Up to a few dozen tokens (decode, an engine
+// batch of decode rows) the weights' stream from memory binds: long runs,
+// because the hardware prefetcher keeps up with a long stream and not with
+// many short ones (tasks of 64 rows cost SmolLM2's decode a fifth of its
+// speed, and 8 or 16 decode rows 4-5 %). More tokens are bound by
 // arithmetic: short tasks, which balance better when a thread is slowed (the
 // engine's mixed prefill and decode steps ran 4-7 % faster). Either way the
 // same number of tasks for every thread, so that they finish together. A
 // multiple of 16, every kernel's row tile, so that the tiles' edge paths
 // stay off the hot path (the result of a row never depends on the split: the
 // kernels promise that).
+constexpr int64_t kStreamingTokens = 32;
 int64_t rows_per_task(int64_t rows, int threads, int64_t n_tokens) {
-    const int64_t max_rows = n_tokens <= kDecodeTokens ? 512 : 64;
+    const int64_t max_rows = n_tokens <= kStreamingTokens ? 512 : 64;
     const int64_t per_thread = (rows + threads - 1) / threads;
     const int64_t tasks_per_thread = (per_thread + max_rows - 1) / max_rows;
     const int64_t per_task = (per_thread + tasks_per_thread - 1) / tasks_per_thread;
