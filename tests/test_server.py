@@ -367,6 +367,16 @@ def test_prefix_cache_over_http(server, client, model_name):
     assert metric(server, "prefix_cache_hits_total") >= second.usage.prompt_tokens_details.cached_tokens
 
 
+def test_without_a_model_it_serves_the_default_one(models_dir):
+    # HEARTH_TEST_MODELS holds the default model's file: nothing is fetched
+    s = ServerProcess(["-t", "1", "-c", "256"])
+    try:
+        assert "SmolLM2-135M-Instruct" in s.startup_line
+        assert http(s, "GET", "/health")[0] == 200
+    finally:
+        assert s.stop() == 0
+
+
 def test_ctrl_c_stops_the_server_cleanly(smollm2_gguf):
     s = ServerProcess(["-m", str(smollm2_gguf), "-t", "1", "-c", "256"])
     assert http(s, "GET", "/health")[0] == 200

@@ -14,7 +14,7 @@ from ..outputs import Logprob
 from .async_engine import RequestStream
 from .protocol import ChatCompletionRequest
 from .requests import merged, until_done_or_gone
-from .shapes import Gathered, error_body, sse, top_entries, usage
+from .shapes import Gathered, chunk_event, error_body, sse, top_entries, usage
 from .state import ServerState
 
 
@@ -51,11 +51,8 @@ async def create_chat_completion(state: ServerState, req: ChatCompletionRequest,
 async def _chunks(state: ServerState, req: ChatCompletionRequest, request_id: str, created: int,
                   stream: RequestStream) -> AsyncIterator[str]:
     def chunk(choices: List[dict], with_usage=None) -> str:
-        body = {"id": request_id, "object": "chat.completion.chunk", "created": created,
-                "model": state.served_model_name, "choices": choices}
-        if req.include_usage:
-            body["usage"] = with_usage
-        return sse(body)
+        return chunk_event("chat.completion.chunk", request_id, created, state.served_model_name, choices,
+                           req.include_usage, with_usage)
 
     g = Gathered()
     done = set()

@@ -14,7 +14,7 @@ from ..outputs import Logprob
 from .async_engine import RequestStream
 from .protocol import BadRequest, CompletionRequest
 from .requests import merged, until_done_or_gone
-from .shapes import Gathered, error_body, sse, top_entries, usage
+from .shapes import Gathered, chunk_event, error_body, sse, top_entries, usage
 from .state import ServerState
 
 
@@ -66,11 +66,8 @@ async def create_completion(state: ServerState, req: CompletionRequest, raw: Req
 async def _chunks(state: ServerState, req: CompletionRequest, request_id: str, created: int,
                   streams: List[RequestStream], echoes: List[str]) -> AsyncIterator[str]:
     def chunk(choices: List[dict], with_usage=None) -> str:
-        body = {"id": request_id, "object": "text_completion", "created": created,
-                "model": state.served_model_name, "choices": choices}
-        if req.include_usage:
-            body["usage"] = with_usage
-        return sse(body)
+        return chunk_event("text_completion", request_id, created, state.served_model_name, choices,
+                           req.include_usage, with_usage)
 
     gs = [Gathered(first_index=i * req.n) for i in range(len(streams))]
     done = set()

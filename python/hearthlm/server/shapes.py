@@ -27,6 +27,16 @@ def sse(obj) -> str:
     return f"data: {obj if isinstance(obj, str) else json.dumps(obj, ensure_ascii=False)}\n\n"
 
 
+def chunk_event(kind: str, request_id: str, created: int, model: str, choices: List[dict], include_usage: bool,
+                with_usage: Optional[dict] = None) -> str:
+    """One streamed chunk ("chat.completion.chunk" or "text_completion") as
+    an event; with include_usage every chunk carries "usage" (null until the last)."""
+    body = {"id": request_id, "object": kind, "created": created, "model": model, "choices": choices}
+    if include_usage:
+        body["usage"] = with_usage
+    return sse(body)
+
+
 def top_entries(alternatives: Dict[int, Logprob], k: int) -> List[tuple]:
     """The k most likely (token id, Logprob) of one position, by rank."""
     ranked = sorted(alternatives.items(), key=lambda kv: (kv[1].rank or 0))
