@@ -160,6 +160,14 @@ void row_tile(const MatmulArgs& a, int64_t r, int64_t t0, int64_t t1, typename K
         for (int j = 0; j < T; j++) xr[j] = token(t + j), y[j] = a.y + (t + j) * a.y_stride + r;
         K::template tile<R, T>(wr, xr, ng, tail, y);
     }
+    if constexpr (T > 2) {  // two tokens left (8 = 3 + 3 + 2): a pair, not two singles
+        if (t + 2 <= t1) {
+            const XG* xr[2] = {token(t), token(t + 1)};
+            float* y[2] = {a.y + t * a.y_stride + r, a.y + (t + 1) * a.y_stride + r};
+            K::template tile<R, 2>(wr, xr, ng, tail, y);
+            t += 2;
+        }
+    }
     for (; t < t1; t++) {
         const XG* xr[1] = {token(t)};
         float* y[1] = {a.y + t * a.y_stride + r};
