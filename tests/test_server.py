@@ -15,6 +15,7 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 
 openai = pytest.importorskip("openai", reason="the server tests need the openai client (pip install '.[test]')")
+httpx = pytest.importorskip("httpx")
 pytest.importorskip("fastapi", reason="the server needs its extra (pip install '.[server]')")
 
 from helpers.server_process import ServerProcess  # noqa: E402
@@ -433,3 +434,17 @@ def test_a_bad_response_format_is_a_400_naming_it(server, model_name, body, para
                        {"model": model_name, "messages": QUESTION, "max_tokens": 4, **body})
     assert status == 400, err
     assert err["error"]["param"] == param
+
+
+def test_a_chunked_body_over_the_limit_is_a_413(smollm2_gguf):
+    s = ServerProcess(["-m", str(smollm2_gguf), "-t", "1", "-c", "256", "--max-body-bytes", "2000"])
+    try:
+        def body():  # no Content-Length: the limit is checked as the bytes arrive
+            yield b'{"prompt": "'
+            for _ in range(10):
+                yield b"x" * 500
+            yield b'"}'
+        r = httpx.post(s.url + "/v1/completions", content=body(), headers={"Content-Type": "application/json"})
+        assert r.status_code == 413 and "2000 bytes" in r.json()["error"]["message"]
+    finally:
+        assert s.stop() == 0

@@ -161,8 +161,12 @@ def _install_errors(app: FastAPI) -> None:
         return _error(exc.status_code, str(exc.detail), "invalid_request_error" if exc.status_code < 500 else "server_error")
 
 
-class _TooLarge(Exception):
-    pass
+class _TooLarge(StarletteHTTPException):
+    """Raised while the body arrives; an HTTPException, so that FastAPI's body
+    parsing passes it on as a 413 instead of a generic 400."""
+
+    def __init__(self, limit: int):
+        super().__init__(413, f"the request body is larger than {limit} bytes")
 
 
 class _BodyLimit:
@@ -188,7 +192,7 @@ class _BodyLimit:
             if message["type"] == "http.request":
                 received += len(message.get("body", b""))
                 if received > self.limit:
-                    raise _TooLarge()
+                    raise _TooLarge(self.limit)
             return message
 
         async def tracking_send(message):
