@@ -253,12 +253,15 @@ def test_malformed_bodies_are_400_never_500(server):
             assert err["error"]["type"] == "invalid_request_error"
 
 
-def test_a_prompt_over_the_context_is_a_400(client, model_name):
+def test_a_prompt_over_the_context_is_a_400(server, client, model_name):
     with pytest.raises(openai.BadRequestError) as e:
         client.completions.create(model=model_name, prompt="hello " * 3000, max_tokens=4)
-    assert "context" in str(e.value)
-    with pytest.raises(openai.BadRequestError):
+    assert "context" in str(e.value) and e.value.body["param"] == "prompt"
+    with pytest.raises(openai.BadRequestError) as e:
         client.chat.completions.create(model=model_name, messages=[{"role": "user", "content": "hello " * 3000}])
+    assert e.value.body["param"] == "messages"
+    status, err = http(server, "POST", "/v1/completions", {"prompt": "hi", "n": 5000, "max_tokens": 2000})
+    assert status == 400 and err["error"]["param"] == "n"
 
 
 def test_an_unknown_model_is_a_404(client):

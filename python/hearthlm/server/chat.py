@@ -23,7 +23,7 @@ async def create_chat_completion(state: ServerState, req: ChatCompletionRequest,
     text = state.render_chat(req.conversation(), req.add_generation_prompt, **(req.chat_template_kwargs or {}))
     ids = state.tokenize(text, add_special=False)  # the template writes BOS if it wants one
     request_id = state.new_request_id("chatcmpl")
-    stream = await state.submit(request_id, {"prompt": text, "prompt_token_ids": ids}, params)
+    stream = await state.submit(request_id, {"prompt": text, "prompt_token_ids": ids}, params, "messages")
     created = int(time.time())
     if req.stream:
         return StreamingResponse(_chunks(state, req, request_id, created, stream), media_type="text/event-stream")

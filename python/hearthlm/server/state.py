@@ -76,10 +76,12 @@ class ServerState:
     def new_request_id(self, prefix: str) -> str:
         return f"{prefix}-{uuid.uuid4().hex}"
 
-    async def submit(self, request_id: str, prompt: Union[str, List[int], dict],
-                     params: SamplingParams) -> RequestStream:
-        """Hands one prompt to the engine; a prompt it refuses (too long for
-        the context, ...) is a BadRequest naming param 'prompt'/'messages'."""
+    async def submit(self, request_id: str, prompt: Union[str, List[int], dict], params: SamplingParams,
+                     prompt_param: str = "prompt") -> RequestStream:
+        """Hands one prompt to the engine; what it refuses is a BadRequest
+        naming the field: prompt_param for a prompt too long for the context,
+        n when its completions cannot fit in the KV pool, response_format for
+        a constraint that does not compile."""
         waiting = self.async_engine.snapshot()["num_requests_waiting"]
         if self.max_waiting is not None and waiting >= self.max_waiting:
             raise ServerBusy(f"the server is busy: {waiting} requests are waiting (--max-waiting {self.max_waiting})")
@@ -90,4 +92,6 @@ class ServerState:
         except StructuredOutputError as e:
             raise BadRequest(str(e), "response_format") from None
         except HearthError as e:
-            raise BadRequest(str(e), "prompt") from None
+            message = str(e)
+            too_many = message.split(" ", 1)[0].isdigit() and " sequences " in message
+            raise BadRequest(message, "n" if too_many else prompt_param) from None
