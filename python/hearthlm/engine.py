@@ -226,6 +226,18 @@ class LLMEngine:
     def n_ctx(self) -> int:
         return self._engine.n_ctx
 
+    @property
+    def n_vocab(self) -> int:
+        return self._model.n_vocab
+
+    @property
+    def n_threads(self) -> int:
+        return self._model.n_threads
+
+    def metadata(self) -> dict:
+        """The GGUF metadata, key -> value."""
+        return self._model.metadata()
+
     def _token_str(self, tid: int) -> str:
         s = self._token_text.get(tid)
         if s is None:

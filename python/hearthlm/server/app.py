@@ -92,7 +92,7 @@ def create_app(engine: LLMEngine, served_model_name: str, *, api_key: Optional[s
     @app.post("/detokenize")
     async def detokenize(req: DetokenizeRequest):
         check_model(req.model)
-        n_vocab = state.engine._model.n_vocab
+        n_vocab = state.engine.n_vocab
         bad = [t for t in req.tokens if not 0 <= t < n_vocab]
         if bad:
             raise BadRequest(f"tokens: id {bad[0]} is out of range [0, {n_vocab})", "tokens")

@@ -78,7 +78,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         sock = server.servers[0].sockets[0].getsockname() if server.servers else (args.host, args.port)
         print(f"hearth-server: serving {name} ({model}) at http://{sock[0]}:{sock[1]} "
               f"(chat page at /, API at /v1); kernels {_core.kernel_name()}, "
-              f"{engine._model.n_threads} threads, n_ctx {engine.n_ctx}, max_num_seqs {args.max_num_seqs}",
+              f"{engine.n_threads} threads, n_ctx {engine.n_ctx}, max_num_seqs {args.max_num_seqs}",
               flush=True)
 
     async def serve():

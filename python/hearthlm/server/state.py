@@ -35,7 +35,7 @@ class ServerState:
         self.metrics = ServerMetrics(self._snapshot, self.served_model_name)
         self.async_engine = AsyncEngine(self.engine, on_output=self.metrics.observe, on_abort=self.metrics.forget)
         self.tokenizer = self.engine.get_tokenizer()
-        self.metadata = self.engine._model.metadata()
+        self.metadata = self.engine.metadata()
         self.chat_template = template_from_metadata(self.metadata)
         self._special = special_tokens_for(self.metadata)
         self._token_bytes: Dict[int, bytes] = {}
@@ -85,8 +85,8 @@ class ServerState:
         waiting = self.async_engine.snapshot()["num_requests_waiting"]
         if self.max_waiting is not None and waiting >= self.max_waiting:
             raise ServerBusy(f"the server is busy: {waiting} requests are waiting (--max-waiting {self.max_waiting})")
-        if isinstance(prompt, list) and any(not 0 <= t < self.engine._model.n_vocab for t in prompt):
-            raise BadRequest(f"prompt: token ids must be in [0, {self.engine._model.n_vocab})", "prompt")
+        if isinstance(prompt, list) and any(not 0 <= t < self.engine.n_vocab for t in prompt):
+            raise BadRequest(f"prompt: token ids must be in [0, {self.engine.n_vocab})", "prompt")
         try:
             return await self.async_engine.add(request_id, prompt, params)
         except StructuredOutputError as e:
