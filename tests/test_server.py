@@ -451,3 +451,24 @@ def test_a_chunked_body_over_the_limit_is_a_413(smollm2_gguf):
         assert r.status_code == 413 and "2000 bytes" in r.json()["error"]["message"]
     finally:
         assert s.stop() == 0
+
+
+def test_echo_with_logprobs_scores_the_prompt_too(server, client, model_name):
+    prompt = "The capital of France is Paris."
+    r = client.completions.create(model=model_name, prompt=prompt, max_tokens=3, temperature=0, echo=True,
+                                  logprobs=2).choices[0]
+    _, tok = http(server, "POST", "/tokenize", {"prompt": prompt})
+    lp = r.logprobs
+    n_prompt = tok["count"]
+    assert len(lp.tokens) == n_prompt + 3 and "".join(lp.tokens) == r.text
+    assert lp.token_logprobs[0] is None and lp.top_logprobs[0] is None  # nothing predicts the first token
+    assert all(x is not None and x <= 0 for x in lp.token_logprobs[1:])
+    assert lp.text_offset == [sum(len(t) for t in lp.tokens[:i]) for i in range(len(lp.tokens))]
+    # the same through the stream
+    pieces = {"tokens": [], "token_logprobs": [], "text_offset": []}
+    for chunk in client.completions.create(model=model_name, prompt=prompt, max_tokens=3, temperature=0, echo=True,
+                                           logprobs=2, stream=True):
+        if chunk.choices and chunk.choices[0].logprobs:
+            for key in pieces:
+                pieces[key] += getattr(chunk.choices[0].logprobs, key)
+    assert pieces == {"tokens": lp.tokens, "token_logprobs": lp.token_logprobs, "text_offset": lp.text_offset}

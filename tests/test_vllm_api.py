@@ -110,3 +110,24 @@ def test_a_bad_file_is_a_hearth_error(tmp_path):
         LLM(str(bad))
     with pytest.raises(HearthError, match="bad.gguf"):
         LLMEngine(str(bad))
+
+
+def test_prompt_logprobs_are_the_models_log_softmax_of_each_prompt_token(llm):
+    np = pytest.importorskip("numpy")
+    out = llm.generate([PROMPT], SamplingParams(max_tokens=2, prompt_logprobs=3, **GREEDY), use_tqdm=False)[0]
+    ids = out.prompt_token_ids
+    assert len(out.prompt_logprobs) == len(ids) and out.prompt_logprobs[0] is None
+    llm.reset()
+    logits = llm.eval(ids).astype(np.float64)
+    llm.reset()
+    want = logits - np.log(np.exp(logits - logits.max(-1, keepdims=True)).sum(-1, keepdims=True)) \
+        - logits.max(-1, keepdims=True)
+    for i in range(1, len(ids)):
+        entry = out.prompt_logprobs[i]
+        assert abs(entry[ids[i]].logprob - want[i - 1, ids[i]]) < 1e-5
+        ranked = sorted((lp.rank, t) for t, lp in entry.items() if t != ids[i] or lp.rank <= 3)
+        assert [r for r, _ in ranked][:3] == [1, 2, 3]
+    # the same prompt again: the prefix cache must not skip the rows that score it
+    again = llm.generate([PROMPT], SamplingParams(max_tokens=2, prompt_logprobs=0, **GREEDY), use_tqdm=False)[0]
+    assert [e[t].logprob for e, t in zip(again.prompt_logprobs[1:], ids[1:])] == \
+        [e[t].logprob for e, t in zip(out.prompt_logprobs[1:], ids[1:])]

@@ -177,7 +177,7 @@ std::vector<RequestOutput> Engine::step() {
             const int32_t idx = batch_.add_sequence(kv_.blocks(s.kv));
             for (int64_t j = 0; j < c.n_tokens; j++) {
                 const int64_t pos = s.n_computed + j;
-                batch_.add(s.tokens[pos], idx, pos, pos == (int64_t)s.tokens.size() - 1);
+                batch_.add(s.tokens[pos], idx, pos, pos == (int64_t)s.tokens.size() - 1 || wants_prompt_logprobs(*c.req, pos));
             }
             if (c.req->first_scheduled_time < 0) c.req->first_scheduled_time = now();
             if (std::find(touched.begin(), touched.end(), c.req) == touched.end()) touched.push_back(c.req);
@@ -187,11 +187,17 @@ std::vector<RequestOutput> Engine::step() {
         logits_.resize((size_t)(batch_.n_logits() * V));
         model_.decode(batch_, *cache_, logits_.data());
 
-        // each sequence that reached its last token gets its row
+        // each sequence that reached its last token gets its row (after the
+        // rows of its prompt's log-probabilities, when it asked for them)
         std::vector<Draw> draws;
         int64_t row = 0;
         for (const ScheduledChunk& c : chunks) {
             Sequence& s = *c.seq;
+            for (int64_t pos = s.n_computed; pos < s.n_computed + c.n_tokens; pos++) {
+                if (!wants_prompt_logprobs(*c.req, pos)) continue;
+                c.req->prompt_logprobs.push_back(token_logprobs(logits_.data() + (row++) * V, V, c.req->prompt[pos + 1],
+                                                                c.req->params.generation.prompt_logprobs));
+            }
             s.n_computed += c.n_tokens;
             kv_.cache_blocks(s.kv, s.tokens.data(), s.n_computed);
             if (s.n_computed == (int64_t)s.tokens.size()) accept(*c.req, s, logits_.data() + (row++) * V, draws);
@@ -238,6 +244,13 @@ std::vector<RequestOutput> Engine::step() {
         requests_.erase(id);
     }
     return outs;
+}
+
+// Row pos of a prompt gives prompt token pos + 1's log-probability, the
+// first time it is computed (not again after a preemption).
+bool Engine::wants_prompt_logprobs(const Request& r, int64_t pos) const {
+    return r.params.generation.prompt_logprobs >= 0 && pos + 1 < (int64_t)r.prompt.size() &&
+           pos >= (int64_t)r.prompt_logprobs.size();
 }
 
 void Engine::note_kv_blocks(Request& r) const {
@@ -386,6 +399,13 @@ RequestOutput Engine::take_output(Request& r) {
     o.first_token_time = r.first_token_time;
     o.last_token_time = r.last_token_time;
     o.finished_time = r.finished_time;
+    if (r.params.generation.prompt_logprobs >= 0 && !r.prompt_logprobs_reported &&
+        (int64_t)r.prompt_logprobs.size() + 1 == (int64_t)r.prompt.size()) {
+        o.prompt_logprobs = std::move(r.prompt_logprobs);
+        o.has_prompt_logprobs = true;
+        r.prompt_logprobs_reported = true;
+        r.prompt_logprobs.resize(r.prompt.size() - 1);  // keeps its length: nothing is computed again
+    }
     if (r.beams) {
         if (!r.finished()) return o;
         const int n = r.params.generation.n;

@@ -60,6 +60,10 @@ struct RequestOutput {
     int64_t num_cached_tokens = 0;  // prompt tokens whose KV came from the prefix cache
     int64_t num_preemptions = 0;
     int64_t peak_kv_blocks = 0;     // KV blocks its sequences held at most (a shared block once)
+    // with prompt_logprobs, once: per prompt token after the first, its
+    // (id, logprob, rank) then the most likely alternatives
+    std::vector<std::vector<TokenLogprob>> prompt_logprobs;
+    bool has_prompt_logprobs = false;
     // seconds on steady_clock since the engine started
     double arrival_time = 0, first_scheduled_time = -1, first_token_time = -1, last_token_time = -1, finished_time = -1;
 };
@@ -128,6 +132,7 @@ private:
     RequestOutput take_output(Request& r);
     uint64_t seed_for(const Request& r, int index) const;
     void note_kv_blocks(Request& r) const;
+    bool wants_prompt_logprobs(const Request& r, int64_t pos) const;
 
     Model& model_;
     const Tokenizer* tok_;

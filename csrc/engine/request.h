@@ -55,6 +55,11 @@ struct Request {
     // structured output: per completion index, the mask of the tokens its
     // next token may be (one bit per token id), consumed by that token
     std::vector<std::vector<uint32_t>> allowed;
+    // prompt_logprobs: entry i for prompt token i + 1 (computed once, from
+    // the row of token i; a preempted request does not compute them again),
+    // reported with the first output after they are all there
+    std::vector<std::vector<TokenLogprob>> prompt_logprobs;
+    bool prompt_logprobs_reported = false;
 
     // seconds on the engine's clock
     double arrival_time = 0, first_scheduled_time = -1, first_token_time = -1, last_token_time = -1, finished_time = -1;

@@ -35,6 +35,14 @@ void Completion::finish(FinishReason r, GeneratedToken& out) {
     out.text += stops_.flush();
 }
 
+std::vector<TokenLogprob> token_logprobs(const float* logits, int64_t n_vocab, int32_t token, int32_t k) {
+    std::vector<TokenLogprob> out;
+    out.push_back(TokenLogprob{token, log_prob(logits, n_vocab, token), token_rank(logits, n_vocab, token)});
+    int32_t rank = 1;
+    for (const auto& [id, lp] : top_log_probs(logits, n_vocab, k)) out.push_back(TokenLogprob{id, lp, rank++});
+    return out;
+}
+
 GeneratedToken Completion::next(const float* logits, int64_t n_vocab, const uint32_t* allowed) {
     HEARTH_CHECK(!finished(), "Completion::next after the completion finished");
     GeneratedToken out;
@@ -50,11 +58,9 @@ GeneratedToken Completion::next(const float* logits, int64_t n_vocab, const uint
     }
     out.id = sampler_.sample(work_.data(), n_vocab, prompt_, output_);
     if (p_.logprobs >= 0) {  // an O(n_vocab) pass: only when asked for
-        out.logprob = log_prob(logits, n_vocab, out.id);
+        out.top = token_logprobs(logits, n_vocab, out.id, p_.logprobs);
+        out.logprob = out.top[0].logprob;
         cumulative_logprob_ += out.logprob;
-        out.top.push_back(TokenLogprob{out.id, out.logprob, token_rank(logits, n_vocab, out.id)});
-        int32_t rank = 1;
-        for (const auto& [id, lp] : top_log_probs(logits, n_vocab, p_.logprobs)) out.top.push_back(TokenLogprob{id, lp, rank++});
     }
     output_.push_back(out.id);
 

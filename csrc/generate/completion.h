@@ -28,6 +28,10 @@ struct TokenLogprob {
     int32_t rank = 0;   // 1 for the most likely token of the row
 };
 
+// token's log-probability and rank under this row of logits, then the k most
+// likely tokens (rank 1 first): what logprobs report for one position.
+std::vector<TokenLogprob> token_logprobs(const float* logits, int64_t n_vocab, int32_t token, int32_t k);
+
 struct GeneratedToken {
     int32_t id = -1;
     std::string text;                // text that became showable with this token (whole UTF-8 characters)

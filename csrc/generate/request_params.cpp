@@ -12,6 +12,9 @@ void check_generation_params(const GenerationParams& p) {
         throw Error("max_tokens must be an integer >= 1 or None, got " + std::to_string(p.max_tokens));
     }
     if (p.logprobs < -1) throw Error("logprobs must be an integer >= 0 or None, got " + std::to_string(p.logprobs));
+    if (p.prompt_logprobs < -1) {
+        throw Error("prompt_logprobs must be an integer >= 0 or None, got " + std::to_string(p.prompt_logprobs));
+    }
     for (int32_t t : p.stop_token_ids) {
         if (t < 0) throw Error("stop_token_ids must be token ids (>= 0), got " + std::to_string(t));
     }
@@ -33,6 +36,7 @@ void check_request_params(const RequestParams& p) {
         }
         if (p.generation.logprobs >= 0) throw Error("logprobs are not reported for beam search (num_beams > 1)");
         if (p.generation.constrained) throw Error("structured output does not work with beam search (num_beams > 1)");
+        if (p.generation.prompt_logprobs >= 0) throw Error("prompt_logprobs are not reported for beam search (num_beams > 1)");
     }
     if (p.generation.constrained && p.generation.ignore_eos) {
         throw Error("ignore_eos does not work with structured output: the grammar ends the answer with the end token");

@@ -21,6 +21,7 @@ struct GenerationParams {
     std::vector<int32_t> stop_token_ids;  // tokens that end the generation too
     bool ignore_eos = false;              // do not stop at the end-of-generation tokens
     int32_t logprobs = -1;                // alternatives per token to report; -1: no log-probabilities
+    int32_t prompt_logprobs = -1;         // the same for each prompt token after the first (vLLM's); -1: none
     bool skip_special_tokens = true;      // control tokens are not shown in the text
     // Structured output: each token is drawn only from the tokens a mask
     // allows (Engine::allow_tokens, set by a grammar matcher before every

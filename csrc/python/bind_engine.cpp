@@ -29,6 +29,17 @@ std::vector<int32_t> to_ids(const py::array& arr) {
 
 py::object optional_time(double t) { return t < 0 ? py::none() : py::object(py::float_(t)); }
 
+// per token: [(id, logprob, rank)], the token itself first
+py::list logprob_lists(const std::vector<std::vector<TokenLogprob>>& tokens) {
+    py::list out;
+    for (const auto& tok : tokens) {
+        py::list alts;
+        for (const TokenLogprob& t : tok) alts.append(py::make_tuple(t.id, t.logprob, t.rank));
+        out.append(alts);
+    }
+    return out;
+}
+
 }  // namespace
 
 void bind_engine(py::module_& m) {
@@ -36,16 +47,7 @@ void bind_engine(py::module_& m) {
         .def_readonly("index", &CompletionDelta::index)
         .def_readonly("token_ids", &CompletionDelta::token_ids)
         .def_property_readonly("text", [](const CompletionDelta& d) { return py_text(d.text, "strict"); })
-        .def_property_readonly("logprobs",
-                               [](const CompletionDelta& d) {
-                                   py::list out;
-                                   for (const auto& tok : d.logprobs) {
-                                       py::list alts;
-                                       for (const TokenLogprob& t : tok) alts.append(py::make_tuple(t.id, t.logprob, t.rank));
-                                       out.append(alts);
-                                   }
-                                   return out;
-                               },
+        .def_property_readonly("logprobs", [](const CompletionDelta& d) { return logprob_lists(d.logprobs); },
                                "per new token: [(id, logprob, rank)], the chosen token first")
         .def_property_readonly("logits",
                                [](const CompletionDelta& d) {
@@ -81,6 +83,12 @@ void bind_engine(py::module_& m) {
         .def_readonly("num_cached_tokens", &RequestOutput::num_cached_tokens)
         .def_readonly("num_preemptions", &RequestOutput::num_preemptions)
         .def_readonly("peak_kv_blocks", &RequestOutput::peak_kv_blocks)
+        .def_property_readonly("prompt_logprobs",
+                               [](const RequestOutput& o) -> py::object {
+                                   if (!o.has_prompt_logprobs) return py::none();
+                                   return logprob_lists(o.prompt_logprobs);
+                               },
+                               "once, with prompt_logprobs: per prompt token after the first, [(id, logprob, rank)]")
         .def_readonly("arrival_time", &RequestOutput::arrival_time)
         .def_property_readonly("first_scheduled_time", [](const RequestOutput& o) { return optional_time(o.first_scheduled_time); })
         .def_property_readonly("first_token_time", [](const RequestOutput& o) { return optional_time(o.first_token_time); })

@@ -57,6 +57,7 @@ void bind_generation(py::module_& m, py::module_& testing) {
         .def_readwrite("stop_token_ids", &GenerationParams::stop_token_ids)
         .def_readwrite("ignore_eos", &GenerationParams::ignore_eos)
         .def_readwrite("logprobs", &GenerationParams::logprobs)
+        .def_readwrite("prompt_logprobs", &GenerationParams::prompt_logprobs)
         .def_readwrite("skip_special_tokens", &GenerationParams::skip_special_tokens)
         .def_readwrite("constrained", &GenerationParams::constrained);
     py::class_<BeamSearchParams>(m, "BeamSearchParams", "Beam search (num_beams > 1).")

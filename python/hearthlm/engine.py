@@ -248,19 +248,23 @@ class LLMEngine:
     def _request_output(self, o, text, ids, with_logprobs) -> RequestOutput:
         completions = []
         for d in o.outputs:
-            logprobs = None
-            if with_logprobs:
-                # the chosen token first; reversed, so that its entry (its own rank) is the one kept
-                logprobs = [{tid: Logprob(lp, rank, self._token_str(tid)) for tid, lp, rank in reversed(alts)}
-                            for alts in d.logprobs]
+            logprobs = self._logprob_dicts(d.logprobs) if with_logprobs else None
             completions.append(CompletionOutput(
                 index=d.index, text=d.text, token_ids=list(d.token_ids),
                 cumulative_logprob=d.cumulative_logprob if (with_logprobs or d.beam_search) else None,
                 logprobs=logprobs, finish_reason=d.finish_reason, stop_reason=d.stop_reason,
                 beam_score=d.beam_score))
+        prompt_logprobs = None
+        if o.prompt_logprobs is not None:
+            prompt_logprobs = [None] + self._logprob_dicts(o.prompt_logprobs)
         return RequestOutput(request_id=o.request_id, prompt=text, prompt_token_ids=ids, outputs=completions,
                              finished=o.finished, num_cached_tokens=o.num_cached_tokens,
-                             metrics=_metrics(o, self._engine.kv_block_bytes))
+                             prompt_logprobs=prompt_logprobs, metrics=_metrics(o, self._engine.kv_block_bytes))
+
+    def _logprob_dicts(self, rows) -> list:
+        """Per token {id: Logprob}: the token itself and its alternatives;
+        reversed, so that the token's own entry (its own rank) is the one kept."""
+        return [{tid: Logprob(lp, rank, self._token_str(tid)) for tid, lp, rank in reversed(alts)} for alts in rows]
 
 
 def _metrics(o, block_bytes: int) -> dict:

@@ -362,6 +362,8 @@ def _merge(acc: Optional[RequestOutput], new: RequestOutput) -> RequestOutput:
         old.finish_reason, old.stop_reason, old.beam_score = c.finish_reason, c.stop_reason, c.beam_score
     acc.outputs = [by_index[i] for i in sorted(by_index)]
     acc.finished, acc.metrics, acc.num_cached_tokens = new.finished, new.metrics, new.num_cached_tokens
+    if new.prompt_logprobs is not None:
+        acc.prompt_logprobs = new.prompt_logprobs
     if acc.finished:
         generated = sum(len(c.token_ids) for c in acc.outputs)
         m = acc.metrics

@@ -40,6 +40,9 @@ class RequestOutput:
     outputs: List[CompletionOutput]
     finished: bool = True
     num_cached_tokens: int = 0  # prompt tokens whose KV came from the prefix cache
+    # with SamplingParams(prompt_logprobs=k): per prompt token, None for the
+    # first, then its Logprob and the k most likely alternatives (vLLM's shape)
+    prompt_logprobs: Optional[List[Optional[Dict[int, Logprob]]]] = None
     # prompt_tokens, generated_tokens, reused_tokens (= num_cached_tokens),
     # seconds (queued, prefill, decode, total) and tokens/s
     metrics: Dict[str, float] = field(default_factory=dict)

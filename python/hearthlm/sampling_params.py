@@ -59,6 +59,7 @@ class SamplingParams:
     ignore_eos: bool = False
     seed: Optional[int] = None
     logprobs: Optional[int] = None      # alternatives per token to report (0: just the chosen one)
+    prompt_logprobs: Optional[int] = None  # the same for the prompt's tokens (RequestOutput.prompt_logprobs)
     skip_special_tokens: bool = True    # control tokens are not shown in the text
     num_beams: int = 1                  # beam search when > 1 (deterministic)
     length_penalty: float = 1.0         # beam scores: sum of log-probs / length ** length_penalty
@@ -129,6 +130,9 @@ class SamplingParams:
         g.logprobs = _int("logprobs", self.logprobs, none_as=-1)
         if self.logprobs is not None and g.logprobs < 0:
             raise ValueError(f"logprobs must be an integer >= 0 or None, got {self.logprobs!r}")
+        g.prompt_logprobs = _int("prompt_logprobs", self.prompt_logprobs, none_as=-1)
+        if self.prompt_logprobs is not None and g.prompt_logprobs < 0:
+            raise ValueError(f"prompt_logprobs must be an integer >= 0 or None, got {self.prompt_logprobs!r}")
         g.skip_special_tokens = _flag("skip_special_tokens", self.skip_special_tokens)
         g.constrained = self.structured_outputs is not None
         b = p.beam

@@ -12,7 +12,7 @@ from starlette.requests import Request
 
 from ..outputs import Logprob
 from .async_engine import RequestStream
-from .protocol import BadRequest, CompletionRequest
+from .protocol import CompletionRequest
 from .requests import merged, until_done_or_gone
 from .shapes import Gathered, chunk_event, error_body, sse, top_entries, usage
 from .state import ServerState
@@ -21,8 +21,7 @@ from .state import ServerState
 async def create_completion(state: ServerState, req: CompletionRequest, raw: Request) -> Response:
     params = req.sampling_params()
     if req.echo and req.logprobs is not None:
-        raise BadRequest("echo with logprobs is not supported (the prompt's log-probabilities are not computed)",
-                         "echo")
+        params.prompt_logprobs = req.logprobs  # the echoed prompt's tokens get theirs too
     request_id = state.new_request_id("cmpl")
     prompts = req.prompts()
     streams: List[RequestStream] = []
@@ -53,9 +52,14 @@ async def create_completion(state: ServerState, req: CompletionRequest, raw: Req
     for p, g in enumerate(gs):
         for i in sorted(g.choices):
             c = g.choices[i]
-            choices.append({"index": i, "text": echoes[p] + c.text,
-                            "logprobs": (_logprobs(state, c.token_ids, c.logprobs, req.logprobs, 0)
-                                         if req.logprobs is not None else None),
+            lp = None
+            if req.logprobs is not None:
+                echoed = _prompt_logprobs(state, g, req.logprobs) if req.echo else None
+                start = sum(len(t) for t in echoed["tokens"]) if echoed else 0
+                lp = _logprobs(state, c.token_ids, c.logprobs, req.logprobs, start)
+                if echoed:
+                    lp = _join(echoed, lp)
+            choices.append({"index": i, "text": echoes[p] + c.text, "logprobs": lp,
                             "finish_reason": c.finish_reason, "stop_reason": c.stop_reason})
     return JSONResponse({"id": request_id, "object": "text_completion", "created": created,
                          "model": state.served_model_name, "choices": choices,
@@ -80,13 +84,19 @@ async def _chunks(state: ServerState, req: CompletionRequest, request_id: str, c
                 if index in done or (not c.text and not c.token_ids and c.finish_reason is None):
                     continue
                 text = c.text
-                if index not in offsets:
+                first = index not in offsets
+                if first:
                     text = echoes[p] + text
                     offsets[index] = 0
                 choice = {"index": index, "text": text, "logprobs": None, "finish_reason": c.finish_reason}
-                if req.logprobs is not None and c.token_ids:
-                    choice["logprobs"] = _logprobs(state, c.token_ids, c.logprobs, req.logprobs, offsets[index])
-                offsets[index] += len(text)
+                if req.logprobs is not None and (c.token_ids or first):
+                    # text_offset: where each token's text starts in the choice's text so far
+                    echoed = _prompt_logprobs(state, gs[p], req.logprobs) if first and req.echo else None
+                    if echoed:
+                        offsets[index] = sum(len(t) for t in echoed["tokens"])
+                    lp = _logprobs(state, c.token_ids, c.logprobs, req.logprobs, offsets[index])
+                    offsets[index] += sum(len(t) for t in lp["tokens"])
+                    choice["logprobs"] = _join(echoed, lp) if echoed else lp
                 if c.finish_reason is not None:
                     choice["stop_reason"] = c.stop_reason
                     done.add(index)
@@ -97,6 +107,25 @@ async def _chunks(state: ServerState, req: CompletionRequest, request_id: str, c
     except Exception as e:
         yield sse(error_body(str(e), "internal_server_error", None, 500))
     yield sse("[DONE]")
+
+
+def _prompt_logprobs(state: ServerState, g: Gathered, k: int) -> dict:
+    """The echoed prompt's part of the logprobs: its first token has none."""
+    out = {"tokens": [], "token_logprobs": [], "top_logprobs": [], "text_offset": []}
+    offset = 0
+    for tid, alts in zip(g.prompt_token_ids, g.prompt_logprobs or []):
+        tok = state.token_text(tid)
+        out["tokens"].append(tok)
+        out["token_logprobs"].append(None if alts is None else max(alts[tid].logprob, -9999.0))
+        out["top_logprobs"].append(None if alts is None else
+                                   {state.token_text(t): max(lp.logprob, -9999.0) for t, lp in top_entries(alts, k)})
+        out["text_offset"].append(offset)
+        offset += len(tok)
+    return out
+
+
+def _join(a: dict, b: dict) -> dict:
+    return {key: a[key] + b[key] for key in a}
 
 
 def _logprobs(state: ServerState, token_ids: List[int], logprobs: List[Dict[int, Logprob]], k: int,

@@ -70,10 +70,15 @@ class Gathered:
         self.choices: Dict[int, Choice] = {}
         self.prompt_tokens = 0
         self.cached_tokens = 0
+        self.prompt_token_ids: List[int] = []
+        self.prompt_logprobs = None  # with prompt_logprobs: [None, {id: Logprob}, ...]
 
     def add(self, out: RequestOutput) -> None:
         self.prompt_tokens = len(out.prompt_token_ids)
+        self.prompt_token_ids = out.prompt_token_ids
         self.cached_tokens = out.num_cached_tokens
+        if out.prompt_logprobs is not None:
+            self.prompt_logprobs = out.prompt_logprobs
         for c in out.outputs:
             index = self.first_index + c.index
             self.choices.setdefault(index, Choice(index)).add(c)
