@@ -309,19 +309,6 @@ LENGTHS = [1, 7, 8, 15, 16, 17, 33, 64, 100, 128, 131]
 
 
 @pytest.mark.parametrize("n", LENGTHS)
-def test_dot_f32_and_dot_f16_match_numpy(kernel, n):
-    rng = np.random.default_rng(n)
-    a = rng.standard_normal(n).astype(np.float32)
-    b = rng.standard_normal(n).astype(np.float32)
-    h = a.astype(np.float16)
-    mag = float(np.abs(a.astype(np.float64)) @ np.abs(b.astype(np.float64)))
-    want32 = float(a.astype(np.float64) @ b.astype(np.float64))
-    want16 = float(h.astype(np.float64) @ b.astype(np.float64))
-    assert abs(core.testing.kernel_dot_f32(kernel, a, b) - want32) <= 1e-6 * mag
-    assert abs(core.testing.kernel_dot_f16(kernel, h.view(np.uint16), b) - want16) <= 1e-6 * mag
-
-
-@pytest.mark.parametrize("n", LENGTHS)
 def test_axpy_f32_and_axpy_f16_match_numpy(kernel, n):
     rng = np.random.default_rng(100 + n)
     x = rng.standard_normal(n).astype(np.float32)
@@ -369,9 +356,12 @@ def test_f16_attention_kernels_equal_f32_ones_on_the_converted_block(kernel, hd)
                               core.testing.kernel_accumulate(kernel, w, v32, out0))
 
 
-@pytest.mark.parametrize("n", [1, 7, 15, 17, 65536])
+@pytest.mark.parametrize("n", [1, 7, 15, 17, 100, 65535, 65536])
 def test_f16_to_f32_row_is_exact(kernel, n):
-    bits = np.arange(65536, dtype=np.uint16)[-n:]  # every f16 value (the short rows: NaNs, tails)
+    # every f16 value (65536; 65535 leaves a tail), or a short row of ordinary
+    # values around 1.0 (the tail paths)
+    every = np.arange(65536, dtype=np.uint16)
+    bits = every[:n] if n >= 65535 else every[0x3C00 - n // 2:0x3C00 - n // 2 + n]
     got = core.testing.kernel_f16_to_f32_row(kernel, bits)
     want = bits.view(np.float16).astype(np.float32)
     nan = np.isnan(want)
@@ -498,7 +488,7 @@ def test_kernels_pass_on_an_emulated_haswell_without_avx512():
     assert probe.stdout.strip() == "scalar,avx2"
     run = subprocess.run([qemu, "-cpu", "Haswell", sys.executable, "-m", "pytest", __file__, "-q", "-x",
                           "-p", "no:cacheprovider", "-k",
-                          "bit_identical or matches_scalar_reference and 37x544 or f32_to_f16 or f16_to_f32 or dot or axpy "
+                          "bit_identical or matches_scalar_reference and 37x544 or f32_to_f16 or f16_to_f32 or axpy "
                           "or scores or accumulate or silu"],
                          env=env, capture_output=True, text=True, timeout=1800)
     assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-2000:]

@@ -267,7 +267,8 @@ def test_a_prompt_over_the_context_is_a_400(server, client, model_name):
 def test_an_unknown_model_is_a_404(client):
     with pytest.raises(openai.NotFoundError) as e:
         client.chat.completions.create(model="gpt-9", messages=QUESTION, max_tokens=4)
-    assert e.value.body["param"] == "model" or "gpt-9" in str(e.value)
+    assert e.value.body["param"] == "model" and e.value.body["code"] == "model_not_found"
+    assert "gpt-9" in e.value.body["message"]
 
 
 def test_api_key_body_limit_and_busy_queue(smollm2_gguf, model_name):

@@ -249,8 +249,7 @@ std::vector<RequestOutput> Engine::step() {
 // Row pos of a prompt gives prompt token pos + 1's log-probability, the
 // first time it is computed (not again after a preemption).
 bool Engine::wants_prompt_logprobs(const Request& r, int64_t pos) const {
-    return r.params.generation.prompt_logprobs >= 0 && pos + 1 < (int64_t)r.prompt.size() &&
-           pos >= (int64_t)r.prompt_logprobs.size();
+    return r.prompt_logprobs_pending() && pos + 1 < (int64_t)r.prompt.size() && pos >= (int64_t)r.prompt_logprobs.size();
 }
 
 void Engine::note_kv_blocks(Request& r) const {
@@ -399,12 +398,10 @@ RequestOutput Engine::take_output(Request& r) {
     o.first_token_time = r.first_token_time;
     o.last_token_time = r.last_token_time;
     o.finished_time = r.finished_time;
-    if (r.params.generation.prompt_logprobs >= 0 && !r.prompt_logprobs_reported &&
-        (int64_t)r.prompt_logprobs.size() + 1 == (int64_t)r.prompt.size()) {
-        o.prompt_logprobs = std::move(r.prompt_logprobs);
+    if (r.params.generation.prompt_logprobs >= 0 && !r.prompt_logprobs_reported && !r.prompt_logprobs_pending()) {
+        o.prompt_logprobs = r.prompt_logprobs;  // kept: its length says they are done
         o.has_prompt_logprobs = true;
         r.prompt_logprobs_reported = true;
-        r.prompt_logprobs.resize(r.prompt.size() - 1);  // keeps its length: nothing is computed again
     }
     if (r.beams) {
         if (!r.finished()) return o;

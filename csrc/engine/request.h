@@ -65,6 +65,10 @@ struct Request {
     double arrival_time = 0, first_scheduled_time = -1, first_token_time = -1, last_token_time = -1, finished_time = -1;
 
     bool finished() const { return status == RequestStatus::Finished; }
+    // It asked for prompt_logprobs and some prompt rows are still to score.
+    bool prompt_logprobs_pending() const {
+        return params.generation.prompt_logprobs >= 0 && (int64_t)prompt_logprobs.size() + 1 < (int64_t)prompt.size();
+    }
 };
 
 }  // namespace hearth

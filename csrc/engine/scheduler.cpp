@@ -66,9 +66,7 @@ void Scheduler::admit(Request* r) {
         s->kv = kv_.new_sequence();
         // at least the last token is computed again: its logits are needed;
         // prompt_logprobs need every prompt row once: no cached prefix then
-        const bool every_row = r->params.generation.prompt_logprobs >= 0 &&
-                               (int64_t)r->prompt_logprobs.size() + 1 < (int64_t)r->prompt.size();
-        if (!every_row) s->n_computed = kv_.take_cached_prefix(s->kv, s->tokens.data(), (int64_t)s->tokens.size() - 1);
+        if (!r->prompt_logprobs_pending()) s->n_computed = kv_.take_cached_prefix(s->kv, s->tokens.data(), (int64_t)s->tokens.size() - 1);
     }
 }
 

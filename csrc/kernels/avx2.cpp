@@ -309,47 +309,6 @@ void quantize_q8a(const float* x, block_q8a* y, int64_t k) { quantize_activation
 
 // --------------------------------------------------- attention helpers --
 
-inline __m256 load_tail_f32(const float* p, int64_t n) {  // 0 < n < 8
-    const __m256i idx = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
-    const __m256i mask = _mm256_cmpgt_epi32(_mm256_set1_epi32((int)n), idx);
-    return _mm256_maskload_ps(p, mask);
-}
-inline __m256 load_tail_f16(const uint16_t* p, int64_t n) {
-    alignas(16) uint16_t tmp[8] = {};
-    std::memcpy(tmp, p, n * 2);
-    return _mm256_cvtph_ps(_mm_load_si128((const __m128i*)tmp));
-}
-
-float dot_f32(const float* a, const float* b, int64_t n) {
-    __m256 s0 = _mm256_setzero_ps(), s1 = _mm256_setzero_ps();
-    int64_t i = 0;
-    for (; i + 16 <= n; i += 16) {
-        s0 = _mm256_fmadd_ps(_mm256_loadu_ps(a + i), _mm256_loadu_ps(b + i), s0);
-        s1 = _mm256_fmadd_ps(_mm256_loadu_ps(a + i + 8), _mm256_loadu_ps(b + i + 8), s1);
-    }
-    if (i + 8 <= n) {
-        s0 = _mm256_fmadd_ps(_mm256_loadu_ps(a + i), _mm256_loadu_ps(b + i), s0);
-        i += 8;
-    }
-    if (i < n) s1 = _mm256_fmadd_ps(load_tail_f32(a + i, n - i), load_tail_f32(b + i, n - i), s1);
-    return hsum8(_mm256_add_ps(s0, s1));
-}
-
-float dot_f16(const uint16_t* a, const float* b, int64_t n) {
-    __m256 s0 = _mm256_setzero_ps(), s1 = _mm256_setzero_ps();
-    int64_t i = 0;
-    for (; i + 16 <= n; i += 16) {
-        s0 = _mm256_fmadd_ps(_mm256_cvtph_ps(_mm_loadu_si128((const __m128i*)(a + i))), _mm256_loadu_ps(b + i), s0);
-        s1 = _mm256_fmadd_ps(_mm256_cvtph_ps(_mm_loadu_si128((const __m128i*)(a + i + 8))), _mm256_loadu_ps(b + i + 8), s1);
-    }
-    if (i + 8 <= n) {
-        s0 = _mm256_fmadd_ps(_mm256_cvtph_ps(_mm_loadu_si128((const __m128i*)(a + i))), _mm256_loadu_ps(b + i), s0);
-        i += 8;
-    }
-    if (i < n) s1 = _mm256_fmadd_ps(load_tail_f16(a + i, n - i), load_tail_f32(b + i, n - i), s1);
-    return hsum8(_mm256_add_ps(s0, s1));
-}
-
 void axpy_f32(float alpha, const float* x, float* y, int64_t n) {
     const __m256 va = _mm256_set1_ps(alpha);
     int64_t i = 0;
@@ -519,7 +478,7 @@ void accumulate_f16(const float* w, const uint16_t* v, int64_t n, int64_t hd, fl
 const KernelTable& avx2_kernels() {
     static const KernelTable table = {
         "avx2", matmul, quantize_q16a, quantize_q8a, avx2_q8a_packed_row_bytes, avx2_pack_q8a, avx2_pack_q8a_weights,
-        dot_f32, dot_f16, axpy_f32, axpy_f16, f32_to_f16_row,
+        axpy_f32, axpy_f16, f32_to_f16_row,
         scores_f32, scores_f16, accumulate_f32, accumulate_f16, f16_to_f32_row, scaled_softmax, silu_mul,
     };
     return table;

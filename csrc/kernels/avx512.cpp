@@ -389,43 +389,6 @@ void quantize_q8a(const float* x, block_q8a* y, int64_t k) { quantize_activation
 
 inline __mmask16 tail_mask(int64_t n) { return (__mmask16)((1u << n) - 1); }  // 0 <= n < 16
 
-float dot_f32(const float* a, const float* b, int64_t n) {
-    __m512 s0 = _mm512_setzero_ps(), s1 = _mm512_setzero_ps();
-    int64_t i = 0;
-    for (; i + 32 <= n; i += 32) {
-        s0 = _mm512_fmadd_ps(_mm512_loadu_ps(a + i), _mm512_loadu_ps(b + i), s0);
-        s1 = _mm512_fmadd_ps(_mm512_loadu_ps(a + i + 16), _mm512_loadu_ps(b + i + 16), s1);
-    }
-    if (i + 16 <= n) {
-        s0 = _mm512_fmadd_ps(_mm512_loadu_ps(a + i), _mm512_loadu_ps(b + i), s0);
-        i += 16;
-    }
-    if (i < n) {
-        const __mmask16 m = tail_mask(n - i);
-        s1 = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(m, a + i), _mm512_maskz_loadu_ps(m, b + i), s1);
-    }
-    return hsum16(_mm512_add_ps(s0, s1));
-}
-
-float dot_f16(const uint16_t* a, const float* b, int64_t n) {
-    __m512 s0 = _mm512_setzero_ps(), s1 = _mm512_setzero_ps();
-    int64_t i = 0;
-    for (; i + 32 <= n; i += 32) {
-        s0 = _mm512_fmadd_ps(_mm512_cvtph_ps(_mm256_loadu_si256((const __m256i*)(a + i))), _mm512_loadu_ps(b + i), s0);
-        s1 = _mm512_fmadd_ps(_mm512_cvtph_ps(_mm256_loadu_si256((const __m256i*)(a + i + 16))),
-                             _mm512_loadu_ps(b + i + 16), s1);
-    }
-    if (i + 16 <= n) {
-        s0 = _mm512_fmadd_ps(_mm512_cvtph_ps(_mm256_loadu_si256((const __m256i*)(a + i))), _mm512_loadu_ps(b + i), s0);
-        i += 16;
-    }
-    if (i < n) {
-        const __mmask16 m = tail_mask(n - i);
-        s1 = _mm512_fmadd_ps(_mm512_cvtph_ps(_mm256_maskz_loadu_epi16(m, a + i)), _mm512_maskz_loadu_ps(m, b + i), s1);
-    }
-    return hsum16(_mm512_add_ps(s0, s1));
-}
-
 void axpy_f32(float alpha, const float* x, float* y, int64_t n) {
     const __m512 va = _mm512_set1_ps(alpha);
     int64_t i = 0;
@@ -616,7 +579,7 @@ void accumulate_f16(const float* w, const uint16_t* v, int64_t n, int64_t hd, fl
 const KernelTable& avx512_kernels() {
     static const KernelTable table = {
         "avx512", matmul, quantize_q16a, quantize_q8a, avx512_q8a_packed_row_bytes, avx512_pack_q8a, avx512_pack_q8a_weights,
-        dot_f32, dot_f16, axpy_f32, axpy_f16, f32_to_f16_row,
+        axpy_f32, axpy_f16, f32_to_f16_row,
         scores_f32, scores_f16, accumulate_f32, accumulate_f16, f16_to_f32_row, scaled_softmax, silu_mul,
     };
     return table;

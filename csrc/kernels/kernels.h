@@ -78,10 +78,8 @@ struct KernelTable {
     // (scalar); a set that has it takes only packed weights on the Q8 path.
     void (*pack_q8a_weights)(GgmlType t, const void* w, int64_t r0, int64_t r1, int64_t k, void* out);
 
-    // Attention helpers over one head: a dot product with a cached key and an
-    // axpy into the output with a cached value, for f32 and f16 caches.
-    float (*dot_f32)(const float* a, const float* b, int64_t n);
-    float (*dot_f16)(const uint16_t* a, const float* b, int64_t n);
+    // Attention helpers over one head: an axpy into the output with a cached
+    // value, for f32 and f16 caches, and the f16 cache's rounding.
     void (*axpy_f32)(float alpha, const float* x, float* y, int64_t n);   // y += alpha * x
     void (*axpy_f16)(float alpha, const uint16_t* x, float* y, int64_t n);
     void (*f32_to_f16_row)(const float* x, uint16_t* y, int64_t n);  // round to nearest even

@@ -134,8 +134,6 @@ void matmul(const MatmulArgs& a) {
     }
 }
 
-float dot_f16(const uint16_t* a, const float* b, int64_t n) { return dot_row_f16(a, b, n); }
-
 void axpy_f32(float alpha, const float* x, float* y, int64_t n) {
     for (int64_t i = 0; i < n; i++) y[i] += alpha * x[i];
 }
@@ -204,7 +202,7 @@ void silu_mul(float* gate, const float* up, int64_t n) {
 
 const KernelTable& scalar_kernels() {
     static const KernelTable table = {
-        "scalar", matmul, quantize_q16a, quantize_q8a, q8a_packed_row_bytes, pack_q8a, nullptr, dot_row_f32, dot_f16, axpy_f32, axpy_f16, f32_to_f16_row,
+        "scalar", matmul, quantize_q16a, quantize_q8a, q8a_packed_row_bytes, pack_q8a, nullptr, axpy_f32, axpy_f16, f32_to_f16_row,
         scores_f32, scores_f16, accumulate_f32, accumulate_f16, f16_to_f32_row, scaled_softmax, silu_mul,
     };
     return table;

@@ -283,14 +283,6 @@ void bind_kernels(py::module_& m, py::module_& testing) {
           "Quantize float32 x (length % 32 == 0) to q16a: returns (d float32 [nb], sum int32 [nb], qs int16 [nb, 32]).");
     testing.def("kernel_quantize_q8a", &kernel_quantize_q8a, py::arg("name"), py::arg("x"),
           "Quantize float32 x (length % 32 == 0) to q8a: returns (d float32 [nb], sum int32 [nb], qs int8 [nb, 32]).");
-    testing.def("kernel_dot_f32", [](const std::string& name, const carray<float>& a, const carray<float>& b) {
-        check_same(a.size(), b.size(), "kernel_dot_f32");
-        return table(name).dot_f32(a.data(), b.data(), a.size());
-    });
-    testing.def("kernel_dot_f16", [](const std::string& name, const carray<uint16_t>& a, const carray<float>& b) {
-        check_same(a.size(), b.size(), "kernel_dot_f16");
-        return table(name).dot_f16(a.data(), b.data(), a.size());
-    }, "a: float16 bits as uint16");
     testing.def("kernel_axpy_f32", [](const std::string& name, float alpha, const carray<float>& x, const carray<float>& y) {
         check_same(x.size(), y.size(), "kernel_axpy_f32");
         py::array_t<float> out(y.size());

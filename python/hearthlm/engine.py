@@ -153,7 +153,7 @@ class LLMEngine:
         """A grammar matcher per completion (compiled once, copied n times)."""
         if self._grammars is None:
             tok = self.get_tokenizer()
-            self._grammars = GrammarCompiler(tok, self._model.n_vocab, tok.end_of_generation)
+            self._grammars = GrammarCompiler(tok, self.n_vocab, tok.end_of_generation)
         first = self._grammars.matcher(params.structured_outputs)
         return [first] + [first.copy() for _ in range(params.n - 1)]
 

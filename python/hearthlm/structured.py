@@ -106,28 +106,17 @@ class GrammarCompiler:
         return self._ll_tokenizer
 
     def grammar(self, p: StructuredOutputsParams) -> str:
-        llg = _llguidance()
+        if p.json is not None or p.json_object:
+            kind, text = "json_schema", _schema_text({"type": "object"} if p.json_object else p.json)
+        elif p.regex is not None:
+            kind, text = "regex", p.regex
+        elif p.choice is not None:
+            kind, text = "regex", "|".join(re.escape(c) for c in p.choice)
+        else:
+            kind, text = "lark", p.grammar
         try:
-            if p.json is not None or p.json_object:
-                schema = {"type": "object"} if p.json_object else p.json
-                if isinstance(schema, str):
-                    schema = json.loads(schema)
-                if not isinstance(schema, (dict, bool)):
-                    raise StructuredOutputError(f"structured_outputs.json must be a JSON schema object, got "
-                                                f"{type(schema).__name__}")
-                if isinstance(schema, dict) and "x-guidance" not in schema:
-                    # compact JSON (", " and ": " between items, no newlines):
-                    # a small model left free to indent can indent forever
-                    schema = {**schema, "x-guidance": {"whitespace_flexible": False}}
-                return llg.grammar_from("json_schema", json.dumps(schema))
-            if p.regex is not None:
-                return llg.grammar_from("regex", p.regex)
-            if p.choice is not None:
-                return llg.grammar_from("regex", "|".join(re.escape(c) for c in p.choice))
-            return llg.grammar_from("lark", p.grammar)
+            return _llguidance().grammar_from(kind, text)
         except (ValueError, TypeError) as e:
-            if isinstance(e, StructuredOutputError):
-                raise
             raise StructuredOutputError(f"structured_outputs: {e}") from None
 
     def matcher(self, p: StructuredOutputsParams) -> "Matcher":
@@ -138,18 +127,32 @@ class GrammarCompiler:
         return Matcher(m, self._n_vocab)
 
 
+def _schema_text(schema: Union[str, dict]) -> str:
+    """The schema as llguidance takes it, compact unless it says otherwise
+    (", " and ": " between items, no newlines): a small model left free to
+    indent can indent forever."""
+    if isinstance(schema, str):
+        try:
+            schema = json.loads(schema)
+        except ValueError as e:
+            raise StructuredOutputError(f"structured_outputs.json is not valid JSON: {e}") from None
+    if not isinstance(schema, (dict, bool)):
+        raise StructuredOutputError(f"structured_outputs.json must be a JSON schema object, got {type(schema).__name__}")
+    if isinstance(schema, dict) and "x-guidance" not in schema:
+        schema = {**schema, "x-guidance": {"whitespace_flexible": False}}
+    return json.dumps(schema)
+
+
 class Matcher:
     """One completion's place in its grammar."""
 
     def __init__(self, m, n_vocab: int):
         self._m = m
+        self._n_vocab = n_vocab
         self._bitmask = _llguidance().numpy.allocate_token_bitmask(1, n_vocab)
 
     def copy(self) -> "Matcher":
-        c = Matcher.__new__(Matcher)
-        c._m = self._m.deep_copy()
-        c._bitmask = self._bitmask.copy()
-        return c
+        return Matcher(self._m.deep_copy(), self._n_vocab)
 
     def mask(self) -> np.ndarray:
         """The tokens that may come next, one bit each (uint32 words)."""
@@ -160,10 +163,6 @@ class Matcher:
         if not self._m.consume_tokens(list(token_ids)):
             raise StructuredOutputError(f"structured output: the grammar refused tokens {token_ids}: "
                                         f"{self._m.get_error()}")
-
-    @property
-    def done(self) -> bool:
-        return self._m.is_stopped()
 
 
 def as_params(value: Any) -> Optional[StructuredOutputsParams]:

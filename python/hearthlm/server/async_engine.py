@@ -12,8 +12,7 @@ import asyncio
 import concurrent.futures
 import queue
 import threading
-import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Callable, Dict, Optional
 
 from ..engine import LLMEngine
@@ -29,15 +28,15 @@ class EngineDeadError(RuntimeError):
 class _Stream:
     loop: asyncio.AbstractEventLoop
     queue: asyncio.Queue
-    arrival: float = field(default_factory=time.monotonic)
 
 
 class AsyncEngine:
     """Serves requests from coroutines on one LLMEngine.
 
-    on_output(request_output) is called in the engine thread for every output
-    and on_abort(request_id) for every abort (the metrics use them); snapshot() gives the engine's counters as of the
-    last step, readable from any thread.
+    on_output(request_output) is called in the engine thread for every
+    output and on_abort(request_id) for every abort (the metrics use them);
+    snapshot() gives the engine's counters as of the last step, readable
+    from any thread.
     """
 
     def __init__(self, engine: LLMEngine, on_output: Optional[Callable[[RequestOutput], None]] = None,

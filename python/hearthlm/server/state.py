@@ -3,7 +3,6 @@ thread, the metrics and the limits."""
 
 from __future__ import annotations
 
-import itertools
 import time
 import uuid
 from dataclasses import dataclass, field
@@ -39,7 +38,6 @@ class ServerState:
         self.chat_template = template_from_metadata(self.metadata)
         self._special = special_tokens_for(self.metadata)
         self._token_bytes: Dict[int, bytes] = {}
-        self._ids = itertools.count()
 
     def _snapshot(self) -> dict:
         return self.async_engine.snapshot()
