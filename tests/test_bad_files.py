@@ -56,7 +56,7 @@ def bad_files(tmp_path, good):
     p.write_bytes(good.read_bytes())
     out["unknown version"] = (corrupt(p, 4, struct.pack("<I", 99)), ["version 99"])
 
-    out["unsupported tensor type"] = (write_with_unsupported_type(tmp_path / "q4k.gguf"), ["q4_K", "not support"])
+    out["unsupported tensor type"] = (write_with_unsupported_type(tmp_path / "iq2xxs.gguf"), ["iq2_xxs", "not support"])
     out["unsupported architecture"] = (write_tiny_model(tmp_path / "mamba.gguf", arch="mamba"),
                                        ["architecture 'mamba'", "supported: llama, qwen2"])
     out["missing file"] = (tmp_path / "does-not-exist.gguf", ["cannot open", "does-not-exist.gguf"])

@@ -2,6 +2,7 @@
 
 #include "base/error.h"
 #include "base/fp16.h"
+#include "gguf/k_quants.h"
 #include "gguf/quant_blocks.h"
 
 namespace hearth {
@@ -10,6 +11,7 @@ bool is_supported_type(uint32_t raw) {
     switch ((GgmlType)raw) {
         case GgmlType::F32: case GgmlType::F16: case GgmlType::BF16:
         case GgmlType::Q8_0: case GgmlType::Q4_0: case GgmlType::Q4_1:
+        case GgmlType::Q2_K: case GgmlType::Q3_K: case GgmlType::Q4_K: case GgmlType::Q5_K: case GgmlType::Q6_K:
             return true;
     }
     return false;
@@ -30,7 +32,7 @@ std::string type_name(uint32_t raw) {
     return s;
 }
 
-int64_t type_block_elems(GgmlType t) { return is_quantized(t) ? QK : 1; }
+int64_t type_block_elems(GgmlType t) { return is_k_quant(t) ? QK_K : is_quantized(t) ? QK : 1; }
 
 size_t type_block_bytes(GgmlType t) {
     switch (t) {
@@ -40,13 +42,20 @@ size_t type_block_bytes(GgmlType t) {
         case GgmlType::Q8_0: return sizeof(block_q8_0);
         case GgmlType::Q4_0: return sizeof(block_q4_0);
         case GgmlType::Q4_1: return sizeof(block_q4_1);
+        case GgmlType::Q2_K: return sizeof(block_q2_K);
+        case GgmlType::Q3_K: return sizeof(block_q3_K);
+        case GgmlType::Q4_K: return sizeof(block_q4_K);
+        case GgmlType::Q5_K: return sizeof(block_q5_K);
+        case GgmlType::Q6_K: return sizeof(block_q6_K);
     }
     throw Error("unsupported tensor type " + type_name((uint32_t)t));
 }
 
 size_t row_bytes(GgmlType t, int64_t n) { return (size_t)(n / type_block_elems(t)) * type_block_bytes(t); }
 
-bool is_quantized(GgmlType t) { return t == GgmlType::Q8_0 || t == GgmlType::Q4_0 || t == GgmlType::Q4_1; }
+bool is_quantized(GgmlType t) {
+    return t == GgmlType::Q8_0 || t == GgmlType::Q4_0 || t == GgmlType::Q4_1 || is_k_quant(t);
+}
 
 void dequantize_row(GgmlType t, const void* src, float* dst, int64_t n) {
     switch (t) {
@@ -95,6 +104,8 @@ void dequantize_row(GgmlType t, const void* src, float* dst, int64_t n) {
             }
             return;
         }
+        case GgmlType::Q2_K: case GgmlType::Q3_K: case GgmlType::Q4_K: case GgmlType::Q5_K: case GgmlType::Q6_K:
+            return dequantize_k_row(t, src, dst, n);
     }
     throw Error("cannot dequantize tensor type " + type_name((uint32_t)t));
 }

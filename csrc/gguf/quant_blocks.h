@@ -7,7 +7,7 @@
 
 namespace hearth {
 
-constexpr int QK = 32;  // weights per block, for every type here
+constexpr int QK = 32;  // weights per block of the 32-weight types and of the activations
 
 // q8_0: value = qs[i] * d
 struct block_q8_0 {
@@ -30,6 +30,57 @@ struct block_q4_1 {
     uint8_t qs[QK / 2];
 };
 static_assert(sizeof(block_q4_1) == 20, "q4_1 block must be 20 bytes");
+
+// ---- K-quants: super-blocks of 256 weights (QK_K), ggml's layouts. Each
+// super-block has an fp16 scale d (and dmin for the types with a minimum)
+// and small integer scales per sub-block of 16 or 32 weights; k_quants.h
+// decodes them. value = d * scale * q - dmin * min, per type:
+constexpr int QK_K = 256;
+
+// q2_K: 2-bit q; scales[i] = scale (low nibble) | min << 4 per 16 weights.
+struct block_q2_K {
+    uint8_t scales[QK_K / 16];
+    uint8_t qs[QK_K / 4];
+    uint16_t d, dmin;
+};
+static_assert(sizeof(block_q2_K) == 84, "q2_K block must be 84 bytes");
+
+// q3_K: 2 low bits in qs, the third in hmask; 6-bit scales (minus 32) per 16
+// weights packed in 12 bytes; value = d * (scale - 32) * (q - 4).
+struct block_q3_K {
+    uint8_t hmask[QK_K / 8];
+    uint8_t qs[QK_K / 4];
+    uint8_t scales[12];
+    uint16_t d;
+};
+static_assert(sizeof(block_q3_K) == 110, "q3_K block must be 110 bytes");
+
+// q4_K: 4-bit q; 6-bit scale and min per 32 weights packed in 12 bytes.
+struct block_q4_K {
+    uint16_t d, dmin;
+    uint8_t scales[12];
+    uint8_t qs[QK_K / 2];
+};
+static_assert(sizeof(block_q4_K) == 144, "q4_K block must be 144 bytes");
+
+// q5_K: q4_K with a fifth bit per weight in qh.
+struct block_q5_K {
+    uint16_t d, dmin;
+    uint8_t scales[12];
+    uint8_t qh[QK_K / 8];
+    uint8_t qs[QK_K / 2];
+};
+static_assert(sizeof(block_q5_K) == 176, "q5_K block must be 176 bytes");
+
+// q6_K: 4 low bits in ql, 2 high in qh; int8 scale per 16 weights;
+// value = d * scale * (q - 32).
+struct block_q6_K {
+    uint8_t ql[QK_K / 2];
+    uint8_t qh[QK_K / 4];
+    int8_t scales[QK_K / 16];
+    uint16_t d;
+};
+static_assert(sizeof(block_q6_K) == 210, "q6_K block must be 210 bytes");
 
 // Activations quantized for the integer dot products (our own, in memory only,
 // never in a file): 16-bit, one block per 32 activations. ggml quantizes

@@ -20,6 +20,7 @@
 
 #include "base/fp16.h"
 #include "kernels/float_tiling.h"
+#include "gguf/k_quants.h"
 #include "kernels/kernels.h"
 
 namespace hearth {
@@ -243,6 +244,8 @@ void matmul_tiled(const MatmulArgs& a) {
 
 void matmul(const MatmulArgs& a) {
     if (is_quantized(a.w_type) && a.x_type == Activations::Q8) return avx2_matmul_q8a(a);
+    // the exact path has no SIMD form for the K-quants yet: the reference's
+    if (is_k_quant(a.w_type)) return scalar_kernels().matmul(a);
     switch (a.w_type) {
         case GgmlType::F32: return matmul_float<FloatOps<F32W>, 3, 4, 4>(a);
         case GgmlType::F16: return matmul_float<FloatOps<F16W>, 3, 4, 4>(a);

@@ -32,7 +32,7 @@ namespace {
 constexpr int G = 8;  // blocks per group
 
 using XG = XGroup<G>;
-static_assert(sizeof(XG) == 384, "XGroup layout");
+static_assert(sizeof(XG) == 448, "XGroup layout");
 
 inline float hsum8(__m256 v) {
     __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
@@ -79,6 +79,7 @@ inline __m256i nibble_dot(const W& w, const XG& x, __m256i start) {
 
 struct Q4_0 {
     using Block = block_q4_0;
+    using Row = PackedRow<Block>;
     struct alignas(32) W { __m256i q[8]; __m256 d; };
     static void prep(const PackedRow<Block>& r, int64_t g, int n, W& w) {
         prep_nibbles(r, g, n, w.q);
@@ -94,6 +95,7 @@ struct Q4_0 {
 
 struct Q4_1 {
     using Block = block_q4_1;
+    using Row = PackedRow<Block>;
     struct alignas(32) W { __m256i q[8]; __m256 d, m; };
     static void prep(const PackedRow<Block>& r, int64_t g, int n, W& w) {
         prep_nibbles(r, g, n, w.q);
@@ -109,6 +111,7 @@ struct Q4_1 {
 
 struct Q8_0 {
     using Block = block_q8_0;
+    using Row = PackedRow<Block>;
     struct alignas(32) W { __m256i q[8]; __m256i sq[8]; __m256 d; };  // |w| and w
     static void prep(const PackedRow<Block>& r, int64_t g, int n, W& w) {
         for (int c = 0; c < 8; c++) {
@@ -131,6 +134,134 @@ struct Q8_0 {
     }
 };
 
+
+// ------------------------------------------------------------ K-quants --
+//
+// K-quant rows repacked as in avx512_q8.cpp (k_packing.h); a group of 8
+// lanes is one super-block. The integer sums include the scales:
+//   q4_K, q5_K run as q4_1 with f32 d * scale and -dmin * min per lane
+//     (q5_K's 31s make two int16 partial sums of four vpmaddubsw each);
+//   q6_K, q3_K, q2_K: each half's vpmaddubsw (two at a time for q6_K's
+//     63s) widened by vpmaddwd with the half's scale as the int16 factor,
+//     so the lane's sum comes out scaled and exact; the offsets take back
+//     offset * (sc_lo * hs_lo + sc_hi * hs_hi), one vpmaddwd on the int16
+//     pairs; q2_K's minimum is the same vpmaddwd with its mins.
+
+inline __m256i shift_bits(__m256i v, int s) { return s >= 0 ? _mm256_slli_epi16(v, s) : _mm256_srli_epi16(v, -s); }
+
+template <class Row>
+inline void prep_k_quants(const Row& r, int64_t g, __m256i q[8]) {
+    constexpr KLayout L = Row::L;
+    if constexpr (L.low == 4) {
+        const __m256i mask = _mm256_set1_epi8(0x0f);
+        for (int c = 0; c < 4; c++) {
+            const __m256i P = load_dwords(r.low(g, G, c, G), G);
+            q[c] = _mm256_and_si256(P, mask);
+            q[4 + c] = _mm256_and_si256(_mm256_srli_epi16(P, 4), mask);
+        }
+    } else {
+        const __m256i mask = _mm256_set1_epi8(3);
+        for (int h = 0; h < 2; h++) {
+            const __m256i P = load_dwords(r.low(g, G, h, G), G);
+            for (int c = 0; c < 4; c++) q[4 * h + c] = _mm256_and_si256(shift_bits(P, -2 * c), mask);
+        }
+    }
+    if constexpr (L.high == 1) {
+        const __m256i H = load_dwords(r.high(g, G, 0, G), G);
+        const __m256i bit = _mm256_set1_epi8((char)(1 << L.high_bit));
+        for (int c = 0; c < 8; c++) q[c] = _mm256_or_si256(q[c], _mm256_and_si256(shift_bits(H, L.high_bit - c), bit));
+    } else if constexpr (L.high == 2) {
+        const __m256i bits = _mm256_set1_epi8(0x30);
+        for (int h = 0; h < 2; h++) {
+            const __m256i H = load_dwords(r.high(g, G, h, G), G);
+            for (int c = 0; c < 4; c++) q[4 * h + c] = _mm256_or_si256(q[4 * h + c], _mm256_and_si256(shift_bits(H, 4 - 2 * c), bits));
+        }
+    }
+}
+
+inline float f16_scalar(const uint16_t* p) { return _cvtsh_ss(*p); }
+
+// q4_K, q5_K
+template <GgmlType kType>
+struct KQuant32 {
+    using Row = KPackedRow<kType>;
+    struct alignas(32) W { __m256i q[8]; __m256 d, m; };
+    static void prep(const Row& r, int64_t g, int /*n: always 8*/, W& w) {
+        prep_k_quants(r, g, w.q);
+        const __m256 sc = _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(_mm_loadl_epi64((const __m128i*)r.scales(g, G, G))));
+        const __m256 mn = _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(_mm_loadl_epi64((const __m128i*)r.mins(g, G, G))));
+        w.d = _mm256_mul_ps(_mm256_set1_ps(f16_scalar(r.d(g, G, G))), sc);
+        w.m = _mm256_mul_ps(_mm256_set1_ps(-f16_scalar(r.dmin(g, G, G))), mn);
+    }
+    static __m256i dot(const W& w, const XG& x) {
+        if constexpr (kType == GgmlType::Q4_K) return nibble_dot(w, x, _mm256_setzero_si256());
+        const __m256i ones = _mm256_set1_epi16(1);
+        __m256i p = _mm256_setzero_si256();
+        for (int h = 0; h < 2; h++) {  // four 31 x 127 pairs stay below 2^15
+            __m256i s16 = _mm256_maddubs_epi16(w.q[4 * h], _mm256_load_si256((const __m256i*)x.q[4 * h]));
+            for (int c = 4 * h + 1; c < 4 * h + 4; c++)
+                s16 = _mm256_add_epi16(s16, _mm256_maddubs_epi16(w.q[c], _mm256_load_si256((const __m256i*)x.q[c])));
+            p = _mm256_add_epi32(p, _mm256_madd_epi16(s16, ones));
+        }
+        return p;
+    }
+    static __m256 scale_add(__m256i p, const W& w, const XG& x, __m256 acc) {
+        acc = _mm256_fmadd_ps(_mm256_cvtepi32_ps(p), _mm256_mul_ps(w.d, _mm256_load_ps(x.d)), acc);
+        return _mm256_fmadd_ps(w.m, _mm256_load_ps(x.s), acc);
+    }
+};
+
+// q6_K, q3_K, q2_K
+template <GgmlType kType>
+struct KQuant16 {
+    using Row = KPackedRow<kType>;
+    static constexpr int kOffsetShift = kType == GgmlType::Q6_K ? 5 : kType == GgmlType::Q3_K ? 2 : -1;
+    static constexpr bool kMin = kType == GgmlType::Q2_K;
+    // sc_lo / sc_hi: the half's scale in both int16 of each lane; sc: the
+    // pair (lo, hi); mn: q2_K's pair of mins
+    struct alignas(32) W { __m256i q[8]; __m256i sc_lo, sc_hi, sc, mn; __m256 d, m; };
+    static void prep(const Row& r, int64_t g, int /*n: always 8*/, W& w) {
+        prep_k_quants(r, g, w.q);
+        const __m128i bytes = _mm_loadu_si128((const __m128i*)r.scales(g, G, G));
+        if constexpr (kMin) {
+            const __m256i pairs = _mm256_cvtepu8_epi16(bytes);
+            w.sc = _mm256_and_si256(pairs, _mm256_set1_epi16(0x0f));
+            w.mn = _mm256_srli_epi16(pairs, 4);
+            w.m = _mm256_set1_ps(-f16_scalar(r.dmin(g, G, G)));
+        } else {
+            w.sc = _mm256_cvtepi8_epi16(bytes);
+        }
+        w.sc_lo = _mm256_shufflehi_epi16(_mm256_shufflelo_epi16(w.sc, 0xa0), 0xa0);
+        w.sc_hi = _mm256_shufflehi_epi16(_mm256_shufflelo_epi16(w.sc, 0xf5), 0xf5);
+        w.d = _mm256_set1_ps(f16_scalar(r.d(g, G, G)));
+    }
+    static __m256i dot(const W& w, const XG& x) {
+        __m256i p = _mm256_setzero_si256();
+        // q6_K's 63 x 127 pairs: two vpmaddubsw per int16 sum; the others four
+        constexpr int kStep = kType == GgmlType::Q6_K ? 2 : 4;
+        for (int c0 = 0; c0 < 8; c0 += kStep) {
+            __m256i s16 = _mm256_maddubs_epi16(w.q[c0], _mm256_load_si256((const __m256i*)x.q[c0]));
+            for (int c = c0 + 1; c < c0 + kStep; c++)
+                s16 = _mm256_add_epi16(s16, _mm256_maddubs_epi16(w.q[c], _mm256_load_si256((const __m256i*)x.q[c])));
+            p = _mm256_add_epi32(p, _mm256_madd_epi16(s16, c0 < 4 ? w.sc_lo : w.sc_hi));
+        }
+        if constexpr (kOffsetShift > 0) {
+            const __m256i o = _mm256_madd_epi16(_mm256_load_si256((const __m256i*)x.hs), w.sc);
+            p = _mm256_sub_epi32(p, _mm256_slli_epi32(o, kOffsetShift));
+        }
+        return p;
+    }
+    static __m256 scale_add(__m256i p, const W& w, const XG& x, __m256 acc) {
+        const __m256 dx = _mm256_load_ps(x.d);
+        acc = _mm256_fmadd_ps(_mm256_cvtepi32_ps(p), _mm256_mul_ps(w.d, dx), acc);
+        if constexpr (kMin) {
+            const __m256i m = _mm256_madd_epi16(_mm256_load_si256((const __m256i*)x.hs), w.mn);
+            acc = _mm256_fmadd_ps(_mm256_cvtepi32_ps(m), _mm256_mul_ps(w.m, dx), acc);
+        }
+        return acc;
+    }
+};
+
 // ------------------------------------------------------------- the tiles --
 
 // One weight type's kernel, for the walk in group_tiling.h. Each (row,
@@ -141,8 +272,8 @@ struct Kernel {
     static constexpr int G = hearth::G;
     using XG = hearth::XG;
     using W = typename Q::W;
-    using Block = typename Q::Block;
-    static void prep(const PackedRow<Block>& r, int64_t g, int n, W& w) { Q::prep(r, g, n, w); }
+    using Row = typename Q::Row;
+    static void prep(const Row& r, int64_t g, int n, W& w) { Q::prep(r, g, n, w); }
 
     // Decode: each row's groups unpacked once, then used by each of the T
     // tokens (one sequence, or the few rows of a small engine batch).
@@ -152,7 +283,7 @@ struct Kernel {
         const XG* x[T];
         for (int j = 0; j < T; j++) x[j] = (const XG*)((const char*)a.x + j * a.x_row_bytes);
         for (int64_t r = a.r0; r < a.r1; r++) {
-            const PackedRow<Block> row((const char*)a.w + r * a.w_row_bytes);
+            const Row row((const char*)a.w + r * a.w_row_bytes);
             __m256 acc[T];
             for (int j = 0; j < T; j++) acc[j] = _mm256_setzero_ps();
             for (int64_t g = 0; g < ng; g++) {
@@ -192,6 +323,11 @@ void avx2_matmul_q8a(const MatmulArgs& a) {
         case GgmlType::Q8_0: return matmul_q<Q8_0>(a);
         case GgmlType::Q4_0: return matmul_q<Q4_0>(a);
         case GgmlType::Q4_1: return matmul_q<Q4_1>(a);
+        case GgmlType::Q2_K: return matmul_q<KQuant16<GgmlType::Q2_K>>(a);
+        case GgmlType::Q3_K: return matmul_q<KQuant16<GgmlType::Q3_K>>(a);
+        case GgmlType::Q4_K: return matmul_q<KQuant32<GgmlType::Q4_K>>(a);
+        case GgmlType::Q5_K: return matmul_q<KQuant32<GgmlType::Q5_K>>(a);
+        case GgmlType::Q6_K: return matmul_q<KQuant16<GgmlType::Q6_K>>(a);
         default: return;
     }
 }

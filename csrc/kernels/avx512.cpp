@@ -35,6 +35,7 @@
 #include "base/fp16.h"
 #include "kernels/float_tiling.h"
 #include "kernels/group_tiling.h"
+#include "gguf/k_quants.h"
 #include "kernels/kernels.h"
 
 namespace hearth {
@@ -336,6 +337,8 @@ struct FloatOps {
 
 void matmul(const MatmulArgs& a) {
     if (is_quantized(a.w_type) && a.x_type == Activations::Q8) return avx512_matmul_q8a(a);
+    // the exact path has no SIMD form for the K-quants yet: the reference's
+    if (is_k_quant(a.w_type)) return scalar_kernels().matmul(a);
     switch (a.w_type) {
         case GgmlType::F32: return matmul_float<FloatOps<F32W>, 4, 4, 4>(a);
         case GgmlType::F16: return matmul_float<FloatOps<F16W>, 4, 4, 4>(a);

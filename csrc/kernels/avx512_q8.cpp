@@ -40,7 +40,7 @@ namespace {
 constexpr int G = 16;  // blocks per group
 
 using XG = XGroup<G>;
-static_assert(sizeof(XG) == 768, "XGroup layout");
+static_assert(sizeof(XG) == 832, "XGroup layout");
 
 struct alignas(64) WGroup {
     __m512i q[8];  // unsigned weight bytes, lane l = block l, as XGroup::q
@@ -82,6 +82,9 @@ inline void prep_nibbles(const PackedRow<Block>& r, int64_t g, int n, __m512i q[
 
 struct Q4_0 {
     using Block = block_q4_0;
+    using Row = PackedRow<Block>;
+    using W = WGroup;
+    static constexpr bool kHalves = false;
     static constexpr int kOffset = 8;
     static constexpr bool kMTerm = false;
     static void prep(const PackedRow<Block>& r, int64_t g, int n, WGroup& w) {
@@ -92,6 +95,9 @@ struct Q4_0 {
 
 struct Q4_1 {
     using Block = block_q4_1;
+    using Row = PackedRow<Block>;
+    using W = WGroup;
+    static constexpr bool kHalves = false;
     static constexpr int kOffset = 0;
     static constexpr bool kMTerm = true;
     static void prep(const PackedRow<Block>& r, int64_t g, int n, WGroup& w) {
@@ -103,12 +109,123 @@ struct Q4_1 {
 
 struct Q8_0 {
     using Block = block_q8_0;
+    using Row = PackedRow<Block>;
+    using W = WGroup;
+    static constexpr bool kHalves = false;
     static constexpr int kOffset = 128;
     static constexpr bool kMTerm = false;
     static void prep(const PackedRow<Block>& r, int64_t g, int n, WGroup& w) {
         const __m512i bias = _mm512_set1_epi8((char)0x80);  // w + 128 as unsigned bytes
         for (int c = 0; c < 8; c++) w.q[c] = _mm512_xor_si512(load_dwords(r.quants(g, G, c, n), first_lanes(n)), bias);
         w.d = load_f16(r.d(g, G, n), first_lanes(n));
+    }
+};
+
+
+// ------------------------------------------------------------ K-quants --
+//
+// K-quant rows come repacked (k_packing.h) into the same lanes, one per 32
+// weights, with unsigned quants:
+//   q4_K, q5_K (a scale and a minimum per 32 weights) run as q4_1 does, with
+//     f32 d * scale and -dmin * min per lane made in prep;
+//   q6_K, q3_K, q2_K (scales per 16 weights) sum the two 16-weight halves of
+//     a lane apart (c < 4 and c >= 4), start each from -offset * its half
+//     sum of the activations, and weight them by their integer scales
+//     (vpmulld): the whole integer sum of a lane is exact; then one cvt and
+//     fmadd by d * d_x; q2_K's minimum is min_lo * hs_lo + min_hi * hs_hi,
+//     one vpdpwssd on the int16 pairs, times -dmin * d_x.
+
+struct alignas(64) KGroup {
+    __m512i q[8];          // unsigned quants, lane l = 32 weights
+    __m512 d;              // f32 per lane: d * scale (per-32 types) or d
+    __m512 m;              // per-32 types: -dmin * min; q2_K: -dmin
+    __m512i sc_lo, sc_hi;  // per-16 types: int32 scales of the two halves
+    __m512i mn;            // q2_K: int16 pairs (min_lo, min_hi)
+};
+
+// The f16 values of the group's super-blocks, each on its 8 lanes.
+inline __m512 per_superblock(const uint16_t* p, int n) {
+    const __m128i a = _mm_set1_epi16((short)p[0]);
+    const __m128i b = n > 8 ? _mm_set1_epi16((short)p[1]) : a;
+    return _mm512_cvtph_ps(_mm256_set_m128i(b, a));
+}
+
+// Bytes shifted left by s (right by -s), within each byte once masked.
+inline __m512i shift_bits(__m512i v, int s) { return s >= 0 ? _mm512_slli_epi16(v, s) : _mm512_srli_epi16(v, -s); }
+
+template <class Row>
+inline void prep_k_quants(const Row& r, int64_t g, int n, __m512i q[8]) {
+    constexpr KLayout L = Row::L;
+    const __mmask16 lanes = first_lanes(n);
+    if constexpr (L.low == 4) {
+        const __m512i mask = _mm512_set1_epi8(0x0f);
+        for (int c = 0; c < 4; c++) {
+            const __m512i P = load_dwords(r.low(g, G, c, n), lanes);
+            q[c] = _mm512_and_si512(P, mask);
+            q[4 + c] = _mm512_and_si512(_mm512_srli_epi16(P, 4), mask);
+        }
+    } else {
+        const __m512i mask = _mm512_set1_epi8(3);
+        for (int h = 0; h < 2; h++) {
+            const __m512i P = load_dwords(r.low(g, G, h, n), lanes);
+            for (int c = 0; c < 4; c++) q[4 * h + c] = _mm512_and_si512(shift_bits(P, -2 * c), mask);
+        }
+    }
+    if constexpr (L.high == 1) {  // bit c of byte i to bit high_bit
+        const __m512i H = load_dwords(r.high(g, G, 0, n), lanes);
+        const __m512i bit = _mm512_set1_epi8((char)(1 << L.high_bit));
+        for (int c = 0; c < 8; c++) q[c] = _mm512_or_si512(q[c], _mm512_and_si512(shift_bits(H, L.high_bit - c), bit));
+    } else if constexpr (L.high == 2) {  // two bits 2c of byte i to bits 4-5
+        const __m512i bits = _mm512_set1_epi8(0x30);
+        for (int h = 0; h < 2; h++) {
+            const __m512i H = load_dwords(r.high(g, G, h, n), lanes);
+            for (int c = 0; c < 4; c++) q[4 * h + c] = _mm512_or_si512(q[4 * h + c], _mm512_and_si512(shift_bits(H, 4 - 2 * c), bits));
+        }
+    }
+}
+
+// The scales of a per-32 type as f32 lanes: d * scale, -dmin * min.
+template <class Row>
+inline void prep_scales_32(const Row& r, int64_t g, int n, KGroup& w) {
+    const __mmask16 lanes = first_lanes(n);
+    const __m512 sc = _mm512_cvtepi32_ps(_mm512_cvtepu8_epi32(_mm_maskz_loadu_epi8(lanes, r.scales(g, G, n))));
+    const __m512 mn = _mm512_cvtepi32_ps(_mm512_cvtepu8_epi32(_mm_maskz_loadu_epi8(lanes, r.mins(g, G, n))));
+    w.d = _mm512_mul_ps(per_superblock(r.d(g, G, n), n), sc);
+    w.m = _mm512_mul_ps(_mm512_sub_ps(_mm512_setzero_ps(), per_superblock(r.dmin(g, G, n), n)), mn);
+}
+
+// The scales of a per-16 type: two bytes per lane, signed (q6_K, q3_K) or
+// q2_K's scale | min << 4.
+template <class Row>
+inline void prep_scales_16(const Row& r, int64_t g, int n, KGroup& w) {
+    const __m256i bytes = _mm256_maskz_loadu_epi16(first_lanes(n), r.scales(g, G, n));  // n byte pairs
+    if constexpr (Row::L.n_f16 == 2) {  // q2_K
+        const __m512i pairs = _mm512_cvtepu8_epi16(bytes);  // lane = (byte_lo, byte_hi) as int16
+        const __m512i sc = _mm512_and_si512(pairs, _mm512_set1_epi16(0x0f));
+        w.sc_lo = _mm512_and_si512(sc, _mm512_set1_epi32(0xffff));
+        w.sc_hi = _mm512_srli_epi32(sc, 16);
+        w.mn = _mm512_srli_epi16(pairs, 4);
+        w.m = _mm512_sub_ps(_mm512_setzero_ps(), per_superblock(r.dmin(g, G, n), n));
+    } else {
+        const __m512i pairs = _mm512_cvtepi8_epi16(bytes);
+        w.sc_lo = _mm512_srai_epi32(_mm512_slli_epi32(pairs, 16), 16);
+        w.sc_hi = _mm512_srai_epi32(pairs, 16);
+    }
+    w.d = per_superblock(r.d(g, G, n), n);
+}
+
+template <GgmlType kType>
+struct KQuant {
+    using Row = KPackedRow<kType>;
+    using W = KGroup;
+    static constexpr bool kHalves = Row::L.halves;
+    static constexpr int kOffset = kType == GgmlType::Q6_K ? 32 : kType == GgmlType::Q3_K ? 4 : 0;
+    static constexpr bool kMTerm = !kHalves;      // the per-32 types' minimum (q4_1's form)
+    static constexpr bool kMin16 = kType == GgmlType::Q2_K;
+    static void prep(const Row& r, int64_t g, int n, W& w) {
+        prep_k_quants(r, g, n, w.q);
+        if constexpr (kHalves) prep_scales_16(r, g, n, w);
+        else prep_scales_32(r, g, n, w);
     }
 };
 
@@ -134,6 +251,9 @@ struct Lanes<16> {
     static F cvt(I v) { return _mm512_cvtepi32_ps(v); }
     static F mul(F a, F b) { return _mm512_mul_ps(a, b); }
     static F fmadd(F a, F b, F c) { return _mm512_fmadd_ps(a, b, c); }
+    static I mullo(I a, I b) { return _mm512_mullo_epi32(a, b); }
+    static I add(I a, I b) { return _mm512_add_epi32(a, b); }
+    static I dpw(I s, I a, I b) { return _mm512_dpwssd_epi32(s, a, b); }
     static __m512 merge(__m512, F low) { return low; }
 };
 
@@ -149,6 +269,9 @@ struct Lanes<8> {
     static F cvt(I v) { return _mm256_cvtepi32_ps(v); }
     static F mul(F a, F b) { return _mm256_mul_ps(a, b); }
     static F fmadd(F a, F b, F c) { return _mm256_fmadd_ps(a, b, c); }
+    static I mullo(I a, I b) { return _mm256_mullo_epi32(a, b); }
+    static I add(I a, I b) { return _mm256_add_epi32(a, b); }
+    static I dpw(I s, I a, I b) { return _mm256_dpwssd_epi32(s, a, b); }
     static __m512 merge(__m512 acc, F low) { return _mm512_insertf32x8(acc, low, 0); }
 };
 
@@ -164,6 +287,9 @@ struct Lanes<4> {
     static F cvt(I v) { return _mm_cvtepi32_ps(v); }
     static F mul(F a, F b) { return _mm_mul_ps(a, b); }
     static F fmadd(F a, F b, F c) { return _mm_fmadd_ps(a, b, c); }
+    static I mullo(I a, I b) { return _mm_mullo_epi32(a, b); }
+    static I add(I a, I b) { return _mm_add_epi32(a, b); }
+    static I dpw(I s, I a, I b) { return _mm_dpwssd_epi32(s, a, b); }
     static __m512 merge(__m512 acc, F low) { return _mm512_insertf32x4(acc, low, 0); }
 };
 
@@ -180,11 +306,42 @@ inline typename Lanes<L>::I start_sums(const XG& x) {
 }
 
 // The float part of one (row, token) pair for one group: the same in every tile.
-template <class Q, int L>
-inline __m512 scale_add(typename Lanes<L>::I p, const WGroup& w, const XG& x, __m512 acc) {
+template <class Q, int L, class W>
+inline __m512 scale_add(typename Lanes<L>::I p, const W& w, const XG& x, __m512 acc) {
     using V = Lanes<L>;
     typename V::F a = V::fmadd(V::cvt(p), V::mul(V::low(w.d), V::load_f(x.d)), V::low(acc));
     if constexpr (Q::kMTerm) a = V::fmadd(V::low(w.m), V::load_f(x.s), a);
+    return V::merge(acc, a);
+}
+
+// Per-16 K types: the starts of a lane's two half sums, -offset * the
+// activations' half sums (int16 pairs in XGroup::hs).
+template <class Q, int L>
+inline void start_halves(const XG& x, typename Lanes<L>::I& lo, typename Lanes<L>::I& hi) {
+    using V = Lanes<L>;
+    if constexpr (Q::kOffset == 0) {
+        lo = hi = V::low(_mm512_setzero_si512());
+    } else {
+        constexpr int kShift = Q::kOffset == 32 ? 5 : 2;
+        static_assert(Q::kOffset == 32 || Q::kOffset == 4, "offset is a power of two");
+        const __m512i hs = _mm512_load_si512(x.hs), zero = _mm512_setzero_si512();
+        const __m512i h_lo = _mm512_srai_epi32(_mm512_slli_epi32(hs, 16), 16), h_hi = _mm512_srai_epi32(hs, 16);
+        lo = V::low(_mm512_sub_epi32(zero, _mm512_slli_epi32(h_lo, kShift)));
+        hi = V::low(_mm512_sub_epi32(zero, _mm512_slli_epi32(h_hi, kShift)));
+    }
+}
+
+// Per-16 K types: the halves weighted by their scales (exact integers), then
+// the float part, the same in every tile.
+template <class Q, int L>
+inline __m512 finish_halves(typename Lanes<L>::I lo, typename Lanes<L>::I hi, const KGroup& w, const XG& x, __m512 acc) {
+    using V = Lanes<L>;
+    const typename V::I p = V::add(V::mullo(lo, V::low(w.sc_lo)), V::mullo(hi, V::low(w.sc_hi)));
+    typename V::F a = V::fmadd(V::cvt(p), V::mul(V::low(w.d), V::load_f(x.d)), V::low(acc));
+    if constexpr (Q::kMin16) {
+        const typename V::I m = V::dpw(V::low(_mm512_setzero_si512()), V::low(w.mn), V::load_i(x.hs));
+        a = V::fmadd(V::cvt(m), V::mul(V::low(w.m), V::load_f(x.d)), a);
+    }
     return V::merge(acc, a);
 }
 
@@ -195,17 +352,25 @@ template <class Q>
 struct Kernel {
     static constexpr int G = hearth::G;
     using XG = hearth::XG;
-    using W = WGroup;
-    using Block = typename Q::Block;
-    static void prep(const PackedRow<Block>& r, int64_t g, int n, W& w) { Q::prep(r, g, n, w); }
+    using W = typename Q::W;
+    using Row = typename Q::Row;
+    static void prep(const Row& r, int64_t g, int n, W& w) { Q::prep(r, g, n, w); }
 
     // One group of one row and one token, on L lanes.
     template <int L>
     static __m512 row_group(const W& w, const XG& x, __m512 acc) {
         using V = Lanes<L>;
-        typename V::I p = start_sums<Q, L>(x);
-        for (int c = 0; c < 8; c++) p = V::dp(p, V::low(w.q[c]), V::load_i(x.q[c]));
-        return scale_add<Q, L>(p, w, x, acc);
+        if constexpr (Q::kHalves) {
+            typename V::I lo, hi;
+            start_halves<Q, L>(x, lo, hi);
+            for (int c = 0; c < 4; c++) lo = V::dp(lo, V::low(w.q[c]), V::load_i(x.q[c]));
+            for (int c = 4; c < 8; c++) hi = V::dp(hi, V::low(w.q[c]), V::load_i(x.q[c]));
+            return finish_halves<Q, L>(lo, hi, w, x, acc);
+        } else {
+            typename V::I p = start_sums<Q, L>(x);
+            for (int c = 0; c < 8; c++) p = V::dp(p, V::low(w.q[c]), V::load_i(x.q[c]));
+            return scale_add<Q, L>(p, w, x, acc);
+        }
     }
 
     // Decode: each row's groups unpacked in registers, then used by each of
@@ -225,7 +390,7 @@ struct Kernel {
         const XG* x[T];
         for (int j = 0; j < T; j++) x[j] = (const XG*)((const char*)a.x + j * a.x_row_bytes);
         for (int64_t r = a.r0; r < a.r1; r++) {
-            const PackedRow<Block> row((const char*)a.w + r * a.w_row_bytes);
+            const Row row((const char*)a.w + r * a.w_row_bytes);
             __m512 acc[T];
             for (int j = 0; j < T; j++) acc[j] = _mm512_setzero_ps();
             for (int64_t g = 0; g < ng - 1; g++) {
@@ -243,6 +408,7 @@ struct Kernel {
     // Group g of R rows x T tokens, on L lanes.
     template <int L, int R, int T>
     static void tile_group(const W* const* wr, const XG* const* xr, int64_t g, __m512 (&acc)[R][T]) {
+        if constexpr (Q::kHalves) return tile_group_halves<L>(wr, xr, g, acc);
         using V = Lanes<L>;
         typename V::I p[R][T];
         for (int j = 0; j < T; j++) {
@@ -259,6 +425,28 @@ struct Kernel {
         }
         for (int i = 0; i < R; i++)
             for (int j = 0; j < T; j++) acc[i][j] = scale_add<Q, L>(p[i][j], wr[i][g], xr[j][g], acc[i][j]);
+    }
+
+    // The same for the per-16 K types: each lane's two halves summed apart.
+    template <int L, int R, int T>
+    static void tile_group_halves(const W* const* wr, const XG* const* xr, int64_t g, __m512 (&acc)[R][T]) {
+        using V = Lanes<L>;
+        typename V::I p[2][R][T];
+        for (int j = 0; j < T; j++) {
+            typename V::I lo, hi;
+            start_halves<Q, L>(xr[j][g], lo, hi);
+            for (int i = 0; i < R; i++) p[0][i][j] = lo, p[1][i][j] = hi;
+        }
+        for (int c = 0; c < 8; c++) {
+            typename V::I xv[T];
+            for (int j = 0; j < T; j++) xv[j] = V::load_i(xr[j][g].q[c]);
+            for (int i = 0; i < R; i++) {
+                const typename V::I wv = V::low(wr[i][g].q[c]);
+                for (int j = 0; j < T; j++) p[c / 4][i][j] = V::dp(p[c / 4][i][j], wv, xv[j]);
+            }
+        }
+        for (int i = 0; i < R; i++)
+            for (int j = 0; j < T; j++) acc[i][j] = finish_halves<Q, L>(p[0][i][j], p[1][i][j], wr[i][g], xr[j][g], acc[i][j]);
     }
 
     // R rows' unpacked groups (ng each, in scratch) x T tokens' packed groups;
@@ -283,7 +471,9 @@ thread_local Scratch wscratch;
 
 template <class Q>
 void matmul_q(const MatmulArgs& a) {
-    matmul_grouped<Kernel<Q>, 4, 3>(a, wscratch, 512 * 1024);
+    // the per-16 K types hold two sums per pair: a tile of 4 x 2 fits the registers
+    if constexpr (Q::kHalves) matmul_grouped<Kernel<Q>, 4, 2>(a, wscratch, 512 * 1024);
+    else matmul_grouped<Kernel<Q>, 4, 3>(a, wscratch, 512 * 1024);
 }
 
 }  // namespace
@@ -293,6 +483,11 @@ void avx512_matmul_q8a(const MatmulArgs& a) {
         case GgmlType::Q8_0: return matmul_q<Q8_0>(a);
         case GgmlType::Q4_0: return matmul_q<Q4_0>(a);
         case GgmlType::Q4_1: return matmul_q<Q4_1>(a);
+        case GgmlType::Q2_K: return matmul_q<KQuant<GgmlType::Q2_K>>(a);
+        case GgmlType::Q3_K: return matmul_q<KQuant<GgmlType::Q3_K>>(a);
+        case GgmlType::Q4_K: return matmul_q<KQuant<GgmlType::Q4_K>>(a);
+        case GgmlType::Q5_K: return matmul_q<KQuant<GgmlType::Q5_K>>(a);
+        case GgmlType::Q6_K: return matmul_q<KQuant<GgmlType::Q6_K>>(a);
         default: return;
     }
 }

@@ -5,6 +5,7 @@
 #include <string>
 
 #include "base/error.h"
+#include "kernels/k_packing.h"
 #include "kernels/kernels.h"
 
 namespace hearth {
@@ -67,6 +68,10 @@ const KernelTable& kernels() {
         g_table.store(t, std::memory_order_release);
     }
     return *t;
+}
+
+size_t q8a_packed_weight_row_bytes(GgmlType t, int64_t k) {
+    return is_k_quant(t) ? k_packed_row_bytes(t, k) : row_bytes(t, k);
 }
 
 const char* activations_name(Activations a) { return a == Activations::Q8 ? "q8" : "q16"; }

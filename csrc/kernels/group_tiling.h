@@ -16,6 +16,7 @@
 #include <cstring>
 #include <type_traits>
 
+#include "kernels/k_packing.h"
 #include "kernels/kernels.h"
 
 namespace hearth {
@@ -28,6 +29,7 @@ struct alignas(64) XGroup {
     int32_t c8[G];     // -8 * sum(x): what q4_0's unsigned nibbles add
     int32_t c128[G];   // -128 * sum(x): what q8_0's bytes made unsigned add
     float s[G];        // d_x * sum(x): q4_1's m term
+    int32_t hs[G];     // the K-quants' half sums: int16 sum(x[0..15]) | sum(x[16..31]) << 16
 };
 
 inline int64_t n_groups(int64_t nb, int G) { return (nb + G - 1) / G; }
@@ -52,6 +54,9 @@ void pack_row(const block_q8a* x, int64_t k, void* out) {
             o.c8[l] = -8 * blk.sum;
             o.c128[l] = -128 * blk.sum;
             o.s[l] = blk.d * (float)blk.sum;
+            int32_t lo = 0, hi = 0;  // |half sum| <= 16 * 127: int16
+            for (int i = 0; i < 16; i++) lo += blk.qs[i], hi += blk.qs[16 + i];
+            o.hs[l] = (int32_t)(((uint32_t)(uint16_t)(int16_t)lo) | ((uint32_t)(uint16_t)(int16_t)hi << 16));
         }
     }
 }
@@ -93,19 +98,22 @@ void pack_weight_row(const Block* b, int64_t nb, uint8_t* out) {
     }
 }
 
-// Rows [r0, r1) of a q4_0 / q4_1 / q8_0 tensor of rows of k weights, each
-// packed to the same offset in out as it has in w.
+// Rows [r0, r1) of a q4_0 / q4_1 / q8_0 / K-quant tensor of rows of k
+// weights, each packed to its own offset in out: the same as in w, except
+// that a K-quant row takes q8a_packed_weight_row_bytes (kernels.h).
 template <int G>
 void pack_weights(GgmlType t, const void* w, int64_t r0, int64_t r1, int64_t k, void* out) {
     const int64_t nb = k / QK;
-    const size_t rb = row_bytes(t, k);
+    const size_t rb = row_bytes(t, k), out_rb = q8a_packed_weight_row_bytes(t, k);
     for (int64_t r = r0; r < r1; r++) {
         const void* src = (const char*)w + r * rb;
-        uint8_t* dst = (uint8_t*)out + r * rb;
+        uint8_t* dst = (uint8_t*)out + r * out_rb;
         switch (t) {
             case GgmlType::Q4_0: pack_weight_row<G>((const block_q4_0*)src, nb, dst); break;
             case GgmlType::Q4_1: pack_weight_row<G>((const block_q4_1*)src, nb, dst); break;
             case GgmlType::Q8_0: pack_weight_row<G>((const block_q8_0*)src, nb, dst); break;
+            case GgmlType::Q2_K: case GgmlType::Q3_K: case GgmlType::Q4_K: case GgmlType::Q5_K:
+            case GgmlType::Q6_K: pack_k_row<G>(t, src, k, dst); break;
             default: std::abort();  // the caller packs only these
         }
     }
@@ -128,8 +136,9 @@ struct Scratch {
 };
 
 // The walk of one matmul, for a kernel K with:
-//   K::G, K::XG (XGroup<G>), K::W (a transposed weight group), K::Block,
-//   K::prep(PackedRow, g, n_blocks, W&), K::decode<T>(a) (T tokens, in registers),
+//   K::G, K::XG (XGroup<G>), K::W (a transposed weight group), K::Row (a
+//   packed row: PackedRow here or KPackedRow in k_packing.h),
+//   K::prep(Row, g, n_blocks, W&), K::decode<T>(a) (T tokens, in registers),
 //   K::tile<R, T>(W* const* rows, const XG* const* tokens, n_groups, blocks of the last group, float* const* y).
 // Decode, up to kDecodeTokens rows, unpacks each row's groups in registers
 // and runs those rows past them; prefill unpacks a row tile once into
@@ -141,7 +150,7 @@ void row_tile(const MatmulArgs& a, int64_t r, int64_t t0, int64_t t1, typename K
     const int tail = group_blocks(nb, ng - 1, K::G);
     const typename K::W* wr[R];
     for (int i = 0; i < R; i++) {
-        const PackedRow<typename K::Block> row((const char*)a.w + (r + i) * a.w_row_bytes);
+        const typename K::Row row((const char*)a.w + (r + i) * a.w_row_bytes);
         typename K::W* dst = ws + i * ng;
         for (int64_t g = 0; g < ng; g++) K::prep(row, g, group_blocks(nb, g, K::G), dst[g]);
         wr[i] = dst;

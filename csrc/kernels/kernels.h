@@ -71,10 +71,10 @@ struct KernelTable {
     // a packed row of k activations, and the packing of one row.
     size_t (*q8a_packed_row_bytes)(int64_t k);
     void (*pack_q8a)(const block_q8a* x, int64_t k, void* out);
-    // Quantized weights (q4_0, q4_1, q8_0) for the Q8 path, in this set's own
-    // order (same bytes per row): packed once at load instead of transposed
-    // on every call. Rows [r0, r1) of a tensor of rows of k weights, each to
-    // its own offset in out. Null for a set that reads GGUF rows as they are
+    // Quantized weights (q4_0, q4_1, q8_0, the K-quants) for the Q8 path, in
+    // this set's own order: packed once at load instead of transposed on
+    // every call. Rows [r0, r1) of a tensor of rows of k weights, each to
+    // its own offset in out (rows of q8a_packed_weight_row_bytes). Null for a set that reads GGUF rows as they are
     // (scalar); a set that has it takes only packed weights on the Q8 path.
     void (*pack_q8a_weights)(GgmlType t, const void* w, int64_t r0, int64_t r1, int64_t k, void* out);
 
@@ -113,6 +113,11 @@ struct KernelTable {
     // same polynomial exp as scaled_softmax).
     void (*silu_mul)(float* gate, const float* up, int64_t n);
 };
+
+// Bytes of a row of k weights of type t as pack_q8a_weights writes it, the
+// same for every set: the file's row bytes, except for the K-quants, whose
+// scales take a few more (kernels/k_packing.h).
+size_t q8a_packed_weight_row_bytes(GgmlType t, int64_t k);
 
 // The table in use: chosen on first use (HEARTH_KERNELS or the CPU's best).
 const KernelTable& kernels();

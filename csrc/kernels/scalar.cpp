@@ -4,6 +4,7 @@
 #include <cstring>
 
 #include "base/fp16.h"
+#include "gguf/k_quants.h"
 #include "kernels/kernels.h"
 
 namespace hearth {
@@ -99,6 +100,41 @@ float dot_row_q4_1(const block_q4_1* w, const X* x, int64_t nb) {
     return acc;
 }
 
+// A K-quant row (nb32 activation blocks, 8 per super-block), from the
+// common decoded form: per 16 weights, scale * (sum q x - offset * sum x),
+// and the minimum's min * sum x, both exact integers (64-bit: q16a's
+// activations reach 2^15), then scaled by d and dmin once per 32.
+template <typename X>
+float dot_row_k(GgmlType t, const void* w, const X* x, int64_t nb32) {
+    float acc = 0.0f;
+    KBlock kb;
+    for (int64_t b = 0; b < nb32; b++) {
+        if (b % 8 == 0) decode_k_block(t, w, b / 8, &kb);
+        int64_t p = 0, m = 0;
+        for (int h = 0; h < 2; h++) {
+            const int s = (int)(b % 8) * 2 + h;  // the 16-weight sub-block
+            int64_t qx = 0, xs = 0;
+            for (int i = 16 * h; i < 16 * h + 16; i++) {
+                qx += (int64_t)kb.q[(b % 8) * 32 + i] * x[b].qs[i];
+                xs += x[b].qs[i];
+            }
+            p += kb.scale[s] * (qx - kb.offset * xs);
+            m += kb.min[s] * xs;
+        }
+        acc += (float)p * (kb.d * x[b].d) - (float)m * (kb.dmin * x[b].d);
+    }
+    return acc;
+}
+
+template <typename X>
+void matmul_rows_k(const MatmulArgs& a) {
+    for (int64_t t = 0; t < a.n_tokens; t++) {
+        const X* x = (const X*)((const char*)a.x + t * a.x_row_bytes);
+        for (int64_t r = a.r0; r < a.r1; r++)
+            a.y[t * a.y_stride + r] = dot_row_k(a.w_type, (const char*)a.w + r * a.w_row_bytes, x, a.k / QK);
+    }
+}
+
 template <typename W, typename X, float (*dot)(const W*, const X*, int64_t)>
 void matmul_rows(const MatmulArgs& a, int64_t n_inner) {
     for (int64_t t = 0; t < a.n_tokens; t++) {
@@ -117,6 +153,10 @@ void matmul(const MatmulArgs& a) {
         case GgmlType::F16: return matmul_rows<uint16_t, float, dot_row_f16>(a, a.k);
         case GgmlType::BF16: return matmul_rows<uint16_t, float, dot_row_bf16>(a, a.k);
         default: break;
+    }
+    if (is_k_quant(a.w_type)) {
+        if (a.x_type == Activations::Q8) return matmul_rows_k<block_q8a>(a);
+        return matmul_rows_k<block_q16a>(a);
     }
     if (a.x_type == Activations::Q8) {
         switch (a.w_type) {

@@ -71,7 +71,8 @@ void Matmul::pack_weights(const std::vector<const GGUFTensor*>& ws) {
     for (const GGUFTensor* w : ws) {
         if (!is_quantized(w->type) || packed_at_.count(w)) continue;
         packed_at_[w] = total;
-        total += (w->n_bytes + 63) / 64 * 64;  // each tensor on its own cache line
+        const size_t bytes = q8a_packed_weight_row_bytes(w->type, w->ne[0]) * (size_t)w->rows();
+        total += (bytes + 63) / 64 * 64;  // each tensor on its own cache line
     }
     // Huge pages: decode sweeps all of it per token (SmolLM2 decode 10-15 %
     // faster than with 4 KiB pages on the Zen 4 VM, larger files ~4 %). The
@@ -116,7 +117,7 @@ MatmulArgs make_args(const GGUFTensor& w, const void* w_data, const MatmulInput&
     MatmulArgs a;
     a.w_type = w.type;
     a.w = w_data;
-    a.w_row_bytes = row_bytes(w.type, w.ne[0]);
+    a.w_row_bytes = w_data == w.data ? row_bytes(w.type, w.ne[0]) : q8a_packed_weight_row_bytes(w.type, w.ne[0]);
     if (is_quantized(w.type)) {
         HEARTH_CHECK(in.q != nullptr, "matmul: input not quantized for '" + w.name + "'");
         a.x = in.q;

@@ -41,6 +41,8 @@ GgmlType check_type(int w_type) {
     switch (w_type) {
         case (int)GgmlType::F32: case (int)GgmlType::F16: case (int)GgmlType::BF16:
         case (int)GgmlType::Q8_0: case (int)GgmlType::Q4_0: case (int)GgmlType::Q4_1:
+        case (int)GgmlType::Q2_K: case (int)GgmlType::Q3_K: case (int)GgmlType::Q4_K: case (int)GgmlType::Q5_K:
+        case (int)GgmlType::Q6_K:
             return (GgmlType)w_type;
     }
     throw Error("kernel_matmul: unsupported weight type " + std::to_string(w_type));
@@ -67,7 +69,8 @@ Prepared prepare(const KernelTable& kt, int w_type, const carray<uint8_t>& w, in
                  const carray<float>& x, const std::string& activations) {
     const GgmlType t = check_type(w_type);
     if (rows < 0 || k <= 0) throw Error("kernel_matmul: rows must be >= 0 and k > 0");
-    if (is_quantized(t) && k % QK != 0) throw Error("kernel_matmul: k must be a multiple of 32 for quantized weights");
+    if (is_quantized(t) && k % type_block_elems(t) != 0)
+        throw Error("kernel_matmul: k must be a multiple of " + std::to_string(type_block_elems(t)) + " for " + type_name(t));
     const size_t rb = row_bytes(t, k);
     if ((size_t)w.size() < rb * (size_t)rows) throw Error("kernel_matmul: weight buffer too small");
     if (x.ndim() != 2 || x.shape(1) != k) throw Error("kernel_matmul: x must be float32 [n_tokens, k]");
@@ -100,9 +103,11 @@ Prepared prepare(const KernelTable& kt, int w_type, const carray<uint8_t>& w, in
         p.args.x = base;
         p.args.x_row_bytes = row;
         if (kt.pack_q8a_weights) {  // as the model's Matmul does at load
-            p.w_packed = PageBuffer(rb * rows, "kernel_matmul", false);
+            const size_t prb = q8a_packed_weight_row_bytes(t, k);
+            p.w_packed = PageBuffer(prb * rows, "kernel_matmul", false);
             kt.pack_q8a_weights(t, w.data(), 0, rows, k, p.w_packed.data());
             p.args.w = p.w_packed.data();
+            p.args.w_row_bytes = prb;
         }
     } else {
         p.args.x = x.data();
@@ -275,6 +280,14 @@ void bind_kernels(py::module_& m, py::module_& testing) {
           "y[t, r] = sum_k W[r, k] x[t, k] for r in [r0, r1) (other rows nan) with the named kernel set. "
           "w: raw GGUF row bytes (uint8), x: float32 [n_tokens, k], quantized by the same set to q8a or "
           "q16a (activations) when w is quantized. Returns float32 [n_tokens, rows].");
+    testing.def("dequantize_row", [](int w_type, const carray<uint8_t>& raw, int64_t n) {
+        const GgmlType t = check_type(w_type);
+        if (n <= 0 || n % type_block_elems(t) != 0 || (size_t)raw.size() < row_bytes(t, n))
+            throw Error("dequantize_row: n must be a positive multiple of the block size, with its bytes given");
+        py::array_t<float> out(n);
+        dequantize_row(t, raw.data(), out.mutable_data(), n);
+        return out;
+    }, py::arg("w_type"), py::arg("raw"), py::arg("n"), "The weights of one row of GGUF type w_type, as the model reads them.");
     testing.def("kernel_bench_matmul", &kernel_bench_matmul, py::arg("name"), py::arg("w_type"), py::arg("w"),
           py::arg("rows"), py::arg("k"), py::arg("x"), py::arg("n_threads") = 1, py::arg("iters") = 10,
           py::arg("activations") = "q8",

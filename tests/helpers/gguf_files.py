@@ -84,10 +84,10 @@ def tensor_info_offset_position(path: Path, tensor_name: str) -> int:
 
 
 def write_with_unsupported_type(path: Path) -> Path:
-    """A model-like file holding a q4_K tensor (a K-quant hearth cannot read yet)."""
+    """A model-like file holding an iq2_xxs tensor (a type hearth cannot read)."""
     w = gguf.GGUFWriter(str(path), "llama")
-    q = gguf.GGMLQuantizationType.Q4_K
-    raw = np.zeros((4, 144), dtype=np.uint8)  # 4 rows of one 256-element q4_K block
+    q = gguf.GGMLQuantizationType.IQ2_XXS
+    raw = np.zeros((4, 66), dtype=np.uint8)  # 4 rows of one 256-element iq2_xxs block
     w.add_tensor("token_embd.weight", raw, raw_dtype=q)
     w.write_header_to_file()
     w.write_kv_data_to_file()
