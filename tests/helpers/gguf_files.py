@@ -14,7 +14,9 @@ TINY = dict(n_vocab=256, n_embd=64, n_layer=2, n_head=4, n_head_kv=2, n_ff=96, n
 def write_tiny_model(path: Path, arch: str = "llama", seed: int = 0, weight_type: str = "f32",
                      tied: bool = False, **overrides) -> Path:
     """A random model in llama.cpp's layout. weight_type: f32|f16|q8_0|q4_0|q4_1
-    for the 2-D weights (norms and biases stay f32)."""
+    for the 2-D weights (norms and biases stay f32), or k_mix: random K-quant
+    blocks, every K type somewhere (q4_K and q6_K most, as in a Q4_K_M file;
+    n_embd and n_ff must be multiples of 256)."""
     hp = dict(TINY, **overrides)
     rng = np.random.default_rng(seed)
     E, F, V = hp["n_embd"], hp["n_ff"], hp["n_vocab"]
@@ -33,9 +35,15 @@ def write_tiny_model(path: Path, arch: str = "llama", seed: int = 0, weight_type
 
     qtype = {"f32": gguf.GGMLQuantizationType.F32, "f16": gguf.GGMLQuantizationType.F16,
              "q8_0": gguf.GGMLQuantizationType.Q8_0, "q4_0": gguf.GGMLQuantizationType.Q4_0,
-             "q4_1": gguf.GGMLQuantizationType.Q4_1}[weight_type]
+             "q4_1": gguf.GGMLQuantizationType.Q4_1, "k_mix": None}[weight_type]
+    k_types = {"attn_q": "Q4_K", "attn_k": "Q3_K", "attn_v": "Q6_K", "attn_output": "Q5_K", "ffn_gate": "Q4_K",
+               "ffn_up": "Q2_K", "ffn_down": "Q6_K", "output": "Q6_K", "token_embd": "Q4_K"}
 
     def matrix(name, rows, cols, scale=0.2):
+        if qtype is None:  # k_mix
+            kt = gguf.GGMLQuantizationType[k_types[name.split(".")[-2]]]
+            w.add_tensor(name, random_k_blocks(kt, rows, cols, scale, rng), raw_dtype=kt)
+            return
         a = (rng.standard_normal((rows, cols)) * scale).astype(np.float32)
         if qtype == gguf.GGMLQuantizationType.F32:
             w.add_tensor(name, a)
@@ -71,6 +79,25 @@ def write_tiny_model(path: Path, arch: str = "llama", seed: int = 0, weight_type
     w.write_tensors_to_file()
     w.close()
     return path
+
+
+# K-quant block sizes, and where each block keeps its fp16 d (and dmin)
+K_BLOCK_BYTES = {"Q2_K": 84, "Q3_K": 110, "Q4_K": 144, "Q5_K": 176, "Q6_K": 210}
+K_SCALES_AT = {"Q2_K": [80, 82], "Q3_K": [108], "Q4_K": [0, 2], "Q5_K": [0, 2], "Q6_K": [208]}
+# the typical |scale * q| (and |min|) of random bytes, to size d (and dmin)
+K_TYPICAL = {"Q2_K": [11, 7.5], "Q3_K": [32], "Q4_K": [240, 32], "Q5_K": [480, 32], "Q6_K": [1024]}
+
+
+def random_k_blocks(qtype, rows, cols, scale, rng):
+    """rows x cols weights of a K type as random blocks: random quants and
+    sub-block scales, fp16 d (and dmin) that make values of about +-scale."""
+    name = qtype.name
+    nb = rows * cols // 256
+    raw = rng.integers(0, 256, size=(nb, K_BLOCK_BYTES[name]), dtype=np.uint8)
+    for at, typical in zip(K_SCALES_AT[name], K_TYPICAL[name]):
+        d = (rng.uniform(0.5, 1.5, nb) * scale / typical).astype(np.float16)
+        raw[:, at:at + 2] = d.view(np.uint8).reshape(-1, 2)
+    return raw.reshape(rows, -1)
 
 
 def tensor_info_offset_position(path: Path, tensor_name: str) -> int:

@@ -32,8 +32,9 @@ class NumpyReference:
     def __init__(self, path, activations=None):
         r = gguf.GGUFReader(str(path))
         self.activations = activations
+        Q = gguf.GGMLQuantizationType
         self.quantized = {t.name for t in r.tensors if activations and t.tensor_type in (
-            gguf.GGMLQuantizationType.Q8_0, gguf.GGMLQuantizationType.Q4_0, gguf.GGMLQuantizationType.Q4_1)}
+            Q.Q8_0, Q.Q4_0, Q.Q4_1, Q.Q2_K, Q.Q3_K, Q.Q4_K, Q.Q5_K, Q.Q6_K)}
         self.arch = bytes(r.fields["general.architecture"].parts[-1]).decode()
 
         def val(key, default=None):
