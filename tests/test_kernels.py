@@ -21,10 +21,11 @@ core = pytest.importorskip("hearthlm._core")
 ALL_KERNELS = ["scalar", "avx2", "avx512"]
 AVAILABLE = core.supported_kernels()
 
-F32, F16, Q4_0, Q4_1, Q8_0, BF16 = 0, 1, 2, 3, 8, 30
-QUANT_TYPES = {Q8_0: QT.Q8_0, Q4_0: QT.Q4_0, Q4_1: QT.Q4_1}
-TYPE_NAMES = {F32: "f32", F16: "f16", BF16: "bf16", Q8_0: "q8_0", Q4_0: "q4_0", Q4_1: "q4_1"}
-ALL_TYPES = [F32, F16, BF16, Q8_0, Q4_0, Q4_1]
+F32, F16, Q4_0, Q4_1, Q5_0, Q5_1, Q8_0, BF16 = 0, 1, 2, 3, 6, 7, 8, 30
+QUANT_TYPES = {Q8_0: QT.Q8_0, Q4_0: QT.Q4_0, Q4_1: QT.Q4_1, Q5_0: QT.Q5_0, Q5_1: QT.Q5_1}
+TYPE_NAMES = {F32: "f32", F16: "f16", BF16: "bf16", Q8_0: "q8_0", Q4_0: "q4_0", Q4_1: "q4_1", Q5_0: "q5_0",
+              Q5_1: "q5_1"}
+ALL_TYPES = [F32, F16, BF16, Q8_0, Q4_0, Q4_1, Q5_0, Q5_1]
 
 # (rows, k, n_tokens): odd row counts, k = 32 * odd, odd token counts; the
 # blocks of a row's last group of 16 (AVX-512) or 8 (AVX2) take every width:
@@ -135,12 +136,12 @@ def case(w_type, shape, data, seed):
 
 def error_scale(w_type, raw, wd, xa):
     """sum_k |w x|: the scale of the float rounding error of one output. For
-    q4_1 the kernels (as ggml's) compute d*sum(q x) + m*sum(x) per block, two
-    terms that may cancel, so add sum_blocks |m| * sum |x| too."""
+    q4_1 and q5_1 the kernels (as ggml's) compute d*sum(q x) + m*sum(x) per
+    block, two terms that may cancel, so add sum_blocks |m| * sum |x| too."""
     mag = np.abs(xa) @ np.abs(wd).T
-    if w_type == Q4_1:
+    if w_type in (Q4_1, Q5_1):
         rows, k = wd.shape
-        blocks = raw.reshape(rows, k // 32, 20)
+        blocks = raw.reshape(rows, k // 32, 20 if w_type == Q4_1 else 24)
         m = np.abs(blocks[:, :, 2:4].copy().view(np.float16)[..., 0].astype(np.float64))  # [rows, nb]
         xs = np.abs(xa).reshape(xa.shape[0], k // 32, 32).sum(axis=2)  # [tokens, nb]
         mag = mag + xs @ m.T

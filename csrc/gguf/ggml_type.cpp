@@ -10,7 +10,7 @@ namespace hearth {
 bool is_supported_type(uint32_t raw) {
     switch ((GgmlType)raw) {
         case GgmlType::F32: case GgmlType::F16: case GgmlType::BF16:
-        case GgmlType::Q8_0: case GgmlType::Q4_0: case GgmlType::Q4_1:
+        case GgmlType::Q8_0: case GgmlType::Q4_0: case GgmlType::Q4_1: case GgmlType::Q5_0: case GgmlType::Q5_1:
         case GgmlType::Q2_K: case GgmlType::Q3_K: case GgmlType::Q4_K: case GgmlType::Q5_K: case GgmlType::Q6_K:
             return true;
     }
@@ -42,6 +42,8 @@ size_t type_block_bytes(GgmlType t) {
         case GgmlType::Q8_0: return sizeof(block_q8_0);
         case GgmlType::Q4_0: return sizeof(block_q4_0);
         case GgmlType::Q4_1: return sizeof(block_q4_1);
+        case GgmlType::Q5_0: return sizeof(block_q5_0);
+        case GgmlType::Q5_1: return sizeof(block_q5_1);
         case GgmlType::Q2_K: return sizeof(block_q2_K);
         case GgmlType::Q3_K: return sizeof(block_q3_K);
         case GgmlType::Q4_K: return sizeof(block_q4_K);
@@ -54,7 +56,8 @@ size_t type_block_bytes(GgmlType t) {
 size_t row_bytes(GgmlType t, int64_t n) { return (size_t)(n / type_block_elems(t)) * type_block_bytes(t); }
 
 bool is_quantized(GgmlType t) {
-    return t == GgmlType::Q8_0 || t == GgmlType::Q4_0 || t == GgmlType::Q4_1 || is_k_quant(t);
+    return t == GgmlType::Q8_0 || t == GgmlType::Q4_0 || t == GgmlType::Q4_1 || t == GgmlType::Q5_0 ||
+           t == GgmlType::Q5_1 || is_k_quant(t);
 }
 
 void dequantize_row(GgmlType t, const void* src, float* dst, int64_t n) {
@@ -101,6 +104,22 @@ void dequantize_row(GgmlType t, const void* src, float* dst, int64_t n) {
                     dst[i * QK + j] = (b[i].qs[j] & 0x0f) * d + m;
                     dst[i * QK + j + QK / 2] = (b[i].qs[j] >> 4) * d + m;
                 }
+            }
+            return;
+        }
+        case GgmlType::Q5_0: {
+            const block_q5_0* b = (const block_q5_0*)src;
+            for (int64_t i = 0; i < n / QK; i++) {
+                const float d = f16_to_f32(b[i].d);
+                for (int j = 0; j < QK; j++) dst[i * QK + j] = (q5_value(b[i], j) - 16) * d;
+            }
+            return;
+        }
+        case GgmlType::Q5_1: {
+            const block_q5_1* b = (const block_q5_1*)src;
+            for (int64_t i = 0; i < n / QK; i++) {
+                const float d = f16_to_f32(b[i].d), m = f16_to_f32(b[i].m);
+                for (int j = 0; j < QK; j++) dst[i * QK + j] = q5_value(b[i], j) * d + m;
             }
             return;
         }

@@ -12,6 +12,8 @@ enum class GgmlType : uint32_t {
     F16 = 1,
     Q4_0 = 2,
     Q4_1 = 3,
+    Q5_0 = 6,
+    Q5_1 = 7,
     Q8_0 = 8,
     Q2_K = 10,
     Q3_K = 11,
@@ -26,7 +28,7 @@ bool is_supported_type(uint32_t raw_type);
 // "f32", "q4_0", ... ; for unknown raw ids a descriptive "type 12 (q4_K)" string.
 std::string type_name(uint32_t raw_type);
 inline std::string type_name(GgmlType t) { return type_name((uint32_t)t); }
-// Elements per block (1 for float types, 32 for q4_0 / q4_1 / q8_0, 256 for
+// Elements per block (1 for float types, 32 for q4_0 ... q8_0, 256 for
 // the K-quants).
 int64_t type_block_elems(GgmlType t);
 // Bytes per block.

@@ -249,7 +249,7 @@ void GGUFFile::parse() {
         const uint32_t raw_type = c.read<uint32_t>("tensor type");
         if (!is_supported_type(raw_type)) {
             throw Error(err("tensor '" + t.name + "' has " + type_name(raw_type) +
-                            ", which hearth does not support (supported: f32, f16, bf16, q8_0, q4_0, q4_1, q2_K, q3_K, q4_K, q5_K, q6_K)"));
+                            ", which hearth does not support (supported: f32, f16, bf16, q8_0, q4_0, q4_1, q5_0, q5_1, q2_K, q3_K, q4_K, q5_K, q6_K)"));
         }
         t.type = (GgmlType)raw_type;
         t.offset = c.read<uint64_t>("tensor offset");

@@ -31,6 +31,32 @@ struct block_q4_1 {
 };
 static_assert(sizeof(block_q4_1) == 20, "q4_1 block must be 20 bytes");
 
+// q5_0: q4_0's nibbles plus a fifth bit per weight, bit j of qh for element
+// j; value = (q - 16) * d
+struct block_q5_0 {
+    uint16_t d;
+    uint8_t qh[4];
+    uint8_t qs[QK / 2];
+};
+static_assert(sizeof(block_q5_0) == 22, "q5_0 block must be 22 bytes");
+
+// q5_1: q5_0's bits with q4_1's minimum; value = q * d + m
+struct block_q5_1 {
+    uint16_t d;
+    uint16_t m;
+    uint8_t qh[4];
+    uint8_t qs[QK / 2];
+};
+static_assert(sizeof(block_q5_1) == 24, "q5_1 block must be 24 bytes");
+
+// Element j (0..31) of a q5_0 / q5_1 block, unsigned (0..31).
+template <class Block>
+inline int q5_value(const Block& b, int j) {
+    const uint32_t qh = (uint32_t)b.qh[0] | (uint32_t)b.qh[1] << 8 | (uint32_t)b.qh[2] << 16 | (uint32_t)b.qh[3] << 24;
+    const int nib = j < 16 ? b.qs[j] & 0x0f : b.qs[j - 16] >> 4;
+    return nib | (int)((qh >> j) & 1) << 4;
+}
+
 // ---- K-quants: super-blocks of 256 weights (QK_K), ggml's layouts. Each
 // super-block has an fp16 scale d (and dmin for the types with a minimum)
 // and small integer scales per sub-block of 16 or 32 weights; k_quants.h

@@ -244,8 +244,10 @@ void matmul_tiled(const MatmulArgs& a) {
 
 void matmul(const MatmulArgs& a) {
     if (is_quantized(a.w_type) && a.x_type == Activations::Q8) return avx2_matmul_q8a(a);
-    // the exact path has no SIMD form for the K-quants yet: the reference's
-    if (is_k_quant(a.w_type)) return scalar_kernels().matmul(a);
+    // the exact path has no SIMD form for the five-bit types and the K-quants
+    // yet: the reference's
+    if (is_k_quant(a.w_type) || a.w_type == GgmlType::Q5_0 || a.w_type == GgmlType::Q5_1)
+        return scalar_kernels().matmul(a);
     switch (a.w_type) {
         case GgmlType::F32: return matmul_float<FloatOps<F32W>, 3, 4, 4>(a);
         case GgmlType::F16: return matmul_float<FloatOps<F16W>, 3, 4, 4>(a);

@@ -140,7 +140,7 @@ struct Q8_0 {
 // K-quant rows repacked as in avx512_q8.cpp (k_packing.h); a group of 8
 // lanes is one super-block. The integer sums include the scales:
 //   q4_K, q5_K run as q4_1 with f32 d * scale and -dmin * min per lane
-//     (q5_K's 31s make two int16 partial sums of four vpmaddubsw each);
+//     (q5_K's 31s as q5_0's: five_bit_dot);
 //   q6_K, q3_K, q2_K: each half's vpmaddubsw (two at a time for q6_K's
 //     63s) widened by vpmaddwd with the half's scale as the int16 factor,
 //     so the lane's sum comes out scaled and exact; the offsets take back
@@ -181,6 +181,64 @@ inline void prep_k_quants(const Row& r, int64_t g, __m256i q[8]) {
 
 inline float f16_scalar(const uint16_t* p) { return _cvtsh_ss(*p); }
 
+// Five-bit quants (q5_0, q5_1, q5_K): four 31 x 127 pairs per int16 sum
+// stay below 2^15, so each half of a lane is widened on its own.
+template <class W>
+inline __m256i five_bit_dot(const W& w, const XG& x, __m256i start) {
+    const __m256i ones = _mm256_set1_epi16(1);
+    __m256i p = start;
+    for (int h = 0; h < 2; h++) {
+        __m256i s16 = _mm256_maddubs_epi16(w.q[4 * h], _mm256_load_si256((const __m256i*)x.q[4 * h]));
+        for (int c = 4 * h + 1; c < 4 * h + 4; c++)
+            s16 = _mm256_add_epi16(s16, _mm256_maddubs_epi16(w.q[c], _mm256_load_si256((const __m256i*)x.q[c])));
+        p = _mm256_add_epi32(p, _mm256_madd_epi16(s16, ones));
+    }
+    return p;
+}
+
+// q5_0 / q5_1: q4_0 / q4_1 with the fifth bits (bit c of byte i, from
+// group_tiling.h's packing) moved to bit 4 of q[c]'s byte i.
+template <class Block>
+inline void prep_fifth_bits(const PackedRow<Block>& r, int64_t g, int n, __m256i q[8]) {
+    const __m256i H = load_dwords(r.quants(g, G, 4, n), n);
+    const __m256i bit = _mm256_set1_epi8(0x10);
+    for (int c = 0; c < 8; c++) q[c] = _mm256_or_si256(q[c], _mm256_and_si256(shift_bits(H, 4 - c), bit));
+}
+
+struct Q5_0 {
+    using Block = block_q5_0;
+    using Row = PackedRow<Block>;
+    struct alignas(32) W { __m256i q[8]; __m256 d; };
+    static void prep(const Row& r, int64_t g, int n, W& w) {
+        prep_nibbles(r, g, n, w.q);
+        prep_fifth_bits(r, g, n, w.q);
+        w.d = load_f16(r.d(g, G, n), n);
+    }
+    static __m256i dot(const W& w, const XG& x) {  // from -16 * sum(x)
+        return five_bit_dot(w, x, _mm256_slli_epi32(_mm256_load_si256((const __m256i*)x.c8), 1));
+    }
+    static __m256 scale_add(__m256i p, const W& w, const XG& x, __m256 acc) {
+        return _mm256_fmadd_ps(_mm256_cvtepi32_ps(p), _mm256_mul_ps(w.d, _mm256_load_ps(x.d)), acc);
+    }
+};
+
+struct Q5_1 {
+    using Block = block_q5_1;
+    using Row = PackedRow<Block>;
+    struct alignas(32) W { __m256i q[8]; __m256 d, m; };
+    static void prep(const Row& r, int64_t g, int n, W& w) {
+        prep_nibbles(r, g, n, w.q);
+        prep_fifth_bits(r, g, n, w.q);
+        w.d = load_f16(r.d(g, G, n), n);
+        w.m = load_f16(r.m(g, G, n), n);
+    }
+    static __m256i dot(const W& w, const XG& x) { return five_bit_dot(w, x, _mm256_setzero_si256()); }
+    static __m256 scale_add(__m256i p, const W& w, const XG& x, __m256 acc) {
+        acc = _mm256_fmadd_ps(_mm256_cvtepi32_ps(p), _mm256_mul_ps(w.d, _mm256_load_ps(x.d)), acc);
+        return _mm256_fmadd_ps(w.m, _mm256_load_ps(x.s), acc);
+    }
+};
+
 // q4_K, q5_K
 template <GgmlType kType>
 struct KQuant32 {
@@ -195,15 +253,7 @@ struct KQuant32 {
     }
     static __m256i dot(const W& w, const XG& x) {
         if constexpr (kType == GgmlType::Q4_K) return nibble_dot(w, x, _mm256_setzero_si256());
-        const __m256i ones = _mm256_set1_epi16(1);
-        __m256i p = _mm256_setzero_si256();
-        for (int h = 0; h < 2; h++) {  // four 31 x 127 pairs stay below 2^15
-            __m256i s16 = _mm256_maddubs_epi16(w.q[4 * h], _mm256_load_si256((const __m256i*)x.q[4 * h]));
-            for (int c = 4 * h + 1; c < 4 * h + 4; c++)
-                s16 = _mm256_add_epi16(s16, _mm256_maddubs_epi16(w.q[c], _mm256_load_si256((const __m256i*)x.q[c])));
-            p = _mm256_add_epi32(p, _mm256_madd_epi16(s16, ones));
-        }
-        return p;
+        else return five_bit_dot(w, x, _mm256_setzero_si256());
     }
     static __m256 scale_add(__m256i p, const W& w, const XG& x, __m256 acc) {
         acc = _mm256_fmadd_ps(_mm256_cvtepi32_ps(p), _mm256_mul_ps(w.d, _mm256_load_ps(x.d)), acc);
@@ -323,6 +373,8 @@ void avx2_matmul_q8a(const MatmulArgs& a) {
         case GgmlType::Q8_0: return matmul_q<Q8_0>(a);
         case GgmlType::Q4_0: return matmul_q<Q4_0>(a);
         case GgmlType::Q4_1: return matmul_q<Q4_1>(a);
+        case GgmlType::Q5_0: return matmul_q<Q5_0>(a);
+        case GgmlType::Q5_1: return matmul_q<Q5_1>(a);
         case GgmlType::Q2_K: return matmul_q<KQuant16<GgmlType::Q2_K>>(a);
         case GgmlType::Q3_K: return matmul_q<KQuant16<GgmlType::Q3_K>>(a);
         case GgmlType::Q4_K: return matmul_q<KQuant32<GgmlType::Q4_K>>(a);

@@ -214,6 +214,44 @@ inline void prep_scales_16(const Row& r, int64_t g, int n, KGroup& w) {
     w.d = per_superblock(r.d(g, G, n), n);
 }
 
+// q5_0 / q5_1: q4_0 / q4_1 with the fifth bits (bit c of byte i, from
+// group_tiling.h's packing) moved to bit 4 of q[c]'s byte i.
+template <class Block>
+inline void prep_fifth_bits(const PackedRow<Block>& r, int64_t g, int n, __m512i q[8]) {
+    const __m512i H = load_dwords(r.quants(g, G, 4, n), first_lanes(n));
+    const __m512i bit = _mm512_set1_epi8(0x10);
+    for (int c = 0; c < 8; c++) q[c] = _mm512_or_si512(q[c], _mm512_and_si512(shift_bits(H, 4 - c), bit));
+}
+
+struct Q5_0 {
+    using Block = block_q5_0;
+    using Row = PackedRow<Block>;
+    using W = WGroup;
+    static constexpr bool kHalves = false;
+    static constexpr int kOffset = 16;
+    static constexpr bool kMTerm = false;
+    static void prep(const Row& r, int64_t g, int n, W& w) {
+        prep_nibbles(r, g, n, w.q);
+        prep_fifth_bits(r, g, n, w.q);
+        w.d = load_f16(r.d(g, G, n), first_lanes(n));
+    }
+};
+
+struct Q5_1 {
+    using Block = block_q5_1;
+    using Row = PackedRow<Block>;
+    using W = WGroup;
+    static constexpr bool kHalves = false;
+    static constexpr int kOffset = 0;
+    static constexpr bool kMTerm = true;
+    static void prep(const Row& r, int64_t g, int n, W& w) {
+        prep_nibbles(r, g, n, w.q);
+        prep_fifth_bits(r, g, n, w.q);
+        w.d = load_f16(r.d(g, G, n), first_lanes(n));
+        w.m = load_f16(r.m(g, G, n), first_lanes(n));
+    }
+};
+
 template <GgmlType kType>
 struct KQuant {
     using Row = KPackedRow<kType>;
@@ -301,6 +339,7 @@ template <class Q, int L>
 inline typename Lanes<L>::I start_sums(const XG& x) {
     using V = Lanes<L>;
     if constexpr (Q::kOffset == 8) return V::load_i(x.c8);
+    if constexpr (Q::kOffset == 16) return V::low(_mm512_slli_epi32(_mm512_load_si512(x.c8), 1));  // q5_0
     if constexpr (Q::kOffset == 128) return V::load_i(x.c128);
     return V::low(_mm512_setzero_si512());
 }
@@ -483,6 +522,8 @@ void avx512_matmul_q8a(const MatmulArgs& a) {
         case GgmlType::Q8_0: return matmul_q<Q8_0>(a);
         case GgmlType::Q4_0: return matmul_q<Q4_0>(a);
         case GgmlType::Q4_1: return matmul_q<Q4_1>(a);
+        case GgmlType::Q5_0: return matmul_q<Q5_0>(a);
+        case GgmlType::Q5_1: return matmul_q<Q5_1>(a);
         case GgmlType::Q2_K: return matmul_q<KQuant<GgmlType::Q2_K>>(a);
         case GgmlType::Q3_K: return matmul_q<KQuant<GgmlType::Q3_K>>(a);
         case GgmlType::Q4_K: return matmul_q<KQuant<GgmlType::Q4_K>>(a);

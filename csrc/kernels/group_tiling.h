@@ -72,16 +72,34 @@ void pack_row(const block_q8a* x, int64_t k, void* out) {
 //   then the n blocks' fp16 d, in block order; then q4_1's n fp16 m.
 // Nothing is converted: the kernels make what they need (unsigned bytes,
 // nibbles, f32 scales) from these as they go.
+// q5_0 / q5_1 add a dword of fifth bits per block after its quants.
+template <class Block>
+constexpr bool has_fifth_bits() { return std::is_same_v<Block, block_q5_0> || std::is_same_v<Block, block_q5_1>; }
+template <class Block>
+constexpr bool has_min() { return std::is_same_v<Block, block_q4_1> || std::is_same_v<Block, block_q5_1>; }
+
 template <class Block>
 struct PackedRow {
-    static constexpr int kQuantBytes = sizeof(Block::qs);
+    static constexpr int kQuantBytes = sizeof(Block::qs) + (has_fifth_bits<Block>() ? 4 : 0);
     const uint8_t* row;
     explicit PackedRow(const void* r) : row((const uint8_t*)r) {}
     // group g (of n blocks): dword c of its blocks' quants, n dwords apart
     const uint8_t* quants(int64_t g, int G, int c, int n) const { return row + g * G * sizeof(Block) + c * n * 4; }
     const uint16_t* d(int64_t g, int G, int n) const { return (const uint16_t*)quants(g, G, kQuantBytes / 4, n); }
-    const uint16_t* m(int64_t g, int G, int n) const { return d(g, G, n) + n; }  // q4_1 only
+    const uint16_t* m(int64_t g, int G, int n) const { return d(g, G, n) + n; }  // q4_1 / q5_1 only
 };
+
+// q5_0 / q5_1: the fifth bits of a block as the kernels expand them: byte
+// i, bit c holds the bit of element 4c + i (the weight of XGroup::q[c]'s
+// byte i), c = 0..7.
+template <class Block>
+uint32_t fifth_bits_dword(const Block& b) {
+    uint32_t qh, out = 0;
+    std::memcpy(&qh, b.qh, 4);
+    for (int c = 0; c < 8; c++)
+        for (int i = 0; i < 4; i++) out |= ((qh >> (4 * c + i)) & 1u) << (8 * i + c);
+    return out;
+}
 
 template <int G, class Block>
 void pack_weight_row(const Block* b, int64_t nb, uint8_t* out) {
@@ -92,13 +110,18 @@ void pack_weight_row(const Block* b, int64_t nb, uint8_t* out) {
         uint8_t* o = out + g * G * sizeof(Block);
         for (int c = 0; c < QB / 4; c++)
             for (int l = 0; l < n; l++, o += 4) std::memcpy(o, gb[l].qs + 4 * c, 4);
+        if constexpr (has_fifth_bits<Block>())
+            for (int l = 0; l < n; l++, o += 4) {
+                const uint32_t h = fifth_bits_dword(gb[l]);
+                std::memcpy(o, &h, 4);
+            }
         for (int l = 0; l < n; l++, o += 2) std::memcpy(o, &gb[l].d, 2);
-        if constexpr (std::is_same_v<Block, block_q4_1>)
+        if constexpr (has_min<Block>())
             for (int l = 0; l < n; l++, o += 2) std::memcpy(o, &gb[l].m, 2);
     }
 }
 
-// Rows [r0, r1) of a q4_0 / q4_1 / q8_0 / K-quant tensor of rows of k
+// Rows [r0, r1) of a q4_0 / q4_1 / q5_0 / q5_1 / q8_0 / K-quant tensor of rows of k
 // weights, each packed to its own offset in out: the same as in w, except
 // that a K-quant row takes q8a_packed_weight_row_bytes (kernels.h).
 template <int G>
@@ -112,6 +135,8 @@ void pack_weights(GgmlType t, const void* w, int64_t r0, int64_t r1, int64_t k, 
             case GgmlType::Q4_0: pack_weight_row<G>((const block_q4_0*)src, nb, dst); break;
             case GgmlType::Q4_1: pack_weight_row<G>((const block_q4_1*)src, nb, dst); break;
             case GgmlType::Q8_0: pack_weight_row<G>((const block_q8_0*)src, nb, dst); break;
+            case GgmlType::Q5_0: pack_weight_row<G>((const block_q5_0*)src, nb, dst); break;
+            case GgmlType::Q5_1: pack_weight_row<G>((const block_q5_1*)src, nb, dst); break;
             case GgmlType::Q2_K: case GgmlType::Q3_K: case GgmlType::Q4_K: case GgmlType::Q5_K:
             case GgmlType::Q6_K: pack_k_row<G>(t, src, k, dst); break;
             default: std::abort();  // the caller packs only these

@@ -2,6 +2,7 @@
 // against these. Compiled with the baseline flags like the rest of the core.
 #include <cmath>
 #include <cstring>
+#include <type_traits>
 
 #include "base/fp16.h"
 #include "gguf/k_quants.h"
@@ -100,6 +101,23 @@ float dot_row_q4_1(const block_q4_1* w, const X* x, int64_t nb) {
     return acc;
 }
 
+// q5_0 (offset 16) and q5_1 (minimum m), as q4_0 and q4_1.
+template <typename X, class Block>
+float dot_row_q5(const Block* w, const X* x, int64_t nb) {
+    float acc = 0.0f;
+    for (int64_t b = 0; b < nb; b++) {
+        int32_t isum = 0;
+        for (int j = 0; j < QK; j++) isum += (int32_t)q5_value(w[b], j) * x[b].qs[j];
+        if constexpr (std::is_same_v<Block, block_q5_0>) {
+            isum -= 16 * x[b].sum;
+            acc += (float)isum * (f16_to_f32(w[b].d) * x[b].d);
+        } else {
+            acc += (float)isum * (f16_to_f32(w[b].d) * x[b].d) + f16_to_f32(w[b].m) * (x[b].d * (float)x[b].sum);
+        }
+    }
+    return acc;
+}
+
 // A K-quant row (nb32 activation blocks, 8 per super-block), from the
 // common decoded form: per 16 weights, scale * (sum q x - offset * sum x),
 // and the minimum's min * sum x, both exact integers (64-bit: q16a's
@@ -163,6 +181,8 @@ void matmul(const MatmulArgs& a) {
             case GgmlType::Q8_0: return matmul_rows<block_q8_0, block_q8a, dot_row_q8_0<block_q8a>>(a, nb);
             case GgmlType::Q4_0: return matmul_rows<block_q4_0, block_q8a, dot_row_q4_0<block_q8a>>(a, nb);
             case GgmlType::Q4_1: return matmul_rows<block_q4_1, block_q8a, dot_row_q4_1<block_q8a>>(a, nb);
+            case GgmlType::Q5_0: return matmul_rows<block_q5_0, block_q8a, dot_row_q5<block_q8a, block_q5_0>>(a, nb);
+            case GgmlType::Q5_1: return matmul_rows<block_q5_1, block_q8a, dot_row_q5<block_q8a, block_q5_1>>(a, nb);
             default: return;
         }
     }
@@ -170,6 +190,8 @@ void matmul(const MatmulArgs& a) {
         case GgmlType::Q8_0: return matmul_rows<block_q8_0, block_q16a, dot_row_q8_0<block_q16a>>(a, nb);
         case GgmlType::Q4_0: return matmul_rows<block_q4_0, block_q16a, dot_row_q4_0<block_q16a>>(a, nb);
         case GgmlType::Q4_1: return matmul_rows<block_q4_1, block_q16a, dot_row_q4_1<block_q16a>>(a, nb);
+        case GgmlType::Q5_0: return matmul_rows<block_q5_0, block_q16a, dot_row_q5<block_q16a, block_q5_0>>(a, nb);
+        case GgmlType::Q5_1: return matmul_rows<block_q5_1, block_q16a, dot_row_q5<block_q16a, block_q5_1>>(a, nb);
         default: return;
     }
 }

@@ -40,8 +40,8 @@ const KernelTable& table(const std::string& name) {
 GgmlType check_type(int w_type) {
     switch (w_type) {
         case (int)GgmlType::F32: case (int)GgmlType::F16: case (int)GgmlType::BF16:
-        case (int)GgmlType::Q8_0: case (int)GgmlType::Q4_0: case (int)GgmlType::Q4_1:
-        case (int)GgmlType::Q2_K: case (int)GgmlType::Q3_K: case (int)GgmlType::Q4_K: case (int)GgmlType::Q5_K:
+        case (int)GgmlType::Q8_0: case (int)GgmlType::Q4_0: case (int)GgmlType::Q4_1: case (int)GgmlType::Q5_0:
+        case (int)GgmlType::Q5_1: case (int)GgmlType::Q2_K: case (int)GgmlType::Q3_K: case (int)GgmlType::Q4_K: case (int)GgmlType::Q5_K:
         case (int)GgmlType::Q6_K:
             return (GgmlType)w_type;
     }

@@ -13,7 +13,7 @@ TINY = dict(n_vocab=256, n_embd=64, n_layer=2, n_head=4, n_head_kv=2, n_ff=96, n
 
 def write_tiny_model(path: Path, arch: str = "llama", seed: int = 0, weight_type: str = "f32",
                      tied: bool = False, **overrides) -> Path:
-    """A random model in llama.cpp's layout. weight_type: f32|f16|q8_0|q4_0|q4_1
+    """A random model in llama.cpp's layout. weight_type: f32|f16|q8_0|q4_0|q4_1|q5_0|q5_1
     for the 2-D weights (norms and biases stay f32), or k_mix: random K-quant
     blocks, every K type somewhere (q4_K and q6_K most, as in a Q4_K_M file;
     n_embd and n_ff must be multiples of 256)."""
@@ -35,7 +35,8 @@ def write_tiny_model(path: Path, arch: str = "llama", seed: int = 0, weight_type
 
     qtype = {"f32": gguf.GGMLQuantizationType.F32, "f16": gguf.GGMLQuantizationType.F16,
              "q8_0": gguf.GGMLQuantizationType.Q8_0, "q4_0": gguf.GGMLQuantizationType.Q4_0,
-             "q4_1": gguf.GGMLQuantizationType.Q4_1, "k_mix": None}[weight_type]
+             "q4_1": gguf.GGMLQuantizationType.Q4_1, "q5_0": gguf.GGMLQuantizationType.Q5_0,
+             "q5_1": gguf.GGMLQuantizationType.Q5_1, "k_mix": None}[weight_type]
     k_types = {"attn_q": "Q4_K", "attn_k": "Q3_K", "attn_v": "Q6_K", "attn_output": "Q5_K", "ffn_gate": "Q4_K",
                "ffn_up": "Q2_K", "ffn_down": "Q6_K", "output": "Q6_K", "token_embd": "Q4_K"}
 

@@ -34,7 +34,7 @@ class NumpyReference:
         self.activations = activations
         Q = gguf.GGMLQuantizationType
         self.quantized = {t.name for t in r.tensors if activations and t.tensor_type in (
-            Q.Q8_0, Q.Q4_0, Q.Q4_1, Q.Q2_K, Q.Q3_K, Q.Q4_K, Q.Q5_K, Q.Q6_K)}
+            Q.Q8_0, Q.Q4_0, Q.Q4_1, Q.Q5_0, Q.Q5_1, Q.Q2_K, Q.Q3_K, Q.Q4_K, Q.Q5_K, Q.Q6_K)}
         self.arch = bytes(r.fields["general.architecture"].parts[-1]).decode()
 
         def val(key, default=None):
