@@ -141,14 +141,34 @@ struct alignas(64) KGroup {
     __m512 m;              // per-32 types: -dmin * min; q2_K: -dmin
     __m512i sc_lo, sc_hi;  // per-16 types: int32 scales of the two halves
     __m512i mn;            // q2_K: int16 pairs (min_lo, min_hi)
+    __m512i sc;            // q6_K, q3_K: int16 pairs (scale_lo, scale_hi)
 };
 
-// The f16 values of the group's super-blocks, each on its 8 lanes.
-inline __m512 per_superblock(const uint16_t* p, int n) {
-    const __m128i a = _mm_set1_epi16((short)p[0]);
-    const __m128i b = n > 8 ? _mm_set1_epi16((short)p[1]) : a;
-    return _mm512_cvtph_ps(_mm256_set_m128i(b, a));
+// The group's super-block values (fp16, n / 8 of each: d, then dmin when
+// the type has it) on their 8 lanes each, as f32: one small convert and a
+// lane permutation (decode unpacks every group of every row: keep it short).
+struct SuperblockScales {
+    __m512 d, neg_dmin;
+};
+template <bool kDmin>
+inline SuperblockScales superblock_scales(const uint16_t* p, int n) {
+    const bool two = n > 8;  // two super-blocks in the group
+    const int count = (two ? 2 : 1) * (kDmin ? 2 : 1);
+    const __m128 v = _mm_cvtph_ps(count == 4 ? _mm_loadl_epi64((const __m128i*)p)
+                                  : count == 2 ? _mm_cvtsi32_si128(*(const int32_t*)p)
+                                               : _mm_cvtsi32_si128(*p));
+    const __m512i lo_hi = two ? _mm512_set_epi32(1, 1, 1, 1, 1, 1, 1, 1, 0, 0, 0, 0, 0, 0, 0, 0) : _mm512_setzero_si512();
+    SuperblockScales s;
+    s.d = _mm512_permutexvar_ps(lo_hi, _mm512_castps128_ps512(v));
+    if constexpr (kDmin) {
+        const __m512i at = _mm512_add_epi32(lo_hi, _mm512_set1_epi32(two ? 2 : 1));
+        s.neg_dmin = _mm512_permutexvar_ps(at, _mm512_castps128_ps512(_mm_xor_ps(v, _mm_set1_ps(-0.0f))));
+    }
+    return s;
 }
+
+// q | (b & m), one instruction.
+inline __m512i or_and(__m512i q, __m512i b, __m512i m) { return _mm512_ternarylogic_epi32(q, b, m, 0xf8); }
 
 // Bytes shifted left by s (right by -s), within each byte once masked.
 inline __m512i shift_bits(__m512i v, int s) { return s >= 0 ? _mm512_slli_epi16(v, s) : _mm512_srli_epi16(v, -s); }
@@ -174,12 +194,12 @@ inline void prep_k_quants(const Row& r, int64_t g, int n, __m512i q[8]) {
     if constexpr (L.high == 1) {  // bit c of byte i to bit high_bit
         const __m512i H = load_dwords(r.high(g, G, 0, n), lanes);
         const __m512i bit = _mm512_set1_epi8((char)(1 << L.high_bit));
-        for (int c = 0; c < 8; c++) q[c] = _mm512_or_si512(q[c], _mm512_and_si512(shift_bits(H, L.high_bit - c), bit));
+        for (int c = 0; c < 8; c++) q[c] = or_and(q[c], shift_bits(H, L.high_bit - c), bit);
     } else if constexpr (L.high == 2) {  // two bits 2c of byte i to bits 4-5
         const __m512i bits = _mm512_set1_epi8(0x30);
         for (int h = 0; h < 2; h++) {
             const __m512i H = load_dwords(r.high(g, G, h, n), lanes);
-            for (int c = 0; c < 4; c++) q[4 * h + c] = _mm512_or_si512(q[4 * h + c], _mm512_and_si512(shift_bits(H, 4 - 2 * c), bits));
+            for (int c = 0; c < 4; c++) q[4 * h + c] = or_and(q[4 * h + c], shift_bits(H, 4 - 2 * c), bits);
         }
     }
 }
@@ -190,8 +210,9 @@ inline void prep_scales_32(const Row& r, int64_t g, int n, KGroup& w) {
     const __mmask16 lanes = first_lanes(n);
     const __m512 sc = _mm512_cvtepi32_ps(_mm512_cvtepu8_epi32(_mm_maskz_loadu_epi8(lanes, r.scales(g, G, n))));
     const __m512 mn = _mm512_cvtepi32_ps(_mm512_cvtepu8_epi32(_mm_maskz_loadu_epi8(lanes, r.mins(g, G, n))));
-    w.d = _mm512_mul_ps(per_superblock(r.d(g, G, n), n), sc);
-    w.m = _mm512_mul_ps(_mm512_sub_ps(_mm512_setzero_ps(), per_superblock(r.dmin(g, G, n), n)), mn);
+    const SuperblockScales s = superblock_scales<true>(r.d(g, G, n), n);
+    w.d = _mm512_mul_ps(s.d, sc);
+    w.m = _mm512_mul_ps(s.neg_dmin, mn);
 }
 
 // The scales of a per-16 type: two bytes per lane, signed (q6_K, q3_K) or
@@ -205,13 +226,15 @@ inline void prep_scales_16(const Row& r, int64_t g, int n, KGroup& w) {
         w.sc_lo = _mm512_and_si512(sc, _mm512_set1_epi32(0xffff));
         w.sc_hi = _mm512_srli_epi32(sc, 16);
         w.mn = _mm512_srli_epi16(pairs, 4);
-        w.m = _mm512_sub_ps(_mm512_setzero_ps(), per_superblock(r.dmin(g, G, n), n));
+        const SuperblockScales s = superblock_scales<true>(r.d(g, G, n), n);
+        w.d = s.d;
+        w.m = s.neg_dmin;
     } else {
-        const __m512i pairs = _mm512_cvtepi8_epi16(bytes);
-        w.sc_lo = _mm512_srai_epi32(_mm512_slli_epi32(pairs, 16), 16);
-        w.sc_hi = _mm512_srai_epi32(pairs, 16);
+        w.sc = _mm512_cvtepi8_epi16(bytes);
+        w.sc_lo = _mm512_srai_epi32(_mm512_slli_epi32(w.sc, 16), 16);
+        w.sc_hi = _mm512_srai_epi32(w.sc, 16);
+        w.d = superblock_scales<false>(r.d(g, G, n), n).d;
     }
-    w.d = per_superblock(r.d(g, G, n), n);
 }
 
 // q5_0 / q5_1: q4_0 / q4_1 with the fifth bits (bit c of byte i, from
@@ -220,7 +243,7 @@ template <class Block>
 inline void prep_fifth_bits(const PackedRow<Block>& r, int64_t g, int n, __m512i q[8]) {
     const __m512i H = load_dwords(r.quants(g, G, 4, n), first_lanes(n));
     const __m512i bit = _mm512_set1_epi8(0x10);
-    for (int c = 0; c < 8; c++) q[c] = _mm512_or_si512(q[c], _mm512_and_si512(shift_bits(H, 4 - c), bit));
+    for (int c = 0; c < 8; c++) q[c] = or_and(q[c], shift_bits(H, 4 - c), bit);
 }
 
 struct Q5_0 {
@@ -291,6 +314,8 @@ struct Lanes<16> {
     static F fmadd(F a, F b, F c) { return _mm512_fmadd_ps(a, b, c); }
     static I mullo(I a, I b) { return _mm512_mullo_epi32(a, b); }
     static I add(I a, I b) { return _mm512_add_epi32(a, b); }
+    static I sub(I a, I b) { return _mm512_sub_epi32(a, b); }
+    static I shl(I a, int s) { return _mm512_slli_epi32(a, s); }
     static I dpw(I s, I a, I b) { return _mm512_dpwssd_epi32(s, a, b); }
     static __m512 merge(__m512, F low) { return low; }
 };
@@ -309,6 +334,8 @@ struct Lanes<8> {
     static F fmadd(F a, F b, F c) { return _mm256_fmadd_ps(a, b, c); }
     static I mullo(I a, I b) { return _mm256_mullo_epi32(a, b); }
     static I add(I a, I b) { return _mm256_add_epi32(a, b); }
+    static I sub(I a, I b) { return _mm256_sub_epi32(a, b); }
+    static I shl(I a, int s) { return _mm256_slli_epi32(a, s); }
     static I dpw(I s, I a, I b) { return _mm256_dpwssd_epi32(s, a, b); }
     static __m512 merge(__m512 acc, F low) { return _mm512_insertf32x8(acc, low, 0); }
 };
@@ -327,6 +354,8 @@ struct Lanes<4> {
     static F fmadd(F a, F b, F c) { return _mm_fmadd_ps(a, b, c); }
     static I mullo(I a, I b) { return _mm_mullo_epi32(a, b); }
     static I add(I a, I b) { return _mm_add_epi32(a, b); }
+    static I sub(I a, I b) { return _mm_sub_epi32(a, b); }
+    static I shl(I a, int s) { return _mm_slli_epi32(a, s); }
     static I dpw(I s, I a, I b) { return _mm_dpwssd_epi32(s, a, b); }
     static __m512 merge(__m512 acc, F low) { return _mm512_insertf32x4(acc, low, 0); }
 };
@@ -373,9 +402,10 @@ inline void start_halves(const XG& x, typename Lanes<L>::I& lo, typename Lanes<L
 // Per-16 K types: the halves weighted by their scales (exact integers), then
 // the float part, the same in every tile.
 template <class Q, int L>
-inline __m512 finish_halves(typename Lanes<L>::I lo, typename Lanes<L>::I hi, const KGroup& w, const XG& x, __m512 acc) {
+inline __m512 finish_halves(typename Lanes<L>::I lo, typename Lanes<L>::I hi, const KGroup& w, const XG& x, __m512 acc,
+                            typename Lanes<L>::I off = Lanes<L>::low(_mm512_setzero_si512())) {
     using V = Lanes<L>;
-    const typename V::I p = V::add(V::mullo(lo, V::low(w.sc_lo)), V::mullo(hi, V::low(w.sc_hi)));
+    const typename V::I p = V::sub(V::add(V::mullo(lo, V::low(w.sc_lo)), V::mullo(hi, V::low(w.sc_hi))), off);
     typename V::F a = V::fmadd(V::cvt(p), V::mul(V::low(w.d), V::load_f(x.d)), V::low(acc));
     if constexpr (Q::kMin16) {
         const typename V::I m = V::dpw(V::low(_mm512_setzero_si512()), V::low(w.mn), V::load_i(x.hs));
@@ -400,11 +430,19 @@ struct Kernel {
     static __m512 row_group(const W& w, const XG& x, __m512 acc) {
         using V = Lanes<L>;
         if constexpr (Q::kHalves) {
-            typename V::I lo, hi;
-            start_halves<Q, L>(x, lo, hi);
+            // the offsets' -offset * (sc_lo * hs_lo + sc_hi * hs_hi) as one
+            // vpdpwssd on the int16 pairs, not from the tiles' shifted starts
+            // (one row per token here: nothing to share them with); the
+            // integer sum is the same
+            typename V::I lo = V::low(_mm512_setzero_si512()), hi = lo, off = lo;
+            if constexpr (Q::kOffset != 0) {
+                constexpr int kShift = Q::kOffset == 32 ? 5 : 2;
+                off = V::dpw(off, V::low(w.sc), V::load_i(x.hs));
+                off = V::shl(off, kShift);
+            }
             for (int c = 0; c < 4; c++) lo = V::dp(lo, V::low(w.q[c]), V::load_i(x.q[c]));
             for (int c = 4; c < 8; c++) hi = V::dp(hi, V::low(w.q[c]), V::load_i(x.q[c]));
-            return finish_halves<Q, L>(lo, hi, w, x, acc);
+            return finish_halves<Q, L>(lo, hi, w, x, acc, off);
         } else {
             typename V::I p = start_sums<Q, L>(x);
             for (int c = 0; c < 8; c++) p = V::dp(p, V::low(w.q[c]), V::load_i(x.q[c]));
