@@ -18,7 +18,8 @@ which tensor gets which type (as llama.cpp's converter and llama-quantize do):
   -t q4_0                             2-D weights q4_0, except the output matrix (output.weight,
                                       or token_embd.weight when the embeddings are tied and it
                                       serves as the output), which stays q8_0 (llama.cpp uses
-                                      q6_K there; hearth has no K-quants yet)
+                                      q6_K there; hearth reads K-quant files but does not
+                                      write them yet)
   --pure                              every 2-D weight in the named type, the output included
   a 2-D weight whose row length is not a multiple of 32 cannot be q8_0/q4_0: it is written
   as f16, with a warning (as llama.cpp does)

@@ -32,7 +32,7 @@ OUTTYPES: dict[str, tuple[QT, FT]] = {
 }
 
 #: -t types whose output matrix llama.cpp keeps at higher precision (q6_K
-#: there; we have no K-quants yet, so q8_0), unless --pure
+#: there; this converter writes no K-quants yet, so q8_0), unless --pure
 OUTPUT_TYPE = {QT.Q4_0: QT.Q8_0}
 
 CHUNK_BYTES = 16 << 20  # float32 bytes of rows converted at a time (quantizing takes ~6x that)
