@@ -308,6 +308,24 @@ def smollm2_q4_0_gguf(smollm2_hf, tmp_path_factory) -> pathlib.Path:
     return _converted(smollm2_hf, tmp_path_factory, "q4_0")
 
 
+@pytest.fixture(scope="session")
+def smollm2_q4_k_m_gguf(smollm2_hf, tmp_path_factory) -> pathlib.Path:
+    """The Q4_K_M file people download, made by llama.cpp's own quantizer
+    (llama-cpp-python) from the converter's f16 file: q4_K and q6_K, with
+    q5_0 / q8_0 where SmolLM2's 576-wide rows are not a multiple of 256.
+    Skips without llama-cpp-python."""
+    llama_cpp = pytest.importorskip("llama_cpp", reason="llama-cpp-python makes the Q4_K_M file")
+    import ctypes
+
+    f16 = _converted(smollm2_hf, tmp_path_factory, "f16")
+    out = f16.with_name(f16.stem.replace("-f16", "") + "-Q4_K_M.gguf")
+    params = llama_cpp.llama_model_quantize_default_params()
+    params.ftype = llama_cpp.LLAMA_FTYPE_MOSTLY_Q4_K_M
+    params.nthread = 2
+    assert llama_cpp.llama_model_quantize(str(f16).encode(), str(out).encode(), ctypes.byref(params)) == 0
+    return out
+
+
 # ---------------------------------------------------------------------------
 # the engines
 # ---------------------------------------------------------------------------

@@ -48,6 +48,8 @@ FLOORS = {
         # float rounding and the 16-bit activations are left
         ("q4_1", "text256"): (0.99999, 99.0),
         ("q4_1", "chat64"): (0.99999, 98.0),
+        # llama.cpp's Q4_K_M of the f32 weights (llama.cpp 0.989418 226/256)
+        ("q4_k_m", "text256"): (0.985, 80.0),
     },
     "q8": {
         # hearth, f32 KV: q8_0 text 0.999245 241/256 | q4_0 text 0.921229 174/256 |
@@ -56,6 +58,8 @@ FLOORS = {
         ("q4_0", "text256"): (0.91, 64.0),
         ("q4_1", "text256"): (0.999, 92.0),
         ("q4_1", "chat64"): (0.998, 95.0),
+        # hearth q8 0.989566 (mean of the kernel sets) 219/256
+        ("q4_k_m", "text256"): (0.985, 80.0),
     },
 }
 
@@ -213,6 +217,7 @@ QUANT_CASES = [
     pytest.param("q4_1", "smollm2_gguf", "real_text_ids", "text256", "f32", id="q4_1-llamacpp-text256-kvf32"),
     pytest.param("q4_1", "smollm2_gguf", "chat_ids", "chat64", "f32", id="q4_1-llamacpp-chat64-kvf32"),
     pytest.param("q4_1", "smollm2_gguf", "chat_ids", "chat64", "f16", id="q4_1-llamacpp-chat64-kvf16"),
+    pytest.param("q4_k_m", "smollm2_q4_k_m_gguf", "real_text_ids", "text256", "f32", id="q4_k_m-llamacpp-text256-kvf32"),
 ]
 
 
@@ -280,9 +285,13 @@ def test_quantized_logits_as_close_to_transformers_as_llama_cpp(
         # one kernel set): a looser band than the issue's 1e-4 on 256 tokens
         tol = 5e-4 if (act == "q8" and len(ids) < 256) else 1e-4
         assert h_mean_cos >= l["mean_cos"] - tol, (h_mean_cos, h, l)
-        if act == "q16":
+        if act == "q16" and qtype != "q4_k_m":
             assert h["top1_pct"] >= l["top1_pct"] - 1.0, (h, l)
         else:
+            # (q4_k_m: the file's weights are a re-quantization of the
+            # reference's, whose rounding decides the close top-1 places at
+            # either activation path; hearth q16 equals transformers on the
+            # file's own weights: test_k_quant_file_equals_transformers_...)
             lost = sum(who == "llama.cpp" for _, who in only)
             assert lost <= len(only) / 2 + 2 * np.sqrt(len(only) / 4), (lost, len(only), h, l)
     else:
@@ -290,6 +299,22 @@ def test_quantized_logits_as_close_to_transformers_as_llama_cpp(
     cos_floor, top1_floor = FLOORS[act][(qtype, text)]
     assert h["mean_cos"] >= cos_floor, h
     assert h["top1_pct"] >= top1_floor, h
+
+
+def test_k_quant_file_equals_transformers_on_its_own_dequantized_weights(
+        smollm2_q4_k_m_gguf, models_dir, real_text_ids, hearth_llm_cls, tmp_path, record_property):
+    """llama.cpp's Q4_K_M file (q4_K, q6_K, q5_0, q8_0) on the exact path is
+    transformers on that file's dequantized weights, within the 16-bit
+    activations' rounding: the K-quant kernels compute what the blocks hold."""
+    pytest.importorskip("torch")
+    pytest.importorskip("transformers")
+    folder = ref.write_hf_folder(smollm2_q4_k_m_gguf, models_dir / "smollm2-135m-instruct" / "hf", tmp_path / "hf")
+    want = ref.hf_logits(ref.load_hf_model(folder), real_text_ids[:128])
+    llm = _open_hearth(hearth_llm_cls, smollm2_q4_k_m_gguf, kv_type="f32", activations="q16")
+    h = ref.logit_agreement(_eval(llm, real_text_ids[:128]), want)
+    _say(record_property, "hearth", ref.fmt_agreement("hearth q16 on Q4_K_M vs its dequantized weights", h))
+    # measured: mean cos 1.000000, top-1 128/128, max|d|/max|ref| 3.8e-4
+    assert h["mean_cos"] >= 0.99999 and h["top1_pct"] >= 99.0 and h["max_abs_rel"] <= 2e-3, h
 
 
 # ---------------------------------------------------------------------------
