@@ -15,6 +15,7 @@ void bind_text(py::module_& testing);
 void bind_tokenizer(py::module_& m, py::module_& testing);
 void bind_generation(py::module_& m, py::module_& testing);
 void bind_engine(py::module_& m);
+void bind_quantize(py::module_& m);
 
 PYBIND11_MODULE(_core, m) {
     m.doc() = "hearthlm C++ core";
@@ -33,6 +34,7 @@ PYBIND11_MODULE(_core, m) {
     bind_model(m);
     bind_generation(m, testing);
     bind_engine(m);
+    bind_quantize(m);
     bind_block_pool(testing);
     bind_kernels(m, testing);
     bind_text(testing);
