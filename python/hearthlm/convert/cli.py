@@ -17,11 +17,16 @@ which tensor gets which type (as llama.cpp's converter and llama-quantize do):
   -t q8_0                             every 2-D weight q8_0
   -t q4_0                             2-D weights q4_0, except the output matrix (output.weight,
                                       or token_embd.weight when the embeddings are tied and it
-                                      serves as the output), which stays q8_0 (llama.cpp uses
-                                      q6_K there; hearth reads K-quant files but does not
-                                      write them yet)
+                                      serves as the output), which stays q8_0
+  -t q4_k_m | q5_k_m | q6_k           llama-quantize's K-quant mixes (Q4_K_M, ...), by its
+  -t q3_k_m | q2_k                    reference quantizers (no importance matrix): the output
+                                      matrix q6_K, more bits for some layers' attn_v and
+                                      ffn_down (q6_K in Q4_K_M), the base type elsewhere; rows
+                                      that are not a multiple of 256 fall back as llama.cpp's
+                                      do (q4_K -> q5_0, q5_K -> q5_1, q6_K -> q8_0, q2_K/q3_K
+                                      -> q4_0)
   --pure                              every 2-D weight in the named type, the output included
-  a 2-D weight whose row length is not a multiple of 32 cannot be q8_0/q4_0: it is written
+  a 2-D weight whose row length is not a multiple of 32 cannot be quantized: it is written
   as f16, with a warning (as llama.cpp does)
 
 tokenizer: tokenizer.model (SentencePiece, llama) else tokenizer.json (byte-level BPE) else
@@ -31,6 +36,7 @@ The token list is padded to the embedding's rows with [PAD{i}] tokens.
 examples:
   hearth-convert ./SmolLM2-135M-Instruct -o smollm2-q8_0.gguf -t q8_0
   hearth-convert ./Qwen2.5-0.5B-Instruct --outfile qwen2.5-0.5b-q4_0.gguf --outtype q4_0
+  hearth-convert ./TinyLlama-1.1B-Chat-v1.0 -o tinyllama-Q4_K_M.gguf -t q4_k_m
 """
 
 

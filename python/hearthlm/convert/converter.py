@@ -16,6 +16,7 @@ from gguf import MODEL_TENSOR as T
 from . import arch as archmod
 from .errors import ConvertError
 from .hf_folder import WeightTensor, load_config, load_weights
+from .k_mix import K_MIXES, KMix
 from .quants import can_quantize, encode
 from .tokenizer import TOKENIZER_FILES, Vocab, load_vocab
 from .writer import PlannedTensor, StreamingGGUFWriter
@@ -29,10 +30,11 @@ OUTTYPES: dict[str, tuple[QT, FT]] = {
     "bf16": (QT.BF16, FT.MOSTLY_BF16),
     "q8_0": (QT.Q8_0, FT.MOSTLY_Q8_0),
     "q4_0": (QT.Q4_0, FT.MOSTLY_Q4_0),
+    **K_MIXES,
 }
 
 #: -t types whose output matrix llama.cpp keeps at higher precision (q6_K
-#: there; this converter writes no K-quants yet, so q8_0), unless --pure
+#: there; q8_0 here for a q4_0 file, which is K-quant free), unless --pure
 OUTPUT_TYPE = {QT.Q4_0: QT.Q8_0}
 
 CHUNK_BYTES = 16 << 20  # float32 bytes of rows converted at a time (quantizing takes ~6x that)
@@ -214,14 +216,15 @@ def convert(model: str | Path, outfile: str | Path, outtype: str = "f16", *, pur
         vocab.add_to(kv)
 
     if not vocab_only:
-        for t in _plan_tensors(spec, hp, tensors, weight_type, pure):
+        mix = KMix(outtype, hp.n_layer, hp.n_head, hp.n_head_kv, pure) if outtype in K_MIXES else None
+        for t in _plan_tensors(spec, hp, tensors, weight_type, pure, mix):
             w.add_tensor(t)
     w.write(progress=progress)
     return outfile
 
 
 def _plan_tensors(spec: archmod.ArchSpec, hp: Hparams, tensors: dict[str, WeightTensor],
-                  weight_type: QT, pure: bool) -> list[PlannedTensor]:
+                  weight_type: QT, pure: bool, mix: KMix | None = None) -> list[PlannedTensor]:
     has_lm_head = "lm_head.weight" in tensors
     if hp.tied is None:
         tied = not has_lm_head
@@ -248,7 +251,13 @@ def _plan_tensors(spec: archmod.ArchSpec, hp: Hparams, tensors: dict[str, Weight
     planned = []
     for kind, bid, suffix, t in mapped:
         output_like = kind == T.OUTPUT or (kind == T.TOKEN_EMBD and tied)
-        qtype = _plan_type(kind, t, weight_type, pure, output_like)
+        if mix is not None and len(t.shape) >= 2:
+            qtype = mix.type_for(kind, t.shape[-1], output_like)
+            if qtype == QT.F16:
+                log.warning("%s: row length %d is not a multiple of 32, cannot be quantized: writing it as F16",
+                            t.name, t.shape[-1])
+        else:
+            qtype = _plan_type(kind, t, weight_type, pure, output_like)
         perm = None
         if spec.permute_qk and kind in (T.ATTN_Q, T.ATTN_K):
             heads = hp.n_head if kind == T.ATTN_Q else hp.n_head_kv

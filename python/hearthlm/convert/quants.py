@@ -1,5 +1,9 @@
 """Tensor encoders for the GGUF types the converter writes.
 
+The K-quants (q2_K ... q6_K) and q5_0 / q5_1 go to the C++ core
+(``hearthlm._core.quantize_rows``, csrc/gguf/quantize.cpp): llama.cpp's
+reference quantizers, byte-identical, rows in parallel.
+
 q8_0 and q4_0 are byte-exact with ggml's reference quantizers
 (``quantize_row_q8_0_ref`` / ``quantize_row_q4_0_ref``), which is also what
 ``gguf.quants.quantize`` produces: the scale ``d`` is computed in float32,
@@ -11,13 +15,18 @@ pass a chunk of rows at a time to bound memory.
 
 from __future__ import annotations
 
+import os
+
 import numpy as np
 from gguf import GGMLQuantizationType as QT
 
 QK = 32  # weights per q8_0 / q4_0 block
 
-#: bytes per block for the block types, elements per block
-BLOCK = {QT.Q8_0: (QK, 2 + QK), QT.Q4_0: (QK, 2 + QK // 2)}
+#: elements and bytes per block of the block types
+BLOCK = {QT.Q8_0: (QK, 2 + QK), QT.Q4_0: (QK, 2 + QK // 2), QT.Q5_0: (QK, 22), QT.Q5_1: (QK, 24),
+         QT.Q2_K: (256, 84), QT.Q3_K: (256, 110), QT.Q4_K: (256, 144), QT.Q5_K: (256, 176), QT.Q6_K: (256, 210)}
+#: the types the core quantizes
+CORE_TYPES = (QT.Q5_0, QT.Q5_1, QT.Q2_K, QT.Q3_K, QT.Q4_K, QT.Q5_K, QT.Q6_K)
 
 
 def _blocks(x: np.ndarray) -> np.ndarray:
@@ -91,6 +100,12 @@ def encode(x: np.ndarray, qtype: QT) -> np.ndarray:
         return quantize_q8_0(x)
     if qtype == QT.Q4_0:
         return quantize_q4_0(x)
+    if qtype in CORE_TYPES:
+        from .. import _core
+
+        x = np.ascontiguousarray(x, dtype=np.float32)
+        rows = x.reshape(-1, x.shape[-1])
+        return _core.quantize_rows(int(qtype), rows, os.cpu_count() or 1)
     raise ValueError(f"cannot encode tensors as {qtype.name}")
 
 
