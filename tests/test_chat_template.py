@@ -38,6 +38,7 @@ REAL_TEMPLATES = {
     "mixtral-8x7b-instruct-v0.1.jinja": ("mistral-v1", "<s>", "</s>"),
     "mistral-7b-instruct-v0.2-original.jinja": ("mistral-legacy", "<s>", "</s>"),
     "mistral-7b-instruct-v0.1-original.jinja": (None, "<s>", "</s>"),
+    "qwen3-0.6b.jinja": ("qwen3", None, "<|im_end|>"),
 }
 FAMILY_TEMPLATES = [name for name, (family, _, _) in REAL_TEMPLATES.items() if family]
 
@@ -74,6 +75,14 @@ CONVERSATIONS = {
     "system_in_the_middle": [user("Hi"), system("Be formal from now on."), user("Hello again")],
     "starts_with_assistant": [assistant("Welcome!"), user("Thanks")],
     "two_users_in_a_row": [user("First"), user("Second")],
+    # Qwen3's reasoning: kept after the last user turn, dropped before it
+    "thinking_turns": [user("2+2?"), assistant("<think>\nadd them\n</think>\n\n4"), user("and 3+3?"),
+                       assistant("<think>six</think>6")],
+    "thinking_in_history": [system("Be brief."), user("Hi"), assistant("<think>greet</think>Hello!"), user("Bye")],
+    "odd_think_markup": [user("x"), assistant("a</think>b</think>\nc"), assistant("<think>\n\n</think>"),
+                         assistant("no reasoning")],
+    "tool_response_looking_user": [user("q"), assistant("<think>r</think>a"),
+                                   user("<tool_response>\n42\n</tool_response>"), assistant("done")],
 }
 
 
@@ -431,6 +440,17 @@ def test_format_chat_equals_the_real_template(name, conversation, add_generation
     assert_same_outcome(cpp_format(family, messages, add_generation_prompt, bos, eos),
                         our_render(template_text(name), messages, add_generation_prompt, bos, eos),
                         f"C++ {family} against {name} on {conversation}")
+
+
+@pytest.mark.parametrize("conversation", list(CONVERSATIONS))
+def test_qwen3_without_thinking_equals_the_real_template(conversation):
+    messages = CONVERSATIONS[conversation]
+    want = reference_render(template_text("qwen3-0.6b.jinja"), messages, True, None, "<|im_end|>",
+                            enable_thinking=False)
+    got = _core.testing.format_chat("qwen3", messages, True, "", "<|im_end|>", enable_thinking=False)
+    assert_same_outcome(got, want, conversation)
+    if not isinstance(want, Exception):
+        assert got.endswith("<|im_start|>assistant\n<think>\n\n</think>\n\n")
 
 
 def test_format_chat_refuses_with_the_template_message():

@@ -42,6 +42,8 @@ const char* kUsage =
     "                         where special-token strings such as <|im_start|> become those tokens)\n"
     "  --no-chat              raw completion instead of the chat format\n"
     "  --system TEXT          a system message for the chat\n"
+    "  --no-think             a thinking model (Qwen3) answers without its <think> reasoning\n"
+    "                         (the chat template's enable_thinking = false)\n"
     "  -n, --max-tokens N     at most N new tokens per answer (default -1: until the end of the\n"
     "                         answer or a full context)\n"
     "  --temp T               temperature (default 0.8; 0 is greedy)\n"
@@ -52,6 +54,7 @@ const char* kUsage =
     "  --presence-penalty X   OpenAI's presence penalty (default 0)\n"
     "  --frequency-penalty X  OpenAI's frequency penalty (default 0)\n"
     "  --stop TEXT            stop the answer at TEXT (may be given several times)\n"
+    "  --ignore-eos           do not stop at the end-of-generation token (only -n or the context ends it)\n"
     "  --beams N              beam search with N beams (deterministic; the answer comes at once)\n"
     "  --seed N               seed of the sampler (default: random); the same seed gives the same text\n"
     "  --stats                after each answer, the prefill and decode speed (and at exit, the load time)\n"
@@ -84,6 +87,7 @@ struct Args {
     bool has_prompt = false;
     bool chat = true;
     std::string system;
+    bool no_think = false;
     bool stats = false;
     RequestParams params;  // sampling, stop rules, beams
     int64_t prompt_tokens = 128;
@@ -148,6 +152,8 @@ Args parse_args(int argc, char** argv) {
             a.chat = false;
         } else if (f == "--system") {
             a.system = value();
+        } else if (f == "--no-think") {
+            a.no_think = true;
         } else if (f == "--temp") {
             a.params.sampling.temperature = (float)parse_float(f, value());
         } else if (f == "--top-k") {
@@ -165,6 +171,8 @@ Args parse_args(int argc, char** argv) {
             a.params.sampling.frequency_penalty = (float)parse_float(f, value());
         } else if (f == "--stop") {
             a.params.generation.stop.push_back(value());
+        } else if (f == "--ignore-eos") {
+            a.params.generation.ignore_eos = true;
         } else if (f == "--beams") {
             a.params.beam.num_beams = (int32_t)parse_int(f, value(), 1);
         } else if (f == "--seed") {
@@ -371,6 +379,7 @@ ChatOptions chat_options(const Args& a) {
     ChatOptions o;
     o.chat = a.chat;
     o.system = a.system;
+    o.enable_thinking = !a.no_think;
     o.params = a.params;
     return o;
 }

@@ -28,6 +28,7 @@ constexpr FormatInfo kFormats[] = {
     {ChatFormat::SmolLM2, "smollm2"},       {ChatFormat::Qwen2, "qwen2"},
     {ChatFormat::Qwen25, "qwen2.5"},        {ChatFormat::Llama31, "llama3.1"},
     {ChatFormat::Llama32, "llama3.2"},      {ChatFormat::MistralLegacy, "mistral-legacy"},
+    {ChatFormat::Qwen3, "qwen3"},
 };
 
 std::string format_names() {
@@ -83,7 +84,14 @@ bool has_literal_system_turn(const std::string& t) {
 ChatFormat detect_chatml(const std::string& t) {
     if (contains(t, "<|im_sep|>")) unrecognised("ChatML with <|im_sep|>, as Phi-4's");
     if (contains(t, "<end_of_utterance>")) unrecognised("SmolVLM's image-chat template");
-    if (contains(t, "<think>")) unrecognised("a ChatML template that rewrites <think> reasoning, as Qwen3's");
+    if (contains(t, "<think>")) {
+        // Qwen3's own (its markers: the last user turn, the reasoning split,
+        // the enable_thinking switch); other <think> templates differ
+        if (contains(t, "last_query_index") && contains(t, "reasoning_content") && contains(t, "enable_thinking")) {
+            return ChatFormat::Qwen3;
+        }
+        unrecognised("a ChatML template that rewrites <think> reasoning in a way hearth does not know");
+    }
     if (contains(t, kSmolLM2System)) return ChatFormat::SmolLM2;
     if (contains(t, kQwen25System)) return ChatFormat::Qwen25;
     if (contains_with_newline(t, "<|im_start|>system", std::string(kQwen2System) + "<|im_end|>")) {
@@ -91,6 +99,65 @@ ChatFormat detect_chatml(const std::string& t) {
     }
     if (has_literal_system_turn(t)) unrecognised("ChatML with a default system message hearth does not know");
     return ChatFormat::ChatML;
+}
+
+// Python's str.strip / lstrip / rstrip with '\n' as the only character.
+std::string lstrip_newlines(const std::string& s) {
+    const size_t b = s.find_first_not_of('\n');
+    return b == std::string::npos ? std::string() : s.substr(b);
+}
+std::string rstrip_newlines(const std::string& s) {
+    const size_t e = s.find_last_not_of('\n');
+    return e == std::string::npos ? std::string() : s.substr(0, e + 1);
+}
+
+// Qwen3: ChatML; an assistant turn written as "<think>...</think>answer"
+// keeps its reasoning only after the last user query (earlier turns keep the
+// answer alone), and the last turn always shows a <think> block; with
+// enable_thinking false the generation prompt closes an empty one.
+std::string format_qwen3(const std::vector<ChatMessage>& messages, bool add_generation_prompt, bool enable_thinking) {
+    const int64_t n = (int64_t)messages.size();
+    auto starts_with = [](const std::string& s, std::string_view p) { return s.compare(0, p.size(), p) == 0; };
+    auto ends_with = [](const std::string& s, std::string_view p) {
+        return s.size() >= p.size() && s.compare(s.size() - p.size(), p.size(), p) == 0;
+    };
+    int64_t last_query = n - 1;
+    for (int64_t i = n - 1; i >= 0; i--) {
+        const ChatMessage& m = messages[i];
+        if (m.role == "user" && !(starts_with(m.content, "<tool_response>") && ends_with(m.content, "</tool_response>"))) {
+            last_query = i;
+            break;
+        }
+    }
+    std::string out;
+    if (messages[0].role == "system") out += "<|im_start|>system\n" + messages[0].content + "<|im_end|>\n";
+    for (int64_t i = 0; i < n; i++) {
+        const ChatMessage& m = messages[i];
+        if (m.role == "user" || (m.role == "system" && i > 0)) {
+            out += "<|im_start|>" + m.role + "\n" + m.content + "<|im_end|>\n";
+        } else if (m.role == "assistant") {
+            std::string content = m.content, reasoning;
+            const size_t close = content.find("</think>");
+            if (close != std::string::npos) {
+                const std::string before = rstrip_newlines(content.substr(0, close));
+                const size_t open = before.rfind("<think>");
+                reasoning = lstrip_newlines(open == std::string::npos ? before : before.substr(open + 7));
+                content = lstrip_newlines(content.substr(content.rfind("</think>") + 8));
+            }
+            if (i > last_query && (i == n - 1 || !reasoning.empty())) {
+                out += "<|im_start|>assistant\n<think>\n" + rstrip_newlines(lstrip_newlines(reasoning)) +
+                       "\n</think>\n\n" + lstrip_newlines(content);
+            } else {
+                out += "<|im_start|>assistant\n" + content;
+            }
+            out += "<|im_end|>\n";
+        }
+    }
+    if (add_generation_prompt) {
+        out += "<|im_start|>assistant\n";
+        if (!enable_thinking) out += "<think>\n\n</think>\n\n";
+    }
+    return out;
 }
 
 ChatFormat detect_llama3(const std::string& t) {
@@ -314,7 +381,7 @@ ChatFormat chat_format_from_name(const std::string& name) {
 }
 
 std::string format_chat(ChatFormat f, const std::vector<ChatMessage>& messages, bool add_generation_prompt,
-                        const std::string& bos_token, const std::string& eos_token) {
+                        const std::string& bos_token, const std::string& eos_token, bool enable_thinking) {
     HEARTH_CHECK(!messages.empty(), "cannot format an empty conversation: give at least one message");
     for (const ChatMessage& m : messages) {
         if (m.role != "system" && m.role != "user" && m.role != "assistant") {
@@ -333,6 +400,7 @@ std::string format_chat(ChatFormat f, const std::vector<ChatMessage>& messages, 
             return format_llama31(messages, add_generation_prompt, bos_token, today_as_llama_date());
         case ChatFormat::Mistral: return format_mistral_v1(messages, bos_token, eos_token);
         case ChatFormat::MistralLegacy: return format_mistral_legacy(messages, bos_token, eos_token);
+        case ChatFormat::Qwen3: return format_qwen3(messages, add_generation_prompt, enable_thinking);
     }
     throw Error("format_chat: unknown chat format");
 }

@@ -21,6 +21,7 @@ enum class ChatFormat {
     Llama31,        // Llama 3.1 / 3.3: a system header always, dated 26 Jul 2024
     Llama32,        // Llama 3.2: as 3.1, dated today
     MistralLegacy,  // Mistral-7B-Instruct-v0.2 as first released: no system message
+    Qwen3,          // Qwen3's ChatML: <think> reasoning kept only after the last user turn
 };
 
 struct ChatMessage {
@@ -45,7 +46,9 @@ ChatFormat chat_format_from_name(const std::string& name);
 // template writes them. Roles: system, user, assistant. A conversation the
 // template refuses (a system message where it takes none, roles that do not
 // alternate) throws hearth::Error with the template's message.
+// enable_thinking: the template variable of the families that take it
+// (Qwen3: false closes an empty <think> block after the generation prompt).
 std::string format_chat(ChatFormat f, const std::vector<ChatMessage>& messages, bool add_generation_prompt,
-                        const std::string& bos_token, const std::string& eos_token);
+                        const std::string& bos_token, const std::string& eos_token, bool enable_thinking = true);
 
 }  // namespace hearth

@@ -38,7 +38,7 @@ const char* ChatSession::format_name() const { return o_.chat ? chat_format_name
 std::vector<int32_t> ChatSession::prompt_for(const std::string& user_text) {
     if (!o_.chat) return tok_.encode(user_text, true, true);
     messages_.push_back(ChatMessage{"user", user_text});
-    const std::string text = format_chat(format_, messages_, true, bos_, eos_);
+    const std::string text = format_chat(format_, messages_, true, bos_, eos_, o_.enable_thinking);
     return tok_.encode(text, false, true);  // the template writes BOS where the model wants it
 }
 

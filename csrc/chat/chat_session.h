@@ -20,6 +20,7 @@ namespace hearth {
 struct ChatOptions {
     bool chat = true;    // false: raw completion of the text
     std::string system;  // a system message, when not empty
+    bool enable_thinking = true;  // the template switch of the formats that have one (Qwen3)
     RequestParams params;  // sampling, stop rules, beams (num_beams > 1: the answer comes at once)
 };
 

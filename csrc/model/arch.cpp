@@ -8,9 +8,11 @@ namespace {
 const ArchInfo kArchs[] = {
     // Llama 2/3, TinyLlama, Mistral-style, SmolLM: the converter permutes Q/K
     // so that the file uses adjacent-pair RoPE, as llama.cpp does.
-    {"llama", RopeStyle::Normal, false},
+    {"llama", RopeStyle::Normal, false, false},
     // Qwen1.5/2/2.5: biases on q/k/v, NEOX RoPE on unpermuted weights.
-    {"qwen2", RopeStyle::Neox, true},
+    {"qwen2", RopeStyle::Neox, true, false},
+    // Qwen3 (dense): no biases; each head of Q and K RMS-normalized before RoPE.
+    {"qwen3", RopeStyle::Neox, false, true},
 };
 }  // namespace
 

@@ -12,6 +12,7 @@ struct ArchInfo {
     const char* name;      // general.architecture
     RopeStyle rope_style;  // how Q/K dimensions are paired for RoPE in the file
     bool qkv_bias;         // attn_q/k/v carry a .bias
+    bool qk_norm;          // attn_q_norm / attn_k_norm: RMSNorm of each head of Q and K before RoPE
 };
 
 // The entry for general.architecture, or a clear error listing the supported ones.

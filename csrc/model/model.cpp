@@ -125,6 +125,10 @@ void Model::forward(const Batch& b, int64_t row0, int64_t n, KVCache& cache, flo
                 add_bias(k, f32_data(L.bk), KD);
                 add_bias(v, f32_data(L.bv), KD);
             }
+            if (L.q_norm) {  // in place: rmsnorm reads a value before it writes it
+                for (int64_t h = 0; h < hp_.n_head; h++) rmsnorm(q + h * hd, f32_data(L.q_norm), q + h * hd, hd, hp_.rms_eps);
+                for (int64_t h = 0; h < hp_.n_head_kv; h++) rmsnorm(k + h * hd, f32_data(L.k_norm), k + h * hd, hd, hp_.rms_eps);
+            }
             rope(q, hp_.n_head, hd, rope_angles_[t], hp_.arch->rope_style);
             rope(k, hp_.n_head_kv, hd, rope_angles_[t], hp_.arch->rope_style);
             // this row's key and value go to its sequence's block for pos

@@ -50,6 +50,10 @@ ModelWeights load_weights(const GGUFFile& f, const HParams& hp) {
             l.bk = expect(f, p + "attn_k.bias", {KD});
             l.bv = expect(f, p + "attn_v.bias", {KD});
         }
+        if (hp.arch->qk_norm) {
+            l.q_norm = expect(f, p + "attn_q_norm.weight", {hp.head_dim});
+            l.k_norm = expect(f, p + "attn_k_norm.weight", {hp.head_dim});
+        }
         l.wo = expect(f, p + "attn_output.weight", {QD, E});
         l.ffn_norm = expect(f, p + "ffn_norm.weight", {E});
         l.w_gate = expect(f, p + "ffn_gate.weight", {E, F});

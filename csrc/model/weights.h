@@ -17,6 +17,8 @@ struct LayerWeights {
     const GGUFTensor* bq = nullptr;  // qkv_bias architectures only
     const GGUFTensor* bk = nullptr;
     const GGUFTensor* bv = nullptr;
+    const GGUFTensor* q_norm = nullptr;  // qk_norm architectures only: [head_dim]
+    const GGUFTensor* k_norm = nullptr;
     const GGUFTensor* wo;
     const GGUFTensor* ffn_norm;
     const GGUFTensor* w_gate;

@@ -41,11 +41,12 @@ void bind_chat(py::module_& m) {  // into _core.testing
     m.def(
         "format_chat",
         [](const std::string& format_name, const py::list& messages, bool add_generation_prompt,
-           const std::string& bos_token, const std::string& eos_token) {
+           const std::string& bos_token, const std::string& eos_token, bool enable_thinking) {
             const ChatFormat f = chat_format_from_name(format_name);
-            return format_chat(f, messages_from_python(messages), add_generation_prompt, bos_token, eos_token);
+            return format_chat(f, messages_from_python(messages), add_generation_prompt, bos_token, eos_token,
+                               enable_thinking);
         },
         py::arg("format_name"), py::arg("messages"), py::arg("add_generation_prompt") = true,
-        py::arg("bos_token") = "", py::arg("eos_token") = "",
+        py::arg("bos_token") = "", py::arg("eos_token") = "", py::arg("enable_thinking") = true,
         "The prompt text the named format makes of the conversation (as the `hearth` executable writes it).");
 }

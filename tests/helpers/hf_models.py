@@ -50,7 +50,7 @@ def copy_tokenizer(name: str, folder: str | os.PathLike) -> int:
 def make_tiny_model(folder, arch, *, seed=0, hidden=64, layers=2, heads=4, kv_heads=2, ffn=128, vocab=1024,
                     tie=None, dtype="float32", max_position=2048, rope_theta=10000.0, tokenizer=None,
                     init_std=0.2) -> Path:
-    """Save a random ``arch`` ("llama" or "qwen2") model into ``folder``; returns the folder.
+    """Save a random ``arch`` ("llama", "qwen2" or "qwen3") model into ``folder``; returns the folder.
 
     ``tie`` defaults to the family's usual choice: qwen2 tied, llama untied.
     ``dtype``: "float32", "float16" or "bfloat16" (the saved safetensors dtype).
@@ -59,12 +59,12 @@ def make_tiny_model(folder, arch, *, seed=0, hidden=64, layers=2, heads=4, kv_he
     (pass ``vocab`` >= its token count).
     """
     import torch
-    from transformers import LlamaConfig, LlamaForCausalLM, Qwen2Config, Qwen2ForCausalLM
+    from transformers import LlamaConfig, LlamaForCausalLM, Qwen2Config, Qwen2ForCausalLM, Qwen3Config, Qwen3ForCausalLM
 
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     if tie is None:
-        tie = arch == "qwen2"
+        tie = arch in ("qwen2", "qwen3")
     common = dict(vocab_size=vocab, hidden_size=hidden, intermediate_size=ffn, num_hidden_layers=layers,
                   num_attention_heads=heads, num_key_value_heads=kv_heads, max_position_embeddings=max_position,
                   rms_norm_eps=1e-6, tie_word_embeddings=tie, initializer_range=init_std,
@@ -74,6 +74,8 @@ def make_tiny_model(folder, arch, *, seed=0, hidden=64, layers=2, heads=4, kv_he
         config, cls = LlamaConfig(**common), LlamaForCausalLM
     elif arch == "qwen2":
         config, cls = Qwen2Config(**common), Qwen2ForCausalLM
+    elif arch == "qwen3":  # head_dim given, as Qwen3 configs give it (their default is 128)
+        config, cls = Qwen3Config(head_dim=hidden // heads, **common), Qwen3ForCausalLM
     else:
         raise ValueError(f"unknown arch {arch!r}")
     torch.manual_seed(seed)

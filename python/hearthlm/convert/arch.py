@@ -35,6 +35,8 @@ class ArchSpec:
 ARCHS: tuple[ArchSpec, ...] = (
     ArchSpec(("LlamaForCausalLM", "MistralForCausalLM", "LLaMAForCausalLM"), gguf.MODEL_ARCH.LLAMA, permute_qk=True),
     ArchSpec(("Qwen2ForCausalLM",), gguf.MODEL_ARCH.QWEN2, permute_qk=False),
+    # Qwen3 (dense): Qwen2 without q/k/v biases, with a per-head RMSNorm of Q and K
+    ArchSpec(("Qwen3ForCausalLM",), gguf.MODEL_ARCH.QWEN3, permute_qk=False),
 )
 
 
@@ -71,6 +73,8 @@ _BLOCK = {
     "self_attn.k_proj": T.ATTN_K,
     "self_attn.v_proj": T.ATTN_V,
     "self_attn.o_proj": T.ATTN_OUT,
+    "self_attn.q_norm": T.ATTN_Q_NORM,
+    "self_attn.k_norm": T.ATTN_K_NORM,
     "post_attention_layernorm": T.FFN_NORM,
     "mlp.gate_proj": T.FFN_GATE,
     "mlp.up_proj": T.FFN_UP,
