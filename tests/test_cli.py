@@ -82,3 +82,68 @@ def test_chat_on_a_file_without_tokenizer_and_prompt_with_bench_are_errors(model
     assert r.returncode == 2 and "not both" in r.stderr
     r = run("-m", model, "-p", "x", "-n", "-2")
     assert r.returncode == 2 and "-n needs an integer >= -1, got '-2'" in r.stderr
+
+
+# --- what a new user tries (issue 12's CLI points) ----------------------------
+
+def test_version_prints_the_package_version():
+    from pathlib import Path
+
+    text = (Path(__file__).resolve().parents[1] / "pyproject.toml").read_text()
+    version = re.search(r'^version = "([^"]+)"', text, re.M).group(1)
+    r = run("--version")
+    assert r.returncode == 0 and r.stdout.strip() == f"hearth {version}"
+
+
+def test_usage_shows_the_model_flag_as_optional():
+    r = run("--help")
+    assert r.stdout.startswith("usage: hearth [-m] FILE [options]")
+    assert "--version" in r.stdout
+
+
+def test_a_model_file_without_m_is_the_model(model):
+    r = run(model, "--bench", "--prompt-tokens", 4, "--gen-tokens", 1, "--reps", 1)
+    assert r.returncode == 0, r.stderr
+    assert f"model: {model} (qwen2)" in r.stdout
+    r = run(model, model)
+    assert r.returncode == 2 and "one model file at a time" in r.stderr
+
+
+def test_info_prints_integer_arrays_as_integers(smollm2_gguf):
+    r = run("--info", smollm2_gguf)
+    line = next(ln for ln in r.stdout.splitlines() if "tokenizer.ggml.token_type" in ln)
+    assert re.search(r"\[i32 × 49152\] 3 3 3 \.\.\.", line), line
+
+
+def test_writing_the_answer_to_a_full_disk_is_an_error_with_status_1(smollm2_gguf):
+    with open("/dev/full", "w") as full:
+        r = subprocess.run([hearth_binary(), str(smollm2_gguf), "-p", "Hi", "-n", "4", "--temp", "0"],
+                           stdout=full, stderr=subprocess.PIPE, text=True, timeout=120)
+    assert r.returncode == 1
+    assert "cannot write the output" in r.stderr and "No space left on device" in r.stderr
+
+
+def test_warnings_for_more_threads_than_cores_and_a_context_above_training(smollm2_gguf):
+    import os
+
+    cores = os.cpu_count()
+    r = run(smollm2_gguf, "-p", "Hi", "-n", 1, "--temp", 0, "-t", cores + 1, "-c", 9000)
+    assert r.returncode == 0, r.stderr
+    assert f"-t {cores + 1} is more threads than this machine's {cores} cores" in r.stderr
+    assert "-c 9000 is above the model's training context 8192" in r.stderr
+    r = run(smollm2_gguf, "-p", "Hi", "-n", 1, "--temp", 0, "-t", 1, "-c", 512)
+    assert "warning" not in r.stderr
+
+
+def test_ctrl_c_in_p_mode_stops_with_status_130(smollm2_gguf):
+    import signal
+    import time
+
+    p = subprocess.Popen([hearth_binary(), str(smollm2_gguf), "-p", "Tell me a long story.", "--ignore-eos",
+                          "-n", "4000", "-c", "4096"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    first = p.stdout.read(1)  # the answer has started
+    assert first
+    time.sleep(0.2)
+    p.send_signal(signal.SIGINT)
+    out, err = p.communicate(timeout=60)
+    assert p.returncode == 130, err

@@ -477,6 +477,7 @@ def test_failed_conversion_leaves_no_file_behind(tiny, tmp_path, monkeypatch):
 
     monkeypatch.setattr(converter, "encode", failing)
     out = tmp_path / "out" / "m.gguf"
+    out.parent.mkdir()
     with pytest.raises(RuntimeError, match="simulated"):
         convert(tiny["llama", False], out, "q8_0", progress=False)
     assert list(out.parent.iterdir()) == []
@@ -751,3 +752,24 @@ def test_hub_id_is_fetched_with_snapshot_download(tiny, tmp_path, monkeypatch):
     assert calls and calls[0][0] == "Qwen/Qwen2.5-0.5B-Instruct"
     assert "*.safetensors" in calls[0][1]["allow_patterns"]
     assert fields["general.name"] == "Qwen/Qwen2.5-0.5B-Instruct"
+
+
+def test_output_file_gets_the_usual_permissions(tmp_path):
+    """0666 minus the umask (0644 under 022), as any tool writes, not mkstemp's 0600."""
+    folder = make_tiny_model(tmp_path / "m", "llama", vocab=256)
+    old = os.umask(0o022)
+    try:
+        out = convert(folder, tmp_path / "a.gguf", "f16", progress=False)
+    finally:
+        os.umask(old)
+    assert (out.stat().st_mode & 0o777) == 0o644
+
+
+def test_an_output_folder_that_does_not_exist_is_refused(tmp_path):
+    folder = make_tiny_model(tmp_path / "m", "llama", vocab=256)
+    with pytest.raises(ConvertError, match="output folder .*missing.* does not exist"):
+        convert(folder, tmp_path / "missing" / "a.gguf", "f16", progress=False)
+    assert not (tmp_path / "missing").exists()
+    r = subprocess.run([sys.executable, "-m", "hearthlm.convert.cli", str(folder), "-o",
+                        str(tmp_path / "nope" / "b.gguf")], capture_output=True, text=True)
+    assert r.returncode == 1 and "does not exist" in r.stderr

@@ -12,6 +12,7 @@
 #include <cstring>
 #include <random>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include <unistd.h>
@@ -29,15 +30,18 @@ using namespace hearth;
 namespace {
 
 const char* kUsage =
-    "usage: hearth -m FILE [options]            chat in the terminal\n"
-    "       hearth -m FILE -p TEXT [options]    answer one prompt and exit\n"
-    "       hearth --info FILE                  the file's metadata and tensor table\n"
-    "       hearth -m FILE --bench [options]    prefill and decode speed\n"
+    "usage: hearth [-m] FILE [options]            chat in the terminal\n"
+    "       hearth [-m] FILE -p TEXT [options]    answer one prompt and exit\n"
+    "       hearth --info FILE                    the file's metadata and tensor table\n"
+    "       hearth [-m] FILE --bench [options]    prefill and decode speed\n"
+    "       hearth --version\n"
+    "(the hearth launcher on PATH fills in the default model when no FILE is given)\n"
     "\n"
     "Run Llama- and Qwen-family GGUF models on the CPU. In the chat, /reset\n"
     "starts over, /exit or Ctrl-D quits, Ctrl-C stops the current answer.\n"
     "\n"
-    "  -m, --model FILE       the GGUF model file\n"
+    "  -m, --model FILE       the GGUF model file (or FILE alone, without -m)\n"
+    "  --version              the version, then exit\n"
     "  -p, --prompt TEXT      answer TEXT (in the chat format; with --no-chat, complete it as raw text,\n"
     "                         where special-token strings such as <|im_start|> become those tokens)\n"
     "  --no-chat              raw completion instead of the chat format\n"
@@ -136,6 +140,9 @@ Args parse_args(int argc, char** argv) {
         if (f == "-h" || f == "--help") {
             std::fputs(kUsage, stdout);
             std::exit(0);
+        } else if (f == "--version") {
+            std::printf("hearth %s\n", HEARTH_VERSION);
+            std::exit(0);
         } else if (f == "--info") {
             a.info_file = value();
         } else if (f == "-m" || f == "--model") {
@@ -206,11 +213,15 @@ Args parse_args(int argc, char** argv) {
                 a.tokens.push_back((int32_t)parse_int("--tokens", s.substr(p, q - p).c_str(), 0));
                 p = q + 1;
             }
+        } else if (!f.empty() && f[0] != '-' && a.model.empty()) {
+            a.model = f;  // hearth FILE.gguf, as hearth -m FILE.gguf
+        } else if (!f.empty() && f[0] != '-') {
+            throw UsageError{"one model file at a time: '" + a.model + "' and '" + f + "'"};
         } else {
             throw UsageError{"unknown argument '" + f + "'"};
         }
     }
-    if (a.info_file.empty() && a.model.empty()) throw UsageError{"nothing to do: give -m FILE (or --info FILE)"};
+    if (a.info_file.empty() && a.model.empty()) throw UsageError{"nothing to do: give a model FILE (or --info FILE)"};
     if (a.bench && a.has_prompt) throw UsageError{"give either -p TEXT or --bench, not both"};
     if (!a.chat && !a.has_prompt && !a.bench) throw UsageError{"--no-chat needs -p TEXT (the text to complete)"};
     try {
@@ -241,8 +252,17 @@ std::string value_str(const GGUFValue& v) {
             if (v.n > 0) {
                 s += " ";
                 for (uint64_t i = 0; i < std::min<uint64_t>(v.n, 3); i++) {
-                    if (v.elem_type == GGUFType::STRING) s += "\"" + std::string(v.strings[i].substr(0, 20)) + "\" ";
-                    else s += std::to_string(v.array_f(i)) + " ";
+                    if (v.elem_type == GGUFType::STRING) {
+                        s += "\"" + std::string(v.strings[i].substr(0, 20)) + "\" ";
+                    } else if (v.elem_type == GGUFType::FLOAT32 || v.elem_type == GGUFType::FLOAT64) {
+                        char buf[64];
+                        std::snprintf(buf, sizeof buf, "%g ", v.array_f(i));
+                        s += buf;
+                    } else if (v.elem_type == GGUFType::BOOL) {
+                        s += v.array_i(i) ? "true " : "false ";
+                    } else {
+                        s += std::to_string(v.array_i(i)) + " ";  // token types, ids: integers
+                    }
                 }
                 if (v.n > 3) s += "...";
             }
@@ -400,15 +420,22 @@ Loaded load(const Args& a) {
     l.tokenizer = Tokenizer::load(l.model->file());
     EngineConfig c = a.engine;
     const int64_t n_ctx = c.n_ctx > 0 ? c.n_ctx : default_n_ctx(l.model->hparams());
+    if (c.n_ctx > l.model->hparams().n_ctx_train) {
+        std::fprintf(stderr, "hearth: warning: -c %lld is above the model's training context %lld; "
+                     "answers past it may degrade\n", (long long)c.n_ctx, (long long)l.model->hparams().n_ctx_train);
+    }
     c.kv_cache_tokens = n_ctx * std::max<int64_t>(1, a.params.beam.num_beams);
     l.engine = std::make_unique<Engine>(*l.model, l.tokenizer.get(), c);
     l.load_seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
     return l;
 }
 
+// The answer goes out as it comes; a stdout that cannot take it (a full
+// disk, a closed pipe) ends the program with an error, not silently.
 void write_out(const std::string& text) {
-    std::fwrite(text.data(), 1, text.size(), stdout);
-    std::fflush(stdout);
+    if (std::fwrite(text.data(), 1, text.size(), stdout) != text.size() || std::fflush(stdout) != 0) {
+        throw Error(std::string("cannot write the output: ") + std::strerror(errno));
+    }
 }
 
 // -p TEXT: one answer (or raw completion), streamed to stdout.
@@ -423,7 +450,7 @@ int run_prompt(const Args& a) {
         std::fprintf(stderr, "[load %.2f s] ", load_s);
         print_stats(st);
     }
-    return 0;
+    return st.interrupted ? 130 : 0;  // as a shell reports a Ctrl-C
 }
 
 // The interactive chat: a line in, an answer out, until /exit or Ctrl-D.
@@ -483,6 +510,11 @@ int run_chat(const Args& a) {
 int main(int argc, char** argv) {
     try {
         const Args a = parse_args(argc, argv);
+        const unsigned cores = std::thread::hardware_concurrency();
+        if (cores > 0 && a.opts.n_threads > (int)cores) {
+            std::fprintf(stderr, "hearth: warning: -t %d is more threads than this machine's %u cores; "
+                         "they will share them and run slower\n", a.opts.n_threads, cores);
+        }
         if (!a.info_file.empty()) return print_info(a.info_file);
         if (a.bench) return run_bench(a);
         if (a.has_prompt) return run_prompt(a);

@@ -23,7 +23,7 @@ EXE = "hearth.exe" if sys.platform == "win32" else "hearth"
 
 MODEL_FLAGS = {"-m", "--model"}
 # With these the C++ program needs no model (or reads the file it is given).
-NO_MODEL_FLAGS = {"--info", "-h", "--help"}
+NO_MODEL_FLAGS = {"--info", "-h", "--help", "--version"}
 LIST_MODELS_FLAG = "--list-models"
 # The C++ parser's flags that take a value (csrc/main.cpp). The value is skipped
 # when looking for the flags above, so `-p --help` stays a prompt. A value flag
@@ -83,7 +83,9 @@ def flags_in(args: Sequence[str]) -> Set[str]:
 
 
 def needs_default_model(args: Sequence[str]) -> bool:
-    return not (flags_in(args) & (MODEL_FLAGS | NO_MODEL_FLAGS | {LIST_MODELS_FLAG}))
+    found = flags_in(args)
+    positional = any(not a.startswith("-") for a in found)  # `hearth FILE.gguf`
+    return not positional and not (found & (MODEL_FLAGS | NO_MODEL_FLAGS | {LIST_MODELS_FLAG}))
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:

@@ -21,6 +21,7 @@ from typing import Callable, Iterable
 import gguf
 import numpy as np
 
+from .errors import ConvertError
 from .quants import row_nbytes
 
 
@@ -51,7 +52,8 @@ class StreamingGGUFWriter:
     def write(self, progress: bool | None = None) -> None:
         from tqdm import tqdm
 
-        self.outfile.parent.mkdir(parents=True, exist_ok=True)
+        if not self.outfile.parent.is_dir():  # a typo in the path should not make folders
+            raise ConvertError(f"the output folder {self.outfile.parent} does not exist")
         fd, tmp_name = tempfile.mkstemp(prefix=self.outfile.name + ".", suffix=".part", dir=self.outfile.parent)
         os.close(fd)
         tmp = Path(tmp_name)
@@ -79,6 +81,10 @@ class StreamingGGUFWriter:
                         raise RuntimeError(f"{t.name}: wrote {written} bytes, planned {t.nbytes}")
                     self._pad(fout, align)
             w.close()
+            # mkstemp made it 0600; a new file gets the usual 0666 minus the umask
+            umask = os.umask(0)
+            os.umask(umask)
+            os.chmod(tmp, 0o666 & ~umask)
             os.replace(tmp, self.outfile)
         except BaseException:
             try:
