@@ -164,3 +164,20 @@ def test_beam_search_to_the_end_of_a_small_context_finishes_and_the_next_turn_ru
     assert again == long_answer  # beam search is deterministic, and the pool is whole again
     child.sendline("/exit")
     child.expect(pexpect.EOF)
+
+
+def test_a_full_context_drops_the_oldest_turns_and_the_chat_goes_on(smollm2_gguf):
+    """As llama-cli shifts its context: the system message stays, the oldest
+    turns go, and every later turn is answered (not 'leaves no room')."""
+    child = pexpect.spawn(hearth_binary(), ["-m", str(smollm2_gguf), "--temp", "0", "-n", "40", "-t", "2",
+                                            "-c", "256", "--system", "Answer in one sentence."],
+                          encoding="utf-8", timeout=120, dimensions=(50, 500))
+    child.expect("Ctrl-C stops an answer")
+    child.expect_exact("> ")
+    answers = [ask(child, f"Tell me one fact about the number {n} and the ocean, please.") for n in range(8)]
+    for a in answers:
+        assert a and "error" not in a and "no room" not in a, a
+    assert any("oldest turn" in a for a in answers[2:]), answers
+    child.sendline("/exit")
+    child.expect(pexpect.EOF)
+

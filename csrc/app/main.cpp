@@ -483,6 +483,10 @@ int run_chat(const Args& a) {
         if (line.empty()) continue;
         try {
             const TurnStats st = chat.answer(line, write_out, g_stop);
+            if (st.dropped_turns > 0) {
+                std::fprintf(stderr, "[the context was full: the %lld oldest turn%s left the conversation]\n",
+                             (long long)st.dropped_turns, st.dropped_turns == 1 ? "" : "s");
+            }
             write_out(st.interrupted ? " [stopped]\n" : "\n");
             if (a.stats) print_stats(st);
             total.prompt_tokens += st.prompt_tokens - st.reused_tokens;
@@ -490,7 +494,7 @@ int run_chat(const Args& a) {
             total.prefill_seconds += st.prefill_seconds;
             total.decode_seconds += st.decode_seconds;
             if (st.context_full) {
-                write_out("(the context is full: /reset to start over)\n");
+                write_out("(the answer filled the context; the next turn drops the oldest ones)\n");
             }
         } catch (const Error& e) {
             std::fprintf(stderr, "hearth: error: %s\n", e.what());

@@ -1,5 +1,7 @@
 #include "chat/chat_session.h"
 
+#include <algorithm>
+
 #include "base/error.h"
 
 namespace hearth {
@@ -35,20 +37,38 @@ ChatSession::ChatSession(Engine& e, const Tokenizer* tok, const ChatOptions& o)
 
 const char* ChatSession::format_name() const { return o_.chat ? chat_format_name(format_) : "raw"; }
 
-std::vector<int32_t> ChatSession::prompt_for(const std::string& user_text) {
+// Room the answer needs: its -n when smaller, else a quarter of the context.
+int64_t answer_room(const RequestParams& p, int64_t n_ctx) {
+    const int64_t quarter = std::max<int64_t>(1, n_ctx / 4);
+    return p.generation.max_tokens > 0 ? std::min(p.generation.max_tokens, quarter) : quarter;
+}
+
+std::vector<int32_t> ChatSession::prompt_for(const std::string& user_text, int64_t* dropped_turns) {
     if (!o_.chat) return tok_.encode(user_text, true, true);
     messages_.push_back(ChatMessage{"user", user_text});
-    const std::string text = format_chat(format_, messages_, true, bos_, eos_, o_.enable_thinking);
-    return tok_.encode(text, false, true);  // the template writes BOS where the model wants it
+    // A conversation that no longer fits with room for an answer drops its
+    // oldest turns, a user message and the answer to it at a time, keeping
+    // the system message (llama-cli shifts its context the same way); the
+    // new message alone may still be too long, which the engine then says.
+    const int64_t limit = e_.n_ctx() - answer_room(o_.params, e_.n_ctx());
+    for (;;) {
+        const std::string text = format_chat(format_, messages_, true, bos_, eos_, o_.enable_thinking);
+        std::vector<int32_t> ids = tok_.encode(text, false, true);  // the template writes BOS where the model wants it
+        const size_t first = messages_[0].role == "system" ? 1 : 0;
+        if ((int64_t)ids.size() <= limit || messages_.size() - first <= 1) return ids;
+        const bool pair = messages_.size() - first >= 3 && messages_[first + 1].role == "assistant";
+        messages_.erase(messages_.begin() + first, messages_.begin() + first + (pair ? 2 : 1));
+        (*dropped_turns)++;
+    }
 }
 
 TurnStats ChatSession::answer(const std::string& user_text, const std::function<void(const std::string&)>& on_text,
                               const std::atomic<bool>& stop) {
-    const size_t n_messages = messages_.size();
+    const std::vector<ChatMessage> before = messages_;
     try {
         return answer_impl(user_text, on_text, stop);
     } catch (...) {
-        messages_.resize(n_messages);  // a refused turn (a template's error, a full context) leaves it as it was
+        messages_ = before;  // a refused turn (a template's error, a full context) leaves it as it was
         throw;
     }
 }
@@ -56,7 +76,7 @@ TurnStats ChatSession::answer(const std::string& user_text, const std::function<
 TurnStats ChatSession::answer_impl(const std::string& user_text, const std::function<void(const std::string&)>& on_text,
                                    const std::atomic<bool>& stop) {
     TurnStats st;
-    const std::vector<int32_t> prompt = prompt_for(user_text);
+    const std::vector<int32_t> prompt = prompt_for(user_text, &st.dropped_turns);
     st.prompt_tokens = (int64_t)prompt.size();
     RequestParams p = o_.params;
     if (p.has_seed && turn_ > 0) {

@@ -30,6 +30,7 @@ struct TurnStats {
     FinishReason finish = FinishReason::None;
     bool interrupted = false;
     bool context_full = false;  // the answer stopped at the end of the context
+    int64_t dropped_turns = 0;  // oldest turns dropped so that this one fits (the context shift)
 };
 
 class ChatSession {
@@ -50,7 +51,7 @@ public:
 private:
     TurnStats answer_impl(const std::string& user_text, const std::function<void(const std::string&)>& on_text,
                           const std::atomic<bool>& stop);
-    std::vector<int32_t> prompt_for(const std::string& user_text);
+    std::vector<int32_t> prompt_for(const std::string& user_text, int64_t* dropped_turns);
 
     Engine& e_;
     const Tokenizer& tok_;
