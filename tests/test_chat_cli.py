@@ -181,3 +181,51 @@ def test_a_full_context_drops_the_oldest_turns_and_the_chat_goes_on(smollm2_gguf
     child.sendline("/exit")
     child.expect(pexpect.EOF)
 
+
+
+def test_line_editing_keys_and_a_history_file(smollm2_gguf, api, tmp_path):
+    """Arrows, Ctrl-A / Ctrl-E / Ctrl-W / Ctrl-U, Up for the last line, and the
+    history kept in $HEARTH_HISTORY for the next session."""
+    import os
+
+    hist = tmp_path / "history"
+    env = dict(os.environ, HEARTH_HISTORY=str(hist))
+    child = pexpect.spawn(hearth_binary(), ["-m", str(smollm2_gguf), *GREEDY], env=env, encoding="utf-8",
+                          timeout=120, dimensions=(50, 500))
+    child.expect("Ctrl-C stops an answer")
+    child.expect_exact("> ")
+
+    def enter():
+        child.send("\r")
+        child.expect_exact("\r\n> ")
+        return child.before
+
+    left, ctrl = "\x1b[D", lambda k: chr(ord(k) - 96)
+    child.send("What is the capital of Frnce?" + left * 4 + "a")  # "Fr|nce?" gets its a
+    first = enter()
+    assert api([{"role": "user", "content": TURN1}]) in first.replace("\r\n", "\n")
+    child.sendline("/reset")
+    child.expect_exact("starts over")
+    child.expect_exact("> ")
+    child.send("capital of Italy?" + ctrl("a") + "What is the " + ctrl("e") + " Thanks")
+    enter()
+    child.send("Hello there friend" + ctrl("w") + "pal")
+    enter()
+    child.send("something to forget" + ctrl("u") + "Bye")
+    enter()
+    child.send("\x1b[A\x1b[A")  # Up twice: "Hello there pal"
+    enter()
+    child.sendline("/exit")
+    child.expect(pexpect.EOF)
+    assert hist.read_text().splitlines() == [
+        "What is the capital of France?", "/reset", "What is the capital of Italy? Thanks", "Hello there pal", "Bye",
+        "Hello there pal", "/exit"]
+
+    # the next session starts with that history: Up brings back the last line
+    child = pexpect.spawn(hearth_binary(), ["-m", str(smollm2_gguf), *GREEDY], env=env, encoding="utf-8",
+                          timeout=120, dimensions=(50, 500))
+    child.expect_exact("> ")
+    child.send("\x1b[A\x1b[A")  # "/exit" then "Hello there pal"
+    child.send("\x1b[B")  # Down: "/exit" again
+    child.send("\r")
+    child.expect(pexpect.EOF)

@@ -17,6 +17,7 @@
 
 #include <unistd.h>
 
+#include "app/line_editor.h"
 #include "base/error.h"
 #include "chat/chat_session.h"
 #include "engine/engine.h"
@@ -365,28 +366,6 @@ void install_sigint() {
     sigaction(SIGINT, &sa, nullptr);
 }
 
-enum class LineRead { Line, Interrupted, End };
-
-// One line of the terminal's input. Read byte by byte from the descriptor
-// (not std::cin, which takes a Ctrl-C's interrupted read for the end of input).
-LineRead read_line(std::string& line) {
-    line.clear();
-    for (;;) {
-        char c;
-        const ssize_t n = ::read(0, &c, 1);
-        if (n == 1) {
-            if (c == '\n') return LineRead::Line;
-            line.push_back(c);
-        } else if (n == 0) {
-            return line.empty() ? LineRead::End : LineRead::Line;  // Ctrl-D
-        } else if (errno == EINTR) {
-            if (g_stop.load()) return LineRead::Interrupted;
-        } else {
-            return LineRead::End;
-        }
-    }
-}
-
 void print_stats(const TurnStats& st) {
     const int64_t fed = st.prompt_tokens - st.reused_tokens;
     std::fprintf(stderr, "[prefill %lld tokens (%lld reused) in %.2f s, %.1f tokens/s; decode %lld tokens in %.2f s, %.1f tokens/s]\n",
@@ -462,12 +441,13 @@ int run_chat(const Args& a) {
                  "/reset starts over, /exit or Ctrl-D quits, Ctrl-C stops an answer.\n",
                  a.model.c_str(), chat.format_name(), l.model->n_threads(), (long long)l.engine->n_ctx(), load_s);
     install_sigint();
+    LineEditor editor(default_history_path(), g_stop);
     TurnStats total;
     for (;;) {
-        write_out("> ");
+        std::fflush(stdout);
         g_stop.store(false);
         std::string line;
-        const LineRead r = read_line(line);
+        const LineRead r = editor.read("> ", line);
         if (r == LineRead::End) break;  // Ctrl-D
         if (r == LineRead::Interrupted) {  // Ctrl-C at the prompt: a fresh prompt
             write_out("\n");
