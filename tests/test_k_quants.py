@@ -16,8 +16,8 @@ from gguf.quants import dequantize  # noqa: E402
 
 core = pytest.importorskip("hearthlm._core")
 
-from test_kernels import (ACTIVATIONS, AVAILABLE, activations_as_used,  # noqa: E402,F401
-                          assert_close_rowwise, act, kernel)
+from test_kernels import (ACTIVATIONS, AVAILABLE, act, activations_as_used,  # noqa: E402,F401
+                          assert_bit_identical_for_any_row_split_and_token_count, assert_close_rowwise, kernel)
 
 K_TYPES = {10: QT.Q2_K, 11: QT.Q3_K, 12: QT.Q4_K, 13: QT.Q5_K, 14: QT.Q6_K}
 NAMES = {10: "q2_K", 11: "q3_K", 12: "q4_K", 13: "q5_K", 14: "q6_K"}
@@ -103,19 +103,7 @@ def test_k_scalar_matmul_matches_numpy_float64_reference(act, w_type, shape):
 def test_k_matmul_bit_identical_for_any_row_split_and_token_count(kernel, act, w_type):
     rows, k, nt = 37, 768, 17
     raw, _, x = k_case(w_type, (rows, k, nt), seed=7)
-    full = core.testing.kernel_matmul(kernel, w_type, raw, rows, k, x, 0, rows, act)
-    for cuts in ([0, 1, 6, 19, 37], [0, 3, 4, 5, 33, 36, 37]):
-        parts = np.full_like(full, np.nan)
-        for r0, r1 in zip(cuts[:-1], cuts[1:]):
-            parts[:, r0:r1] = core.testing.kernel_matmul(kernel, w_type, raw, rows, k, x, r0, r1, act)[:, r0:r1]
-        assert np.array_equal(parts.view(np.uint32), full.view(np.uint32)), f"split {cuts} differs"
-    for groups in ([1] * nt, [3, 4, 1, 9], [2, 15], [8, 5, 4]):
-        t0 = 0
-        for g in groups:
-            y = core.testing.kernel_matmul(kernel, w_type, raw, rows, k, x[t0:t0 + g], 0, rows, act)
-            assert np.array_equal(y.view(np.uint32), full[t0:t0 + g].view(np.uint32)), \
-                f"tokens {t0}..{t0 + g} computed {g} at a time differ"
-            t0 += g
+    assert_bit_identical_for_any_row_split_and_token_count(kernel, act, w_type, raw, rows, k, x)
 
 
 @pytest.mark.parametrize("w_type", K_TYPES, ids=TYPE_IDS)

@@ -195,15 +195,13 @@ def test_scalar_matmul_matches_numpy_float64_reference(act, w_type, shape, data)
     assert_close_rowwise(got, want, mag, 1e-5, "scalar vs numpy(gguf.dequantize) float64")
 
 
-@pytest.mark.parametrize("w_type", ALL_TYPES, ids=[TYPE_NAMES[t] for t in ALL_TYPES])
-def test_matmul_bit_identical_for_any_row_split_and_token_count(kernel, act, w_type):
+def assert_bit_identical_for_any_row_split_and_token_count(kernel, act, w_type, raw, rows, k, x):
     """The determinism contract: an output depends on (row, token, data) only,
     not on r0/r1 (the thread split) nor n_tokens (decode vs prefill)."""
-    rows, k, nt = 37, 544, 17
-    raw, _, x = case(w_type, (rows, k, nt), "normal", seed=7)
+    nt = x.shape[0]
     full = core.testing.kernel_matmul(kernel, w_type, raw, rows, k, x, 0, rows, act)
     # rows split at awkward places, as threads would
-    for cuts in ([0, 1, 6, 19, 37], [0, 18, 37], [0, 3, 4, 5, 33, 36, 37]):
+    for cuts in ([0, 1, 6, 19, rows], [0, 18, rows], [0, 3, 4, 5, 33, 36, rows]):
         parts = np.full_like(full, np.nan)
         for r0, r1 in zip(cuts[:-1], cuts[1:]):
             y = core.testing.kernel_matmul(kernel, w_type, raw, rows, k, x, r0, r1, act)
@@ -211,13 +209,20 @@ def test_matmul_bit_identical_for_any_row_split_and_token_count(kernel, act, w_t
         assert np.array_equal(parts.view(np.uint32), full.view(np.uint32)), f"split {cuts} differs"
     # token by token (decode), a few at a time (batched decode) and in odd
     # groups (prefill chunks)
-    for groups in ([1] * nt, [3, 4, 1, 9], [2, 15], [8, 5, 4]):
+    for groups in ([1] * nt, [3, 4, 1, nt - 8], [2, nt - 2], [8, 5, nt - 13]):
         t0 = 0
         for g in groups:
             y = core.testing.kernel_matmul(kernel, w_type, raw, rows, k, x[t0:t0 + g], 0, rows, act)
             assert np.array_equal(y.view(np.uint32), full[t0:t0 + g].view(np.uint32)), \
                 f"tokens {t0}..{t0 + g} computed {g} at a time differ"
             t0 += g
+
+
+@pytest.mark.parametrize("w_type", ALL_TYPES, ids=[TYPE_NAMES[t] for t in ALL_TYPES])
+def test_matmul_bit_identical_for_any_row_split_and_token_count(kernel, act, w_type):
+    rows, k, nt = 37, 544, 17
+    raw, _, x = case(w_type, (rows, k, nt), "normal", seed=7)
+    assert_bit_identical_for_any_row_split_and_token_count(kernel, act, w_type, raw, rows, k, x)
 
 
 def test_matmul_leaves_rows_outside_r0_r1_untouched(kernel, act):
