@@ -42,6 +42,8 @@ const char* kUsage =
     "starts over, /exit or Ctrl-D quits, Ctrl-C stops the current answer.\n"
     "\n"
     "  -m, --model FILE       the GGUF model file (or FILE alone, without -m)\n"
+    "  -hf REPO[:QUANT]       a GGUF file of a Hugging Face repo (Q4_K_M unless QUANT says), fetched once\n"
+    "                         into the cache; -hff FILE names the file (HEARTH_USE_MODELSCOPE=True: ModelScope)\n"
     "  --version              the version, then exit\n"
     "  -p, --prompt TEXT      answer TEXT (in the chat format; with --no-chat, complete it as raw text,\n"
     "                         where special-token strings such as <|im_start|> become those tokens)\n"
@@ -141,6 +143,9 @@ Args parse_args(int argc, char** argv) {
         if (f == "-h" || f == "--help") {
             std::fputs(kUsage, stdout);
             std::exit(0);
+        } else if (f == "-hf" || f == "--hf-repo" || f == "-hff" || f == "--hf-file") {
+            throw UsageError{f + " is the hearth launcher's (the `hearth` that pip installs): it fetches the GGUF "
+                                 "file from the hub, then runs this program with -m FILE"};
         } else if (f == "--version") {
             std::printf("hearth %s\n", HEARTH_VERSION);
             std::exit(0);

@@ -22,6 +22,10 @@ from .model_cache import ModelFetchError, default_model_path, list_models
 EXE = "hearth.exe" if sys.platform == "win32" else "hearth"
 
 MODEL_FLAGS = {"-m", "--model"}
+# llama.cpp's -hf REPO[:QUANT] (and -hff FILE): this launcher fetches the GGUF
+# file from the hub once into the cache, then passes it on as -m PATH.
+HF_FLAGS = {"-hf", "--hf-repo"}
+HF_FILE_FLAGS = {"-hff", "--hf-file"}
 # With these the C++ program needs no model (or reads the file it is given).
 NO_MODEL_FLAGS = {"--info", "-h", "--help", "--version"}
 LIST_MODELS_FLAG = "--list-models"
@@ -32,7 +36,8 @@ LIST_MODELS_FLAG = "--list-models"
 VALUE_FLAGS = {"--info", "-m", "--model", "-p", "--prompt", "-n", "--max-tokens", "--n-predict",
                "--prompt-tokens", "--gen-tokens", "--tokens", "--reps", "-t", "--threads", "-c", "--ctx",
                "--kv-type", "--system", "--temp", "--top-k", "--top-p", "--min-p", "--repeat-penalty",
-               "--presence-penalty", "--frequency-penalty", "--stop", "--beams", "--seed"}
+               "--presence-penalty", "--frequency-penalty", "--stop", "--beams", "--seed",
+               "-hf", "--hf-repo", "-hff", "--hf-file"}
 
 
 from .errors import LauncherError  # noqa: E402
@@ -85,7 +90,36 @@ def flags_in(args: Sequence[str]) -> Set[str]:
 def needs_default_model(args: Sequence[str]) -> bool:
     found = flags_in(args)
     positional = any(not a.startswith("-") for a in found)  # `hearth FILE.gguf`
-    return not positional and not (found & (MODEL_FLAGS | NO_MODEL_FLAGS | {LIST_MODELS_FLAG}))
+    return not positional and not (found & (MODEL_FLAGS | HF_FLAGS | NO_MODEL_FLAGS | {LIST_MODELS_FLAG}))
+
+
+def resolve_hf(args: Sequence[str]) -> List[str]:
+    """The arguments with -hf REPO[:QUANT] (and -hff FILE) replaced by -m PATH
+    of the GGUF file, fetched once into the cache."""
+    from .hub import gguf_file, parse_hf_arg
+
+    out: List[str] = []
+    repo = filename = None
+    i = 0
+    while i < len(args):
+        a = args[i]
+        if a in HF_FLAGS | HF_FILE_FLAGS:
+            if i + 1 >= len(args):
+                raise LauncherError(f"{a} needs a value")
+            if a in HF_FLAGS:
+                repo = args[i + 1]
+            else:
+                filename = args[i + 1]
+            i += 2
+            continue
+        out.append(a)
+        i += 1
+    if repo is None:
+        if filename is not None:
+            raise LauncherError("-hff FILE needs -hf REPO")
+        return out
+    repo_id, quant = parse_hf_arg(repo)
+    return ["-m", str(gguf_file(repo_id, filename=filename, quant=quant)), *out]
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
@@ -95,7 +129,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             print(list_models())
             return 0
         binary = cpp_binary()  # before a long download, not after
-        if needs_default_model(args):
+        if flags_in(args) & (HF_FLAGS | HF_FILE_FLAGS):
+            args = resolve_hf(args)
+        elif needs_default_model(args):
             args = ["-m", str(default_model_path()), *args]
     except (ModelFetchError, LauncherError) as e:
         print(f"hearth: error: {e}", file=sys.stderr)

@@ -70,6 +70,19 @@ class LLM:
                                         enable_prefix_caching=enable_prefix_caching)
             self._tokenizer = self.llm_engine._tokenizer
 
+    @classmethod
+    def from_pretrained(cls, repo_id: str, filename: Optional[str] = None, *, quant: Optional[str] = None,
+                        hub: Optional[str] = None, **kwargs) -> "LLM":
+        """An LLM on a GGUF file of a hub repo, fetched once into hearth's cache
+        (llama-cpp-python's ``Llama.from_pretrained``): ``filename`` is a name
+        or a glob ("*Q4_K_M.gguf"), else ``quant`` picks it as llama.cpp's -hf
+        does (Q4_K_M by default). ``hub``: "huggingface" (default) or
+        "modelscope" ($HEARTH_USE_MODELSCOPE=True too). Other arguments are
+        LLM's."""
+        from .hub import gguf_file
+
+        return cls(gguf_file(repo_id, filename=filename, quant=quant, hub=hub), **kwargs)
+
     # --- facts about the model -------------------------------------------------
     @property
     def vocab_only(self) -> bool:

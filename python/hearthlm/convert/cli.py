@@ -37,6 +37,8 @@ examples:
   hearth-convert ./SmolLM2-135M-Instruct -o smollm2-q8_0.gguf -t q8_0
   hearth-convert ./Qwen2.5-0.5B-Instruct --outfile qwen2.5-0.5b-q4_0.gguf --outtype q4_0
   hearth-convert ./TinyLlama-1.1B-Chat-v1.0 -o tinyllama-Q4_K_M.gguf -t q4_k_m
+  hearth-convert Qwen/Qwen2.5-0.5B-Instruct -t q4_k_m                (fetched with huggingface_hub)
+  hearth-convert Qwen/Qwen2.5-0.5B-Instruct -t q4_k_m --hub modelscope
 """
 
 
@@ -54,6 +56,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help=f"type of the 2-D weights: {', '.join(OUTTYPES)} (default f16); see below")
     p.add_argument("--pure", action="store_true",
                    help="put every 2-D weight in TYPE, the output matrix included")
+    p.add_argument("--hub", choices=("huggingface", "modelscope"), default=None,
+                   help="where a hub id MODEL comes from (default huggingface; HEARTH_USE_MODELSCOPE=True "
+                        "means modelscope)")
     p.add_argument("--vocab-only", action="store_true",
                    help="write the tokenizer (and the hyperparameters) only, no weights")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
@@ -81,7 +86,7 @@ def main(argv: list[str] | None = None) -> int:
             f"{args.model.replace('/', '-')}-{suffix}.gguf")
     try:
         path = convert(args.model, outfile, outtype, pure=args.pure, vocab_only=args.vocab_only,
-                       progress=False if args.no_progress else None)
+                       progress=False if args.no_progress else None, hub=args.hub)
     except ConvertError as e:
         print(f"hearth-convert: error: {e}", file=sys.stderr)
         return 1

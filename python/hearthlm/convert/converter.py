@@ -125,8 +125,9 @@ def add_hparams(w: gguf.GGUFWriter, hp: Hparams, n_vocab: int | None) -> None:
         w.add_vocab_size(n_vocab)
 
 
-def resolve_model(model: str, vocab_only: bool = False) -> Path:
-    """A local folder, or a Hugging Face hub id (owner/name) fetched with huggingface_hub."""
+def resolve_model(model: str, vocab_only: bool = False, hub: str | None = None) -> Path:
+    """A local folder, or a hub id (owner/name) fetched from the Hugging Face Hub
+    (or ModelScope: hub="modelscope", $HEARTH_USE_MODELSCOPE=True)."""
     path = Path(model).expanduser()
     if path.is_dir():
         return path
@@ -134,17 +135,16 @@ def resolve_model(model: str, vocab_only: bool = False) -> Path:
         raise ConvertError(f"{model}: not a folder (MODEL is a Hugging Face model folder or hub id)")
     parts = model.split("/")
     if len(parts) == 2 and all(parts) and not model.startswith((".", "/", "~")):
-        try:
-            from huggingface_hub import snapshot_download
-        except ImportError:
-            raise ConvertError(f"{model}: no such folder (to fetch it from the hub: pip install huggingface_hub)") from None
+        from ..errors import ModelFetchError
+        from ..hub import snapshot
+
         patterns = ["*.json", "tokenizer.model", "qwen.tiktoken", "*.jinja", "*.txt"]
         if not vocab_only:
             patterns.append("*.safetensors")
         try:
-            return Path(snapshot_download(repo_id=model, allow_patterns=patterns))
-        except Exception as e:  # network, auth, missing repo: all user-facing
-            raise ConvertError(f"{model}: no such folder, and fetching it from the Hugging Face hub failed: {e}") from None
+            return snapshot(model, patterns, hub)
+        except ModelFetchError as e:
+            raise ConvertError(f"{model}: no such folder, and {e}") from None
     raise ConvertError(f"{model}: no such folder")
 
 
@@ -175,11 +175,11 @@ def _chunks(t: WeightTensor, qtype: QT, perm: np.ndarray | None) -> Iterator[np.
 
 
 def convert(model: str | Path, outfile: str | Path, outtype: str = "f16", *, pure: bool = False,
-            vocab_only: bool = False, progress: bool | None = None) -> Path:
+            vocab_only: bool = False, progress: bool | None = None, hub: str | None = None) -> Path:
     """Convert a Hugging Face folder (or hub id) to one GGUF file; returns its path."""
     if outtype not in OUTTYPES:
         raise ConvertError(f"unknown output type {outtype!r}; choose one of: {', '.join(OUTTYPES)}")
-    folder = resolve_model(str(model), vocab_only)
+    folder = resolve_model(str(model), vocab_only, hub)
     outfile = Path(outfile)
     weight_type, file_type = OUTTYPES[outtype]
 
