@@ -8,11 +8,16 @@
 
 namespace hearth {
 
+// Whether attn_q/k/v carry a .bias.
+enum class QkvBias { None, Required, Optional };
+
 struct ArchInfo {
     const char* name;      // general.architecture
     RopeStyle rope_style;  // how Q/K dimensions are paired for RoPE in the file
-    bool qkv_bias;         // attn_q/k/v carry a .bias
+    QkvBias qkv_bias;
     bool qk_norm;          // attn_q_norm / attn_k_norm: RMSNorm of each head of Q and K before RoPE
+    bool post_norms;       // post_attention_norm / post_ffw_norm: RMSNorm of each block's output before its residual add
+    bool fused_gate_up;    // ffn_up holds the gate's rows then the up's (2 x n_ff rows), no ffn_gate
 };
 
 // The entry for general.architecture, or a clear error listing the supported ones.

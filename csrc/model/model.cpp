@@ -88,6 +88,12 @@ void Model::decode(const Batch& b, KVCache& cache, float* logits) {
     }
 }
 
+// GLM-4's norm of a block's output, row by row in place, before the residual add.
+void Model::post_norm(float* rows, int64_t n, const GGUFTensor* weight) {
+    const int64_t E = hp_.n_embd;
+    pool_.parallel_for(n, [&](int64_t t) { rmsnorm(rows + t * E, f32_data(weight), rows + t * E, E, hp_.rms_eps); });
+}
+
 void Model::forward(const Batch& b, int64_t row0, int64_t n, KVCache& cache, float* logits) {
     const KernelTable& kt = kernels();
     const int64_t E = hp_.n_embd, F = hp_.n_ff, V = hp_.n_vocab, hd = hp_.head_dim;
@@ -140,6 +146,7 @@ void Model::forward(const Batch& b, int64_t row0, int64_t n, KVCache& cache, flo
         attention(cache, b, row0, n, il, shape, q_.data(), attn_.data(), pool_);
         const MatmulInput ain = mm_.prepare(attn_.data(), n, QD, is_quantized(L.wo->type));
         mm_.run(*L.wo, ain, xn, E);  // xn is free again: reuse it for the projection
+        if (L.attn_post_norm) post_norm(xn, n, L.attn_post_norm);
         for (int64_t i = 0; i < n * E; i++) x[i] += xn[i];
 
         // feed-forward block (SwiGLU)
@@ -150,6 +157,7 @@ void Model::forward(const Batch& b, int64_t row0, int64_t n, KVCache& cache, flo
         pool_.parallel_for(n, [&](int64_t t) { kt.silu_mul(gate_.data() + t * F, up_.data() + t * F, F); });
         const MatmulInput din = mm_.prepare(gate_.data(), n, F, is_quantized(L.w_down->type));
         mm_.run(*L.w_down, din, xn, E);
+        if (L.ffn_post_norm) post_norm(xn, n, L.ffn_post_norm);
         for (int64_t i = 0; i < n * E; i++) x[i] += xn[i];
     }
 

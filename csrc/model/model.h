@@ -59,6 +59,7 @@ private:
     // Rows [row0, row0 + n) of the batch (n <= kMaxBatch); the logits of
     // those that want them go to logits.
     void forward(const Batch& b, int64_t row0, int64_t n, KVCache& cache, float* logits);
+    void post_norm(float* rows, int64_t n, const GGUFTensor* weight);
     void ensure_scratch(int64_t n);
 
     std::unique_ptr<GGUFFile> file_;

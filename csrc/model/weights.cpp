@@ -29,6 +29,19 @@ const GGUFTensor* expect(const GGUFFile& f, const std::string& name, std::initia
     return t;
 }
 
+// Rows [r0, r0 + n) of a 2-D tensor as a tensor of its own (its rows are
+// independent blocks of bytes, whatever the type).
+const GGUFTensor* row_view(ModelWeights& w, const GGUFTensor& t, int64_t r0, int64_t n, const std::string& name) {
+    GGUFTensor v = t;
+    v.name = name;
+    v.ne[1] = n;
+    v.n_bytes = row_bytes(t.type, t.ne[0]) * (size_t)n;
+    v.data = t.data + row_bytes(t.type, t.ne[0]) * (size_t)r0;
+    v.offset = t.offset + row_bytes(t.type, t.ne[0]) * (size_t)r0;
+    w.views.push_back(v);
+    return &w.views.back();
+}
+
 }  // namespace
 
 ModelWeights load_weights(const GGUFFile& f, const HParams& hp) {
@@ -45,7 +58,8 @@ ModelWeights load_weights(const GGUFFile& f, const HParams& hp) {
         l.wq = expect(f, p + "attn_q.weight", {E, QD});
         l.wk = expect(f, p + "attn_k.weight", {E, KD});
         l.wv = expect(f, p + "attn_v.weight", {E, KD});
-        if (hp.arch->qkv_bias) {
+        if (hp.arch->qkv_bias == QkvBias::Required ||
+            (hp.arch->qkv_bias == QkvBias::Optional && f.find_tensor(p + "attn_q.bias"))) {
             l.bq = expect(f, p + "attn_q.bias", {QD});
             l.bk = expect(f, p + "attn_k.bias", {KD});
             l.bv = expect(f, p + "attn_v.bias", {KD});
@@ -55,10 +69,18 @@ ModelWeights load_weights(const GGUFFile& f, const HParams& hp) {
             l.k_norm = expect(f, p + "attn_k_norm.weight", {hp.head_dim});
         }
         l.wo = expect(f, p + "attn_output.weight", {QD, E});
+        if (hp.arch->post_norms) l.attn_post_norm = expect(f, p + "post_attention_norm.weight", {E});
         l.ffn_norm = expect(f, p + "ffn_norm.weight", {E});
-        l.w_gate = expect(f, p + "ffn_gate.weight", {E, F});
-        l.w_up = expect(f, p + "ffn_up.weight", {E, F});
+        if (hp.arch->fused_gate_up) {  // [gate; up] in one tensor: llama.cpp's SWIGLU halves
+            const GGUFTensor* up = expect(f, p + "ffn_up.weight", {E, 2 * F});
+            l.w_gate = row_view(w, *up, 0, F, p + "ffn_up.weight[gate]");
+            l.w_up = row_view(w, *up, F, F, p + "ffn_up.weight[up]");
+        } else {
+            l.w_gate = expect(f, p + "ffn_gate.weight", {E, F});
+            l.w_up = expect(f, p + "ffn_up.weight", {E, F});
+        }
         l.w_down = expect(f, p + "ffn_down.weight", {F, E});
+        if (hp.arch->post_norms) l.ffn_post_norm = expect(f, p + "post_ffw_norm.weight", {E});
         w.layers.push_back(l);
     }
     return w;

@@ -37,6 +37,9 @@ ARCHS: tuple[ArchSpec, ...] = (
     ArchSpec(("Qwen2ForCausalLM",), gguf.MODEL_ARCH.QWEN2, permute_qk=False),
     # Qwen3 (dense): Qwen2 without q/k/v biases, with a per-head RMSNorm of Q and K
     ArchSpec(("Qwen3ForCausalLM",), gguf.MODEL_ARCH.QWEN3, permute_qk=False),
+    # GLM-4-0414: RoPE on part of each head, with adjacent pairs as the weights
+    # come (llama.cpp's glm4); norms after each block; gate_up_proj fused
+    ArchSpec(("Glm4ForCausalLM",), gguf.MODEL_ARCH.GLM4, permute_qk=False),
 )
 
 
@@ -76,6 +79,9 @@ _BLOCK = {
     "self_attn.q_norm": T.ATTN_Q_NORM,
     "self_attn.k_norm": T.ATTN_K_NORM,
     "post_attention_layernorm": T.FFN_NORM,
+    "post_self_attn_layernorm": T.ATTN_POST_NORM,  # glm4
+    "post_mlp_layernorm": T.FFN_POST_NORM,         # glm4
+    "mlp.gate_up_proj": T.FFN_UP,                  # glm4: [gate; up], llama.cpp's fused ffn_up
     "mlp.gate_proj": T.FFN_GATE,
     "mlp.up_proj": T.FFN_UP,
     "mlp.down_proj": T.FFN_DOWN,

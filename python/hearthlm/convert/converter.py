@@ -52,6 +52,7 @@ class Hparams:
     rms_eps: float
     head_dim: int
     head_dim_explicit: bool
+    rope_dim: int  # dimensions of a head RoPE rotates (head_dim x partial_rotary_factor)
     vocab_size: int | None
     tied: bool | None  # None: decide from the weights
     rope_scaling: tuple[str, float] | None
@@ -87,6 +88,10 @@ def read_hparams(config: dict, spec: archmod.ArchSpec) -> Hparams:
     theta, scaling = rope_settings(config)
     head_dim = config.get("head_dim")
     tied = config.get("tie_word_embeddings")
+    rope_params = config.get("rope_parameters") or {}
+    partial = config.get("partial_rotary_factor") or (
+        rope_params.get("partial_rotary_factor") if isinstance(rope_params, dict) else None) or 1.0
+    dim = int(head_dim) if head_dim else n_embd // n_head
     return Hparams(
         n_ctx=int(_need(config, "max_position_embeddings")),
         n_embd=n_embd,
@@ -96,8 +101,9 @@ def read_hparams(config: dict, spec: archmod.ArchSpec) -> Hparams:
         n_head_kv=int(config.get("num_key_value_heads") or n_head),
         rope_theta=theta,
         rms_eps=float(config.get("rms_norm_eps", 1e-6)),
-        head_dim=int(head_dim) if head_dim else n_embd // n_head,
+        head_dim=dim,
         head_dim_explicit=bool(head_dim),
+        rope_dim=int(dim * float(partial)),
         vocab_size=int(config["vocab_size"]) if config.get("vocab_size") else None,
         tied=None if tied is None else bool(tied),
         rope_scaling=scaling,
@@ -114,7 +120,7 @@ def add_hparams(w: gguf.GGUFWriter, hp: Hparams, n_vocab: int | None) -> None:
     w.add_head_count_kv(hp.n_head_kv)
     w.add_rope_freq_base(hp.rope_theta)
     w.add_layer_norm_rms_eps(hp.rms_eps)
-    w.add_rope_dimension_count(hp.head_dim)
+    w.add_rope_dimension_count(hp.rope_dim)
     if hp.head_dim_explicit:
         w.add_key_length(hp.head_dim)
         w.add_value_length(hp.head_dim)
