@@ -42,6 +42,17 @@ const GGUFTensor* row_view(ModelWeights& w, const GGUFTensor& t, int64_t r0, int
     return &w.views.back();
 }
 
+// Elements [e0, e0 + n) of an f32 vector (a fused bias) as a tensor of its own.
+const GGUFTensor* element_view(ModelWeights& w, const GGUFTensor& t, int64_t e0, int64_t n) {
+    GGUFTensor v = t;
+    v.ne[0] = n;
+    v.n_bytes = sizeof(float) * (size_t)n;
+    v.data = t.data + sizeof(float) * (size_t)e0;
+    v.offset = t.offset + sizeof(float) * (size_t)e0;
+    w.views.push_back(v);
+    return &w.views.back();
+}
+
 }  // namespace
 
 ModelWeights load_weights(const GGUFFile& f, const HParams& hp) {
@@ -55,11 +66,25 @@ ModelWeights load_weights(const GGUFFile& f, const HParams& hp) {
         const std::string p = "blk." + std::to_string(i) + ".";
         LayerWeights l;
         l.attn_norm = expect(f, p + "attn_norm.weight", {E});
-        l.wq = expect(f, p + "attn_q.weight", {E, QD});
-        l.wk = expect(f, p + "attn_k.weight", {E, KD});
-        l.wv = expect(f, p + "attn_v.weight", {E, KD});
-        if (hp.arch->qkv_bias == QkvBias::Required ||
-            (hp.arch->qkv_bias == QkvBias::Optional && f.find_tensor(p + "attn_q.bias"))) {
+        if (hp.arch->fused_qkv) {  // one tensor, Q's rows then K's then V's, and one bias
+            const GGUFTensor* qkv = expect(f, p + "attn_qkv.weight", {E, QD + 2 * KD});
+            l.wq = row_view(w, *qkv, 0, QD, p + "attn_qkv.weight[q]");
+            l.wk = row_view(w, *qkv, QD, KD, p + "attn_qkv.weight[k]");
+            l.wv = row_view(w, *qkv, QD + KD, KD, p + "attn_qkv.weight[v]");
+            if (hp.arch->qkv_bias == QkvBias::Required) {
+                const GGUFTensor* b = expect(f, p + "attn_qkv.bias", {QD + 2 * KD});
+                l.bq = element_view(w, *b, 0, QD);
+                l.bk = element_view(w, *b, QD, KD);
+                l.bv = element_view(w, *b, QD + KD, KD);
+            }
+        } else {
+            l.wq = expect(f, p + "attn_q.weight", {E, QD});
+            l.wk = expect(f, p + "attn_k.weight", {E, KD});
+            l.wv = expect(f, p + "attn_v.weight", {E, KD});
+        }
+        const bool separate_bias = hp.arch->qkv_bias == QkvBias::Required ||
+                                   (hp.arch->qkv_bias == QkvBias::Optional && f.find_tensor(p + "attn_q.bias"));
+        if (!hp.arch->fused_qkv && separate_bias) {
             l.bq = expect(f, p + "attn_q.bias", {QD});
             l.bk = expect(f, p + "attn_k.bias", {KD});
             l.bv = expect(f, p + "attn_v.bias", {KD});

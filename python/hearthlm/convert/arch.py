@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from typing import Callable, Optional
 
 import gguf
 import numpy as np
@@ -26,10 +27,47 @@ class ArchSpec:
     #: RoPE (halves) in llama.cpp and is written as it is.
     permute_qk: bool
     tied_default: bool = False
+    #: a family that names its config keys and tensors its own way brings
+    #: them to the names below (Hugging Face's Llama names) before anything else
+    normalize_config: Optional[Callable[[dict], dict]] = None
+    rename_tensor: Optional[Callable[[str], str]] = None
 
     @property
     def name(self) -> str:
         return gguf.MODEL_ARCH_NAMES[self.arch]
+
+
+def _qwen_v1_config(c: dict) -> dict:
+    """Qwen (v1, QWenLMHeadModel) config keys as the Llama-style ones: its
+    intermediate_size counts both halves of the MLP (w1 and w2)."""
+    out = dict(c)
+    out["intermediate_size"] = int(c["intermediate_size"]) // 2
+    out.setdefault("max_position_embeddings", c.get("seq_length"))
+    out.setdefault("rms_norm_eps", c.get("layer_norm_epsilon", 1e-6))
+    out.setdefault("rope_theta", c.get("rotary_emb_base", 10000.0))
+    out.setdefault("num_key_value_heads", c.get("num_attention_heads"))
+    out.setdefault("tie_word_embeddings", False)
+    return out
+
+
+_QWEN_V1_NAMES = (  # (Qwen v1 prefix or infix, Llama-style)
+    ("transformer.wte.", "model.embed_tokens."),
+    ("transformer.ln_f.", "model.norm."),
+    ("transformer.h.", "model.layers."),
+    (".ln_1.", ".input_layernorm."),
+    (".ln_2.", ".post_attention_layernorm."),
+    (".attn.c_attn.", ".self_attn.qkv_proj."),
+    (".attn.c_proj.", ".self_attn.o_proj."),
+    (".mlp.w1.", ".mlp.up_proj."),     # Qwen v1: c_proj(w1(x) * silu(w2(x))): w2 is the gate
+    (".mlp.w2.", ".mlp.gate_proj."),
+    (".mlp.c_proj.", ".mlp.down_proj."),
+)
+
+
+def _qwen_v1_name(name: str) -> str:
+    for old, new in _QWEN_V1_NAMES:
+        name = name.replace(old, new)
+    return name
 
 
 ARCHS: tuple[ArchSpec, ...] = (
@@ -40,6 +78,9 @@ ARCHS: tuple[ArchSpec, ...] = (
     # GLM-4-0414: RoPE on part of each head, with adjacent pairs as the weights
     # come (llama.cpp's glm4); norms after each block; gate_up_proj fused
     ArchSpec(("Glm4ForCausalLM",), gguf.MODEL_ARCH.GLM4, permute_qk=False),
+    # Qwen (v1), the seed's Qwen-1_8B-Chat: fused c_attn with bias, NEOX RoPE
+    ArchSpec(("QWenLMHeadModel",), gguf.MODEL_ARCH.QWEN, permute_qk=False,
+             normalize_config=_qwen_v1_config, rename_tensor=_qwen_v1_name),
 )
 
 
@@ -76,6 +117,7 @@ _BLOCK = {
     "self_attn.k_proj": T.ATTN_K,
     "self_attn.v_proj": T.ATTN_V,
     "self_attn.o_proj": T.ATTN_OUT,
+    "self_attn.qkv_proj": T.ATTN_QKV,  # qwen (v1): c_attn, fused
     "self_attn.q_norm": T.ATTN_Q_NORM,
     "self_attn.k_norm": T.ATTN_K_NORM,
     "post_attention_layernorm": T.FFN_NORM,

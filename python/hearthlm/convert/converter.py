@@ -37,6 +37,13 @@ OUTTYPES: dict[str, tuple[QT, FT]] = {
 #: there; q8_0 here for a q4_0 file, which is K-quant free), unless --pure
 OUTPUT_TYPE = {QT.Q4_0: QT.Q8_0}
 
+#: Qwen2-Instruct's chat template, which writes Qwen v1's "chatml" format too
+QWEN_CHATML_TEMPLATE = (
+    "{% for message in messages %}{% if loop.first and messages[0]['role'] != 'system' %}"
+    "{{ '<|im_start|>system\nYou are a helpful assistant.<|im_end|>\n' }}{% endif %}"
+    "{{'<|im_start|>' + message['role'] + '\n' + message['content'] + '<|im_end|>' + '\n'}}{% endfor %}"
+    "{% if add_generation_prompt %}{{ '<|im_start|>assistant\n' }}{% endif %}")
+
 CHUNK_BYTES = 16 << 20  # float32 bytes of rows converted at a time (quantizing takes ~6x that)
 
 
@@ -194,18 +201,26 @@ def convert(model: str | Path, outfile: str | Path, outtype: str = "f16", *, pur
 
     config = load_config(folder)
     spec = archmod.spec_for_config(config)
+    if spec.normalize_config:
+        config = spec.normalize_config(config)
     hp = read_hparams(config, spec)
 
     tensors: dict[str, WeightTensor] = {}
     n_vocab = hp.vocab_size
     if not vocab_only:
         tensors = {n: t for n, t in load_weights(folder).items() if not n.endswith(archmod.IGNORED_SUFFIXES)}
+        if spec.rename_tensor:
+            tensors = {spec.rename_tensor(n): t for n, t in tensors.items()}
         embd = tensors.get("model.embed_tokens.weight")
         if embd is None:
             raise ConvertError(f"{folder}: the weights have no model.embed_tokens.weight")
         n_vocab = embd.shape[0]
 
     vocab = load_vocab(folder, spec.name, n_vocab)
+    if vocab is not None and vocab.chat_template is None and spec.arch == gguf.MODEL_ARCH.QWEN:
+        # Qwen v1 keeps its chat format in Python code (make_context, "chatml"):
+        # ChatML with "You are a helpful assistant.", which is Qwen2-Instruct's template
+        vocab.chat_template = QWEN_CHATML_TEMPLATE
     if vocab is None:
         if vocab_only:
             raise ConvertError(f"{folder}: --vocab-only, but no tokenizer file ({', '.join(TOKENIZER_FILES)})")
