@@ -121,3 +121,20 @@ def test_k_matmul_rejects_k_not_multiple_of_256():
     x = np.zeros((1, 96), np.float32)
     with pytest.raises(Exception, match="multiple of 256"):
         core.testing.kernel_matmul("scalar", 12, np.zeros(1000, np.uint8), 1, 96, x, 0, 1)
+
+
+def test_dequantize_bit_exact_with_gguf_on_a_real_q4_k_m_file(smollm2_q4_k_m_gguf):
+    """Every quantized tensor of llama.cpp's Q4_K_M of SmolLM2 (q4_K, q6_K, q5_0,
+    q8_0), first rows: our reader's weights are the gguf package's."""
+    r = gguf.GGUFReader(str(smollm2_q4_k_m_gguf))
+    seen = set()
+    for t in r.tensors:
+        if t.tensor_type in (QT.F32, QT.F16):
+            continue
+        rows = np.asarray(t.data)[:3]
+        n = int(t.shape[0])
+        want = dequantize(rows, t.tensor_type).reshape(-1)
+        got = core.testing.dequantize_row(int(t.tensor_type), np.ascontiguousarray(rows).reshape(-1), rows.shape[0] * n)
+        assert np.array_equal(got.view(np.uint32), want.astype(np.float32).view(np.uint32)), t.name
+        seen.add(t.tensor_type.name)
+    assert {"Q4_K", "Q6_K", "Q5_0", "Q8_0"} <= seen
