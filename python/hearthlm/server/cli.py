@@ -46,8 +46,12 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
 
         from .app import create_app
     except ImportError as e:
-        print(f"hearth-server: {e.name or e} is not installed; install the server's dependencies with "
-              "pip install 'hearthlm[server]'", file=sys.stderr)
+        if e.name and e.name.startswith("hearthlm"):  # our own extension, not a server dependency
+            print(f"hearth-server: hearthlm's C++ core cannot be loaded ({e}); reinstall with pip install .",
+                  file=sys.stderr)
+        else:
+            print(f"hearth-server: {e.name or e} is not installed; install the server's dependencies with "
+                  "pip install 'hearthlm[server]'", file=sys.stderr)
         return 2
     from .. import _core
     from ..engine import LLMEngine
