@@ -70,7 +70,6 @@ constexpr NamedPreTokenizer kNames[] = {
     {"smollm", PreTokenizer::SmolLM},
     {"starcoder", PreTokenizer::SmolLM},
     {"refact", PreTokenizer::SmolLM},
-    {"command-r", PreTokenizer::SmolLM},
     {"codeshell", PreTokenizer::SmolLM},
     {"exaone", PreTokenizer::SmolLM},
     {"minerva-7b", PreTokenizer::SmolLM},
@@ -259,9 +258,23 @@ void split_smollm(std::string_view s, std::vector<std::string_view>& out) {
 
 }  // namespace
 
+// Names hearth knows but refuses until it tokenizes them as `tokenizers`
+// does, and why.
+struct Refused {
+    const char* name;
+    const char* why;
+};
+constexpr Refused kRefused[] = {
+    {"command-r", "its ids differ from Hugging Face tokenizers' on emoji sequences joined with U+200D"},
+};
+
 PreTokenizer pre_tokenizer_from_name(const std::string& name) {
     for (const auto& n : kNames) {
         if (name == n.name) return n.family;
+    }
+    for (const auto& r : kRefused) {
+        if (name == r.name)
+            throw Error("pre-tokenizer '" + name + "' (tokenizer.ggml.pre) is refused until it is right: " + r.why);
     }
     std::string supported;
     for (const auto& n : kNames) {
