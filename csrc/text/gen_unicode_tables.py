@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
 """Writes csrc/text/unicode_tables.cpp: the code point classes the byte-level BPE
-pre-tokenizers need (\\p{L}, \\p{N}, \\s), as sorted [first, last] ranges.
+pre-tokenizers need (\\p{L}, \\p{N}, \\s, \\p{P}), as sorted [first, last] ranges.
 
     python csrc/text/gen_unicode_tables.py [--output PATH]
 
@@ -18,6 +18,8 @@ import unicodedata2
 
 LETTER_CATEGORIES = ("Lu", "Ll", "Lt", "Lm", "Lo")
 NUMBER_CATEGORIES = ("Nd", "Nl", "No")
+# \p{P}, for the pre-tokenizers whose regexes name it (DeepSeek Coder, Falcon)
+PUNCTUATION_CATEGORIES = ("Pc", "Pd", "Ps", "Pe", "Pi", "Pf", "Po")
 
 # White_Space from PropList.txt. unicodedata has no property lookup, and the
 # set has not changed since Unicode 6.3 (U+180E left it then). It is what \s
@@ -91,6 +93,9 @@ def generate() -> str:
         + format_table("kNumbers", "\\p{N}: " + " ".join(NUMBER_CATEGORIES), numbers)
         + "\n"
         + format_table("kWhitespace", "\\s: White_Space from PropList.txt", spaces)
+        + "\n"
+        + format_table("kPunctuation", "\\p{P}: " + " ".join(PUNCTUATION_CATEGORIES),
+                       ranges_of(PUNCTUATION_CATEGORIES))
         + "\n"
         "}  // namespace hearth::unicode_tables\n"
     )

@@ -74,6 +74,10 @@ constexpr NamedPreTokenizer kNames[] = {
     {"exaone", PreTokenizer::SmolLM},
     {"minerva-7b", PreTokenizer::SmolLM},
     {"mellum2", PreTokenizer::SmolLM},
+
+    {"deepseek-coder", PreTokenizer::DeepseekCoder},
+
+    {"falcon", PreTokenizer::Falcon},
 };
 
 // --- characters --------------------------------------------------------------
@@ -256,6 +260,113 @@ void split_smollm(std::string_view s, std::vector<std::string_view>& out) {
     split_gpt2(s.substr(segment), out);
 }
 
+// --- regex lists applied in turn ---------------------------------------------
+//
+// The families below split with a list of regexes, each applied to every
+// piece the one before made ("isolated": a match is a piece, and so is the
+// text between two matches). A stage is a matcher: the length of the
+// regex's match that starts at pos, or 0; the leftmost match wins, as in a
+// regex search.
+
+using Matcher = size_t (*)(std::string_view s, size_t pos);
+
+void split_isolated(std::string_view s, Matcher match, std::vector<std::string_view>& out) {
+    size_t gap = 0;
+    for (size_t pos = 0; pos < s.size();) {
+        const size_t n = match(s, pos);
+        if (n == 0) {
+            pos += char_at(s, pos).len;
+            continue;
+        }
+        if (pos > gap) out.push_back(s.substr(gap, pos - gap));
+        out.push_back(s.substr(pos, n));
+        pos += n;
+        gap = pos;
+    }
+    if (gap < s.size()) out.push_back(s.substr(gap));
+}
+
+// A stage is a matcher or a whole splitter (such as split_gpt2).
+struct Stage {
+    Matcher match = nullptr;
+    void (*split)(std::string_view, std::vector<std::string_view>&) = nullptr;
+};
+
+void split_stages(std::string_view text, std::initializer_list<Stage> stages, std::vector<std::string_view>& out) {
+    std::vector<std::string_view> pieces{text}, next;
+    for (const Stage& st : stages) {
+        next.clear();
+        for (std::string_view piece : pieces) {
+            if (st.match) split_isolated(piece, st.match, next);
+            else st.split(piece, next);
+        }
+        pieces.swap(next);
+    }
+    for (std::string_view piece : pieces)
+        if (!piece.empty()) out.push_back(piece);
+}
+
+bool is_letter_cp(uint32_t cp) { return unicode_class(cp) == kLetterClass; }
+bool is_number_cp(uint32_t cp) { return unicode_class(cp) == kNumberClass; }
+bool is_space_cp(uint32_t cp) { return unicode_class(cp) == kWhitespaceClass; }
+// DeepSeek's [一-龥ࠀ-一가-퟿]: CJK, a wide span of scripts from U+0800, Hangul
+bool is_deepseek_cjk(uint32_t cp) {
+    return (cp >= 0x4E00 && cp <= 0x9FA5) || (cp >= 0x0800 && cp <= 0x4E00) || (cp >= 0xAC00 && cp <= 0xD7FF);
+}
+// Falcon's [\p{P}\$\+<=>\^~\|`]
+bool is_falcon_symbol(uint32_t cp) {
+    return is_punctuation(cp) || cp == '$' || cp == '+' || cp == '<' || cp == '=' || cp == '>' || cp == '^' ||
+           cp == '~' || cp == '|' || cp == '`';
+}
+
+// X+: the run of X from pos.
+template <bool (*X)(uint32_t)>
+size_t match_run(std::string_view s, size_t pos) {
+    size_t end = pos;
+    while (end < s.size()) {
+        const Char c = char_at(s, end);
+        if (!X(c.cp)) break;
+        end += c.len;
+    }
+    return end - pos;
+}
+
+// \s?X+: one whitespace character may lead the run.
+template <bool (*X)(uint32_t)>
+size_t match_space_run(std::string_view s, size_t pos) {
+    const Char c = char_at(s, pos);
+    if (is_space_cp(c.cp) && pos + c.len < s.size()) {
+        const size_t n = match_run<X>(s, pos + c.len);
+        if (n > 0) return c.len + n;
+    }
+    return match_run<X>(s, pos);
+}
+
+// X: one character.
+template <bool (*X)(uint32_t)>
+size_t match_one(std::string_view s, size_t pos) {
+    const Char c = char_at(s, pos);
+    return X(c.cp) ? c.len : 0;
+}
+
+size_t match_line_break(std::string_view s, size_t pos) { return s[pos] == '\r' || s[pos] == '\n' ? 1 : 0; }
+
+size_t match_three_digits(std::string_view s, size_t pos) {
+    if (pos + 3 > s.size()) return 0;
+    for (size_t i = pos; i < pos + 3; i++)
+        if (s[i] < '0' || s[i] > '9') return 0;
+    return 3;
+}
+
+void split_deepseek_coder(std::string_view s, std::vector<std::string_view>& out) {
+    split_stages(s, {{match_line_break}, {match_space_run<is_letter_cp>}, {match_space_run<is_punctuation>},
+                     {match_run<is_deepseek_cjk>}, {match_one<is_number_cp>}}, out);
+}
+
+void split_falcon(std::string_view s, std::vector<std::string_view>& out) {
+    split_stages(s, {{match_run<is_falcon_symbol>}, {nullptr, split_gpt2}, {match_three_digits}}, out);
+}
+
 }  // namespace
 
 // Names hearth knows but refuses until it tokenizes them as `tokenizers`
@@ -299,6 +410,8 @@ std::vector<std::string_view> pre_tokenize(PreTokenizer p, std::string_view text
         case PreTokenizer::Llama3: split_llama3(text, 3, pieces); break;
         case PreTokenizer::Qwen2: split_llama3(text, 1, pieces); break;
         case PreTokenizer::SmolLM: split_smollm(text, pieces); break;
+        case PreTokenizer::DeepseekCoder: split_deepseek_coder(text, pieces); break;
+        case PreTokenizer::Falcon: split_falcon(text, pieces); break;
     }
     return pieces;
 }

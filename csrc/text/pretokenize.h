@@ -21,6 +21,12 @@ enum class PreTokenizer {
     Qwen2,
     // Every \p{N} character on its own, then Gpt2 on the text between them.
     SmolLM,
+    // A regex list, each splitting the pieces of the one before (llama.cpp's
+    // unicode_regex_split, Hugging Face's Sequence of isolated Splits):
+    // [\r\n] | \s?\p{L}+ | \s?\p{P}+ | [一-龥ࠀ-一가-퟿]+ | \p{N}
+    DeepseekCoder,
+    // [\p{P}\$\+<=>\^~\|`]+ | Gpt2 | [0-9][0-9][0-9]
+    Falcon,
 };
 
 // The split named by GGUF's tokenizer.ggml.pre. Throws hearth::Error naming

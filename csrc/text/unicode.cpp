@@ -121,6 +121,17 @@ bool is_letter(uint32_t cp) { return unicode_class(cp) == kLetterClass; }
 bool is_number(uint32_t cp) { return unicode_class(cp) == kNumberClass; }
 bool is_whitespace(uint32_t cp) { return unicode_class(cp) == kWhitespaceClass; }
 
+bool is_punctuation(uint32_t cp) {
+    const unicode_tables::CodepointRange* r = unicode_tables::kPunctuation;
+    size_t lo = 0, hi = unicode_tables::kPunctuationCount;  // first range with last >= cp
+    while (lo < hi) {
+        const size_t mid = (lo + hi) / 2;
+        if (r[mid].last < cp) lo = mid + 1;
+        else hi = mid;
+    }
+    return lo < unicode_tables::kPunctuationCount && r[lo].first <= cp;
+}
+
 const char* unicode_version() { return unicode_tables::kUnicodeVersion; }
 
 }  // namespace hearth

@@ -37,6 +37,9 @@ bool is_whitespace(uint32_t cp);  // \s: White_Space
 // look-up. A code point has at most one of them (the generator checks).
 enum UnicodeClass : uint8_t { kLetterClass = 1, kNumberClass = 2, kWhitespaceClass = 4 };
 uint8_t unicode_class(uint32_t cp);  // 0 for anything else, kInvalidCodepoint included
+// \p{P} (General_Category P*): a class of its own, apart from the three above
+// (whose "anything else" it is part of).
+bool is_punctuation(uint32_t cp);
 
 // The Unicode version the tables were generated from, e.g. "18.0.0".
 const char* unicode_version();
@@ -67,6 +70,8 @@ extern const CodepointRange kNumbers[];
 extern const size_t kNumbersCount;
 extern const CodepointRange kWhitespace[];
 extern const size_t kWhitespaceCount;
+extern const CodepointRange kPunctuation[];
+extern const size_t kPunctuationCount;
 }  // namespace unicode_tables
 
 }  // namespace hearth
