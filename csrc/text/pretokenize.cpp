@@ -77,6 +77,8 @@ constexpr NamedPreTokenizer kNames[] = {
 
     {"deepseek-coder", PreTokenizer::DeepseekCoder},
 
+    {"deepseek-llm", PreTokenizer::DeepseekLlm},
+
     {"falcon", PreTokenizer::Falcon},
 };
 
@@ -358,6 +360,68 @@ size_t match_three_digits(std::string_view s, size_t pos) {
     return 3;
 }
 
+// DeepSeek LLM's letters: the explicit ranges of its regex (llama.cpp's
+// llama-vocab.cpp; the cased letters of some Unicode version).
+struct CpRange {
+    uint32_t first, last;
+};
+constexpr CpRange kDeepseekLetters[] = {
+    {0x0041, 0x005A}, {0x0061, 0x007A}, {0x00B5, 0x00B5}, {0x00C0, 0x00D6},
+    {0x00D8, 0x00F6}, {0x00F8, 0x01BA}, {0x01BC, 0x01BF}, {0x01C4, 0x0293},
+    {0x0295, 0x02AF}, {0x0370, 0x0373}, {0x0376, 0x0376}, {0x0377, 0x0377},
+    {0x037B, 0x037D}, {0x037F, 0x037F}, {0x0386, 0x0386}, {0x0388, 0x038A},
+    {0x038C, 0x038C}, {0x038E, 0x03A1}, {0x03A3, 0x03F5}, {0x03F7, 0x0481},
+    {0x048A, 0x052F}, {0x0531, 0x0556}, {0x10A0, 0x10C5}, {0x13A0, 0x13F5},
+    {0x13F8, 0x13FD}, {0x1C90, 0x1CBA}, {0x1CBD, 0x1CBF}, {0x1D00, 0x1D2B},
+    {0x1D6B, 0x1D77}, {0x1D79, 0x1D9A}, {0x1E00, 0x1F15}, {0x1F18, 0x1F1D},
+    {0x1F20, 0x1F45}, {0x1F48, 0x1F4D}, {0x1F50, 0x1F57}, {0x1F59, 0x1F59},
+    {0x1F5B, 0x1F5B}, {0x1F5D, 0x1F5D}, {0x1F5F, 0x1F7D}, {0x1F80, 0x1FB4},
+    {0x1FB6, 0x1FBC}, {0x1FBE, 0x1FBE}, {0x1FC2, 0x1FC4}, {0x1FC6, 0x1FCC},
+    {0x1FD0, 0x1FD3}, {0x1FD6, 0x1FDB}, {0x1FE0, 0x1FEC}, {0x1FF2, 0x1FF4},
+    {0x1FF6, 0x1FFC}, {0x2102, 0x2102}, {0x2107, 0x2107}, {0x210A, 0x2113},
+    {0x2115, 0x2115}, {0x2119, 0x211D}, {0x2124, 0x2124}, {0x2126, 0x2126},
+    {0x2128, 0x2128}, {0x212A, 0x212D}, {0x212F, 0x2134}, {0x2139, 0x2139},
+    {0x213C, 0x213F}, {0x2145, 0x2149}, {0x214E, 0x214E}, {0x2183, 0x2183},
+    {0x2184, 0x2184}, {0x2C00, 0x2C7B}, {0x2C7E, 0x2CE4}, {0x2CEB, 0x2CEE},
+    {0x2CF2, 0x2CF2}, {0x2CF3, 0x2CF3}, {0xA640, 0xA66D}, {0xA680, 0xA69B},
+    {0xA722, 0xA76F}, {0xA771, 0xA787}, {0xA78B, 0xA78E}, {0xAB70, 0xABBF},
+    {0xFB00, 0xFB06}, {0xFB13, 0xFB17}, {0xFF21, 0xFF3A}, {0xFF41, 0xFF5A},
+    {0x10400, 0x1044F}, {0x104B0, 0x104D3}, {0x104D8, 0x104FB}, {0x10C80, 0x10CB2},
+    {0x10CC0, 0x10CF2}, {0x118A0, 0x118DF}, {0x1E900, 0x1E943},
+};
+
+bool is_deepseek_letter(uint32_t cp) {
+    size_t lo = 0, hi = sizeof(kDeepseekLetters) / sizeof(kDeepseekLetters[0]);
+    while (lo < hi) {  // the first range whose last >= cp
+        const size_t mid = (lo + hi) / 2;
+        if (kDeepseekLetters[mid].last < cp) lo = mid + 1;
+        else hi = mid;
+    }
+    return lo < sizeof(kDeepseekLetters) / sizeof(kDeepseekLetters[0]) && kDeepseekLetters[lo].first <= cp;
+}
+
+// [!-/:-~！-／：-～‘-‟　-。]: ASCII punctuation and letters, their fullwidth
+// forms, curly quotes, the ideographic space, comma and full stop
+bool is_deepseek_symbol(uint32_t cp) {
+    return (cp >= 0x21 && cp <= 0x2F) || (cp >= 0x3A && cp <= 0x7E) || (cp >= 0xFF01 && cp <= 0xFF0F) ||
+           (cp >= 0xFF1A && cp <= 0xFF5E) || (cp >= 0x2018 && cp <= 0x201F) || (cp >= 0x3000 && cp <= 0x3002);
+}
+
+// \s+$: the whitespace that ends the piece.
+size_t match_trailing_space(std::string_view s, size_t pos) {
+    for (size_t p = pos; p < s.size();) {
+        const Char c = char_at(s, p);
+        if (!is_space_cp(c.cp)) return 0;
+        p += c.len;
+    }
+    return s.size() - pos;
+}
+
+void split_deepseek_llm(std::string_view s, std::vector<std::string_view>& out) {
+    split_stages(s, {{match_line_break}, {match_space_run<is_deepseek_letter>}, {match_space_run<is_deepseek_symbol>},
+                     {match_trailing_space}, {match_run<is_deepseek_cjk>}, {match_run<is_number_cp>}}, out);
+}
+
 void split_deepseek_coder(std::string_view s, std::vector<std::string_view>& out) {
     split_stages(s, {{match_line_break}, {match_space_run<is_letter_cp>}, {match_space_run<is_punctuation>},
                      {match_run<is_deepseek_cjk>}, {match_one<is_number_cp>}}, out);
@@ -412,6 +476,7 @@ std::vector<std::string_view> pre_tokenize(PreTokenizer p, std::string_view text
         case PreTokenizer::SmolLM: split_smollm(text, pieces); break;
         case PreTokenizer::DeepseekCoder: split_deepseek_coder(text, pieces); break;
         case PreTokenizer::Falcon: split_falcon(text, pieces); break;
+        case PreTokenizer::DeepseekLlm: split_deepseek_llm(text, pieces); break;
     }
     return pieces;
 }

@@ -27,6 +27,9 @@ enum class PreTokenizer {
     DeepseekCoder,
     // [\p{P}\$\+<=>\^~\|`]+ | Gpt2 | [0-9][0-9][0-9]
     Falcon,
+    // [\r\n] | \s?[cased letters]+ | \s?[!-/:-~！-／：-～‘-‟　-。]+ | \s+$ |
+    // [一-龥ࠀ-一가-퟿]+ | \p{N}+
+    DeepseekLlm,
 };
 
 // The split named by GGUF's tokenizer.ggml.pre. Throws hearth::Error naming
