@@ -36,6 +36,11 @@ LLAMA3_REGEX = (
 )
 QWEN2_REGEX = LLAMA3_REGEX.replace(r"\p{N}{1,3}", r"\p{N}")
 assert QWEN2_REGEX != LLAMA3_REGEX
+# Qwen3.5's tokenizer.json (as llama.cpp quotes it): marks join letters
+QWEN35_REGEX = (
+    r"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?[\p{L}\p{M}]+|\p{N}"
+    r"| ?[^\s\p{L}\p{M}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+"
+)
 
 _byte_level = pt.ByteLevel(add_prefix_space=False, use_regex=True)
 
@@ -62,6 +67,7 @@ REFERENCE = {
     "gpt2": _byte_level,
     "llama-bpe": pt.Split(Regex(LLAMA3_REGEX), behavior="isolated"),
     "qwen2": pt.Split(Regex(QWEN2_REGEX), behavior="isolated"),
+    "qwen35": pt.Split(Regex(QWEN35_REGEX), behavior="isolated"),
     "smollm": pt.Sequence([pt.Digits(individual_digits=True), _byte_level]),
     "deepseek-coder": _isolated("[\r\n]", r"\s?\p{L}+", r"\s?\p{P}+", "[一-龥ࠀ-一가-퟿]+", r"\p{N}"),
     "deepseek-llm": _isolated(*DEEPSEEK_LLM_REGEXES),

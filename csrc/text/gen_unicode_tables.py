@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
 """Writes csrc/text/unicode_tables.cpp: the code point classes the byte-level BPE
-pre-tokenizers need (\\p{L}, \\p{N}, \\s, \\p{P}), as sorted [first, last] ranges.
+pre-tokenizers need (\\p{L}, \\p{N}, \\s, \\p{P}, \\p{M}), as sorted [first, last] ranges.
 
     python csrc/text/gen_unicode_tables.py [--output PATH]
 
@@ -20,6 +20,8 @@ LETTER_CATEGORIES = ("Lu", "Ll", "Lt", "Lm", "Lo")
 NUMBER_CATEGORIES = ("Nd", "Nl", "No")
 # \p{P}, for the pre-tokenizers whose regexes name it (DeepSeek Coder, Falcon)
 PUNCTUATION_CATEGORIES = ("Pc", "Pd", "Ps", "Pe", "Pi", "Pf", "Po")
+# \p{M}, which Qwen3.5's regex joins to letters
+MARK_CATEGORIES = ("Mn", "Mc", "Me")
 
 # White_Space from PropList.txt. unicodedata has no property lookup, and the
 # set has not changed since Unicode 6.3 (U+180E left it then). It is what \s
@@ -96,6 +98,8 @@ def generate() -> str:
         + "\n"
         + format_table("kPunctuation", "\\p{P}: " + " ".join(PUNCTUATION_CATEGORIES),
                        ranges_of(PUNCTUATION_CATEGORIES))
+        + "\n"
+        + format_table("kMarks", "\\p{M}: " + " ".join(MARK_CATEGORIES), ranges_of(MARK_CATEGORIES))
         + "\n"
         "}  // namespace hearth::unicode_tables\n"
     )

@@ -75,6 +75,8 @@ constexpr NamedPreTokenizer kNames[] = {
     {"minerva-7b", PreTokenizer::SmolLM},
     {"mellum2", PreTokenizer::SmolLM},
 
+    {"qwen35", PreTokenizer::Qwen35},
+
     {"deepseek-coder", PreTokenizer::DeepseekCoder},
 
     {"deepseek-llm", PreTokenizer::DeepseekLlm},
@@ -228,6 +230,62 @@ size_t llama3_piece_end(std::string_view s, size_t pos, int max_digits) {
         return end;
     }
     return whitespace_piece_end(s, pos, /*line_breaks=*/true);
+}
+
+// Qwen3.5's regex at pos: Qwen2's (llama3_piece_end with single digits)
+// where a combining mark counts as a letter in the word alternatives and not
+// as "other" in the symbol run.
+bool is_word_char(const Char& c) { return c.cls == kLetterClass || (c.cls == kOtherClass && is_mark(c.cp)); }
+bool is_symbol_char(const Char& c) { return c.cls == kOtherClass && !is_mark(c.cp); }
+
+size_t word_run_end(std::string_view s, size_t pos) {
+    while (pos < s.size()) {
+        const Char c = char_at(s, pos);
+        if (!is_word_char(c)) break;
+        pos += c.len;
+    }
+    return pos;
+}
+
+size_t symbol_run_end(std::string_view s, size_t pos) {
+    while (pos < s.size()) {
+        const Char c = char_at(s, pos);
+        if (!is_symbol_char(c)) break;
+        pos += c.len;
+    }
+    return pos;
+}
+
+size_t qwen35_piece_end(std::string_view s, size_t pos) {
+    const Char c = char_at(s, pos);
+    if (c.cp == '\'') {
+        if (size_t n = contraction_length(s, pos, /*ignore_case=*/true)) return pos + n;
+    }
+    if (is_word_char(c)) return word_run_end(s, pos + c.len);
+    const size_t after = pos + c.len;
+    const Char next = char_at_or_end(s, after);
+    // one character that is neither a line break, a letter nor a number
+    // joins the letters and marks after it
+    if (next.cls != kEndOfText && is_word_char(next) && c.cls != kNumberClass && !is_line_break(c.cp)) {
+        return word_run_end(s, after + next.len);
+    }
+    if (c.cls == kNumberClass) return after;
+    size_t end = pos;
+    if (is_symbol_char(c)) end = symbol_run_end(s, after);
+    else if (c.cp == ' ' && next.cls != kEndOfText && is_symbol_char(next)) end = symbol_run_end(s, after + next.len);
+    if (end != pos) {
+        while (end < s.size() && (s[end] == '\r' || s[end] == '\n')) end++;
+        return end;
+    }
+    return whitespace_piece_end(s, pos, /*line_breaks=*/true);
+}
+
+void split_qwen35(std::string_view s, std::vector<std::string_view>& out) {
+    for (size_t pos = 0; pos < s.size();) {
+        const size_t end = qwen35_piece_end(s, pos);
+        out.push_back(s.substr(pos, end - pos));
+        pos = end;
+    }
 }
 
 void split_gpt2(std::string_view s, std::vector<std::string_view>& out) {
@@ -473,6 +531,7 @@ std::vector<std::string_view> pre_tokenize(PreTokenizer p, std::string_view text
         case PreTokenizer::Gpt2: split_gpt2(text, pieces); break;
         case PreTokenizer::Llama3: split_llama3(text, 3, pieces); break;
         case PreTokenizer::Qwen2: split_llama3(text, 1, pieces); break;
+        case PreTokenizer::Qwen35: split_qwen35(text, pieces); break;
         case PreTokenizer::SmolLM: split_smollm(text, pieces); break;
         case PreTokenizer::DeepseekCoder: split_deepseek_coder(text, pieces); break;
         case PreTokenizer::Falcon: split_falcon(text, pieces); break;

@@ -19,6 +19,9 @@ enum class PreTokenizer {
     Llama3,
     // Llama3's with \p{N} for \p{N}{1,3}: every digit on its own.
     Qwen2,
+    // Qwen3.5: Qwen2's with the marks (\p{M}) joined to letters:
+    // ...|[^\r\n\p{L}\p{N}]?[\p{L}\p{M}]+|\p{N}| ?[^\s\p{L}\p{M}\p{N}]+[\r\n]*|...
+    Qwen35,
     // Every \p{N} character on its own, then Gpt2 on the text between them.
     SmolLM,
     // A regex list, each splitting the pieces of the one before (llama.cpp's

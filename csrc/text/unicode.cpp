@@ -121,16 +121,23 @@ bool is_letter(uint32_t cp) { return unicode_class(cp) == kLetterClass; }
 bool is_number(uint32_t cp) { return unicode_class(cp) == kNumberClass; }
 bool is_whitespace(uint32_t cp) { return unicode_class(cp) == kWhitespaceClass; }
 
-bool is_punctuation(uint32_t cp) {
-    const unicode_tables::CodepointRange* r = unicode_tables::kPunctuation;
-    size_t lo = 0, hi = unicode_tables::kPunctuationCount;  // first range with last >= cp
+namespace {
+bool in_ranges(const unicode_tables::CodepointRange* r, size_t n, uint32_t cp) {
+    size_t lo = 0, hi = n;  // the first range with last >= cp
     while (lo < hi) {
         const size_t mid = (lo + hi) / 2;
         if (r[mid].last < cp) lo = mid + 1;
         else hi = mid;
     }
-    return lo < unicode_tables::kPunctuationCount && r[lo].first <= cp;
+    return lo < n && r[lo].first <= cp;
 }
+}  // namespace
+
+bool is_punctuation(uint32_t cp) {
+    return in_ranges(unicode_tables::kPunctuation, unicode_tables::kPunctuationCount, cp);
+}
+
+bool is_mark(uint32_t cp) { return in_ranges(unicode_tables::kMarks, unicode_tables::kMarksCount, cp); }
 
 const char* unicode_version() { return unicode_tables::kUnicodeVersion; }
 

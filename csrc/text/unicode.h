@@ -40,6 +40,8 @@ uint8_t unicode_class(uint32_t cp);  // 0 for anything else, kInvalidCodepoint i
 // \p{P} (General_Category P*): a class of its own, apart from the three above
 // (whose "anything else" it is part of).
 bool is_punctuation(uint32_t cp);
+// \p{M} (General_Category M*: combining marks), likewise.
+bool is_mark(uint32_t cp);
 
 // The Unicode version the tables were generated from, e.g. "18.0.0".
 const char* unicode_version();
@@ -72,6 +74,8 @@ extern const CodepointRange kWhitespace[];
 extern const size_t kWhitespaceCount;
 extern const CodepointRange kPunctuation[];
 extern const size_t kPunctuationCount;
+extern const CodepointRange kMarks[];
+extern const size_t kMarksCount;
 }  // namespace unicode_tables
 
 }  // namespace hearth
