@@ -17,7 +17,7 @@ from helpers.hf_models import make_tiny_model  # noqa: E402
 
 from hearthlm import LLM, _core  # noqa: E402
 
-ARCHS = ["llama", "qwen2", "qwen3", "glm4"]
+ARCHS = ["llama", "qwen2", "qwen3", "glm4", "glm"]
 N_PROMPT, N_DECODE = 64, 32
 # init_std 0.1: logits with a clear top-1 (std ~1), yet not so chaotic that the
 # 2^-9 rounding of bf16 weights alone moves them by more than 1% (at 0.2 it

@@ -17,6 +17,10 @@ const ArchInfo kArchs[] = {
     // with adjacent pairs, as the weights come; q/k/v biases when the model has
     // them; a norm on each block's output; the gate and up projections fused.
     {"glm4", RopeStyle::Normal, QkvBias::Optional, false, true, true, false},
+    // GLM-4-9B-chat in Hugging Face's form (GlmForCausalLM, llama.cpp's
+    // chatglm): glm4 without the norms after the blocks; Q/K/V separate or
+    // fused (attn_qkv), as the file has them.
+    {"chatglm", RopeStyle::Normal, QkvBias::Optional, false, false, true, false},
     // Qwen (v1, Qwen-1_8B-Chat): Q, K and V in one tensor with its bias, NEOX RoPE.
     {"qwen", RopeStyle::Neox, QkvBias::Required, false, false, false, true},
 };

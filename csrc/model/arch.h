@@ -18,7 +18,8 @@ struct ArchInfo {
     bool qk_norm;          // attn_q_norm / attn_k_norm: RMSNorm of each head of Q and K before RoPE
     bool post_norms;       // post_attention_norm / post_ffw_norm: RMSNorm of each block's output before its residual add
     bool fused_gate_up;    // ffn_up holds the gate's rows then the up's (2 x n_ff rows), no ffn_gate
-    bool fused_qkv;        // attn_qkv (and its bias) holds Q's rows, then K's, then V's
+    bool fused_qkv;        // attn_qkv (and its bias) holds Q's rows, then K's, then V's (any
+                           // architecture reads an attn_qkv its file has; these require it)
 };
 
 // The entry for general.architecture, or a clear error listing the supported ones.

@@ -66,12 +66,14 @@ ModelWeights load_weights(const GGUFFile& f, const HParams& hp) {
         const std::string p = "blk." + std::to_string(i) + ".";
         LayerWeights l;
         l.attn_norm = expect(f, p + "attn_norm.weight", {E});
-        if (hp.arch->fused_qkv) {  // one tensor, Q's rows then K's then V's, and one bias
+        const bool fused = hp.arch->fused_qkv || f.find_tensor(p + "attn_qkv.weight");
+        if (fused) {  // one tensor, Q's rows then K's then V's, and one bias
             const GGUFTensor* qkv = expect(f, p + "attn_qkv.weight", {E, QD + 2 * KD});
             l.wq = row_view(w, *qkv, 0, QD, p + "attn_qkv.weight[q]");
             l.wk = row_view(w, *qkv, QD, KD, p + "attn_qkv.weight[k]");
             l.wv = row_view(w, *qkv, QD + KD, KD, p + "attn_qkv.weight[v]");
-            if (hp.arch->qkv_bias == QkvBias::Required) {
+            if (hp.arch->qkv_bias == QkvBias::Required ||
+                (hp.arch->qkv_bias == QkvBias::Optional && f.find_tensor(p + "attn_qkv.bias"))) {
                 const GGUFTensor* b = expect(f, p + "attn_qkv.bias", {QD + 2 * KD});
                 l.bq = element_view(w, *b, 0, QD);
                 l.bk = element_view(w, *b, QD, KD);
@@ -84,7 +86,7 @@ ModelWeights load_weights(const GGUFFile& f, const HParams& hp) {
         }
         const bool separate_bias = hp.arch->qkv_bias == QkvBias::Required ||
                                    (hp.arch->qkv_bias == QkvBias::Optional && f.find_tensor(p + "attn_q.bias"));
-        if (!hp.arch->fused_qkv && separate_bias) {
+        if (!fused && separate_bias) {
             l.bq = expect(f, p + "attn_q.bias", {QD});
             l.bk = expect(f, p + "attn_k.bias", {KD});
             l.bv = expect(f, p + "attn_v.bias", {KD});

@@ -50,7 +50,7 @@ def copy_tokenizer(name: str, folder: str | os.PathLike) -> int:
 def make_tiny_model(folder, arch, *, seed=0, hidden=64, layers=2, heads=4, kv_heads=2, ffn=128, vocab=1024,
                     tie=None, dtype="float32", max_position=2048, rope_theta=10000.0, tokenizer=None,
                     init_std=0.2) -> Path:
-    """Save a random ``arch`` ("llama", "qwen2", "qwen3" or "glm4") model into ``folder``; returns the folder.
+    """Save a random ``arch`` ("llama", "qwen2", "qwen3", "glm4" or "glm") model into ``folder``; returns the folder.
 
     ``tie`` defaults to the family's usual choice: qwen2 tied, llama untied.
     ``dtype``: "float32", "float16" or "bfloat16" (the saved safetensors dtype).
@@ -59,7 +59,7 @@ def make_tiny_model(folder, arch, *, seed=0, hidden=64, layers=2, heads=4, kv_he
     (pass ``vocab`` >= its token count).
     """
     import torch
-    from transformers import (Glm4Config, Glm4ForCausalLM, LlamaConfig, LlamaForCausalLM, Qwen2Config,
+    from transformers import (GlmConfig, GlmForCausalLM, Glm4Config, Glm4ForCausalLM, LlamaConfig, LlamaForCausalLM, Qwen2Config,
                               Qwen2ForCausalLM, Qwen3Config, Qwen3ForCausalLM)
 
     folder = Path(folder)
@@ -80,6 +80,9 @@ def make_tiny_model(folder, arch, *, seed=0, hidden=64, layers=2, heads=4, kv_he
     elif arch == "glm4":  # GLM-4-0414's: RoPE on half of each head, q/k/v biases
         common["rope_parameters"] = dict(common["rope_parameters"], partial_rotary_factor=0.5)
         config, cls = Glm4Config(head_dim=hidden // heads, attention_bias=True, **common), Glm4ForCausalLM
+    elif arch == "glm":  # GLM-4-9B-chat as Hugging Face writes it (llama.cpp's chatglm)
+        common["rope_parameters"] = dict(common["rope_parameters"], partial_rotary_factor=0.5)
+        config, cls = GlmConfig(head_dim=hidden // heads, attention_bias=True, **common), GlmForCausalLM
     else:
         raise ValueError(f"unknown arch {arch!r}")
     torch.manual_seed(seed)

@@ -78,6 +78,9 @@ ARCHS: tuple[ArchSpec, ...] = (
     # GLM-4-0414: RoPE on part of each head, with adjacent pairs as the weights
     # come (llama.cpp's glm4); norms after each block; gate_up_proj fused
     ArchSpec(("Glm4ForCausalLM",), gguf.MODEL_ARCH.GLM4, permute_qk=False),
+    # GLM-4-9B-chat as Hugging Face writes it: glm4 without the extra norms
+    # (llama.cpp's chatglm architecture)
+    ArchSpec(("GlmForCausalLM",), gguf.MODEL_ARCH.CHATGLM, permute_qk=False),
     # Qwen (v1), the seed's Qwen-1_8B-Chat: fused c_attn with bias, NEOX RoPE
     ArchSpec(("QWenLMHeadModel",), gguf.MODEL_ARCH.QWEN, permute_qk=False,
              normalize_config=_qwen_v1_config, rename_tensor=_qwen_v1_name),
