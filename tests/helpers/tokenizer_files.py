@@ -14,9 +14,12 @@ import pathlib
 # The pre-tokenizer regexes as Qwen2's / Llama 3's own tokenizer.json spell them.
 QWEN2_RE = r"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+"
 LLAMA3_RE = r"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}{1,3}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+"
+# Qwen3.5's: marks (\p{M}) join letters
+QWEN35_RE = (r"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?[\p{L}\p{M}]+|\p{N}"
+             r"| ?[^\s\p{L}\p{M}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+")
 
 # the families of tokenizer.ggml.pre hearth implements, by the name the converter writes
-BPE_FAMILIES = {"gpt2": "gpt-2", "llama3": "llama-bpe", "qwen2": "qwen2", "smollm": "smollm"}
+BPE_FAMILIES = {"gpt2": "gpt-2", "llama3": "llama-bpe", "qwen2": "qwen2", "smollm": "smollm", "qwen35": "qwen35"}
 BPE_SPECIALS = ["<|endoftext|>", "<|im_start|>", "<|im_end|>"]
 
 # Qwen (v1) tiktoken: the pattern and special tokens of tokenization_qwen.py
@@ -30,7 +33,7 @@ def bpe_pre_tokenizer(family: str):
         return pt.ByteLevel(add_prefix_space=False, use_regex=True)
     if family == "smollm":
         return pt.Sequence([pt.Digits(individual_digits=True), pt.ByteLevel(add_prefix_space=False, use_regex=True)])
-    pattern = {"llama3": LLAMA3_RE, "qwen2": QWEN2_RE}[family]
+    pattern = {"llama3": LLAMA3_RE, "qwen2": QWEN2_RE, "qwen35": QWEN35_RE}[family]
     return pt.Sequence([pt.Split(Regex(pattern), behavior="isolated", invert=False),
                         pt.ByteLevel(add_prefix_space=False, use_regex=False)])
 

@@ -282,6 +282,8 @@ def token_bytes_to_string(b: bytes) -> str:
 # Pre-tokenizer regexes as the tokenizers' own tokenizer.json files spell them.
 _QWEN2_RE = r"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+"
 _LLAMA3_RE = r"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}{1,3}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+"
+_QWEN35_RE = (r"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?[\p{L}\p{M}]+|\p{N}"
+              r"| ?[^\s\p{L}\p{M}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+")
 
 
 def _pretokenizer_steps(pre: dict | None) -> list[dict]:
@@ -300,6 +302,7 @@ def detect_pre(tokenizer_json: dict) -> tuple[str, str]:
 
     * a ``Split`` with Qwen2's regex (``\\p{N}``: one digit per piece) -> ``qwen2``
     * a ``Split`` with Llama 3's regex (``\\p{N}{1,3}``) -> ``llama-bpe``
+    * a ``Split`` with Qwen3.5's regex (marks join letters) -> ``qwen35``
     * ``Digits(individual_digits)`` followed by the GPT-2 ``ByteLevel`` regex
       (SmolLM / StarCoder style) -> ``smollm``
     * the GPT-2 ``ByteLevel`` regex alone -> ``gpt-2`` (llama.cpp's spelling)
@@ -313,6 +316,8 @@ def detect_pre(tokenizer_json: dict) -> tuple[str, str]:
         return "qwen2", "Split with the Qwen2 regex"
     if regexes == [_LLAMA3_RE]:
         return "llama-bpe", "Split with the Llama 3 regex"
+    if regexes == [_QWEN35_RE]:
+        return "qwen35", "Split with the Qwen3.5 regex"
     if not regexes and digits and bytelevel_regex:
         return "smollm", "Digits(individual_digits) + ByteLevel regex"
     if not regexes and not digits and bytelevel_regex:
