@@ -182,7 +182,6 @@ def test_a_full_context_drops_the_oldest_turns_and_the_chat_goes_on(smollm2_gguf
     child.expect(pexpect.EOF)
 
 
-
 def test_line_editing_keys_and_a_history_file(smollm2_gguf, api, tmp_path):
     """Arrows, Ctrl-A / Ctrl-E / Ctrl-W / Ctrl-U, Up for the last line, and the
     history kept in $HEARTH_HISTORY for the next session."""
@@ -215,6 +214,11 @@ def test_line_editing_keys_and_a_history_file(smollm2_gguf, api, tmp_path):
     enter()
     child.send("\x1b[A\x1b[A")  # Up twice: "Hello there pal"
     enter()
+    child.send("a line never sent")
+    child.expect_exact("never sent")  # echoed: read before Ctrl-C flushes the terminal's input
+    child.send("\x03")  # Ctrl-C drops the line: one line break, a fresh prompt
+    child.expect_exact("> ")
+    assert "\r\n\r\n" not in child.before, repr(child.before)
     child.sendline("/exit")
     child.expect(pexpect.EOF)
     assert hist.read_text().splitlines() == [

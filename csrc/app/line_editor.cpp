@@ -1,7 +1,6 @@
 #include "app/line_editor.h"
 
 #include <cerrno>
-#include <cstdio>
 #include <cstdlib>
 #include <fstream>
 
@@ -97,8 +96,6 @@ LineEditor::LineEditor(std::string history_path, const std::atomic<bool>& interr
     if (history_.size() > kMaxHistory) history_.erase(history_.begin(), history_.end() - kMaxHistory);
 }
 
-LineEditor::~LineEditor() = default;
-
 void LineEditor::remember(const std::string& line) {
     if (line.empty() || line.find('\n') != std::string::npos) return;
     if (!history_.empty() && history_.back() == line) return;
@@ -157,10 +154,7 @@ LineRead LineEditor::read_edited(const std::string& prompt, std::string& line) {
         const ssize_t n = ::read(0, &c, 1);
         if (n == 0) return line.empty() ? LineRead::End : LineRead::Line;
         if (n < 0) {
-            if (errno == EINTR && interrupted_.load()) {
-                out("\n");  // the terminal (OPOST) makes it \r\n
-                return LineRead::Interrupted;
-            }
+            if (errno == EINTR && interrupted_.load()) return LineRead::Interrupted;  // the caller ends the line
             if (errno == EINTR) continue;
             return LineRead::End;
         }

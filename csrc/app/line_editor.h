@@ -24,12 +24,9 @@ public:
     // history_path: where lines are kept ("" keeps none); interrupted: set
     // by the SIGINT handler, which makes a read return Interrupted.
     LineEditor(std::string history_path, const std::atomic<bool>& interrupted);
-    ~LineEditor();
 
     // One line after printing prompt. Adds it to the history when not empty.
     LineRead read(const std::string& prompt, std::string& line);
-
-    const std::vector<std::string>& history() const { return history_; }
 
 private:
     LineRead read_plain(std::string& line);

@@ -22,6 +22,7 @@
 #include <cstdint>
 #include <cstdlib>
 #include <cstring>
+#include <type_traits>
 
 #include "kernels/group_tiling.h"
 #include "kernels/kernels.h"
@@ -77,37 +78,16 @@ inline __m256i nibble_dot(const W& w, const XG& x, __m256i start) {
     return _mm256_add_epi32(_mm256_madd_epi16(s16, _mm256_set1_epi16(1)), start);
 }
 
-struct Q4_0 {
-    using Block = block_q4_0;
-    using Row = PackedRow<Block>;
-    struct alignas(32) W { __m256i q[8]; __m256 d; };
-    static void prep(const PackedRow<Block>& r, int64_t g, int n, W& w) {
-        prep_nibbles(r, g, n, w.q);
-        w.d = load_f16(r.d(g, G, n), n);
-    }
-    static __m256i dot(const W& w, const XG& x) {
-        return nibble_dot(w, x, _mm256_load_si256((const __m256i*)x.c8));
-    }
-    static __m256 scale_add(__m256i p, const W& w, const XG& x, __m256 acc) {
-        return _mm256_fmadd_ps(_mm256_cvtepi32_ps(p), _mm256_mul_ps(w.d, _mm256_load_ps(x.d)), acc);
-    }
-};
-
-struct Q4_1 {
-    using Block = block_q4_1;
-    using Row = PackedRow<Block>;
-    struct alignas(32) W { __m256i q[8]; __m256 d, m; };
-    static void prep(const PackedRow<Block>& r, int64_t g, int n, W& w) {
-        prep_nibbles(r, g, n, w.q);
-        w.d = load_f16(r.d(g, G, n), n);
-        w.m = load_f16(r.m(g, G, n), n);
-    }
-    static __m256i dot(const W& w, const XG& x) { return nibble_dot(w, x, _mm256_setzero_si256()); }
-    static __m256 scale_add(__m256i p, const W& w, const XG& x, __m256 acc) {
-        acc = _mm256_fmadd_ps(_mm256_cvtepi32_ps(p), _mm256_mul_ps(w.d, _mm256_load_ps(x.d)), acc);
-        return _mm256_fmadd_ps(w.m, _mm256_load_ps(x.s), acc);
-    }
-};
+// The float part of a (row, token) group: d_w * d_x per lane, then, for the
+// types with a minimum, m * (d_x * sum(x)).
+template <class W>
+inline __m256 scale_d(__m256i p, const W& w, const XG& x, __m256 acc) {
+    return _mm256_fmadd_ps(_mm256_cvtepi32_ps(p), _mm256_mul_ps(w.d, _mm256_load_ps(x.d)), acc);
+}
+template <class W>
+inline __m256 scale_dm(__m256i p, const W& w, const XG& x, __m256 acc) {
+    return _mm256_fmadd_ps(w.m, _mm256_load_ps(x.s), scale_d(p, w, x, acc));
+}
 
 struct Q8_0 {
     using Block = block_q8_0;
@@ -129,9 +109,7 @@ struct Q8_0 {
         }
         return p;
     }
-    static __m256 scale_add(__m256i p, const W& w, const XG& x, __m256 acc) {
-        return _mm256_fmadd_ps(_mm256_cvtepi32_ps(p), _mm256_mul_ps(w.d, _mm256_load_ps(x.d)), acc);
-    }
+    static __m256 scale_add(__m256i p, const W& w, const XG& x, __m256 acc) { return scale_d(p, w, x, acc); }
 };
 
 
@@ -205,37 +183,33 @@ inline void prep_fifth_bits(const PackedRow<Block>& r, int64_t g, int n, __m256i
     for (int c = 0; c < 8; c++) q[c] = _mm256_or_si256(q[c], _mm256_and_si256(shift_bits(H, 4 - c), bit));
 }
 
-struct Q5_0 {
-    using Block = block_q5_0;
+// q4_0 / q4_1 / q5_0 / q5_1: the nibbles (and q5's fifth bits) are the
+// unsigned quants; q4_0's -8 and q5_0's -16 are taken back from the sums'
+// start, q4_1's and q5_1's minimum m is the float m term.
+template <class Block>
+struct Nibbles {
     using Row = PackedRow<Block>;
-    struct alignas(32) W { __m256i q[8]; __m256 d; };
+    static constexpr bool kMin = has_min<Block>();
+    static constexpr bool kFifth = has_fifth_bits<Block>();
+    struct alignas(32) WD { __m256i q[8]; __m256 d; };
+    struct alignas(32) WDM { __m256i q[8]; __m256 d, m; };
+    using W = std::conditional_t<kMin, WDM, WD>;
     static void prep(const Row& r, int64_t g, int n, W& w) {
         prep_nibbles(r, g, n, w.q);
-        prep_fifth_bits(r, g, n, w.q);
+        if constexpr (kFifth) prep_fifth_bits(r, g, n, w.q);
         w.d = load_f16(r.d(g, G, n), n);
+        if constexpr (kMin) w.m = load_f16(r.m(g, G, n), n);
     }
-    static __m256i dot(const W& w, const XG& x) {  // from -16 * sum(x)
-        return five_bit_dot(w, x, _mm256_slli_epi32(_mm256_load_si256((const __m256i*)x.c8), 1));
+    static __m256i dot(const W& w, const XG& x) {
+        __m256i start = _mm256_setzero_si256();
+        if constexpr (!kMin) start = _mm256_load_si256((const __m256i*)x.c8);  // -8 * sum(x)
+        if constexpr (!kMin && kFifth) start = _mm256_slli_epi32(start, 1);    // -16 * sum(x)
+        if constexpr (kFifth) return five_bit_dot(w, x, start);
+        else return nibble_dot(w, x, start);
     }
     static __m256 scale_add(__m256i p, const W& w, const XG& x, __m256 acc) {
-        return _mm256_fmadd_ps(_mm256_cvtepi32_ps(p), _mm256_mul_ps(w.d, _mm256_load_ps(x.d)), acc);
-    }
-};
-
-struct Q5_1 {
-    using Block = block_q5_1;
-    using Row = PackedRow<Block>;
-    struct alignas(32) W { __m256i q[8]; __m256 d, m; };
-    static void prep(const Row& r, int64_t g, int n, W& w) {
-        prep_nibbles(r, g, n, w.q);
-        prep_fifth_bits(r, g, n, w.q);
-        w.d = load_f16(r.d(g, G, n), n);
-        w.m = load_f16(r.m(g, G, n), n);
-    }
-    static __m256i dot(const W& w, const XG& x) { return five_bit_dot(w, x, _mm256_setzero_si256()); }
-    static __m256 scale_add(__m256i p, const W& w, const XG& x, __m256 acc) {
-        acc = _mm256_fmadd_ps(_mm256_cvtepi32_ps(p), _mm256_mul_ps(w.d, _mm256_load_ps(x.d)), acc);
-        return _mm256_fmadd_ps(w.m, _mm256_load_ps(x.s), acc);
+        if constexpr (kMin) return scale_dm(p, w, x, acc);
+        else return scale_d(p, w, x, acc);
     }
 };
 
@@ -255,10 +229,7 @@ struct KQuant32 {
         if constexpr (kType == GgmlType::Q4_K) return nibble_dot(w, x, _mm256_setzero_si256());
         else return five_bit_dot(w, x, _mm256_setzero_si256());
     }
-    static __m256 scale_add(__m256i p, const W& w, const XG& x, __m256 acc) {
-        acc = _mm256_fmadd_ps(_mm256_cvtepi32_ps(p), _mm256_mul_ps(w.d, _mm256_load_ps(x.d)), acc);
-        return _mm256_fmadd_ps(w.m, _mm256_load_ps(x.s), acc);
-    }
+    static __m256 scale_add(__m256i p, const W& w, const XG& x, __m256 acc) { return scale_dm(p, w, x, acc); }
 };
 
 // q6_K, q3_K, q2_K
@@ -371,10 +342,10 @@ void matmul_q(const MatmulArgs& a) {
 void avx2_matmul_q8a(const MatmulArgs& a) {
     switch (a.w_type) {
         case GgmlType::Q8_0: return matmul_q<Q8_0>(a);
-        case GgmlType::Q4_0: return matmul_q<Q4_0>(a);
-        case GgmlType::Q4_1: return matmul_q<Q4_1>(a);
-        case GgmlType::Q5_0: return matmul_q<Q5_0>(a);
-        case GgmlType::Q5_1: return matmul_q<Q5_1>(a);
+        case GgmlType::Q4_0: return matmul_q<Nibbles<block_q4_0>>(a);
+        case GgmlType::Q4_1: return matmul_q<Nibbles<block_q4_1>>(a);
+        case GgmlType::Q5_0: return matmul_q<Nibbles<block_q5_0>>(a);
+        case GgmlType::Q5_1: return matmul_q<Nibbles<block_q5_1>>(a);
         case GgmlType::Q2_K: return matmul_q<KQuant16<GgmlType::Q2_K>>(a);
         case GgmlType::Q3_K: return matmul_q<KQuant16<GgmlType::Q3_K>>(a);
         case GgmlType::Q4_K: return matmul_q<KQuant32<GgmlType::Q4_K>>(a);

@@ -80,33 +80,6 @@ inline void prep_nibbles(const PackedRow<Block>& r, int64_t g, int n, __m512i q[
     }
 }
 
-struct Q4_0 {
-    using Block = block_q4_0;
-    using Row = PackedRow<Block>;
-    using W = WGroup;
-    static constexpr bool kHalves = false;
-    static constexpr int kOffset = 8;
-    static constexpr bool kMTerm = false;
-    static void prep(const PackedRow<Block>& r, int64_t g, int n, WGroup& w) {
-        prep_nibbles(r, g, n, w.q);
-        w.d = load_f16(r.d(g, G, n), first_lanes(n));
-    }
-};
-
-struct Q4_1 {
-    using Block = block_q4_1;
-    using Row = PackedRow<Block>;
-    using W = WGroup;
-    static constexpr bool kHalves = false;
-    static constexpr int kOffset = 0;
-    static constexpr bool kMTerm = true;
-    static void prep(const PackedRow<Block>& r, int64_t g, int n, WGroup& w) {
-        prep_nibbles(r, g, n, w.q);
-        w.d = load_f16(r.d(g, G, n), first_lanes(n));
-        w.m = load_f16(r.m(g, G, n), first_lanes(n));
-    }
-};
-
 struct Q8_0 {
     using Block = block_q8_0;
     using Row = PackedRow<Block>;
@@ -246,32 +219,21 @@ inline void prep_fifth_bits(const PackedRow<Block>& r, int64_t g, int n, __m512i
     for (int c = 0; c < 8; c++) q[c] = or_and(q[c], shift_bits(H, 4 - c), bit);
 }
 
-struct Q5_0 {
-    using Block = block_q5_0;
+// q4_0 / q4_1 / q5_0 / q5_1: the nibbles (and q5's fifth bits) are the
+// unsigned quants; q4_0's -8 and q5_0's -16 are taken back from the sums'
+// start, q4_1's and q5_1's minimum m is the float m term.
+template <class Block>
+struct Nibbles {
     using Row = PackedRow<Block>;
     using W = WGroup;
     static constexpr bool kHalves = false;
-    static constexpr int kOffset = 16;
-    static constexpr bool kMTerm = false;
+    static constexpr bool kMTerm = has_min<Block>();
+    static constexpr int kOffset = kMTerm ? 0 : has_fifth_bits<Block>() ? 16 : 8;
     static void prep(const Row& r, int64_t g, int n, W& w) {
         prep_nibbles(r, g, n, w.q);
-        prep_fifth_bits(r, g, n, w.q);
+        if constexpr (has_fifth_bits<Block>()) prep_fifth_bits(r, g, n, w.q);
         w.d = load_f16(r.d(g, G, n), first_lanes(n));
-    }
-};
-
-struct Q5_1 {
-    using Block = block_q5_1;
-    using Row = PackedRow<Block>;
-    using W = WGroup;
-    static constexpr bool kHalves = false;
-    static constexpr int kOffset = 0;
-    static constexpr bool kMTerm = true;
-    static void prep(const Row& r, int64_t g, int n, W& w) {
-        prep_nibbles(r, g, n, w.q);
-        prep_fifth_bits(r, g, n, w.q);
-        w.d = load_f16(r.d(g, G, n), first_lanes(n));
-        w.m = load_f16(r.m(g, G, n), first_lanes(n));
+        if constexpr (kMTerm) w.m = load_f16(r.m(g, G, n), first_lanes(n));
     }
 };
 
@@ -558,10 +520,10 @@ void matmul_q(const MatmulArgs& a) {
 void avx512_matmul_q8a(const MatmulArgs& a) {
     switch (a.w_type) {
         case GgmlType::Q8_0: return matmul_q<Q8_0>(a);
-        case GgmlType::Q4_0: return matmul_q<Q4_0>(a);
-        case GgmlType::Q4_1: return matmul_q<Q4_1>(a);
-        case GgmlType::Q5_0: return matmul_q<Q5_0>(a);
-        case GgmlType::Q5_1: return matmul_q<Q5_1>(a);
+        case GgmlType::Q4_0: return matmul_q<Nibbles<block_q4_0>>(a);
+        case GgmlType::Q4_1: return matmul_q<Nibbles<block_q4_1>>(a);
+        case GgmlType::Q5_0: return matmul_q<Nibbles<block_q5_0>>(a);
+        case GgmlType::Q5_1: return matmul_q<Nibbles<block_q5_1>>(a);
         case GgmlType::Q2_K: return matmul_q<KQuant<GgmlType::Q2_K>>(a);
         case GgmlType::Q3_K: return matmul_q<KQuant<GgmlType::Q3_K>>(a);
         case GgmlType::Q4_K: return matmul_q<KQuant<GgmlType::Q4_K>>(a);

@@ -1,6 +1,7 @@
 #include "text/pretokenize.h"
 
 #include <cstdint>
+#include <iterator>
 
 #include "base/error.h"
 #include "text/unicode.h"
@@ -420,10 +421,7 @@ size_t match_three_digits(std::string_view s, size_t pos) {
 
 // DeepSeek LLM's letters: the explicit ranges of its regex (llama.cpp's
 // llama-vocab.cpp; the cased letters of some Unicode version).
-struct CpRange {
-    uint32_t first, last;
-};
-constexpr CpRange kDeepseekLetters[] = {
+constexpr unicode_tables::CodepointRange kDeepseekLetters[] = {
     {0x0041, 0x005A}, {0x0061, 0x007A}, {0x00B5, 0x00B5}, {0x00C0, 0x00D6},
     {0x00D8, 0x00F6}, {0x00F8, 0x01BA}, {0x01BC, 0x01BF}, {0x01C4, 0x0293},
     {0x0295, 0x02AF}, {0x0370, 0x0373}, {0x0376, 0x0376}, {0x0377, 0x0377},
@@ -449,13 +447,7 @@ constexpr CpRange kDeepseekLetters[] = {
 };
 
 bool is_deepseek_letter(uint32_t cp) {
-    size_t lo = 0, hi = sizeof(kDeepseekLetters) / sizeof(kDeepseekLetters[0]);
-    while (lo < hi) {  // the first range whose last >= cp
-        const size_t mid = (lo + hi) / 2;
-        if (kDeepseekLetters[mid].last < cp) lo = mid + 1;
-        else hi = mid;
-    }
-    return lo < sizeof(kDeepseekLetters) / sizeof(kDeepseekLetters[0]) && kDeepseekLetters[lo].first <= cp;
+    return in_ranges(kDeepseekLetters, std::size(kDeepseekLetters), cp);
 }
 
 // [!-/:-~！-／：-～‘-‟　-。]: ASCII punctuation and letters, their fullwidth

@@ -121,17 +121,15 @@ bool is_letter(uint32_t cp) { return unicode_class(cp) == kLetterClass; }
 bool is_number(uint32_t cp) { return unicode_class(cp) == kNumberClass; }
 bool is_whitespace(uint32_t cp) { return unicode_class(cp) == kWhitespaceClass; }
 
-namespace {
-bool in_ranges(const unicode_tables::CodepointRange* r, size_t n, uint32_t cp) {
+bool in_ranges(const unicode_tables::CodepointRange* ranges, size_t n, uint32_t cp) {
     size_t lo = 0, hi = n;  // the first range with last >= cp
     while (lo < hi) {
         const size_t mid = (lo + hi) / 2;
-        if (r[mid].last < cp) lo = mid + 1;
+        if (ranges[mid].last < cp) lo = mid + 1;
         else hi = mid;
     }
-    return lo < n && r[lo].first <= cp;
+    return lo < n && ranges[lo].first <= cp;
 }
-}  // namespace
 
 bool is_punctuation(uint32_t cp) {
     return in_ranges(unicode_tables::kPunctuation, unicode_tables::kPunctuationCount, cp);

@@ -78,4 +78,8 @@ extern const CodepointRange kMarks[];
 extern const size_t kMarksCount;
 }  // namespace unicode_tables
 
+// Whether cp lies in one of n sorted, disjoint, inclusive ranges (a binary
+// search): for the generated tables and for a pre-tokenizer's own lists.
+bool in_ranges(const unicode_tables::CodepointRange* ranges, size_t n, uint32_t cp);
+
 }  // namespace hearth
