@@ -39,6 +39,7 @@ REAL_TEMPLATES = {
     "mistral-7b-instruct-v0.2-original.jinja": ("mistral-legacy", "<s>", "</s>"),
     "mistral-7b-instruct-v0.1-original.jinja": (None, "<s>", "</s>"),
     "qwen3-0.6b.jinja": ("qwen3", None, "<|im_end|>"),
+    "glm-4-9b-chat.jinja": ("glm4", None, "<|endoftext|>"),
 }
 FAMILY_TEMPLATES = [name for name, (family, _, _) in REAL_TEMPLATES.items() if family]
 

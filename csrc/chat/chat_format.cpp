@@ -28,7 +28,7 @@ constexpr FormatInfo kFormats[] = {
     {ChatFormat::SmolLM2, "smollm2"},       {ChatFormat::Qwen2, "qwen2"},
     {ChatFormat::Qwen25, "qwen2.5"},        {ChatFormat::Llama31, "llama3.1"},
     {ChatFormat::Llama32, "llama3.2"},      {ChatFormat::MistralLegacy, "mistral-legacy"},
-    {ChatFormat::Qwen3, "qwen3"},
+    {ChatFormat::Qwen3, "qwen3"},           {ChatFormat::Glm4, "glm4"},
 };
 
 std::string format_names() {
@@ -157,6 +157,27 @@ std::string format_qwen3(const std::vector<ChatMessage>& messages, bool add_gene
         out += "<|im_start|>assistant\n";
         if (!enable_thinking) out += "<think>\n\n</think>\n\n";
     }
+    return out;
+}
+
+// GLM-4-9B-chat's template (chatglm.cpp's GLM-4; llama.cpp's chatglm
+// architecture) writes each message with its metadata field, which hearth's
+// messages never have. GLM-4-0414's moves the system messages first and
+// handles <think>: a different layout, refused rather than guessed.
+ChatFormat detect_glm(const std::string& t) {
+    if (contains(t, "<|{{ item['role'] }}|>{{ item['metadata'] }}")) return ChatFormat::Glm4;
+    unrecognised("a GLM template other than GLM-4-9B-chat's (GLM-4-0414 and later order the messages differently)");
+}
+
+// GLM-4-9B-chat: "[gMASK]<sop>" written by the template itself, then each
+// message that has content as "<|role|>\ncontent" with no closing marker;
+// the model ends its turn with <|user|> (the file's end-of-turn token).
+std::string format_glm4(const std::vector<ChatMessage>& messages, bool add_generation_prompt) {
+    std::string out = "[gMASK]<sop>";
+    for (const ChatMessage& m : messages) {
+        if (!m.content.empty()) out += "<|" + m.role + "|>\n" + m.content;
+    }
+    if (add_generation_prompt) out += "<|assistant|>";
     return out;
 }
 
@@ -363,6 +384,7 @@ ChatFormat detect_chat_format(const std::string& t) {
     if (contains(t, "<|im_start|>")) return detect_chatml(t);
     if (contains(t, "<|start_header_id|>") && contains(t, "<|end_header_id|>")) return detect_llama3(t);
     if (contains(t, "[INST]")) return detect_inst(t);
+    if (contains(t, "[gMASK]<sop>")) return detect_glm(t);
     unrecognised("none of the markers of a known family");
 }
 
@@ -401,6 +423,7 @@ std::string format_chat(ChatFormat f, const std::vector<ChatMessage>& messages, 
         case ChatFormat::Mistral: return format_mistral_v1(messages, bos_token, eos_token);
         case ChatFormat::MistralLegacy: return format_mistral_legacy(messages, bos_token, eos_token);
         case ChatFormat::Qwen3: return format_qwen3(messages, add_generation_prompt, enable_thinking);
+        case ChatFormat::Glm4: return format_glm4(messages, add_generation_prompt);
     }
     throw Error("format_chat: unknown chat format");
 }

@@ -22,6 +22,7 @@ enum class ChatFormat {
     Llama32,        // Llama 3.2: as 3.1, dated today
     MistralLegacy,  // Mistral-7B-Instruct-v0.2 as first released: no system message
     Qwen3,          // Qwen3's ChatML: <think> reasoning kept only after the last user turn
+    Glm4,           // GLM-4-9B-chat: [gMASK]<sop><|role|>\ncontent..., empty messages left out
 };
 
 struct ChatMessage {
@@ -34,7 +35,7 @@ struct ChatMessage {
 ChatFormat detect_chat_format(const std::string& template_text);
 
 // "chatml", "llama2", "llama3", "mistral-v1", "smollm2", "qwen2", "qwen2.5",
-// "llama3.1", "llama3.2", "mistral-legacy"; chat_format_from_name is the
+// "llama3.1", "llama3.2", "mistral-legacy", "qwen3", "glm4"; chat_format_from_name is the
 // inverse (throws hearth::Error for another name).
 const char* chat_format_name(ChatFormat f);
 ChatFormat chat_format_from_name(const std::string& name);

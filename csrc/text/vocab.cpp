@@ -238,6 +238,8 @@ Vocab load_vocab(const GGUFFile& f) {
     v.eos = token_id_or(f, "tokenizer.ggml.eos_token_id", spm && n > 2 ? 2 : -1, n);
     v.unk = token_id_or(f, "tokenizer.ggml.unknown_token_id", spm ? 0 : -1, n);
     v.eot = token_id_or(f, "tokenizer.ggml.eot_token_id", -1, n);
+    // end of message (GLM-4's <|observation|>: the model hands over to a tool)
+    const int32_t eom = token_id_or(f, "tokenizer.ggml.eom_token_id", -1, n);
     v.pad = token_id_or(f, "tokenizer.ggml.padding_token_id", -1, n);
     v.add_bos = bool_or(f, "tokenizer.ggml.add_bos_token", spm);
     v.add_eos = bool_or(f, "tokenizer.ggml.add_eos_token", false);
@@ -245,8 +247,8 @@ Vocab load_vocab(const GGUFFile& f) {
 
     static const char* const kTurnEnds[] = {"<|im_end|>", "<|eot_id|>", "<|end_of_text|>", "<|endoftext|>",
                                             "<|end|>", "<end_of_turn>", "<|EOT|>", "</s>"};
-    for (int32_t id : {v.eos, v.eot})
-        if (id >= 0) v.end_of_generation.push_back(id);
+    for (int32_t id : {v.eos, v.eot, eom})
+        if (id >= 0 && !v.ends_generation(id)) v.end_of_generation.push_back(id);
     for (int32_t id = 0; id < n; id++) {
         if (v.kind[id] != TokenType::Control || v.ends_generation(id)) continue;
         for (const char* t : kTurnEnds)

@@ -94,6 +94,8 @@ def load_vocab(folder: Path, arch: str, n_vocab: int | None) -> Vocab | None:
     else:
         vocab = _tiktoken_vocab(folder, n_vocab)
     vocab.source = source
+    if arch in ("glm4", "chatglm"):
+        _set_glm_special_tokens(vocab)
     config = _read_json(folder / "tokenizer_config.json") or {}
     if arch == "llama" and isinstance(config.get("add_prefix_space"), bool):
         vocab.add_space_prefix = config["add_prefix_space"]
@@ -101,6 +103,22 @@ def load_vocab(folder: Path, arch: str, n_vocab: int | None) -> Vocab | None:
     if jinja.is_file():
         vocab.chat_template = jinja.read_text(encoding="utf-8")
     return vocab
+
+
+#: GLM-4's turn markers, as llama.cpp's converter records them: the model ends
+#: its answer with <|user|> (end of turn) or hands over to a tool with
+#: <|observation|> (end of message); [gMASK] opens every prompt.
+_GLM_SPECIALS = {"eos": "<|endoftext|>", "unk": "<|endoftext|>", "eot": "<|user|>", "eom": "<|observation|>",
+                 "bos": "[gMASK]"}
+
+
+def _set_glm_special_tokens(vocab: Vocab) -> None:
+    if vocab.special is None:
+        return
+    ids = {t: i for i, t in enumerate(vocab.tokens) if isinstance(t, str)}
+    for kind, text in _GLM_SPECIALS.items():
+        if text in ids:
+            vocab.special._set_special_token(kind, ids[text])
 
 
 def _read_json(path: Path):
