@@ -22,6 +22,7 @@ from hearthlm import HearthError, _core
 
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
 from helpers import text_corpus  # noqa: E402
+from helpers.tokenizer_files import DEEPSEEK_CODER_SPLITS, DEEPSEEK_LLM_REGEXES  # noqa: E402
 
 tokenizers = pytest.importorskip("tokenizers")
 from tokenizers import Regex  # noqa: E402
@@ -51,17 +52,6 @@ def _isolated(*regexes):
     return pt.Sequence([pt.Split(Regex(r), behavior="isolated") for r in regexes])
 
 
-# DeepSeek LLM's letter class: the ranges of llama.cpp's regex, by code point
-# (written as characters, some would be folded by a Unicode normalization).
-DEEPSEEK_LLM_LETTERS = [(65, 90), (97, 122), (181, 181), (192, 214), (216, 246), (248, 442), (444, 447), (452, 659), (661, 687), (880, 883), (886, 886), (887, 887), (891, 893), (895, 895), (902, 902), (904, 906), (908, 908), (910, 929), (931, 1013), (1015, 1153), (1162, 1327), (1329, 1366), (4256, 4293), (5024, 5109), (5112, 5117), (7312, 7354), (7357, 7359), (7424, 7467), (7531, 7543), (7545, 7578), (7680, 7957), (7960, 7965), (7968, 8005), (8008, 8013), (8016, 8023), (8025, 8025), (8027, 8027), (8029, 8029), (8031, 8061), (8064, 8116), (8118, 8124), (8126, 8126), (8130, 8132), (8134, 8140), (8144, 8147), (8150, 8155), (8160, 8172), (8178, 8180), (8182, 8188), (8450, 8450), (8455, 8455), (8458, 8467), (8469, 8469), (8473, 8477), (8484, 8484), (8486, 8486), (8488, 8488), (8490, 8493), (8495, 8500), (8505, 8505), (8508, 8511), (8517, 8521), (8526, 8526), (8579, 8579), (8580, 8580), (11264, 11387), (11390, 11492), (11499, 11502), (11506, 11506), (11507, 11507), (42560, 42605), (42624, 42651), (42786, 42863), (42865, 42887), (42891, 42894), (43888, 43967), (64256, 64262), (64275, 64279), (65313, 65338), (65345, 65370), (66560, 66639), (66736, 66771), (66776, 66811), (68736, 68786), (68800, 68850), (71840, 71903), (125184, 125251)]
-DEEPSEEK_LLM_REGEXES = (
-    "[\r\n]",
-    r"\s?[" + "".join(f"{chr(a)}-{chr(b)}" for a, b in DEEPSEEK_LLM_LETTERS) + "]+",
-    r"\s?[!-/:-~！-／：-～‘-‟　-。]+",
-    r"\s+$",
-    "[一-龥ࠀ-一가-퟿]+",
-    r"\p{N}+",
-)
 GPT2_REGEX = r"'s|'t|'re|'ve|'m|'ll|'d| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)"
 REFERENCE = {
     "gpt2": _byte_level,
@@ -69,7 +59,7 @@ REFERENCE = {
     "qwen2": pt.Split(Regex(QWEN2_REGEX), behavior="isolated"),
     "qwen35": pt.Split(Regex(QWEN35_REGEX), behavior="isolated"),
     "smollm": pt.Sequence([pt.Digits(individual_digits=True), _byte_level]),
-    "deepseek-coder": _isolated("[\r\n]", r"\s?\p{L}+", r"\s?\p{P}+", "[一-龥ࠀ-一가-퟿]+", r"\p{N}"),
+    "deepseek-coder": _isolated(*DEEPSEEK_CODER_SPLITS, r"\p{N}"),
     "deepseek-llm": _isolated(*DEEPSEEK_LLM_REGEXES),
     "falcon": _isolated(r"[\p{P}\$\+<=>\^~\|`]+", GPT2_REGEX, "[0-9][0-9][0-9]"),
 }

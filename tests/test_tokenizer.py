@@ -176,6 +176,16 @@ def test_corpus_is_large_and_varied():
         assert probe in joined, probe
 
 
+@pytest.mark.parametrize("family", list(tf.BPE_FAMILIES))
+def test_converter_names_each_trained_family_by_its_pre_tokenizer(family, trained_dir):
+    """hearth-convert reads the family from the tokenizer.json pre-tokenizer
+    (the ids test below would also pass with a wrong name only by chance)."""
+    gguf = pytest.importorskip("gguf")
+    path = _trained_bpe(trained_dir, family).path
+    field = gguf.GGUFReader(str(path)).fields["tokenizer.ggml.pre"]
+    assert bytes(field.parts[-1]).decode() == tf.BPE_FAMILIES[family]
+
+
 def test_ids_equal_the_reference_on_every_corpus_line(case):
     for parse_special in case.parse_modes():
         assert_same_ids(LINES, lambda t: case.llm.tokenize(t, add_special=False, parse_special=parse_special),

@@ -312,6 +312,11 @@ def _pretokenizer_steps(pre: dict | None) -> list[dict]:
     return [pre]
 
 
+# DeepSeek's Chinese / Japanese / Korean runs, and Coder's splits before its digits
+_CJK = "[一-龥ࠀ-一가-퟿]+"
+_DEEPSEEK_CODER_SPLITS = ("[\r\n]", r"\s?\p{L}+", r"\s?\p{P}+", _CJK)
+
+
 def detect_pre(tokenizer_json: dict) -> tuple[str, str]:
     """``tokenizer.ggml.pre`` for a byte-level BPE tokenizer.json, and why.
 
@@ -324,11 +329,16 @@ def detect_pre(tokenizer_json: dict) -> tuple[str, str]:
     * ``Digits(individual_digits)`` followed by the GPT-2 ``ByteLevel`` regex
       (SmolLM / StarCoder style) -> ``smollm``
     * the GPT-2 ``ByteLevel`` regex alone -> ``gpt-2`` (llama.cpp's spelling)
+    * DeepSeek Coder's splits (newline, letters, punctuation, CJK) then one
+      digit per piece -> ``deepseek-coder``
+    * DeepSeek LLM's five splits (its own letter and punctuation classes,
+      trailing spaces, CJK) then digit runs -> ``deepseek-llm``
     * anything else -> ``default``, with a warning.
     """
     steps = _pretokenizer_steps(tokenizer_json.get("pre_tokenizer"))
     regexes = [s.get("pattern", {}).get("Regex") for s in steps if s.get("type") == "Split"]
     digits = any(s.get("type") == "Digits" and s.get("individual_digits") for s in steps)
+    digit_runs = any(s.get("type") == "Digits" and not s.get("individual_digits") for s in steps)
     bytelevel_regex = any(s.get("type") == "ByteLevel" and s.get("use_regex", True) for s in steps)
     if regexes == [_QWEN2_RE]:
         return "qwen2", "Split with the Qwen2 regex"
@@ -336,6 +346,11 @@ def detect_pre(tokenizer_json: dict) -> tuple[str, str]:
         return "llama-bpe", "Split with the Llama 3 regex"
     if regexes == [_QWEN35_RE]:
         return "qwen35", "Split with the Qwen3.5 regex"
+    if regexes == list(_DEEPSEEK_CODER_SPLITS) and digits and not bytelevel_regex:
+        return "deepseek-coder", "DeepSeek Coder's splits + Digits(individual_digits)"
+    if (len(regexes) == 5 and regexes[0] == "[\r\n]" and regexes[3] == r"\s+$" and regexes[4] == _CJK
+            and digit_runs and not bytelevel_regex):
+        return "deepseek-llm", "DeepSeek LLM's splits + Digits"
     if not regexes and digits and bytelevel_regex:
         return "smollm", "Digits(individual_digits) + ByteLevel regex"
     if not regexes and not digits and bytelevel_regex:
