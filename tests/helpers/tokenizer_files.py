@@ -35,7 +35,7 @@ DEEPSEEK_LLM_REGEXES = (
 
 # the families of tokenizer.ggml.pre hearth implements, by the name the converter writes
 BPE_FAMILIES = {"gpt2": "gpt-2", "llama3": "llama-bpe", "qwen2": "qwen2", "smollm": "smollm", "qwen35": "qwen35",
-                "deepseek-coder": "deepseek-coder", "deepseek-llm": "deepseek-llm"}
+                "deepseek-coder": "deepseek-coder", "deepseek-llm": "deepseek-llm", "falcon": "falcon"}
 BPE_SPECIALS = ["<|endoftext|>", "<|im_start|>", "<|im_end|>"]
 
 # Qwen (v1) tiktoken: the pattern and special tokens of tokenization_qwen.py
@@ -49,6 +49,13 @@ def bpe_pre_tokenizer(family: str):
         return pt.ByteLevel(add_prefix_space=False, use_regex=True)
     if family == "smollm":
         return pt.Sequence([pt.Digits(individual_digits=True), pt.ByteLevel(add_prefix_space=False, use_regex=True)])
+    if family == "falcon":
+        # Falcon's tokenizer.json: runs of punctuation apart, GPT-2's split,
+        # digit runs apart, then at most three digits a piece
+        return pt.Sequence([pt.Punctuation(behavior="contiguous"),
+                            pt.ByteLevel(add_prefix_space=False, use_regex=True),
+                            pt.Digits(individual_digits=False),
+                            pt.Split(Regex("[0-9][0-9][0-9]"), behavior="isolated", invert=False)])
     if family.startswith("deepseek"):
         # as DeepSeek's tokenizer.json files chain them: isolated splits, the
         # digits (one each for Coder, runs for LLM), then bytes without a regex

@@ -333,6 +333,8 @@ def detect_pre(tokenizer_json: dict) -> tuple[str, str]:
       digit per piece -> ``deepseek-coder``
     * DeepSeek LLM's five splits (its own letter and punctuation classes,
       trailing spaces, CJK) then digit runs -> ``deepseek-llm``
+    * ``Punctuation``, the GPT-2 ``ByteLevel`` regex, digit runs, then three
+      digits a piece (Falcon) -> ``falcon``
     * anything else -> ``default``, with a warning.
     """
     steps = _pretokenizer_steps(tokenizer_json.get("pre_tokenizer"))
@@ -351,6 +353,9 @@ def detect_pre(tokenizer_json: dict) -> tuple[str, str]:
     if (len(regexes) == 5 and regexes[0] == "[\r\n]" and regexes[3] == r"\s+$" and regexes[4] == _CJK
             and digit_runs and not bytelevel_regex):
         return "deepseek-llm", "DeepSeek LLM's splits + Digits"
+    punctuation = any(s.get("type") == "Punctuation" for s in steps)
+    if punctuation and bytelevel_regex and digit_runs and regexes == ["[0-9][0-9][0-9]"]:
+        return "falcon", "Punctuation + ByteLevel regex + Digits + three-digit Split"
     if not regexes and digits and bytelevel_regex:
         return "smollm", "Digits(individual_digits) + ByteLevel regex"
     if not regexes and not digits and bytelevel_regex:
