@@ -309,6 +309,45 @@ def test_quantize_activations_bit_identical_to_scalar(kernel, act, data):
     assert np.array_equal(s, rs)
 
 
+# Blocks per group of the SIMD sets' packed 8-bit activations (group_tiling.h).
+PACK_GROUP = {"avx2": 8, "avx512": 16}
+
+
+def expected_packed_row(d, s, qs, G):
+    """group_tiling.h's XGroup<G> layout, written from its description: per
+    group of G blocks, q[c][l] = activations 4c..4c+3 of block l (c < 8), then
+    per block d, -8 sum, -128 sum, d * sum, and the int16 half sums (lo | hi
+    << 16); blocks past the row's end and the struct's padding are zero."""
+    nb = len(d)
+    size = -(-13 * 4 * G // 64) * 64  # alignas(64)
+    out = bytearray()
+    for g0 in range(0, nb, G):
+        n = min(G, nb - g0)
+        q = np.zeros((8, G), np.int32)
+        q[:, :n] = qs[g0:g0 + n].reshape(n, 8, 4).copy().view(np.int32).reshape(n, 8).T
+        lanes = lambda v, dt: np.concatenate([np.asarray(v, dt), np.zeros(G - n, dt)])  # noqa: E731
+        dd, ss = d[g0:g0 + n], s[g0:g0 + n].astype(np.int32)
+        lo = qs[g0:g0 + n, :16].astype(np.int32).sum(axis=1)
+        hi = qs[g0:g0 + n, 16:].astype(np.int32).sum(axis=1)
+        hs = ((lo & 0xFFFF) | ((hi & 0xFFFF) << 16)).astype(np.uint32).view(np.int32)
+        group = (q.tobytes() + lanes(dd, np.float32).tobytes() + lanes(-8 * ss, np.int32).tobytes()
+                 + lanes(-128 * ss, np.int32).tobytes() + lanes(dd * ss.astype(np.float32), np.float32).tobytes()
+                 + lanes(hs, np.int32).tobytes())
+        out += group + bytes(size - len(group))
+    return bytes(out)
+
+
+@pytest.mark.parametrize("nb", [1, 2, 7, 8, 9, 15, 16, 17, 18, 33, 48])
+def test_packed_activations_follow_the_group_layout(kernel, nb):
+    if kernel == "scalar":
+        pytest.skip("the scalar set keeps the q8a blocks as they are")
+    x = activation_inputs("q8")["zero_blocks"]
+    x = np.resize(x, 32 * nb).astype(np.float32) * np.float32(1 + nb / 7)
+    d, s, qs = core.testing.kernel_quantize_q8a(kernel, x)
+    packed = bytes(core.testing.kernel_pack_q8a(kernel, x))
+    assert packed == expected_packed_row(d, s, qs, PACK_GROUP[kernel])
+
+
 # ----------------------------------------------------- attention helpers --
 
 LENGTHS = [1, 7, 8, 15, 16, 17, 33, 64, 100, 128, 131]

@@ -19,6 +19,7 @@
 // the end; decode and prefill run the same arithmetic.
 #include <immintrin.h>
 
+#include <cstddef>
 #include <cstdint>
 #include <cstdlib>
 #include <cstring>
@@ -356,7 +357,60 @@ void avx2_matmul_q8a(const MatmulArgs& a) {
 }
 
 size_t avx2_q8a_packed_row_bytes(int64_t k) { return packed_row_bytes<G>(k); }
-void avx2_pack_q8a(const block_q8a* x, int64_t k, void* out) { pack_row<G>(x, k, out); }
+namespace {
+
+// pack_row<G> (group_tiling.h) in registers: the same bytes (tests/
+// test_kernels.py holds both to the layout). An 8 x 8 dword transpose of the
+// 8 blocks' activations (unpacks, then one lane permute) makes q[c] = dword c
+// of each block. The half sums are exact integer byte sums (unsigned ones
+// times the signed bytes, then the int16 pairs added); blocks past the row's
+// end are zeros.
+void pack_row_transposed(const block_q8a* x, int64_t k, void* out) {
+    const int64_t nb = k / QK;
+    XG* xg = (XG*)out;
+    const __m256i zero = _mm256_setzero_si256(), ones8 = _mm256_set1_epi8(1), ones16 = _mm256_set1_epi16(1);
+    for (int64_t g = 0; g < n_groups(nb, G); g++) {
+        const int n = group_blocks(nb, g, G);
+        const block_q8a* blk = x + g * G;
+        __m256i r[8], t[8], u[8];
+        for (int l = 0; l < 8; l++) r[l] = l < n ? _mm256_loadu_si256((const __m256i*)blk[l].qs) : zero;
+        for (int p = 0; p < 4; p++) {
+            t[2 * p] = _mm256_unpacklo_epi32(r[2 * p], r[2 * p + 1]);
+            t[2 * p + 1] = _mm256_unpackhi_epi32(r[2 * p], r[2 * p + 1]);
+        }
+        for (int h = 0; h < 2; h++) {  // blocks 0-3, then 4-7
+            u[4 * h + 0] = _mm256_unpacklo_epi64(t[4 * h], t[4 * h + 2]);
+            u[4 * h + 1] = _mm256_unpackhi_epi64(t[4 * h], t[4 * h + 2]);
+            u[4 * h + 2] = _mm256_unpacklo_epi64(t[4 * h + 1], t[4 * h + 3]);
+            u[4 * h + 3] = _mm256_unpackhi_epi64(t[4 * h + 1], t[4 * h + 3]);
+        }
+        XG& o = xg[g];
+        __m256i half[2] = {zero, zero};
+        for (int c = 0; c < 4; c++) {  // u[c] lane 0 holds dword c of blocks 0-3, lane 1 dword c + 4
+            const __m256i lo = _mm256_permute2x128_si256(u[c], u[4 + c], 0x20);
+            const __m256i hi = _mm256_permute2x128_si256(u[c], u[4 + c], 0x31);
+            _mm256_store_si256((__m256i*)o.q[c], lo);
+            _mm256_store_si256((__m256i*)o.q[4 + c], hi);
+            half[0] = _mm256_add_epi32(half[0], _mm256_madd_epi16(_mm256_maddubs_epi16(ones8, lo), ones16));
+            half[1] = _mm256_add_epi32(half[1], _mm256_madd_epi16(_mm256_maddubs_epi16(ones8, hi), ones16));
+        }
+        for (int l = 0; l < G; l++) {
+            const bool in = l < n;
+            o.d[l] = in ? blk[l].d : 0.0f;
+            o.c8[l] = in ? -8 * blk[l].sum : 0;
+            o.c128[l] = in ? -128 * blk[l].sum : 0;
+            o.s[l] = in ? blk[l].d * (float)blk[l].sum : 0.0f;
+        }
+        _mm256_store_si256((__m256i*)o.hs, _mm256_or_si256(_mm256_and_si256(half[0], _mm256_set1_epi32(0xffff)),
+                                                           _mm256_slli_epi32(half[1], 16)));
+        // the struct's padding, as pack_row's memset leaves it
+        std::memset((char*)(o.hs + G), 0, sizeof(o) - ((char*)(o.hs + G) - (char*)&o));
+    }
+}
+
+}  // namespace
+
+void avx2_pack_q8a(const block_q8a* x, int64_t k, void* out) { pack_row_transposed(x, k, out); }
 void avx2_pack_q8a_weights(GgmlType t, const void* w, int64_t r0, int64_t r1, int64_t k, void* out) {
     pack_weights<G>(t, w, r0, r1, k, out);
 }

@@ -27,6 +27,7 @@
 // arithmetic.
 #include <immintrin.h>
 
+#include <cstddef>
 #include <cstdint>
 #include <cstdlib>
 #include <cstring>
@@ -533,8 +534,65 @@ void avx512_matmul_q8a(const MatmulArgs& a) {
     }
 }
 
+namespace {
+
+// pack_row<G> (group_tiling.h) in registers: the same bytes (tests/
+// test_kernels.py holds both to the layout). Blocks l and l + 8 share a zmm
+// (their 8 dwords of activations in each half), and an 8 x 8 dword transpose
+// in both halves at once (unpacks, then one two-source permute) makes q[c] =
+// dword c of the 16 blocks. The half sums are exact integer byte sums
+// (vpdpbusd with unsigned ones); blocks past the row's end are zeros.
+void pack_row_transposed(const block_q8a* x, int64_t k, void* out) {
+    const int64_t nb = k / QK;
+    XG* xg = (XG*)out;
+    const __m512i zero = _mm512_setzero_si512(), ones = _mm512_set1_epi8(1);
+    // quadword indices of [a.lane0, b.lane0, a.lane2, b.lane2] and of lanes 1 and 3
+    const __m512i even_lanes = _mm512_setr_epi64(0, 1, 8, 9, 4, 5, 12, 13);
+    const __m512i odd_lanes = _mm512_setr_epi64(2, 3, 10, 11, 6, 7, 14, 15);
+    for (int64_t g = 0; g < n_groups(nb, G); g++) {
+        const int n = group_blocks(nb, g, G);
+        const block_q8a* blk = x + g * G;
+        auto qs = [&](int l) {
+            return l < n ? _mm256_loadu_si256((const __m256i*)blk[l].qs) : _mm256_setzero_si256();
+        };
+        __m512i r[8], t[8], u[8];
+        for (int l = 0; l < 8; l++) r[l] = _mm512_inserti64x4(_mm512_castsi256_si512(qs(l)), qs(l + 8), 1);
+        for (int p = 0; p < 4; p++) {
+            t[2 * p] = _mm512_unpacklo_epi32(r[2 * p], r[2 * p + 1]);
+            t[2 * p + 1] = _mm512_unpackhi_epi32(r[2 * p], r[2 * p + 1]);
+        }
+        for (int h = 0; h < 2; h++) {  // rows 0-3, then 4-7
+            u[4 * h + 0] = _mm512_unpacklo_epi64(t[4 * h], t[4 * h + 2]);
+            u[4 * h + 1] = _mm512_unpackhi_epi64(t[4 * h], t[4 * h + 2]);
+            u[4 * h + 2] = _mm512_unpacklo_epi64(t[4 * h + 1], t[4 * h + 3]);
+            u[4 * h + 3] = _mm512_unpackhi_epi64(t[4 * h + 1], t[4 * h + 3]);
+        }
+        XG& o = xg[g];
+        __m512i half[2] = {zero, zero};
+        for (int c = 0; c < 4; c++) {  // u[c] lane 0 holds dword c of blocks 0-3, lane 1 dword c + 4
+            const __m512i lo = _mm512_permutex2var_epi64(u[c], even_lanes, u[4 + c]);
+            const __m512i hi = _mm512_permutex2var_epi64(u[c], odd_lanes, u[4 + c]);
+            _mm512_store_si512(o.q[c], lo);
+            _mm512_store_si512(o.q[4 + c], hi);
+            half[0] = _mm512_dpbusd_epi32(half[0], ones, lo);
+            half[1] = _mm512_dpbusd_epi32(half[1], ones, hi);
+        }
+        for (int l = 0; l < G; l++) {
+            const bool in = l < n;
+            o.d[l] = in ? blk[l].d : 0.0f;
+            o.c8[l] = in ? -8 * blk[l].sum : 0;
+            o.c128[l] = in ? -128 * blk[l].sum : 0;
+            o.s[l] = in ? blk[l].d * (float)blk[l].sum : 0.0f;
+        }
+        _mm512_store_si512(o.hs, _mm512_or_si512(_mm512_and_si512(half[0], _mm512_set1_epi32(0xffff)),
+                                                 _mm512_slli_epi32(half[1], 16)));
+    }
+}
+
+}  // namespace
+
 size_t avx512_q8a_packed_row_bytes(int64_t k) { return packed_row_bytes<G>(k); }
-void avx512_pack_q8a(const block_q8a* x, int64_t k, void* out) { pack_row<G>(x, k, out); }
+void avx512_pack_q8a(const block_q8a* x, int64_t k, void* out) { pack_row_transposed(x, k, out); }
 void avx512_pack_q8a_weights(GgmlType t, const void* w, int64_t r0, int64_t r1, int64_t k, void* out) {
     pack_weights<G>(t, w, r0, r1, k, out);
 }

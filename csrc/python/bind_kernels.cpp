@@ -223,6 +223,22 @@ std::tuple<py::array_t<float>, py::array_t<int32_t>, py::array_t<int8_t>> kernel
     return {d, s, qs};
 }
 
+// The named set's quantize_q8a then pack_q8a of x: the packed row's bytes.
+py::array_t<uint8_t> kernel_pack_q8a(const std::string& name, const carray<float>& x) {
+    const KernelTable& kt = table(name);
+    const int64_t k = x.size();
+    if (k % QK != 0) throw Error("kernel_pack_q8a: length must be a multiple of 32");
+    std::vector<block_q8a> q((size_t)(k / QK));
+    const size_t bytes = kt.q8a_packed_row_bytes(k);
+    std::vector<uint64_t> packed(bytes / 8 + 8);  // 64-byte aligned below, as Matmul::prepare's rows
+    uint8_t* row = (uint8_t*)(((uintptr_t)packed.data() + 63) / 64 * 64);
+    kt.quantize_q8a(x.data(), q.data(), k);
+    kt.pack_q8a(q.data(), k, row);
+    py::array_t<uint8_t> out((int64_t)bytes);
+    std::copy(row, row + bytes, out.mutable_data());
+    return out;
+}
+
 // STREAM-style read bandwidth: n_threads threads each sum their share of a
 // buffer of `bytes` (pages touched first), `reps` times; returns the best
 // rep's bytes per second. The ceiling a decode step that streams the weights
@@ -296,6 +312,8 @@ void bind_kernels(py::module_& m, py::module_& testing) {
           "Quantize float32 x (length % 32 == 0) to q16a: returns (d float32 [nb], sum int32 [nb], qs int16 [nb, 32]).");
     testing.def("kernel_quantize_q8a", &kernel_quantize_q8a, py::arg("name"), py::arg("x"),
           "Quantize float32 x (length % 32 == 0) to q8a: returns (d float32 [nb], sum int32 [nb], qs int8 [nb, 32]).");
+    testing.def("kernel_pack_q8a", &kernel_pack_q8a, py::arg("name"), py::arg("x"),
+          "quantize_q8a then pack_q8a of float32 x (length % 32 == 0): the packed row's bytes.");
     testing.def("kernel_axpy_f32", [](const std::string& name, float alpha, const carray<float>& x, const carray<float>& y) {
         check_same(x.size(), y.size(), "kernel_axpy_f32");
         py::array_t<float> out(y.size());
