@@ -359,8 +359,8 @@ void avx2_matmul_q8a(const MatmulArgs& a) {
 size_t avx2_q8a_packed_row_bytes(int64_t k) { return packed_row_bytes<G>(k); }
 namespace {
 
-// pack_row<G> (group_tiling.h) in registers: the same bytes (tests/
-// test_kernels.py holds both to the layout). An 8 x 8 dword transpose of the
+// A token's q8a blocks into XGroups (group_tiling.h; tests/test_kernels.py
+// holds every set to the layout). An 8 x 8 dword transpose of the
 // 8 blocks' activations (unpacks, then one lane permute) makes q[c] = dword c
 // of each block. The half sums are exact integer byte sums (unsigned ones
 // times the signed bytes, then the int16 pairs added); blocks past the row's
@@ -394,16 +394,10 @@ void pack_row_transposed(const block_q8a* x, int64_t k, void* out) {
             half[0] = _mm256_add_epi32(half[0], _mm256_madd_epi16(_mm256_maddubs_epi16(ones8, lo), ones16));
             half[1] = _mm256_add_epi32(half[1], _mm256_madd_epi16(_mm256_maddubs_epi16(ones8, hi), ones16));
         }
-        for (int l = 0; l < G; l++) {
-            const bool in = l < n;
-            o.d[l] = in ? blk[l].d : 0.0f;
-            o.c8[l] = in ? -8 * blk[l].sum : 0;
-            o.c128[l] = in ? -128 * blk[l].sum : 0;
-            o.s[l] = in ? blk[l].d * (float)blk[l].sum : 0.0f;
-        }
+        pack_block_scalars<G>(blk, n, o);
         _mm256_store_si256((__m256i*)o.hs, _mm256_or_si256(_mm256_and_si256(half[0], _mm256_set1_epi32(0xffff)),
                                                            _mm256_slli_epi32(half[1], 16)));
-        // the struct's padding, as pack_row's memset leaves it
+        // the struct's padding: zero
         std::memset((char*)(o.hs + G), 0, sizeof(o) - ((char*)(o.hs + G) - (char*)&o));
     }
 }

@@ -536,8 +536,8 @@ void avx512_matmul_q8a(const MatmulArgs& a) {
 
 namespace {
 
-// pack_row<G> (group_tiling.h) in registers: the same bytes (tests/
-// test_kernels.py holds both to the layout). Blocks l and l + 8 share a zmm
+// A token's q8a blocks into XGroups (group_tiling.h; tests/test_kernels.py
+// holds every set to the layout). Blocks l and l + 8 share a zmm
 // (their 8 dwords of activations in each half), and an 8 x 8 dword transpose
 // in both halves at once (unpacks, then one two-source permute) makes q[c] =
 // dword c of the 16 blocks. The half sums are exact integer byte sums
@@ -577,13 +577,7 @@ void pack_row_transposed(const block_q8a* x, int64_t k, void* out) {
             half[0] = _mm512_dpbusd_epi32(half[0], ones, lo);
             half[1] = _mm512_dpbusd_epi32(half[1], ones, hi);
         }
-        for (int l = 0; l < G; l++) {
-            const bool in = l < n;
-            o.d[l] = in ? blk[l].d : 0.0f;
-            o.c8[l] = in ? -8 * blk[l].sum : 0;
-            o.c128[l] = in ? -128 * blk[l].sum : 0;
-            o.s[l] = in ? blk[l].d * (float)blk[l].sum : 0.0f;
-        }
+        pack_block_scalars<G>(blk, n, o);
         _mm512_store_si512(o.hs, _mm512_or_si512(_mm512_and_si512(half[0], _mm512_set1_epi32(0xffff)),
                                                  _mm512_slli_epi32(half[1], 16)));
     }

@@ -40,24 +40,17 @@ size_t packed_row_bytes(int64_t k) {
     return (size_t)n_groups(k / QK, G) * sizeof(XGroup<G>);
 }
 
+// Packing a token's q8a blocks into XGroups is each kernel file's (an
+// in-register transpose of the activations' dwords); the per-block scalars
+// of a group of n blocks (lanes past n zero) are written here for both.
 template <int G>
-void pack_row(const block_q8a* x, int64_t k, void* out) {
-    const int64_t nb = k / QK;
-    XGroup<G>* xg = (XGroup<G>*)out;
-    for (int64_t g = 0; g < n_groups(nb, G); g++) {
-        XGroup<G>& o = xg[g];
-        std::memset(&o, 0, sizeof(o));  // blocks past the row's end stay zero
-        for (int l = 0; l < group_blocks(nb, g, G); l++) {
-            const block_q8a& blk = x[g * G + l];
-            for (int c = 0; c < 8; c++) std::memcpy(&o.q[c][l], blk.qs + 4 * c, 4);
-            o.d[l] = blk.d;
-            o.c8[l] = -8 * blk.sum;
-            o.c128[l] = -128 * blk.sum;
-            o.s[l] = blk.d * (float)blk.sum;
-            int32_t lo = 0, hi = 0;  // |half sum| <= 16 * 127: int16
-            for (int i = 0; i < 16; i++) lo += blk.qs[i], hi += blk.qs[16 + i];
-            o.hs[l] = (int32_t)(((uint32_t)(uint16_t)(int16_t)lo) | ((uint32_t)(uint16_t)(int16_t)hi << 16));
-        }
+void pack_block_scalars(const block_q8a* blk, int n, XGroup<G>& o) {
+    for (int l = 0; l < G; l++) {
+        const bool in = l < n;
+        o.d[l] = in ? blk[l].d : 0.0f;
+        o.c8[l] = in ? -8 * blk[l].sum : 0;
+        o.c128[l] = in ? -128 * blk[l].sum : 0;
+        o.s[l] = in ? blk[l].d * (float)blk[l].sum : 0.0f;
     }
 }
 
