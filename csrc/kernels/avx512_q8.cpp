@@ -561,7 +561,7 @@ void pack_row_transposed(const block_q8a* x, int64_t k, void* out) {
             t[2 * p] = _mm512_unpacklo_epi32(r[2 * p], r[2 * p + 1]);
             t[2 * p + 1] = _mm512_unpackhi_epi32(r[2 * p], r[2 * p + 1]);
         }
-        for (int h = 0; h < 2; h++) {  // rows 0-3, then 4-7
+        for (int h = 0; h < 2; h++) {  // blocks 0-3 (and 8-11), then 4-7 (12-15)
             u[4 * h + 0] = _mm512_unpacklo_epi64(t[4 * h], t[4 * h + 2]);
             u[4 * h + 1] = _mm512_unpackhi_epi64(t[4 * h], t[4 * h + 2]);
             u[4 * h + 2] = _mm512_unpacklo_epi64(t[4 * h + 1], t[4 * h + 3]);
@@ -569,7 +569,7 @@ void pack_row_transposed(const block_q8a* x, int64_t k, void* out) {
         }
         XG& o = xg[g];
         __m512i half[2] = {zero, zero};
-        for (int c = 0; c < 4; c++) {  // u[c] lane 0 holds dword c of blocks 0-3, lane 1 dword c + 4
+        for (int c = 0; c < 4; c++) {  // u[c]: lanes 0 / 2 hold dword c of blocks 0-3 / 8-11, lanes 1 / 3 dword c + 4
             const __m512i lo = _mm512_permutex2var_epi64(u[c], even_lanes, u[4 + c]);
             const __m512i hi = _mm512_permutex2var_epi64(u[c], odd_lanes, u[4 + c]);
             _mm512_store_si512(o.q[c], lo);

@@ -1,6 +1,7 @@
 // What the 8-bit-activation matmuls of every SIMD set share (avx2_q8.cpp with
-// groups of 8 blocks, avx512_q8.cpp with 16): the packed activation layout,
-// its packing, per-thread scratch, and the loop that walks a matmul in row
+// groups of 8 blocks, avx512_q8.cpp with 16): the packed activation layout
+// (each kernel file packs into it with its own transpose), the repacked
+// weights, per-thread scratch, and the loop that walks a matmul in row
 // tiles. No SIMD here: like float_tiling.h it lives in an anonymous
 // namespace, so each kernel file gets its own copy compiled with its flags.
 //
