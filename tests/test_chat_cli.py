@@ -113,11 +113,29 @@ def test_p_answers_one_prompt_in_the_chat_format(smollm2_gguf, api):
     (["--beams", "0"], r"--beams needs an integer >= 1, got '0'"),
     (["--temp", "hot"], r"--temp needs a number, got 'hot'"),
     (["--no-chat"], r"--no-chat needs -p TEXT"),
+    (["--chat-format", "vicuna"], r"--chat-format: unknown chat format 'vicuna'; the formats are chatml, .*glm4"),
 ])
 def test_bad_flag_values_exit_2_naming_them(smollm2_gguf, args, words):
     r = subprocess.run([hearth_binary(), "-m", str(smollm2_gguf), *args], capture_output=True, text=True, timeout=60)
     assert r.returncode == 2
     assert re.search(words, r.stderr), r.stderr
+
+
+def test_chat_format_flag_overrides_the_files_template(smollm2_gguf, api):
+    """--chat-format chatml writes plain ChatML (no SmolLM2 default system
+    message): the answer the API gives with a plain ChatML template."""
+    import pathlib
+
+    chatml = (pathlib.Path(__file__).resolve().parent / "data" / "chat_templates" /
+              "openhermes-2.5-mistral-7b.jinja").read_text(encoding="utf-8")
+    r = subprocess.run([hearth_binary(), "-m", str(smollm2_gguf), "-p", TURN1, "--chat-format", "chatml", *GREEDY],
+                       capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stderr
+    llm = LLM(str(smollm2_gguf), n_threads=2, n_ctx=1024)
+    want = llm.chat([{"role": "user", "content": TURN1}], SamplingParams(temperature=0, max_tokens=48),
+                    chat_template=chatml)[0].text
+    assert r.stdout == want + "\n"
+    assert want != api([{"role": "user", "content": TURN1}])  # the default system message made a difference
 
 
 def test_beams_flag_answers_with_beam_search(smollm2_gguf, smollm2_tokenizer):

@@ -45,8 +45,8 @@ def test_bench_times_prefill_and_decode_of_random_or_given_tokens(model):
 def test_help_lists_the_options():
     r = run("--help")
     assert r.returncode == 0
-    for flag in ("--info", "--bench", "--prompt", "--max-tokens", "--no-chat", "--threads", "--ctx", "--kv-type",
-                 "--tokens", "HEARTH_KERNELS"):
+    for flag in ("--info", "--bench", "--prompt", "--max-tokens", "--no-chat", "--chat-format", "--threads", "--ctx",
+                 "--kv-type", "--tokens", "HEARTH_KERNELS"):
         assert flag in r.stdout
 
 

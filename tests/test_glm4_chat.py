@@ -27,7 +27,7 @@ TEMPLATE = pathlib.Path(__file__).resolve().parent / "data" / "chat_templates" /
 GLM_SPECIALS = ["[gMASK]", "<sop>", "<|system|>", "<|user|>", "<|assistant|>", "<|observation|>"]
 
 
-def add_glm_specials(folder: pathlib.Path, first_id: int) -> dict[str, int]:
+def add_glm_specials(folder: pathlib.Path, first_id: int, template: bool = True) -> dict[str, int]:
     path = folder / "tokenizer.json"
     tj = json.loads(path.read_text(encoding="utf-8"))
     ids = {text: first_id + i for i, text in enumerate(GLM_SPECIALS)}
@@ -38,7 +38,8 @@ def add_glm_specials(folder: pathlib.Path, first_id: int) -> dict[str, int]:
     config = json.loads(config_path.read_text(encoding="utf-8"))
     config.pop("chat_template", None)
     config_path.write_text(json.dumps(config), encoding="utf-8")
-    (folder / "chat_template.jinja").write_text(TEMPLATE.read_text(encoding="utf-8"), encoding="utf-8")
+    if template:
+        (folder / "chat_template.jinja").write_text(TEMPLATE.read_text(encoding="utf-8"), encoding="utf-8")
     return ids
 
 
@@ -83,4 +84,30 @@ def test_hearth_p_answers_as_the_api_with_the_glm4_template(glm):
             "--ignore-eos", "-c", "256"]
     run = subprocess.run(args, capture_output=True, text=True, timeout=120)
     assert run.returncode == 0, run.stderr
+    assert run.stdout.rstrip("\n") == out.text
+
+
+def test_a_file_without_a_template_chats_with_chat_format(tmp_path):
+    """A GLM file that carries no chat template: hearth says how to go on,
+    and with --chat-format glm4 answers as the API with GLM-4's template."""
+    if models_dir() is None:
+        pytest.skip("HEARTH_TEST_MODELS is not set (the Qwen2 tokenizer stands in for GLM-4's)")
+    folder = make_tiny_model(tmp_path / "hf", "glm", vocab=151936, hidden=64, layers=1, heads=4, kv_heads=2,
+                             ffn=128, seed=6, init_std=0.1)
+    (folder / "chat_template.jinja").unlink(missing_ok=True)
+    ids = add_glm_specials(folder, copy_tokenizer("qwen2", folder), template=False)
+    (folder / "chat_template.jinja").unlink(missing_ok=True)  # copy_tokenizer brings Qwen2's
+    path = convert(folder, tmp_path / "glm-no-template.gguf", "f32", progress=False)
+    assert "tokenizer.chat_template" not in gguf.GGUFReader(str(path)).fields
+    args = [hearth_binary(), "-m", str(path), "-p", "Name a prime number.", "--temp", "0", "-n", "8", "--ignore-eos",
+            "-c", "256"]
+    run = subprocess.run(args, capture_output=True, text=True, timeout=120)
+    assert run.returncode == 1 and "--chat-format NAME" in run.stderr and "--no-chat" in run.stderr
+    run = subprocess.run(args + ["--chat-format", "glm4"], capture_output=True, text=True, timeout=120)
+    assert run.returncode == 0, run.stderr
+    llm = LLM(str(path), n_threads=2, n_ctx=256)
+    out = llm.chat([{"role": "user", "content": "Name a prime number."}],
+                   SamplingParams(temperature=0, max_tokens=8, ignore_eos=True),
+                   chat_template=TEMPLATE.read_text(encoding="utf-8"))[0]
+    assert out.prompt_token_ids[:2] == [ids["[gMASK]"], ids["<sop>"]]
     assert run.stdout.rstrip("\n") == out.text

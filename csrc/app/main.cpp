@@ -51,6 +51,10 @@ const char* kUsage =
     "  --system TEXT          a system message for the chat\n"
     "  --no-think             a thinking model (Qwen3) answers without its <think> reasoning\n"
     "                         (the chat template's enable_thinking = false)\n"
+    "  --chat-format NAME     write the chat in this format instead of the one the file's template\n"
+    "                         names (also for a file without a template): chatml, llama2, llama3,\n"
+    "                         mistral-v1, smollm2, qwen2, qwen2.5, llama3.1, llama3.2,\n"
+    "                         mistral-legacy, qwen3, glm4\n"
     "  -n, --max-tokens N     at most N new tokens per answer (default -1: until the end of the\n"
     "                         answer or a full context)\n"
     "  --temp T               temperature (default 0.8; 0 is greedy)\n"
@@ -95,6 +99,7 @@ struct Args {
     bool chat = true;
     std::string system;
     bool no_think = false;
+    std::string chat_format;  // --chat-format NAME: instead of the one the template names
     bool stats = false;
     RequestParams params;  // sampling, stop rules, beams
     int64_t prompt_tokens = 128;
@@ -167,6 +172,13 @@ Args parse_args(int argc, char** argv) {
             a.system = value();
         } else if (f == "--no-think") {
             a.no_think = true;
+        } else if (f == "--chat-format") {
+            a.chat_format = value();
+            try {
+                chat_format_from_name(a.chat_format);
+            } catch (const Error& e) {
+                throw UsageError{std::string("--chat-format: ") + e.what()};
+            }
         } else if (f == "--temp") {
             a.params.sampling.temperature = (float)parse_float(f, value());
         } else if (f == "--top-k") {
@@ -384,6 +396,7 @@ ChatOptions chat_options(const Args& a) {
     o.chat = a.chat;
     o.system = a.system;
     o.enable_thinking = !a.no_think;
+    o.format = a.chat_format;
     o.params = a.params;
     return o;
 }

@@ -43,8 +43,8 @@ std::string format_names() {
 [[noreturn]] void unrecognised(const std::string& why) {
     throw Error("hearth does not recognise this chat template (" + why +
                 "); the formats it writes itself are " + format_names() +
-                ". Run with --no-chat for raw completion, or use the Python API (hearthlm), "
-                "which renders any chat template");
+                ". Name the format the model was trained with (--chat-format NAME), run with --no-chat for "
+                "raw completion, or use the Python API (hearthlm), which renders any chat template");
 }
 
 bool contains(const std::string& text, std::string_view marker) {

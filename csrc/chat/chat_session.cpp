@@ -25,10 +25,14 @@ ChatSession::ChatSession(Engine& e, const Tokenizer* tok, const ChatOptions& o)
     if (o_.chat) {
         const GGUFFile& f = e_.model().file();
         const std::string tmpl = f.get_string_or("tokenizer.chat_template", "");
-        if (tmpl.empty()) {
-            throw Error(f.err("it has no chat template (tokenizer.chat_template); use --no-chat for a raw completion"));
+        if (!o_.format.empty()) {
+            format_ = chat_format_from_name(o_.format);
+        } else if (tmpl.empty()) {
+            throw Error(f.err("it has no chat template (tokenizer.chat_template); use --chat-format NAME to "
+                              "choose one, or --no-chat for a raw completion"));
+        } else {
+            format_ = detect_chat_format(tmpl);
         }
-        format_ = detect_chat_format(tmpl);
         bos_ = token_text(tok_.vocab(), tok_.vocab().bos);
         eos_ = token_text(tok_.vocab(), tok_.vocab().eos);
         if (!o_.system.empty()) messages_.push_back(ChatMessage{"system", o_.system});

@@ -21,6 +21,7 @@ struct ChatOptions {
     bool chat = true;    // false: raw completion of the text
     std::string system;  // a system message, when not empty
     bool enable_thinking = true;  // the template switch of the formats that have one (Qwen3)
+    std::string format;           // a chat_format_name; empty: the one the file's template names
     RequestParams params;  // sampling, stop rules, beams (num_beams > 1: the answer comes at once)
 };
 
