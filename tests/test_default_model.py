@@ -343,6 +343,15 @@ def test_a_prompt_spelled_like_a_flag_is_still_a_prompt(tiny, cache):
     assert files_under(cache) == []
 
 
+def test_a_flags_value_is_not_taken_for_the_model_file():
+    # `hearth --chat-format chatml -p hi` chats with the default model: "chatml"
+    # is the flag's value, not a FILE (and so for every value flag)
+    from hearthlm import cli
+    assert cli.needs_default_model(["--chat-format", "chatml", "-p", "hi"])
+    assert cli.needs_default_model(["--activations", "q16"])
+    assert not cli.needs_default_model(["model.gguf", "--chat-format", "chatml"])
+
+
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc")
 def test_launcher_becomes_the_cpp_process_so_stdin_and_ctrl_c_reach_it(tiny, cache, monkeypatch):
     monkeypatch.delenv("HEARTH_BIN", raising=False)  # it may name a launcher
@@ -392,7 +401,8 @@ def test_the_launcher_knows_every_flag_that_takes_a_value():
     from hearthlm import cli
     usage = subprocess.run([hearth_binary(), "--help"], capture_output=True, text=True).stdout
     shown = set()
-    for m in re.finditer(r"^\s+((?:-\w, )?--[\w-]+)(?: ([A-Z][A-Z|0-9]*|f16\|f32))", usage, re.M):
+    # a value is an upper-case name (FILE, N) or a list of choices (f16|f32, q8|q16)
+    for m in re.finditer(r"^\s+((?:-\w, )?--[\w-]+)(?: ([A-Z][A-Z|0-9]*|[a-z0-9]+(?:\|[a-z0-9]+)+))", usage, re.M):
         shown.update(f.strip() for f in m.group(1).split(","))
     assert shown and shown <= cli.VALUE_FLAGS, shown - cli.VALUE_FLAGS
 

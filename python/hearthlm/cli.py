@@ -29,15 +29,15 @@ HF_FILE_FLAGS = {"-hff", "--hf-file"}
 # With these the C++ program needs no model (or reads the file it is given).
 NO_MODEL_FLAGS = {"--info", "-h", "--help", "--version"}
 LIST_MODELS_FLAG = "--list-models"
-# The C++ parser's flags that take a value (csrc/main.cpp). The value is skipped
-# when looking for the flags above, so `-p --help` stays a prompt. A value flag
-# missing here matters only if its value is spelled like one of those flags.
+# The C++ parser's flags that take a value (csrc/app/main.cpp). The value is
+# skipped when looking for the flags above, so `-p --help` stays a prompt and
+# `--chat-format chatml` is not taken for a model FILE.
 # (tests/test_default_model.py checks it against `hearth --help`.)
 VALUE_FLAGS = {"--info", "-m", "--model", "-p", "--prompt", "-n", "--max-tokens", "--n-predict",
                "--prompt-tokens", "--gen-tokens", "--tokens", "--reps", "-t", "--threads", "-c", "--ctx",
                "--kv-type", "--system", "--temp", "--top-k", "--top-p", "--min-p", "--repeat-penalty",
                "--presence-penalty", "--frequency-penalty", "--stop", "--beams", "--seed",
-               "-hf", "--hf-repo", "-hff", "--hf-file"}
+               "--activations", "--chat-format", "-hf", "--hf-repo", "-hff", "--hf-file"}
 
 
 from .errors import LauncherError  # noqa: E402
