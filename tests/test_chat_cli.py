@@ -114,6 +114,7 @@ def test_p_answers_one_prompt_in_the_chat_format(smollm2_gguf, api):
     (["--temp", "hot"], r"--temp needs a number, got 'hot'"),
     (["--no-chat"], r"--no-chat needs -p TEXT"),
     (["--chat-format", "vicuna"], r"--chat-format: unknown chat format 'vicuna'; the formats are chatml, .*glm4"),
+    (["--chat-format", "chatml", "--no-chat", "-p", "x"], r"give either --chat-format NAME or --no-chat"),
 ])
 def test_bad_flag_values_exit_2_naming_them(smollm2_gguf, args, words):
     r = subprocess.run([hearth_binary(), "-m", str(smollm2_gguf), *args], capture_output=True, text=True, timeout=60)

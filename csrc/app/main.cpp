@@ -242,6 +242,7 @@ Args parse_args(int argc, char** argv) {
     if (a.info_file.empty() && a.model.empty()) throw UsageError{"nothing to do: give a model FILE (or --info FILE)"};
     if (a.bench && a.has_prompt) throw UsageError{"give either -p TEXT or --bench, not both"};
     if (!a.chat && !a.has_prompt && !a.bench) throw UsageError{"--no-chat needs -p TEXT (the text to complete)"};
+    if (!a.chat && !a.chat_format.empty()) throw UsageError{"give either --chat-format NAME or --no-chat, not both"};
     try {
         check_request_params(a.params);
     } catch (const Error& e) {
