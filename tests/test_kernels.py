@@ -384,6 +384,21 @@ def test_scores_of_a_dimension_major_block_match_numpy(kernel, hd):
 
 
 @pytest.mark.parametrize("hd", [64, 128, 80, 6])
+def test_four_queries_at_once_score_as_each_alone(kernel, hd):
+    """scores4 (the attention's shared-load form) gives each query exactly
+    the bits scores gives it alone, so grouping never changes a result."""
+    rng = np.random.default_rng(100 + hd)
+    q = rng.standard_normal((4, hd)).astype(np.float32)
+    keys = rng.standard_normal((16, hd)).astype(np.float32)
+    for cache in (keys, keys.astype(np.float16)):
+        kt = np.ascontiguousarray(cache.T)
+        kt = kt if cache.dtype == np.float32 else kt.view(np.uint16)
+        together = core.testing.kernel_scores4(kernel, q.reshape(-1), kt)
+        alone = np.stack([core.testing.kernel_scores(kernel, q[m], kt) for m in range(4)])
+        assert np.array_equal(together.view(np.uint32), alone.view(np.uint32))
+
+
+@pytest.mark.parametrize("hd", [64, 128, 80, 6])
 def test_f16_attention_kernels_equal_f32_ones_on_the_converted_block(kernel, hd):
     # attention converts a block once for many queries, or converts in the
     # loads for a few: the same bits either way

@@ -378,6 +378,15 @@ void scores_f16(const float* q, const uint16_t* kt, int64_t hd, float* out) {
     scores16(q, hd, out, [kt](int64_t i) { return _mm256_cvtph_ps(_mm_loadu_si128((const __m128i*)(kt + i))); });
 }
 
+// Four queries, one after the other (the set has no shared-load form).
+void scores4_f32(const float* const* q, const float* kt, int64_t hd, float* const* out) {
+    for (int m = 0; m < 4; m++) scores_f32(q[m], kt, hd, out[m]);
+}
+
+void scores4_f16(const float* const* q, const uint16_t* kt, int64_t hd, float* const* out) {
+    for (int m = 0; m < 4; m++) scores_f16(q[m], kt, hd, out[m]);
+}
+
 void f16_to_f32_row(const uint16_t* x, float* y, int64_t n) {
     int64_t i = 0;
     for (; i + 8 <= n; i += 8) _mm256_storeu_ps(y + i, _mm256_cvtph_ps(_mm_loadu_si128((const __m128i*)(x + i))));
@@ -484,7 +493,7 @@ const KernelTable& avx2_kernels() {
     static const KernelTable table = {
         "avx2", matmul, quantize_q16a, quantize_q8a, avx2_q8a_packed_row_bytes, avx2_pack_q8a, avx2_pack_q8a_weights,
         axpy_f32, axpy_f16, f32_to_f16_row,
-        scores_f32, scores_f16, accumulate_f32, accumulate_f16, f16_to_f32_row, scaled_softmax, silu_mul,
+        scores_f32, scores_f16, scores4_f32, scores4_f16, accumulate_f32, accumulate_f16, f16_to_f32_row, scaled_softmax, silu_mul,
     };
     return table;
 }

@@ -454,6 +454,35 @@ void scores_f16(const float* q, const uint16_t* kt, int64_t hd, float* out) {
     scores16(q, hd, out, [kt](int64_t d) { return _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i*)(kt + d * 16))); });
 }
 
+// scores16 for four queries at once: each key dimension is loaded (and
+// converted) once for the four; each query keeps its own four parts and
+// the same order of operations, so its scores are scores16's bit for bit.
+template <typename Load>
+inline void scores16x4(const float* const* q, int64_t hd, float* const* out, Load load) {
+    __m512 part[4][4];
+    for (int m = 0; m < 4; m++)
+        for (int c = 0; c < 4; c++) part[m][c] = _mm512_setzero_ps();
+    auto dimension = [&](int64_t d, int c) {
+        const __m512 k = load(d);
+        for (int m = 0; m < 4; m++) part[m][c] = _mm512_fmadd_ps(k, _mm512_set1_ps(q[m][d]), part[m][c]);
+    };
+    int64_t d = 0;
+    for (; d + 4 <= hd; d += 4)
+        for (int c = 0; c < 4; c++) dimension(d + c, c);
+    for (int c = 0; c < 4; c++)
+        if (d + c < hd) dimension(d + c, c);
+    for (int m = 0; m < 4; m++)
+        _mm512_storeu_ps(out[m], _mm512_add_ps(_mm512_add_ps(part[m][0], part[m][1]), _mm512_add_ps(part[m][2], part[m][3])));
+}
+
+void scores4_f32(const float* const* q, const float* kt, int64_t hd, float* const* out) {
+    scores16x4(q, hd, out, [kt](int64_t d) { return _mm512_loadu_ps(kt + d * 16); });
+}
+
+void scores4_f16(const float* const* q, const uint16_t* kt, int64_t hd, float* const* out) {
+    scores16x4(q, hd, out, [kt](int64_t d) { return _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i*)(kt + d * 16))); });
+}
+
 void f16_to_f32_row(const uint16_t* x, float* y, int64_t n) {
     int64_t i = 0;
     for (; i + 16 <= n; i += 16) _mm512_storeu_ps(y + i, _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i*)(x + i))));
@@ -585,7 +614,7 @@ const KernelTable& avx512_kernels() {
     static const KernelTable table = {
         "avx512", matmul, quantize_q16a, quantize_q8a, avx512_q8a_packed_row_bytes, avx512_pack_q8a, avx512_pack_q8a_weights,
         axpy_f32, axpy_f16, f32_to_f16_row,
-        scores_f32, scores_f16, accumulate_f32, accumulate_f16, f16_to_f32_row, scaled_softmax, silu_mul,
+        scores_f32, scores_f16, scores4_f32, scores4_f16, accumulate_f32, accumulate_f16, f16_to_f32_row, scaled_softmax, silu_mul,
     };
     return table;
 }

@@ -100,6 +100,10 @@ struct KernelTable {
     // or weights and n, never on other rows.
     void (*scores_f32)(const float* q, const float* kt, int64_t hd, float* out);
     void (*scores_f16)(const float* q, const uint16_t* kt, int64_t hd, float* out);
+    // Four queries against the same block: out[m] is exactly what scores
+    // gives for q[m] (AVX-512 loads each key dimension once for the four).
+    void (*scores4_f32)(const float* const* q, const float* kt, int64_t hd, float* const* out);
+    void (*scores4_f16)(const float* const* q, const uint16_t* kt, int64_t hd, float* const* out);
     void (*accumulate_f32)(const float* w, const float* v, int64_t n, int64_t hd, float* out);
     void (*accumulate_f16)(const float* w, const uint16_t* v, int64_t n, int64_t hd, float* out);
     void (*f16_to_f32_row)(const uint16_t* x, float* y, int64_t n);  // exact

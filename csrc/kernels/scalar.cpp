@@ -226,6 +226,15 @@ void scores_f16(const float* q, const uint16_t* kt, int64_t hd, float* out) {
     scores<uint16_t>(q, kt, hd, out, [](uint16_t h) { return f16_to_f32(h); });
 }
 
+// Four queries, one after the other (the set has no shared-load form).
+void scores4_f32(const float* const* q, const float* kt, int64_t hd, float* const* out) {
+    for (int m = 0; m < 4; m++) scores_f32(q[m], kt, hd, out[m]);
+}
+
+void scores4_f16(const float* const* q, const uint16_t* kt, int64_t hd, float* const* out) {
+    for (int m = 0; m < 4; m++) scores_f16(q[m], kt, hd, out[m]);
+}
+
 void f16_to_f32_row(const uint16_t* x, float* y, int64_t n) {
     for (int64_t i = 0; i < n; i++) y[i] = f16_to_f32(x[i]);
 }
@@ -265,7 +274,7 @@ void silu_mul(float* gate, const float* up, int64_t n) {
 const KernelTable& scalar_kernels() {
     static const KernelTable table = {
         "scalar", matmul, quantize_q16a, quantize_q8a, q8a_packed_row_bytes, pack_q8a, nullptr, axpy_f32, axpy_f16, f32_to_f16_row,
-        scores_f32, scores_f16, accumulate_f32, accumulate_f16, f16_to_f32_row, scaled_softmax, silu_mul,
+        scores_f32, scores_f16, scores4_f32, scores4_f16, accumulate_f32, accumulate_f16, f16_to_f32_row, scaled_softmax, silu_mul,
     };
     return table;
 }

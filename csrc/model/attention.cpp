@@ -70,12 +70,25 @@ void attend(const KVCache& cache, const Batch& b, int64_t row0, int64_t layer, c
         const void* k = cache.block_data(blocks[p / B], layer, task.kvh, 0);
         if (convert) kt.f16_to_f32_row((const uint16_t*)k, block_f32.data(), B * hd);
         const float* kf = convert ? block_f32.data() : f16 ? nullptr : (const float*)k;
+        // the queries that see this block, four at a time where they can
+        // share its loads (each query's scores are the same either way)
+        const float* qs[4];
+        float* outs[4];
+        int nq = 0;
         for (int64_t r = 0; r < rows; r++) {
             if (n_pos(r) <= p) continue;
             for (int64_t i = 0; i < nh; i++) {
-                if (kf) kt.scores_f32(query(r, i), kf, hd, score_row(r, i) + p);
-                else kt.scores_f16(query(r, i), (const uint16_t*)k, hd, score_row(r, i) + p);
+                qs[nq] = query(r, i);
+                outs[nq] = score_row(r, i) + p;
+                if (++nq < 4) continue;
+                if (kf) kt.scores4_f32(qs, kf, hd, outs);
+                else kt.scores4_f16(qs, (const uint16_t*)k, hd, outs);
+                nq = 0;
             }
+        }
+        for (int m = 0; m < nq; m++) {
+            if (kf) kt.scores_f32(qs[m], kf, hd, outs[m]);
+            else kt.scores_f16(qs[m], (const uint16_t*)k, hd, outs[m]);
         }
     }
     for (int64_t r = 0; r < rows; r++)

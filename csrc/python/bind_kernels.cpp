@@ -351,6 +351,25 @@ void bind_kernels(py::module_& m, py::module_& testing) {
         }
         return out;
     }, "scores of q against one block of 16 keys stored dimension-major ([hd, 16]; float32, or float16 bits as uint16)");
+    testing.def("kernel_scores4", [](const std::string& name, const carray<float>& q, py::array kt) {
+        // q: [4, hd]; kt as kernel_scores'; returns [4, kBlockKeys]
+        const int64_t hd = q.size() / 4;
+        check_same(q.size(), 4 * hd, "kernel_scores4");
+        py::array_t<float> out({(int64_t)4, (int64_t)kBlockKeys});
+        const float* qs[4];
+        float* outs[4];
+        for (int m = 0; m < 4; m++) qs[m] = q.data() + m * hd, outs[m] = out.mutable_data() + m * kBlockKeys;
+        if (py::isinstance<py::array_t<uint16_t>>(kt)) {
+            const carray<uint16_t> kk(kt);
+            check_same(kk.size(), hd * kBlockKeys, "kernel_scores4");
+            table(name).scores4_f16(qs, kk.data(), hd, outs);
+        } else {
+            const carray<float> kk(kt);
+            check_same(kk.size(), hd * kBlockKeys, "kernel_scores4");
+            table(name).scores4_f32(qs, kk.data(), hd, outs);
+        }
+        return out;
+    }, "scores4: four queries (q [4, hd]) against one block, as kernel_scores takes it: [4, 16]");
     testing.def("kernel_accumulate", [](const std::string& name, const carray<float>& w, py::array v,
                                         const carray<float>& out0) {
         const int64_t n = w.size(), hd = out0.size();
