@@ -94,7 +94,6 @@ def test_a_file_without_a_template_chats_with_chat_format(tmp_path):
         pytest.skip("HEARTH_TEST_MODELS is not set (the Qwen2 tokenizer stands in for GLM-4's)")
     folder = make_tiny_model(tmp_path / "hf", "glm", vocab=151936, hidden=64, layers=1, heads=4, kv_heads=2,
                              ffn=128, seed=6, init_std=0.1)
-    (folder / "chat_template.jinja").unlink(missing_ok=True)
     ids = add_glm_specials(folder, copy_tokenizer("qwen2", folder), template=False)
     (folder / "chat_template.jinja").unlink(missing_ok=True)  # copy_tokenizer brings Qwen2's
     path = convert(folder, tmp_path / "glm-no-template.gguf", "f32", progress=False)

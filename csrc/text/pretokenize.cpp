@@ -112,14 +112,20 @@ inline Char char_at_or_end(std::string_view s, size_t pos) {
 
 inline bool is_line_break(uint32_t cp) { return cp == '\r' || cp == '\n'; }
 
-// The end of the run of characters of class cls from pos on.
-size_t run_end(std::string_view s, size_t pos, uint8_t cls) {
+// The end of the run of characters that `in_run` accepts from pos on.
+template <class InRun>
+size_t run_end_if(std::string_view s, size_t pos, InRun in_run) {
     while (pos < s.size()) {
         const Char c = char_at(s, pos);
-        if (c.cls != cls) break;
+        if (!in_run(c)) break;
         pos += c.len;
     }
     return pos;
+}
+
+// The end of the run of characters of class cls from pos on.
+size_t run_end(std::string_view s, size_t pos, uint8_t cls) {
+    return run_end_if(s, pos, [cls](const Char& c) { return c.cls == cls; });
 }
 
 // The letter of a contraction that the character at pos stands for, or 0.
@@ -239,23 +245,8 @@ size_t llama3_piece_end(std::string_view s, size_t pos, int max_digits) {
 bool is_word_char(const Char& c) { return c.cls == kLetterClass || (c.cls == kOtherClass && is_mark(c.cp)); }
 bool is_symbol_char(const Char& c) { return c.cls == kOtherClass && !is_mark(c.cp); }
 
-size_t word_run_end(std::string_view s, size_t pos) {
-    while (pos < s.size()) {
-        const Char c = char_at(s, pos);
-        if (!is_word_char(c)) break;
-        pos += c.len;
-    }
-    return pos;
-}
-
-size_t symbol_run_end(std::string_view s, size_t pos) {
-    while (pos < s.size()) {
-        const Char c = char_at(s, pos);
-        if (!is_symbol_char(c)) break;
-        pos += c.len;
-    }
-    return pos;
-}
+size_t word_run_end(std::string_view s, size_t pos) { return run_end_if(s, pos, is_word_char); }
+size_t symbol_run_end(std::string_view s, size_t pos) { return run_end_if(s, pos, is_symbol_char); }
 
 size_t qwen35_piece_end(std::string_view s, size_t pos) {
     const Char c = char_at(s, pos);
