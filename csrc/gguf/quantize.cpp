@@ -36,6 +36,15 @@ inline float signed_absmax(const float* x, int n) {
     return max;
 }
 
+// The symmetric fits' start: the group's signed absmax in *max, or true
+// (L all zeros, scale 0) for a group too small to fit.
+inline bool silent_group(const float* x, int n, int8_t* L, float* max) {
+    *max = signed_absmax(x, n);
+    if (std::fabs(*max) >= kGroupMaxEps) return false;
+    std::memset(L, 0, (size_t)n);
+    return true;
+}
+
 // x[i] ~ scale * L[i] - neg_min with L in [0, nmax], for the types with a
 // minimum (q2_K, q4_K, q5_K): starting from the range's own scale, a grid
 // of inverse scales around nmax / (max - min) is tried, each quantization
@@ -102,11 +111,8 @@ float fit_with_min(int n, int nmax, const float* x, const float* w, uint8_t* L, 
 // x^2 (q6_K): the range's scale and 18 neighbours, each refit by least
 // squares, the best kept. L gets the offset values.
 float fit_symmetric(int n, int nmax, const float* x, int8_t* L) {
-    const float max = signed_absmax(x, n);
-    if (std::fabs(max) < kGroupMaxEps) {
-        std::memset(L, 0, (size_t)n);
-        return 0.0f;
-    }
+    float max;
+    if (silent_group(x, n, L, &max)) return 0.0f;
     auto sums = [&](float iscale, float* sumlx, float* suml2) {
         *sumlx = *suml2 = 0;
         for (int i = 0; i < n; i++) {
@@ -140,11 +146,8 @@ float fit_symmetric(int n, int nmax, const float* x, int8_t* L) {
 // The same form for q3_K: from the range's scale, each value moved in turn to
 // the level that most improves the weighted fit, up to five passes.
 float fit_q3(int n, int nmax, const float* x, int8_t* L) {
-    const float max = signed_absmax(x, n);
-    if (std::fabs(max) < kGroupMaxEps) {
-        std::memset(L, 0, (size_t)n);
-        return 0.0f;
-    }
+    float max;
+    if (silent_group(x, n, L, &max)) return 0.0f;
     const float iscale = -nmax / max;
     float sumlx = 0, suml2 = 0;
     for (int i = 0; i < n; i++) {
