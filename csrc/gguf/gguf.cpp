@@ -5,6 +5,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 
@@ -112,6 +113,15 @@ GGUFValue read_value(Cursor& c, GGUFType type, const std::string& key, const std
     return v;
 }
 
+// A float element read as an integer: converting one outside int64's range
+// (or NaN) is undefined behaviour, and the file is untrusted.
+int64_t saturating_int(double x) {
+    if (!(x == x)) return 0;
+    if (x >= 9.2e18) return INT64_MAX;
+    if (x <= -9.2e18) return INT64_MIN;
+    return (int64_t)x;
+}
+
 }  // namespace
 
 const char* gguf_type_name(GGUFType t) {
@@ -139,8 +149,8 @@ int64_t GGUFValue::array_i(uint64_t idx) const {
         case GGUFType::INT32: { int32_t x; std::memcpy(&x, p, 4); return x; }
         case GGUFType::UINT64: { uint64_t x; std::memcpy(&x, p, 8); return (int64_t)x; }
         case GGUFType::INT64: { int64_t x; std::memcpy(&x, p, 8); return x; }
-        case GGUFType::FLOAT32: { float x; std::memcpy(&x, p, 4); return (int64_t)x; }
-        case GGUFType::FLOAT64: { double x; std::memcpy(&x, p, 8); return (int64_t)x; }
+        case GGUFType::FLOAT32: { float x; std::memcpy(&x, p, 4); return saturating_int(x); }
+        case GGUFType::FLOAT64: { double x; std::memcpy(&x, p, 8); return saturating_int(x); }
         default: return 0;
     }
 }
@@ -283,6 +293,26 @@ void GGUFFile::parse() {
                             " but the file has " + std::to_string(size_)));
         }
         t.data = map_ + data_start + t.offset;
+    }
+    check_no_overlap();
+}
+
+void GGUFFile::check_no_overlap() const {
+    // Two tensors sharing bytes would let a write-free reader still compute
+    // garbage (one tensor's data read as another's): refuse the file.
+    std::vector<const GGUFTensor*> by_offset;
+    by_offset.reserve(tensors_.size());
+    for (const GGUFTensor& t : tensors_) by_offset.push_back(&t);
+    std::sort(by_offset.begin(), by_offset.end(),
+              [](const GGUFTensor* a, const GGUFTensor* b) { return a->offset < b->offset; });
+    for (size_t i = 1; i < by_offset.size(); i++) {
+        const GGUFTensor& prev = *by_offset[i - 1];
+        const GGUFTensor& next = *by_offset[i];
+        if (prev.offset + prev.n_bytes > next.offset) {
+            throw Error(err("corrupt: tensors '" + prev.name + "' (bytes " + std::to_string(prev.offset) + " to " +
+                            std::to_string(prev.offset + prev.n_bytes) + " of the data) and '" + next.name +
+                            "' (from byte " + std::to_string(next.offset) + ") overlap"));
+        }
     }
 }
 

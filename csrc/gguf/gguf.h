@@ -96,6 +96,7 @@ public:
 private:
     GGUFFile() = default;
     void parse();
+    void check_no_overlap() const;
 
     std::string path_;
     uint8_t* map_ = nullptr;
