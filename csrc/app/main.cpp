@@ -212,7 +212,7 @@ Args parse_args(int argc, char** argv) {
         } else if (f == "--reps") {
             a.reps = (int)parse_int(f, value(), 1);
         } else if (f == "-t" || f == "--threads") {
-            a.opts.n_threads = (int)parse_int(f, value(), 1);
+            a.opts.n_threads = (int)std::min<int64_t>(parse_int(f, value(), 1), INT32_MAX);  // the model says how many at most
         } else if (f == "-c" || f == "--ctx") {
             a.engine.n_ctx = parse_int(f, value(), 1);
         } else if (f == "--kv-type") {

@@ -1,9 +1,11 @@
 #include "engine/engine.h"
 
 #include <algorithm>
+#include <cstdio>
 #include <random>
 
 #include "base/error.h"
+#include "base/memory_info.h"
 
 namespace hearth {
 
@@ -15,16 +17,38 @@ int64_t blocks_for(int64_t tokens) { return (tokens + B - 1) / B; }
 
 constexpr int64_t kDefaultKVBytes = int64_t(1) << 30;  // the default pool's ceiling, 1 GiB
 
+int64_t kv_bytes_per_token(const HParams& hp, KVType type) {
+    return hp.n_layer * 2 * hp.n_head_kv * hp.head_dim * (type == KVType::F32 ? 4 : 2);
+}
+
+// Refuse, before mapping a byte, a KV cache the machine could never hold: its
+// pages are committed only as tokens arrive, so it would map fine and then get
+// the process killed halfway through a long prompt.
+void check_kv_fits_in_memory(const HParams& hp, const EngineConfig& c, int64_t tokens) {
+    const uint64_t token_bytes = (uint64_t)kv_bytes_per_token(hp, c.kv_type);
+    const uint64_t memory = usable_memory_bytes();
+    if ((uint64_t)tokens <= memory / token_bytes) return;
+    // tokens x bytes may not fit in 64 bits: say it in double
+    const double need = (double)tokens * (double)token_bytes;
+    char huge[32];
+    std::snprintf(huge, sizeof huge, "%.3g bytes", need);
+    const std::string need_text = need < 1.8e19 ? describe_bytes((uint64_t)need) : std::string(huge);
+    throw Error("the KV cache for " + std::to_string(tokens) + " tokens (n_ctx " + std::to_string(c.n_ctx) +
+                ", " + std::to_string(token_bytes) + " bytes a token in " + kv_type_name(c.kv_type) + ") would need " +
+                need_text + " but this machine has " + describe_bytes(memory) +
+                " of memory: lower n_ctx (-c) or kv_cache_tokens");
+}
+
 EngineConfig resolve(const Model& m, EngineConfig c) {
     if (c.n_ctx < 0) throw Error("n_ctx must be positive, got " + std::to_string(c.n_ctx));
     if (c.n_ctx == 0) c.n_ctx = default_n_ctx(m.hparams());
+    check_kv_fits_in_memory(m.hparams(), c, c.n_ctx);  // first, so that no size below can overflow
     if (c.max_num_seqs < 1) throw Error("max_num_seqs must be >= 1, got " + std::to_string(c.max_num_seqs));
     if (c.kv_cache_tokens < 0) throw Error("kv_cache_tokens must be positive, got " + std::to_string(c.kv_cache_tokens));
     if (c.kv_cache_tokens == 0) {
         // room for several full contexts, but not gigabytes of them for a
         // large model: at most kDefaultKVBytes, unless one context needs more
-        const HParams& hp = m.hparams();
-        const int64_t token_bytes = hp.n_layer * 2 * hp.n_head_kv * hp.head_dim * (c.kv_type == KVType::F32 ? 4 : 2);
+        const int64_t token_bytes = kv_bytes_per_token(m.hparams(), c.kv_type);
         const int64_t fits = std::max<int64_t>(kDefaultKVBytes / token_bytes, c.n_ctx);
         c.kv_cache_tokens = std::min<int64_t>(c.n_ctx * std::min<int64_t>(c.max_num_seqs, 4), fits);
     }
@@ -32,6 +56,7 @@ EngineConfig resolve(const Model& m, EngineConfig c) {
         throw Error("kv_cache_tokens (" + std::to_string(c.kv_cache_tokens) + ") must hold at least one full context (n_ctx " +
                     std::to_string(c.n_ctx) + ")");
     }
+    check_kv_fits_in_memory(m.hparams(), c, c.kv_cache_tokens);
     c.kv_cache_tokens = blocks_for(c.kv_cache_tokens) * B;
     return c;
 }

@@ -22,6 +22,12 @@ const float* f32_data(const GGUFTensor* t) { return (const float*)t->data; }
 
 std::unique_ptr<Model> Model::load(const std::string& path, const ModelOptions& opts) {
     if (opts.n_threads < 0) throw Error("n_threads must be positive, got " + std::to_string(opts.n_threads));
+    // each thread is an OS thread with its own stack and scratch: a typo of
+    // 100000 must not take the machine down (llama.cpp's cap is 512 too)
+    constexpr int kMaxThreads = 512;
+    if (opts.n_threads > kMaxThreads) {
+        throw Error("n_threads must be at most " + std::to_string(kMaxThreads) + ", got " + std::to_string(opts.n_threads));
+    }
     std::unique_ptr<GGUFFile> file = GGUFFile::open(path);
     return std::unique_ptr<Model>(new Model(std::move(file), opts));
 }

@@ -9,7 +9,9 @@ transformers builds: trim_blocks and lstrip_blocks, the loop controls
 (`break`, `continue`), a `{% generation %}` block tag, a `tojson` filter that
 keeps non-ASCII text and HTML characters as they are, and the globals
 `raise_exception`, `strftime_now`, a restricted `dict` and a `namespace`
-that refuses underscore attributes.
+that refuses underscore attributes. A render has a budget of steps and
+characters (render_budget.py): a template that loops or builds a huge string
+is stopped with a ChatTemplateError.
 """
 
 from __future__ import annotations
@@ -32,6 +34,7 @@ from jinja2.sandbox import ImmutableSandboxedEnvironment
 __all__ = ["ChatTemplateError", "render_chat_template", "template_from_metadata", "special_tokens_for"]
 
 
+from . import render_budget  # noqa: E402
 from .errors import ChatTemplateError  # noqa: E402
 
 
@@ -84,6 +87,7 @@ class _SafeNamespace(jinja2.utils.Namespace):
 
     def __setitem__(self, name, value):
         _check_namespace_name(name)
+        render_budget.check_size(f"namespace attribute '{name}'", value)  # the one state a loop can grow
         jinja2.utils.Namespace.__setitem__(self, name, value)
 
 
@@ -107,6 +111,37 @@ class _GenerationBlock(jinja2.ext.Extension):
 _MIN_JINJA2 = (3, 1, 6)
 
 
+class _BudgetedSandbox(ImmutableSandboxedEnvironment):
+    """The sandbox, refusing before it is built any string or number larger
+    than the render budget (render_budget.py)."""
+    intercepted_binops = frozenset(["+", "*", "**", "%"])
+
+    def call_binop(self, context, operator, left, right):
+        render_budget.check_binop(operator, left, right)
+        return super().call_binop(context, operator, left, right)
+
+    def call(__self, __context, __obj, *args, **kwargs):  # noqa: N805 (jinja2's signature)
+        name = getattr(__obj, "__name__", None) or getattr(__obj, "name", None) or type(__obj).__name__  # a macro: .name
+        render_budget.check_call(name, args, kwargs, getattr(__obj, "__self__", None))
+        return super().call(__context, __obj, *args, **kwargs)
+
+    def wrap_str_format(self, value):
+        # str.format is replaced by jinja2's own wrapper when looked up, so
+        # call() sees the wrapper: check the format string here
+        wrapped = super().wrap_str_format(value)
+        if wrapped is not None:
+            render_budget.check_call("format", (), {}, value.__self__)
+        return wrapped
+
+
+def _budgeted_filter(name: str, f):
+    @functools.wraps(f)
+    def checked(*args, **kwargs):
+        render_budget.check_call(name, args, kwargs)
+        return f(*args, **kwargs)
+    return checked
+
+
 def _version_tuple(version: str) -> tuple:
     return tuple(int(part) for part in re.findall(r"\d+", version)[:3])
 
@@ -116,8 +151,10 @@ def _environment() -> ImmutableSandboxedEnvironment:
     if _version_tuple(jinja2.__version__) < _MIN_JINJA2:
         raise ImportError(f"chat templates need jinja2 >= {'.'.join(map(str, _MIN_JINJA2))} (older versions have "
                           f"known sandbox escapes); this is jinja2 {jinja2.__version__}: pip install -U jinja2")
-    env = ImmutableSandboxedEnvironment(
+    env = _BudgetedSandbox(
         trim_blocks=True, lstrip_blocks=True, extensions=[_GenerationBlock, jinja2.ext.loopcontrols])
+    for name in ("center", "indent", "wordwrap", "truncate", "format", "replace"):  # filters that can grow text
+        env.filters[name] = _budgeted_filter(name, env.filters[name])
     env.filters["tojson"] = _tojson
     env.globals["raise_exception"] = _raise_exception
     env.globals["strftime_now"] = _strftime_now
@@ -252,8 +289,12 @@ def render_chat_template(template: str, messages: list, *, add_generation_prompt
     variables.update(_plain(extra))
     tool_schemas, plain_documents = _tool_schemas(tools), _documents(documents)
     try:
-        return compiled.render(messages=chat, tools=tool_schemas, documents=plain_documents,
-                               add_generation_prompt=add_generation_prompt, **variables)
+        with render_budget.StepCounter():
+            pieces = compiled.generate(messages=chat, tools=tool_schemas, documents=plain_documents,
+                                       add_generation_prompt=add_generation_prompt, **variables)
+            return render_budget.joined_within_budget(pieces)
+    except render_budget.RenderBudgetExceeded as e:
+        raise ChatTemplateError(f"the chat template was stopped: {e}") from None
     except _TemplateRefusal as e:
         raise ChatTemplateError(f"the chat template refused the conversation: {e.message}") from e
     except jinja2.exceptions.SecurityError as e:

@@ -67,11 +67,13 @@ def _is_id(t) -> bool:
     return isinstance(t, (int, np.integer)) and not isinstance(t, bool)
 
 
-def _positive_int(name: str, value, allow_none=True) -> int:
+def _positive_int(name: str, value, allow_none=True, at_most: int = 2 ** 63 - 1) -> int:
     if value is None and allow_none:
         return 0
     if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
         raise ValueError(f"{name} must be a positive integer{' or None' if allow_none else ''}, got {value!r}")
+    if value > at_most:  # what the C++ field holds
+        raise ValueError(f"{name} must be at most {at_most}, got {value}")
     return int(value)
 
 
@@ -101,10 +103,10 @@ class LLMEngine:
                  n_ctx: Optional[int] = None, kv_type: str = "f16", activations: str = "q8",
                  kv_cache_tokens: Optional[int] = None, max_num_seqs: int = 16, max_num_batched_tokens: int = 512,
                  enable_prefix_caching: bool = True, _loaded=None):
-        threads = _positive_int("n_threads", n_threads)
+        threads = _positive_int("n_threads", n_threads, at_most=2 ** 31 - 1)
         ctx = _positive_int("n_ctx", n_ctx)
         kv_tokens = _positive_int("kv_cache_tokens", kv_cache_tokens)
-        seqs = _positive_int("max_num_seqs", max_num_seqs, allow_none=False)
+        seqs = _positive_int("max_num_seqs", max_num_seqs, allow_none=False, at_most=2 ** 31 - 1)
         batched = _positive_int("max_num_batched_tokens", max_num_batched_tokens, allow_none=False)
         if kv_type not in KV_TYPES:
             raise ValueError(f"kv_type must be one of {KV_TYPES}, got {kv_type!r}")
@@ -126,12 +128,14 @@ class LLMEngine:
 
     # --- requests --------------------------------------------------------------
     def add_request(self, request_id: str, prompt: PromptType, params: Optional[SamplingParams] = None,
-                    *, seed: Optional[int] = None) -> None:
+                    *, seed: Optional[int] = None, max_tokens_must_fit: bool = False) -> None:
         """Queues a request: prompt is a str, a list of token ids, or vLLM's
         {"prompt": ...} / {"prompt_token_ids": [...]}. Raises HearthError
         (nothing queued) for an id in use, an empty prompt or one too long
         for the context, or parameters out of range. seed: used when params
-        has none."""
+        has none. A max_tokens past the context ends the completion there
+        (finish_reason "length"), unless max_tokens_must_fit: then it is
+        refused, as vLLM's server refuses it."""
         if not isinstance(request_id, str):
             raise ValueError(f"request_id must be a str, got {type(request_id).__name__}")
         params = params if params is not None else SamplingParams()
@@ -141,6 +145,11 @@ class LLMEngine:
         if len(reqs) != 1:
             raise ValueError("add_request takes one prompt")
         text, ids = self.prompt_ids(reqs[0])
+        fits_prompt = len(ids) < self.n_ctx  # else the prompt itself is refused, below
+        if max_tokens_must_fit and fits_prompt and params.max_tokens is not None and len(ids) + params.max_tokens > self.n_ctx:
+            raise HearthError(f"max_tokens is too large: {params.max_tokens}. This model's maximum context length is "
+                              f"{self.n_ctx} tokens and the request has {len(ids)} input tokens "
+                              f"({params.max_tokens} > {self.n_ctx} - {len(ids)})")
         matchers = self._matchers_for(params) if params.structured_outputs is not None else None
         self._engine.add_request(request_id, np.asarray(ids, dtype=np.int64), params.to_core(seed))
         self._prompts[request_id] = (text, ids, params.logprobs is not None)

@@ -13,11 +13,20 @@ from typing import List, Optional, Union
 from .structured import StructuredOutputsParams, as_params
 
 
-def _int(name: str, v, none_as=None) -> int:
+INT32_MAX = 2 ** 31 - 1
+INT64_MAX = 2 ** 63 - 1
+
+
+def _int(name: str, v, none_as=None, at_most: int = INT32_MAX) -> int:
+    """v as an int that fits its C++ field (int32 unless at_most says more):
+    a bigger one is a ValueError naming the parameter, not pybind11's
+    TypeError (a server would answer 500 to 'max_tokens': 1e30)."""
     if v is None and none_as is not None:
         return none_as
     if not isinstance(v, numbers.Integral) or isinstance(v, bool):
         raise ValueError(f"{name} must be an integer, got {v!r}")
+    if not -at_most - 1 <= v <= at_most:
+        raise ValueError(f"{name} must be at most {at_most}, got {v}")
     return int(v)
 
 
@@ -111,14 +120,14 @@ class SamplingParams:
         s.frequency_penalty = _num("frequency_penalty", self.frequency_penalty)
         chosen_seed = self.seed if self.seed is not None else seed
         if chosen_seed is not None:
-            chosen_seed = _int("seed", chosen_seed)
+            chosen_seed = _int("seed", chosen_seed, at_most=2 ** 64)
             if not 0 <= chosen_seed < 2 ** 64:
                 raise ValueError(f"seed must be an integer in [0, 2**64) or None, got {chosen_seed!r}")
             s.seed = chosen_seed
             p.has_seed = True
         g = p.generation
         g.n = _int("n", self.n)
-        g.max_tokens = _int("max_tokens", self.max_tokens, none_as=-1)
+        g.max_tokens = _int("max_tokens", self.max_tokens, none_as=-1, at_most=INT64_MAX)
         if self.max_tokens is not None and g.max_tokens < 1:
             raise ValueError(f"max_tokens must be an integer >= 1 or None (max_new_tokens likewise), got {self.max_tokens!r}")
         if not all(isinstance(x, str) for x in self.stop):
