@@ -17,10 +17,12 @@ from starlette.requests import Request
 
 from ..engine import LLMEngine
 from ..errors import HearthError
-from .async_engine import EngineDeadError
+from .async_engine import EngineDeadError, EngineStepError
+from .auth import CHALLENGE, is_authorized
 from .chat import create_chat_completion
 from .completions import create_completion
 from .metrics import CONTENT_TYPE
+from .page import chat_page_headers
 from .protocol import BadRequest, ChatCompletionRequest, CompletionRequest, DetokenizeRequest, TokenizeRequest
 from .shapes import error_body
 from .state import ServerBusy, ServerState
@@ -51,10 +53,11 @@ def create_app(engine: LLMEngine, served_model_name: str, *, api_key: Optional[s
 
     @app.middleware("http")
     async def check_api_key(request: Request, call_next):
-        if state.api_key and request.url.path.startswith("/v1"):
-            if request.headers.get("authorization", "") != f"Bearer {state.api_key}":
-                return _error(401, "Invalid or missing API key (Authorization: Bearer ...)", "authentication_error",
+        if not is_authorized(request.url.path, request.headers.get("authorization"), state.api_key):
+            response = _error(401, "Invalid or missing API key (Authorization: Bearer ...)", "authentication_error",
                               code="invalid_api_key")
+            response.headers["WWW-Authenticate"] = CHALLENGE
+            return response
         return await call_next(request)
 
     def check_model(name: Optional[str]) -> None:
@@ -108,9 +111,11 @@ def create_app(engine: LLMEngine, served_model_name: str, *, api_key: Optional[s
     async def metrics():
         return Response(state.metrics.render(), media_type=CONTENT_TYPE)
 
+    page_headers = chat_page_headers(STATIC / "index.html")
+
     @app.get("/")
     async def chat_page():
-        return FileResponse(STATIC / "index.html", media_type="text/html")
+        return FileResponse(STATIC / "index.html", media_type="text/html", headers=page_headers)
 
     return app
 
@@ -155,6 +160,14 @@ def _install_errors(app: FastAPI) -> None:
     @app.exception_handler(EngineDeadError)
     async def dead(request: Request, exc: EngineDeadError):
         return _error(503, str(exc), "service_unavailable")
+
+    @app.exception_handler(EngineStepError)
+    async def step_failed(request: Request, exc: EngineStepError):
+        return _error(500, str(exc), "internal_server_error", code=500)
+
+    @app.exception_handler(Exception)
+    async def unexpected(request: Request, exc: Exception):  # a bug: still OpenAI's shape, never a bare page
+        return _error(500, f"internal error: {exc!r}", "internal_server_error", code=500)
 
     @app.exception_handler(StarletteHTTPException)
     async def http_error(request: Request, exc: StarletteHTTPException):

@@ -24,6 +24,11 @@ class EngineDeadError(RuntimeError):
     """The engine thread stopped; no request can be served."""
 
 
+class EngineStepError(RuntimeError):
+    """A step of the engine raised: the requests it ran fail (HTTP 500),
+    the engine goes on."""
+
+
 @dataclass
 class _Stream:
     loop: asyncio.AbstractEventLoop
@@ -51,6 +56,7 @@ class AsyncEngine:
         self._snapshot = engine.stats()
         self._stopping = threading.Event()
         self._error: Optional[BaseException] = None
+        self.step_failures = 0  # steps that raised (each failed the requests it ran)
         self._thread = threading.Thread(target=self._run, name="hearth-engine", daemon=True)
         self._thread.start()
 
@@ -58,8 +64,9 @@ class AsyncEngine:
     async def add(self, request_id: str, prompt: dict, params: SamplingParams) -> "RequestStream":
         """Hands a request to the engine; returns its stream of outputs once
         the engine took it. Raises what LLMEngine.add_request raises
-        (HearthError: a prompt too long for the context, ...), so a bad
-        request fails before any output is sent."""
+        (HearthError: a prompt too long for the context, a max_tokens that
+        cannot fit beside it, ...), so a bad request fails before any output
+        is sent."""
         if self._error is not None or self._stopping.is_set():
             raise EngineDeadError(f"the engine has stopped: {self._error or 'shutting down'}")
         stream = _Stream(asyncio.get_running_loop(), asyncio.Queue())
@@ -105,12 +112,23 @@ class AsyncEngine:
                 if self._stopping.is_set():
                     break
                 if self.engine.has_unfinished_requests():
-                    outputs = self.engine.step()
-                    self._publish(outputs)
-        except BaseException as e:  # a bug, not a bad request: every stream learns of it
+                    self._step()
+        except BaseException as e:  # the loop itself broke: every stream learns of it
             self._error = e
         finally:
             self._fail_all(self._error or EngineDeadError("the server is shutting down"))
+
+    def _step(self) -> None:
+        """One engine step. A step that raises (a bug, not a bad request:
+        those are refused in add) fails the requests it was running, which
+        frees their KV blocks, and the loop goes on serving new requests."""
+        try:
+            outputs = self.engine.step()
+        except Exception as e:
+            self.step_failures += 1
+            self._fail_running(EngineStepError(f"the engine failed while running this request: {e!r}"))
+            return
+        self._publish(outputs)
 
     def _take_commands(self, block: bool) -> None:
         try:
@@ -134,7 +152,7 @@ class AsyncEngine:
             try:
                 if request_id in self._streams:
                     raise ValueError(f"request id {request_id!r} is already running")
-                self.engine.add_request(request_id, prompt, params)
+                self.engine.add_request(request_id, prompt, params, max_tokens_must_fit=True)
             except BaseException as e:
                 accepted.set_exception(e)
                 return
@@ -164,14 +182,20 @@ class AsyncEngine:
         with self._lock:
             self._snapshot = s
 
-    def _fail_all(self, error: BaseException) -> None:
+    def _fail_running(self, error: BaseException) -> None:
         for request_id, stream in list(self._streams.items()):
             try:
                 self.engine.abort_request(request_id)
-            except BaseException:
+            except Exception:
                 pass
+            if self._on_abort is not None:
+                self._on_abort(request_id)
             _put(stream, error)
         self._streams.clear()
+        self._refresh_snapshot()
+
+    def _fail_all(self, error: BaseException) -> None:
+        self._fail_running(error)
         while True:  # requests handed in but never added
             try:
                 cmd = self._commands.get_nowait()

@@ -78,6 +78,7 @@ class ServerState:
                      prompt_param: str = "prompt") -> RequestStream:
         """Hands one prompt to the engine; what it refuses is a BadRequest
         naming the field: prompt_param for a prompt too long for the context,
+        max_tokens when the prompt leaves less room than it asks (vLLM's 400),
         n when its completions cannot fit in the KV pool, response_format for
         a constraint that does not compile."""
         waiting = self.async_engine.snapshot()["num_requests_waiting"]
@@ -92,4 +93,5 @@ class ServerState:
         except HearthError as e:
             message = str(e)
             too_many = message.split(" ", 1)[0].isdigit() and " sequences " in message
-            raise BadRequest(message, "n" if too_many else prompt_param) from None
+            param = "n" if too_many else "max_tokens" if message.startswith("max_tokens") else prompt_param
+            raise BadRequest(message, param) from None
