@@ -8,13 +8,26 @@
 #include "kernels/k_packing.h"
 #include "kernels/kernels.h"
 
+#if HEARTH_X86_KERNELS && (defined(__GNUC__) || defined(__clang__))
+#include <cpuid.h>
+#endif
+
 namespace hearth {
 namespace {
+
+#if HEARTH_X86_KERNELS && (defined(__GNUC__) || defined(__clang__))
+// F16C from CPUID leaf 1 (ECX bit 29): clang before 16 does not take "f16c"
+// in __builtin_cpu_supports, and the fuzz build uses clang.
+bool cpu_has_f16c() {
+    unsigned eax, ebx, ecx, edx;
+    return __get_cpuid(1, &eax, &ebx, &ecx, &edx) && (ecx & bit_F16C);
+}
+#endif
 
 bool cpu_has_avx2() {
 #if HEARTH_X86_KERNELS && (defined(__GNUC__) || defined(__clang__))
     __builtin_cpu_init();
-    return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") && __builtin_cpu_supports("f16c");
+    return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") && cpu_has_f16c();
 #else
     return false;
 #endif

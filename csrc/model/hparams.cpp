@@ -34,6 +34,23 @@ HParams read_hparams(const GGUFFile& f) {
     }
     hp.head_dim = f.get_int_or(a + "attention.key_length", hp.n_embd / hp.n_head);
     positive(hp.head_dim, a + "attention.key_length");
+    // The weights' shapes are sums and products of these (head_count x
+    // key_length, 2 x feed_forward_length): bound them by the largest GGUF
+    // dimension (2^40) so that none overflows.
+    constexpr int64_t kMaxDim = int64_t(1) << 40;
+    auto at_most_max_dim = [&](int64_t v, const std::string& what) {
+        if (v > kMaxDim) {
+            throw Error(f.err("metadata " + what + " = " + std::to_string(v) + " is impossibly large (at most 2^40)"));
+        }
+    };
+    at_most_max_dim(hp.n_embd, "'" + a + "embedding_length'");
+    at_most_max_dim(hp.n_ff, "'" + a + "feed_forward_length'");
+    at_most_max_dim(hp.n_head, "'" + a + "attention.head_count'");
+    at_most_max_dim(hp.head_dim, "'" + a + "attention.key_length'");
+    if (hp.n_head > kMaxDim / hp.head_dim) {
+        throw Error(f.err("attention.head_count x key_length (" + std::to_string(hp.n_head) + " x " +
+                          std::to_string(hp.head_dim) + ") is impossibly large (at most 2^40)"));
+    }
     if (f.get_int_or(a + "attention.value_length", hp.head_dim) != hp.head_dim) {
         throw Error(f.err("attention.value_length differs from key_length, which hearth does not support"));
     }

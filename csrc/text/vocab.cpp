@@ -200,6 +200,11 @@ Vocab load_vocab(const GGUFFile& f) {
     if (n <= 0) throw Error(f.err("the token list 'tokenizer.ggml.tokens' is empty"));
     const GGUFValue* types = f.find("tokenizer.ggml.token_type") ? &array_of(f, "tokenizer.ggml.token_type", n, false) : nullptr;
     const GGUFValue* scores = f.find("tokenizer.ggml.scores") ? &array_of(f, "tokenizer.ggml.scores", n, false) : nullptr;
+    // types are integers: a float one (1.5, 1e20) has no type to mean
+    if (types && (types->elem_type == GGUFType::FLOAT32 || types->elem_type == GGUFType::FLOAT64)) {
+        throw Error(f.err("metadata 'tokenizer.ggml.token_type' must be an array of integers, not of " +
+                          std::string(gguf_type_name(types->elem_type))));
+    }
 
     v.kind.reserve(n);
     v.score.reserve(n);
