@@ -128,8 +128,9 @@ template <bool kDmin>
 inline SuperblockScales superblock_scales(const uint16_t* p, int n) {
     const bool two = n > 8;  // two super-blocks in the group
     const int count = (two ? 2 : 1) * (kDmin ? 2 : 1);
+    // p is only 2-byte aligned: two values are one unaligned 32-bit load
     const __m128 v = _mm_cvtph_ps(count == 4 ? _mm_loadl_epi64((const __m128i*)p)
-                                  : count == 2 ? _mm_cvtsi32_si128(*(const int32_t*)p)
+                                  : count == 2 ? _mm_loadu_si32(p)
                                                : _mm_cvtsi32_si128(*p));
     const __m512i lo_hi = two ? _mm512_set_epi32(1, 1, 1, 1, 1, 1, 1, 1, 0, 0, 0, 0, 0, 0, 0, 0) : _mm512_setzero_si512();
     SuperblockScales s;
