@@ -115,6 +115,7 @@ def test_a_load_run_leaks_nothing_and_fails_no_valid_request(smollm2_gguf):
         asyncio.run(run(SECONDS / 2))
         wait_idle(s, timeout=60)
         rss_half = proc.memory_info().rss
+        anon_half = rss_half - proc.memory_info().shared
         asyncio.run(run(SECONDS / 2))
         wait_idle(s, timeout=60)
         rss_end = proc.memory_info().rss
@@ -123,6 +124,8 @@ def test_a_load_run_leaks_nothing_and_fails_no_valid_request(smollm2_gguf):
         assert tally["ok"] > 0 and tally["cancelled"] > 0 and tally["malformed"] > 0, tally
         # flat: what the second half added is noise next to the process (allocator slack)
         assert rss_end - rss_half < 0.05 * rss_half + 16 * 2 ** 20, (rss_half, rss_end)
-        print(f"\nload run: {tally}, RSS {rss_half / 2**20:.1f} -> {rss_end / 2**20:.1f} MiB")
+        anon_end = rss_end - proc.memory_info().shared  # shared: the mapped model file's pages
+        print(f"\nload run: {SECONDS:.0f} s, {tally}, RSS after the first half {rss_half / 2**20:.1f} MiB "
+              f"(anonymous {anon_half / 2**20:.1f}) -> end {rss_end / 2**20:.1f} MiB (anonymous {anon_end / 2**20:.1f})")
     finally:
         assert s.stop() == 0
