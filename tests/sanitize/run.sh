@@ -47,7 +47,11 @@ for a in "$@"; do [ ! -e "${a%%::*}" ] || has_path=1; done
 [ "$has_path" = 1 ] || set -- "${DEFAULT_TESTS[@]}" "$@"
 
 # --- build --------------------------------------------------------------------
+# -O1, as AddressSanitizer's documentation suggests: it compiles in two thirds
+# of -O2's time (the build is half of this script's time in CI) and runs the
+# tests about as fast, the kernels being intrinsics either way.
 cmake -S "$ROOT" -B "$BUILD" -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo \
+  -DCMAKE_CXX_FLAGS_RELWITHDEBINFO="-O1 -g -DNDEBUG" \
   -DHEARTH_SANITIZE="$SANITIZERS" -DPython_EXECUTABLE="$PY" \
   -DHEARTH_PYTHON_MODULE_DIR="$OVERLAY/hearthlm" >/dev/null
 ninja -C "$BUILD" -j2 _core hearth
