@@ -3,17 +3,23 @@
 # writes their seeds, and runs each for a bounded time, as many at once as
 # there are cores (each harness is one process on one core).
 #
-#   tests/fuzz/run.sh [SECONDS]     SECONDS per harness, default 60
+#   tests/fuzz/run.sh [SECONDS [RUNS]]
+#
+# SECONDS per harness (default 60; 0: no time limit); RUNS, when given, ends
+# each harness after that many executions instead (tests/fuzz/run.sh 0 1000000
+# is the million-execution run the README reports).
 #
 # Environment: HEARTH_TEST_MODELS (default ../shared/models beside the repo),
 # HEARTH_FUZZ_BUILD (default build-fuzz), HEARTH_FUZZ_JOBS (ninja -j and the
-# harnesses run at once, default: the number of cores), PYTHON (default python3). Each harness keeps its corpus in
+# harnesses run at once, default: the number of cores), PYTHON (default
+# python3). Each harness keeps its corpus in
 # BUILD/corpus/NAME (it grows from run to run), its log in BUILD/logs/NAME.log
 # and any crashing input in BUILD/crashes/NAME/. Exits non-zero when any
 # harness found a crash, a sanitizer report, a timeout or an out-of-memory.
 set -euo pipefail
 
 seconds=${1:-60}
+runs=${2:-}
 repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 build=${HEARTH_FUZZ_BUILD:-$repo/build-fuzz}
 python=${PYTHON:-python3}
@@ -59,6 +65,7 @@ run_one() {
     if [ "$h" = fuzz_gguf ]; then extra=(-dict="$repo/tests/fuzz/gguf.dict"); fi
     # the inputs that once failed are seeds too (read only, as the seeds)
     if [ -d "$repo/tests/fuzz/regressions/$h" ]; then extra+=("$repo/tests/fuzz/regressions/$h"); fi
+    if [ -n "$runs" ]; then extra+=(-runs="$runs"); fi
     HEARTH_FUZZ_VOCAB=$(vocab_of "$h") "$build/$h" "$corpus" "$(seeds_of "$h")" ${extra[@]+"${extra[@]}"} \
         -max_total_time="$seconds" -timeout=10 -rss_limit_mb=2048 -print_final_stats=1 \
         -artifact_prefix="$crashes/" >"$log" 2>&1 || rc=$?

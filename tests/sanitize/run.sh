@@ -22,10 +22,12 @@ PY="$("${PYTHON:-python}" -c 'import sys; print(sys.executable)')"
 OVERLAY="$BUILD/overlay"   # a copy of python/hearthlm with the sanitized _core
 LOGS="$BUILD/logs"
 
-# The CI subset: kernels, GGUF reading/quants, tokenizers, engine (KV cache,
-# batching, generation, sampling). Each file is ~1-2 min under ASan on 2 cores.
+# The CI subset: kernels, GGUF reading/quants (with broken files, the fuzzers'
+# regression inputs and oversized requests), tokenizers, engine (KV cache,
+# batching, generation, sampling). About 5 min of tests under ASan on 2 cores.
 DEFAULT_TESTS=(
-  tests/test_kernels.py tests/test_quants.py tests/test_k_quants.py tests/test_bad_files.py
+  tests/test_kernels.py tests/test_quants.py tests/test_k_quants.py
+  tests/test_bad_files.py tests/test_fuzz_regressions.py tests/test_resource_limits.py
   tests/test_tokenizer.py tests/test_pretokenize.py
   tests/test_kv_cache.py tests/test_continuous_batching.py tests/test_generate.py tests/test_sampling.py
 )
