@@ -114,17 +114,17 @@ def test_a_load_run_leaks_nothing_and_fails_no_valid_request(smollm2_gguf):
         wait_idle(s, timeout=60)
         asyncio.run(run(SECONDS / 2))
         wait_idle(s, timeout=60)
-        rss_half = proc.memory_info().rss
-        anon_half = rss_half - proc.memory_info().shared
+        half = proc.memory_info()
+        rss_half, anon_half = half.rss, half.rss - half.shared  # shared: the mapped model file's pages
         asyncio.run(run(SECONDS / 2))
         wait_idle(s, timeout=60)
-        rss_end = proc.memory_info().rss
+        end = proc.memory_info()
+        rss_end, anon_end = end.rss, end.rss - end.shared
         assert s.proc.poll() is None and http(s, "GET", "/health")[0] == 200
         assert metric(s, "kv_blocks_used") == 0
         assert tally["ok"] > 0 and tally["cancelled"] > 0 and tally["malformed"] > 0, tally
         # flat: what the second half added is noise next to the process (allocator slack)
         assert rss_end - rss_half < 0.05 * rss_half + 16 * 2 ** 20, (rss_half, rss_end)
-        anon_end = rss_end - proc.memory_info().shared  # shared: the mapped model file's pages
         print(f"\nload run: {SECONDS:.0f} s, {tally}, RSS after the first half {rss_half / 2**20:.1f} MiB "
               f"(anonymous {anon_half / 2**20:.1f}) -> end {rss_end / 2**20:.1f} MiB (anonymous {anon_end / 2**20:.1f})")
     finally:

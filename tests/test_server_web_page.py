@@ -5,6 +5,7 @@ build/test-artifacts/)."""
 
 from __future__ import annotations
 
+import json
 import os
 import pathlib
 import shutil
@@ -14,6 +15,7 @@ import pytest
 
 pytest.importorskip("fastapi", reason="the server needs its extra (pip install '.[server]')")
 sync_api = pytest.importorskip("playwright.sync_api", reason="Playwright is not installed (pip install '.[test]')")
+httpx = pytest.importorskip("httpx")
 
 from helpers.server_process import ServerProcess  # noqa: E402
 from test_server import wait_idle  # noqa: E402
@@ -102,7 +104,7 @@ def _hostile_stream(route):
                "choices": [{"index": 0, "delta": {"content": p}, "finish_reason": None}]} for p in pieces]
     events.append({"id": "x", "object": "chat.completion.chunk", "created": 0, "model": "m",
                    "choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}]})
-    body = "".join("data: " + __import__("json").dumps(e) + "\n\n" for e in events) + "data: [DONE]\n\n"
+    body = "".join("data: " + json.dumps(e) + "\n\n" for e in events) + "data: [DONE]\n\n"
     route.fulfill(status=200, headers={"Content-Type": "text/event-stream"}, body=body)
 
 
@@ -128,8 +130,6 @@ def test_an_answer_with_script_and_onerror_runs_nothing_in_chromium(server, page
 
 
 def test_the_page_works_under_its_content_security_policy(server, browser):
-    import httpx
-
     r = httpx.get(server.url + "/")
     policy = r.headers["content-security-policy"]
     assert "default-src 'none'" in policy and "script-src 'sha256-" in policy and "unsafe-inline" not in policy

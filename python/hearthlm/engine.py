@@ -149,7 +149,7 @@ class LLMEngine:
         if max_tokens_must_fit and fits_prompt and params.max_tokens is not None and len(ids) + params.max_tokens > self.n_ctx:
             raise HearthError(f"max_tokens is too large: {params.max_tokens}. This model's maximum context length is "
                               f"{self.n_ctx} tokens and the request has {len(ids)} input tokens "
-                              f"({params.max_tokens} > {self.n_ctx} - {len(ids)})")
+                              f"({params.max_tokens} > {self.n_ctx} - {len(ids)})", param="max_tokens")
         matchers = self._matchers_for(params) if params.structured_outputs is not None else None
         self._engine.add_request(request_id, np.asarray(ids, dtype=np.int64), params.to_core(seed))
         self._prompts[request_id] = (text, ids, params.logprobs is not None)

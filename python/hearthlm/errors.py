@@ -10,7 +10,12 @@ converter and the launcher work without the compiled core.
 
 
 class HearthError(ValueError):
-    """A problem with the input, explained in the message."""
+    """A problem with the input, explained in the message. param, where one
+    parameter is at fault, names it (the server's 400 reports it)."""
+
+    def __init__(self, *args, param=None):
+        super().__init__(*args)
+        self.param = param
 
 
 class ConvertError(HearthError):

@@ -25,8 +25,10 @@ def _int(name: str, v, none_as=None, at_most: int = INT32_MAX) -> int:
         return none_as
     if not isinstance(v, numbers.Integral) or isinstance(v, bool):
         raise ValueError(f"{name} must be an integer, got {v!r}")
-    if not -at_most - 1 <= v <= at_most:
+    if v > at_most:
         raise ValueError(f"{name} must be at most {at_most}, got {v}")
+    if v < -at_most - 1:
+        raise ValueError(f"{name} must be at least {-at_most - 1}, got {v}")
     return int(v)
 
 
@@ -120,7 +122,7 @@ class SamplingParams:
         s.frequency_penalty = _num("frequency_penalty", self.frequency_penalty)
         chosen_seed = self.seed if self.seed is not None else seed
         if chosen_seed is not None:
-            chosen_seed = _int("seed", chosen_seed, at_most=2 ** 64)
+            chosen_seed = _int("seed", chosen_seed, at_most=2 ** 64 - 1)
             if not 0 <= chosen_seed < 2 ** 64:
                 raise ValueError(f"seed must be an integer in [0, 2**64) or None, got {chosen_seed!r}")
             s.seed = chosen_seed

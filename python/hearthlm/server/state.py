@@ -93,5 +93,5 @@ class ServerState:
         except HearthError as e:
             message = str(e)
             too_many = message.split(" ", 1)[0].isdigit() and " sequences " in message
-            param = "n" if too_many else "max_tokens" if message.startswith("max_tokens") else prompt_param
+            param = e.param or ("n" if too_many else prompt_param)
             raise BadRequest(message, param) from None
