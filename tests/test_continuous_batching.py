@@ -321,8 +321,9 @@ def test_bad_engine_parameters_are_value_errors_naming_them(tiny, kwargs, name):
 
 def test_a_request_that_can_never_fit_the_pool_is_refused_up_front(tiny):
     llm = LLM(tiny["llama"], n_ctx=256, kv_cache_tokens=256)
-    with pytest.raises(HearthError, match=r"4 sequences of up to 256 tokens need 64 KV blocks, but the pool has 16"):
+    with pytest.raises(HearthError, match=r"4 sequences of up to 256 tokens need 64 KV blocks, but the pool has 16") as e:
         llm.generate([[1, 2, 3]], SamplingParams(n=4, max_tokens=None))
+    assert e.value.param == "n"
     assert_pool_back(llm.llm_engine)
 
 

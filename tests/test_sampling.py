@@ -8,7 +8,7 @@ import math
 import numpy as np
 import pytest
 
-from hearthlm import SamplingParams, _core
+from hearthlm import HearthError, SamplingParams, _core
 
 torch = pytest.importorskip("torch")
 lp = pytest.importorskip("transformers.generation.logits_process")
@@ -196,6 +196,19 @@ def test_temperature_zero_is_greedy_after_the_penalties():
 def test_bad_parameters_raise_value_error_naming_them(kwargs, words):
     with pytest.raises(ValueError, match=words):
         SamplingParams(**kwargs)
+
+
+@pytest.mark.parametrize("kwargs, param", [
+    (dict(temperature=-0.1), "temperature"), (dict(top_p=0.0), "top_p"), (dict(top_k=-2), "top_k"),
+    (dict(min_p=1.2), "min_p"), (dict(repetition_penalty=0.0), "repetition_penalty"),
+    (dict(presence_penalty=3.0), "presence_penalty"), (dict(frequency_penalty=-3.0), "frequency_penalty"),
+    (dict(n=0), "n"), (dict(num_beams=0), "num_beams"),
+])
+def test_the_cores_checks_name_the_parameter_on_the_error(kwargs, param):
+    # HearthError.param: the server's 400 reports it without reading the message
+    with pytest.raises(HearthError) as e:
+        SamplingParams(**kwargs)
+    assert e.value.param == param
 
 
 def test_defaults_are_vllms_and_hugging_face_names_are_accepted():

@@ -7,22 +7,23 @@
 namespace hearth {
 
 void check_generation_params(const GenerationParams& p) {
-    if (p.n < 1) throw Error("n must be an integer >= 1, got " + std::to_string(p.n));
+    if (p.n < 1) throw Error("n must be an integer >= 1, got " + std::to_string(p.n), "n");
     if (p.max_tokens == 0 || p.max_tokens < -1) {
-        throw Error("max_tokens must be an integer >= 1 or None, got " + std::to_string(p.max_tokens));
+        throw Error("max_tokens must be an integer >= 1 or None, got " + std::to_string(p.max_tokens), "max_tokens");
     }
-    if (p.logprobs < -1) throw Error("logprobs must be an integer >= 0 or None, got " + std::to_string(p.logprobs));
+    if (p.logprobs < -1) throw Error("logprobs must be an integer >= 0 or None, got " + std::to_string(p.logprobs), "logprobs");
     if (p.prompt_logprobs < -1) {
-        throw Error("prompt_logprobs must be an integer >= 0 or None, got " + std::to_string(p.prompt_logprobs));
+        throw Error("prompt_logprobs must be an integer >= 0 or None, got " + std::to_string(p.prompt_logprobs),
+                    "prompt_logprobs");
     }
     for (int32_t t : p.stop_token_ids) {
-        if (t < 0) throw Error("stop_token_ids must be token ids (>= 0), got " + std::to_string(t));
+        if (t < 0) throw Error("stop_token_ids must be token ids (>= 0), got " + std::to_string(t), "stop_token_ids");
     }
 }
 
 void check_beam_search_params(const BeamSearchParams& p) {
-    if (p.num_beams < 1) throw Error("num_beams must be an integer >= 1, got " + std::to_string(p.num_beams));
-    if (!std::isfinite(p.length_penalty)) throw Error("length_penalty must be a finite number");
+    if (p.num_beams < 1) throw Error("num_beams must be an integer >= 1, got " + std::to_string(p.num_beams), "num_beams");
+    if (!std::isfinite(p.length_penalty)) throw Error("length_penalty must be a finite number", "length_penalty");
 }
 
 void check_request_params(const RequestParams& p) {
@@ -47,7 +48,7 @@ EarlyStopping parse_early_stopping(const std::string& s) {
     if (s == "false" || s == "False") return EarlyStopping::Heuristic;
     if (s == "true" || s == "True") return EarlyStopping::Done;
     if (s == "never") return EarlyStopping::Never;
-    throw Error("early_stopping must be True, False or 'never', got '" + s + "'");
+    throw Error("early_stopping must be True, False or 'never', got '" + s + "'", "early_stopping");
 }
 
 }  // namespace hearth

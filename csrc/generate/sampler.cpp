@@ -37,19 +37,19 @@ bool more_likely(const float* logits, int32_t a, int32_t b) {
 
 void check_sampling_params(const SamplingParams& p) {
     if (!(p.temperature >= 0.0f) || std::isinf(p.temperature)) {
-        throw Error("temperature must be >= 0 (0 is greedy), got " + num(p.temperature));
+        throw Error("temperature must be >= 0 (0 is greedy), got " + num(p.temperature), "temperature");
     }
-    if (p.top_k < 0) throw Error("top_k must be an integer >= -1 (-1 or 0 is off), got " + std::to_string(p.top_k));
-    if (!(p.top_p > 0.0f && p.top_p <= 1.0f)) throw Error("top_p must be in (0, 1], got " + num(p.top_p));
-    if (!(p.min_p >= 0.0f && p.min_p <= 1.0f)) throw Error("min_p must be in [0, 1], got " + num(p.min_p));
+    if (p.top_k < 0) throw Error("top_k must be an integer >= -1 (-1 or 0 is off), got " + std::to_string(p.top_k), "top_k");
+    if (!(p.top_p > 0.0f && p.top_p <= 1.0f)) throw Error("top_p must be in (0, 1], got " + num(p.top_p), "top_p");
+    if (!(p.min_p >= 0.0f && p.min_p <= 1.0f)) throw Error("min_p must be in [0, 1], got " + num(p.min_p), "min_p");
     if (!(p.repetition_penalty > 0.0f) || std::isinf(p.repetition_penalty)) {
-        throw Error("repetition_penalty must be > 0 (1 is off), got " + num(p.repetition_penalty));
+        throw Error("repetition_penalty must be > 0 (1 is off), got " + num(p.repetition_penalty), "repetition_penalty");
     }
     if (!std::isfinite(p.presence_penalty) || p.presence_penalty < -2.0f || p.presence_penalty > 2.0f) {
-        throw Error("presence_penalty must be in [-2, 2], got " + num(p.presence_penalty));
+        throw Error("presence_penalty must be in [-2, 2], got " + num(p.presence_penalty), "presence_penalty");
     }
     if (!std::isfinite(p.frequency_penalty) || p.frequency_penalty < -2.0f || p.frequency_penalty > 2.0f) {
-        throw Error("frequency_penalty must be in [-2, 2], got " + num(p.frequency_penalty));
+        throw Error("frequency_penalty must be in [-2, 2], got " + num(p.frequency_penalty), "frequency_penalty");
     }
 }
 

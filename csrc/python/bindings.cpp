@@ -1,6 +1,6 @@
 // hearthlm._core: a thin pybind11 layer over the C++ core. Each concept binds
 // itself in its own file; what only the tests need lives in _core.testing.
-// hearth::Error becomes hearthlm.errors.HearthError (a ValueError).
+// hearth::Error becomes hearthlm.errors.HearthError (a ValueError), its param with it.
 #include <pybind11/pybind11.h>
 
 #include "base/error.h"
@@ -26,7 +26,9 @@ PYBIND11_MODULE(_core, m) {
         try {
             if (p) std::rethrow_exception(p);
         } catch (const hearth::Error& e) {
-            PyErr_SetString(hearth_error.ptr(), e.what());
+            py::object param = e.param.empty() ? py::none() : py::object(py::str(e.param));
+            py::object err = hearth_error(py::str(e.what()), py::arg("param") = param);
+            PyErr_SetObject(hearth_error.ptr(), err.ptr());
         }
     });
     py::module_ testing = m.def_submodule("testing", "Hooks for the tests: kernels, processors, pools, splits.");

@@ -91,7 +91,6 @@ class ServerState:
         except StructuredOutputError as e:
             raise BadRequest(str(e), "response_format") from None
         except HearthError as e:
-            message = str(e)
-            too_many = message.split(" ", 1)[0].isdigit() and " sequences " in message
-            param = e.param or ("n" if too_many else prompt_param)
-            raise BadRequest(message, param) from None
+            # the engine names the parameter at fault (n when the completions
+            # cannot fit in the KV pool); none is the prompt's
+            raise BadRequest(str(e), e.param or prompt_param) from None
