@@ -3,7 +3,8 @@ the engine loop fails only the requests in flight (500, OpenAI's error
 shape) and later requests are served; a server killed mid-load starts again
 and serves at once; a client that disconnects, one that reads very slowly
 and one that sends half a request leave no request, KV block, thread or
-connection behind. Also the security defaults: loopback only, the API key on
+connection behind, and a request that does not arrive within --read-timeout
+(a slowloris) has its connection closed. Also the security defaults: loopback only, the API key on
 every route but /health, the key compared in constant time."""
 
 from __future__ import annotations
@@ -181,9 +182,12 @@ def test_a_server_killed_mid_load_serves_at_once_when_started_again(smollm2_gguf
 
 # ------------------------------------------------------ misbehaving clients --
 
+READ_TIMEOUT = 1.0  # the server fixture's --read-timeout, seconds
+
 @pytest.fixture(scope="module")
 def server(smollm2_gguf):
-    s = ServerProcess(["-m", str(smollm2_gguf), "-t", "1", "-c", "1024", "--max-num-seqs", "8"])
+    s = ServerProcess(["-m", str(smollm2_gguf), "-t", "1", "-c", "1024", "--max-num-seqs", "8",
+                       "--read-timeout", str(READ_TIMEOUT)])
     yield s
     assert s.stop() == 0, "".join(s.log)[-2000:]
 
@@ -252,6 +256,76 @@ def test_disconnecting_slow_and_half_sent_clients_leave_nothing_behind(server):
     _wait_resources(server, baseline)  # no thread, no connection left
     status, _ = http(server, "POST", "/v1/completions", {**LONG, "max_tokens": 2})
     assert status == 200
+
+
+def _closed_by_server(sock: socket.socket, within: float) -> bool:
+    """Reads (and drops) what the server sends until it closes the connection."""
+    sock.settimeout(within)
+    try:
+        while sock.recv(4096):
+            pass
+    except ConnectionResetError:
+        pass
+    except socket.timeout:
+        return False
+    return True
+
+
+def test_requests_that_do_not_arrive_within_the_read_timeout_are_cut_off(server):
+    wait_idle(server)
+    baseline = _resources(server)
+    silent = _raw_request(server, b"", "")
+    half_body = _raw_request(server, b'{"prompt": "hi"', "POST /v1/completions HTTP/1.1\r\nHost: t\r\n"
+                                                      "Content-Type: application/json\r\nContent-Length: 1000\r\n\r\n")
+    # a slowloris: a header a byte at a time, never finished (each byte would
+    # reset a timer of time since the last byte; the deadline does not move)
+    trickle = _raw_request(server, b"", "GET /health HTTP/1.1\r\nHost: t\r\nX-Slow: ")
+    for _ in range(int(4 * READ_TIMEOUT / 0.1)):
+        try:
+            trickle.sendall(b"a")
+        except OSError:
+            break
+        time.sleep(0.1)
+    else:
+        pytest.fail("the trickling connection was still open after four read timeouts")
+    for sock in (silent, half_body, trickle):
+        assert _closed_by_server(sock, within=30)
+        sock.close()
+    _wait_resources(server, baseline)
+    status, _ = http(server, "GET", "/health")
+    assert status == 200
+
+
+def test_the_read_timeout_does_not_cut_a_response_that_streams_longer(server):
+    # the request is read at once; its answer then streams past the timeout
+    # (600 tokens on one thread take seconds, and the client also waits)
+    wait_idle(server)
+    body = json.dumps({**LONG, "max_tokens": 600, "stream": True}).encode()
+    sock = _raw_request(server, body, "POST /v1/completions HTTP/1.1\r\nHost: t\r\nContent-Type: application/json\r\n"
+                                      f"Content-Length: {len(body)}\r\nConnection: close\r\n\r\n")
+    first = sock.recv(64)
+    assert first.startswith(b"HTTP/1.1 200")
+    time.sleep(2 * READ_TIMEOUT)
+    sock.settimeout(60)
+    chunks = [first]
+    while True:
+        data = sock.recv(65536)
+        if not data:
+            break
+        chunks.append(data)
+    sock.close()
+    text = b"".join(chunks).decode()
+    assert "data: [DONE]" in text
+    assert '"finish_reason":"length"' in text.replace(" ", "")
+
+
+def test_a_read_timeout_that_is_not_positive_is_refused():
+    from hearthlm.server.cli import main
+    from hearthlm.server.read_timeout import read_timeout_protocol
+    assert main(["--read-timeout", "0"]) == 2
+    assert main(["--read-timeout", "nan"]) == 2
+    with pytest.raises(ValueError, match="read timeout"):
+        read_timeout_protocol(-1)
 
 
 # ---------------------------------------------------------- security defaults --

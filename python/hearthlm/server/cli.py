@@ -34,6 +34,9 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
     p.add_argument("--max-waiting", type=int, default=None,
                    help="answer 503 when this many requests already wait (default: no limit)")
     p.add_argument("--max-body-bytes", type=int, default=4 * 1024 * 1024, help="largest request body (default 4 MiB)")
+    p.add_argument("--read-timeout", type=float, default=60.0,
+                   help="seconds a request may take to arrive, headers and body, before the connection is "
+                        "closed (default 60; slow or half-sent requests would hold a socket each)")
     p.add_argument("--log-level", default="warning", choices=("critical", "error", "warning", "info", "debug"),
                    help="uvicorn's log level (default warning)")
     return p.parse_args(argv)
@@ -41,10 +44,14 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
     args = parse_args(argv)
+    if not args.read_timeout > 0:
+        print(f"hearth-server: --read-timeout must be > 0 seconds, got {args.read_timeout}", file=sys.stderr)
+        return 2
     try:
         import uvicorn
 
         from .app import create_app
+        from .read_timeout import read_timeout_protocol
     except ImportError as e:
         if e.name and e.name.startswith("hearthlm"):  # our own extension, not a server dependency
             print(f"hearth-server: hearthlm's C++ core cannot be loaded ({e}); reinstall with pip install .",
@@ -72,7 +79,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     name = args.served_model_name or Path(model).name.removesuffix(".gguf")
     app = create_app(engine, name, api_key=args.api_key, max_waiting=args.max_waiting,
                      max_body_bytes=args.max_body_bytes)
-    config = uvicorn.Config(app, host=args.host, port=args.port, log_level=args.log_level)
+    config = uvicorn.Config(app, host=args.host, port=args.port, log_level=args.log_level,
+                            http=read_timeout_protocol(args.read_timeout))
     server = uvicorn.Server(config)
 
     async def announce():  # once the socket listens: the real port when --port 0
