@@ -162,8 +162,15 @@ struct Scratch {
 // Decode, up to kDecodeTokens rows, unpacks each row's groups in registers
 // and runs those rows past them; prefill unpacks a row tile once into
 // scratch and runs every token of an L2-sized chunk past it.
+// How far ahead of the row tile being computed its weights are fetched, and
+// into which cache: each kernel set's own, measured (see its matmul_q).
+struct WeightPrefetch {
+    int tiles_ahead;
+    bool into_l2;  // prefetcht1, not prefetcht0: leave L1 to the activations
+};
+
 template <class K, int R, int T>
-void row_tile(const MatmulArgs& a, int64_t r, int64_t t0, int64_t t1, typename K::W* ws) {
+void row_tile(const MatmulArgs& a, int64_t r, int64_t t0, int64_t t1, typename K::W* ws, WeightPrefetch pf) {
     using XG = typename K::XG;
     const int64_t nb = a.k / QK, ng = n_groups(nb, K::G);
     const int tail = group_blocks(nb, ng - 1, K::G);
@@ -174,11 +181,14 @@ void row_tile(const MatmulArgs& a, int64_t r, int64_t t0, int64_t t1, typename K
         for (int64_t g = 0; g < ng; g++) K::prep(row, g, group_blocks(nb, g, K::G), dst[g]);
         wr[i] = dst;
     }
-    // the next tile's weights, from memory while this one computes (its own
+    // a later tile's weights, from memory while this one computes (its own
     // loads above waited; the tokens' work below is long enough to hide them)
-    if (r + 2 * R <= a.r1) {
-        const char* next = (const char*)a.w + (r + R) * a.w_row_bytes;
-        for (size_t off = 0; off < R * a.w_row_bytes; off += 64) __builtin_prefetch(next + off, 0, 3);
+    if (r + (pf.tiles_ahead + 1) * R <= a.r1) {
+        const char* later = (const char*)a.w + (r + pf.tiles_ahead * R) * a.w_row_bytes;
+        if (pf.into_l2)
+            for (size_t off = 0; off < R * a.w_row_bytes; off += 64) __builtin_prefetch(later + off, 0, 2);
+        else
+            for (size_t off = 0; off < R * a.w_row_bytes; off += 64) __builtin_prefetch(later + off, 0, 3);
     }
     auto token = [&](int64_t t) { return (const XG*)((const char*)a.x + t * a.x_row_bytes); };
     int64_t t = t0;
@@ -213,7 +223,7 @@ void decode_tokens(const MatmulArgs& a) {
 }
 
 template <class K, int R, int T>
-void matmul_grouped(const MatmulArgs& a, Scratch& scratch, size_t chunk_bytes) {
+void matmul_grouped(const MatmulArgs& a, Scratch& scratch, size_t chunk_bytes, WeightPrefetch pf) {
     const int64_t nb = a.k / QK, ng = n_groups(nb, K::G);
     const int64_t r0 = a.r0, r1 = a.r1, nt = a.n_tokens;
     if (r0 >= r1 || nt <= 0) return;
@@ -230,8 +240,8 @@ void matmul_grouped(const MatmulArgs& a, Scratch& scratch, size_t chunk_bytes) {
     for (int64_t t0 = 0; t0 < nt; t0 += chunk) {
         const int64_t t1 = t0 + chunk < nt ? t0 + chunk : nt;
         int64_t r = r0;
-        for (; r + R <= r1; r += R) row_tile<K, R, T>(a, r, t0, t1, ws);
-        for (; r < r1; r++) row_tile<K, 1, T>(a, r, t0, t1, ws);
+        for (; r + R <= r1; r += R) row_tile<K, R, T>(a, r, t0, t1, ws, pf);
+        for (; r < r1; r++) row_tile<K, 1, T>(a, r, t0, t1, ws, pf);
     }
 }
 
