@@ -209,7 +209,7 @@ def assert_bit_identical_for_any_row_split_and_token_count(kernel, act, w_type, 
         assert np.array_equal(parts.view(np.uint32), full.view(np.uint32)), f"split {cuts} differs"
     # token by token (decode), a few at a time (batched decode) and in odd
     # groups (prefill chunks)
-    for groups in ([1] * nt, [3, 4, 1, nt - 8], [2, nt - 2], [8, 5, nt - 13]):
+    for groups in ([1] * nt, [3, 4, 1, nt - 8], [2, nt - 2], [8, 5, nt - 13], [6, 7, nt - 13]):
         t0 = 0
         for g in groups:
             y = core.testing.kernel_matmul(kernel, w_type, raw, rows, k, x[t0:t0 + g], 0, rows, act)

@@ -517,11 +517,20 @@ thread_local Scratch wscratch;
 // its q4_0 matrices 5-10 % (8 to 16 rows), prefill unchanged.
 constexpr WeightPrefetch kPrefetch{2, true};
 
+// Up to 4 tokens (decode, a small engine batch) take the decode path, one
+// pass over the weights unpacked in registers; more go through row tiles,
+// which read each token's activations once per 4 rows. Raised to 6, single
+// q4_K / q6_K matrices ran faster at 5-6 tokens, but the engine's whole step
+// with 6 sequences ran 18 % slower (Qwen2.5-0.5B shape, Zen 4 VM): the
+// decode path reads all the tokens' activations again for every row, and
+// the down projection's (k = 4864) no longer fit in L1.
+constexpr int kDecodeTokens = 4;
+
 template <class Q>
 void matmul_q(const MatmulArgs& a) {
     // the per-16 K types hold two sums per pair: a tile of 4 x 2 fits the registers
-    if constexpr (Q::kHalves) matmul_grouped<Kernel<Q>, 4, 2>(a, wscratch, 512 * 1024, kPrefetch);
-    else matmul_grouped<Kernel<Q>, 4, 3>(a, wscratch, 512 * 1024, kPrefetch);
+    if constexpr (Q::kHalves) matmul_grouped<Kernel<Q>, 4, 2, kDecodeTokens>(a, wscratch, 512 * 1024, kPrefetch);
+    else matmul_grouped<Kernel<Q>, 4, 3, kDecodeTokens>(a, wscratch, 512 * 1024, kPrefetch);
 }
 
 }  // namespace

@@ -159,9 +159,9 @@ struct Scratch {
 //   packed row: PackedRow here or KPackedRow in k_packing.h),
 //   K::prep(Row, g, n_blocks, W&), K::decode<T>(a) (T tokens, in registers),
 //   K::tile<R, T>(W* const* rows, const XG* const* tokens, n_groups, blocks of the last group, float* const* y).
-// Decode, up to kDecodeTokens rows, unpacks each row's groups in registers
-// and runs those rows past them; prefill unpacks a row tile once into
-// scratch and runs every token of an L2-sized chunk past it.
+// Decode, up to kMaxDecode rows (each set's own), unpacks each row's groups
+// in registers and runs those rows past them; prefill unpacks a row tile
+// once into scratch and runs every token of an L2-sized chunk past it.
 // How far ahead of the row tile being computed its weights are fetched, and
 // into which cache: each kernel set's own, measured (see its matmul_q).
 struct WeightPrefetch {
@@ -213,16 +213,16 @@ void row_tile(const MatmulArgs& a, int64_t r, int64_t t0, int64_t t1, typename K
     }
 }
 
-// Up to kDecodeTokens (kernels.h) tokens take the decode path: one pass over
-// the weights with nothing written to scratch.
-template <class K, int T = 1>
+// Up to kMaxDecode tokens take the decode path: one pass over the weights
+// with nothing written to scratch.
+template <class K, int kMaxDecode, int T = 1>
 void decode_tokens(const MatmulArgs& a) {
-    if constexpr (T < kDecodeTokens)
-        if (a.n_tokens > T) return decode_tokens<K, T + 1>(a);
+    if constexpr (T < kMaxDecode)
+        if (a.n_tokens > T) return decode_tokens<K, kMaxDecode, T + 1>(a);
     K::template decode<T>(a);
 }
 
-template <class K, int R, int T>
+template <class K, int R, int T, int kMaxDecode>
 void matmul_grouped(const MatmulArgs& a, Scratch& scratch, size_t chunk_bytes, WeightPrefetch pf) {
     const int64_t nb = a.k / QK, ng = n_groups(nb, K::G);
     const int64_t r0 = a.r0, r1 = a.r1, nt = a.n_tokens;
@@ -232,7 +232,7 @@ void matmul_grouped(const MatmulArgs& a, Scratch& scratch, size_t chunk_bytes, W
             for (int64_t r = r0; r < r1; r++) a.y[t * a.y_stride + r] = 0.0f;
         return;
     }
-    if (nt <= kDecodeTokens) return decode_tokens<K>(a);
+    if (nt <= kMaxDecode) return decode_tokens<K, kMaxDecode>(a);
     typename K::W* ws = (typename K::W*)scratch.get((size_t)R * ng * sizeof(typename K::W));
     // tokens in chunks whose packed activations stay in L2 while the rows go by
     int64_t chunk = (int64_t)(chunk_bytes / a.x_row_bytes);

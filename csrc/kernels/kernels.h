@@ -49,12 +49,6 @@ struct MatmulArgs {
     Activations x_type = Activations::Q16;  // quantized W only
 };
 
-// A quantized matmul of up to this many tokens (decode, or an engine batch of
-// a few sequences) makes one pass over the weights, unpacking them in
-// registers: it is bound by memory. More tokens go through row tiles and are
-// bound by arithmetic.
-constexpr int kDecodeTokens = 4;
-
 // Positions per KV-cache block, as the attention kernels lay a block out
 // (one AVX-512 register of f32 per key dimension).
 constexpr int kBlockKeys = 16;
