@@ -162,6 +162,7 @@ struct Scratch {
 // Decode, up to kMaxDecode rows (each set's own), unpacks each row's groups
 // in registers and runs those rows past them; prefill unpacks a row tile
 // once into scratch and runs every token of an L2-sized chunk past it.
+
 // How far ahead of the row tile being computed its weights are fetched, and
 // into which cache: each kernel set's own, measured (see its matmul_q).
 struct WeightPrefetch {
