@@ -4,8 +4,9 @@ shape) and later requests are served; a server killed mid-load starts again
 and serves at once; a client that disconnects, one that reads very slowly
 and one that sends half a request leave no request, KV block, thread or
 connection behind, and a request that does not arrive within --read-timeout
-(a slowloris) has its connection closed. Also the security defaults: loopback only, the API key on
-every route but /health, the key compared in constant time."""
+(a slowloris) has its connection closed. Also the security defaults:
+loopback only, the API key on every route but /health, the key compared in
+constant time."""
 
 from __future__ import annotations
 

@@ -114,17 +114,17 @@ void Engine::add_request(const std::string& id, std::vector<int32_t> prompt, con
     const int64_t longest = p.generation.max_tokens < 0 ? c_.n_ctx
                                                         : std::min<int64_t>(c_.n_ctx, (int64_t)prompt.size() + p.generation.max_tokens);
     const int64_t worst = n_seqs * blocks_for(longest);
-    const std::string too_many = n_seqs > 1 ? "n" : "";  // one sequence always fits a pool of n_ctx
+    const std::string param = n_seqs > 1 ? "n" : "";  // one sequence always fits a pool of n_ctx
     if (worst > kv_.pool().n_blocks()) {
         throw Error(std::to_string(n_seqs) + " sequences of up to " + std::to_string(longest) + " tokens need " +
                     std::to_string(worst) + " KV blocks, but the pool has " + std::to_string(kv_.pool().n_blocks()) +
                     " (raise kv_cache_tokens, or lower n / num_beams / max_tokens)",
-                    too_many);
+                    param);
     }
     if (n_seqs > c_.max_num_batched_tokens) {
         throw Error(std::to_string(n_seqs) + " sequences do not fit in a step of max_num_batched_tokens " +
                     std::to_string(c_.max_num_batched_tokens),
-                    too_many);
+                    param);
     }
 
     auto r = std::make_unique<Request>();

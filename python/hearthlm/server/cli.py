@@ -44,9 +44,6 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
     args = parse_args(argv)
-    if not args.read_timeout > 0:
-        print(f"hearth-server: --read-timeout must be > 0 seconds, got {args.read_timeout}", file=sys.stderr)
-        return 2
     try:
         import uvicorn
 
@@ -59,6 +56,11 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         else:
             print(f"hearth-server: {e.name or e} is not installed; install the server's dependencies with "
                   "pip install 'hearthlm[server]'", file=sys.stderr)
+        return 2
+    try:  # before the model loads: a bad value fails at once
+        http_protocol = read_timeout_protocol(args.read_timeout)
+    except ValueError as e:
+        print(f"hearth-server: --read-timeout: {e}", file=sys.stderr)
         return 2
     from .. import _core
     from ..engine import LLMEngine
@@ -80,7 +82,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     app = create_app(engine, name, api_key=args.api_key, max_waiting=args.max_waiting,
                      max_body_bytes=args.max_body_bytes)
     config = uvicorn.Config(app, host=args.host, port=args.port, log_level=args.log_level,
-                            http=read_timeout_protocol(args.read_timeout))
+                            http=http_protocol)
     server = uvicorn.Server(config)
 
     async def announce():  # once the socket listens: the real port when --port 0
