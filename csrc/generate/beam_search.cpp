@@ -147,7 +147,7 @@ BeamText beam_text(const Tokenizer* tok, const Hypothesis& h, const GenerationPa
     std::vector<int32_t> shown = h.tokens;
     if (!shown.empty() && std::find(eos.begin(), eos.end(), shown.back()) != eos.end()) {
         out.finish_reason = FinishReason::Stop;
-        out.stop_token = shown.back();
+        out.stop_token = tok && shown.back() == tok->vocab().eos ? -1 : shown.back();  // as sampling names it
         shown.pop_back();  // an end token is not part of the answer, as in sampling
     }
     if (!tok) return out;

@@ -66,7 +66,10 @@ GeneratedToken Completion::next(const float* logits, int64_t n_vocab, const uint
 
     const bool stop_token = std::find(p_.stop_token_ids.begin(), p_.stop_token_ids.end(), out.id) != p_.stop_token_ids.end();
     if (stop_token || (!p_.ignore_eos && tok_ && tok_->vocab().ends_generation(out.id))) {
-        stop_token_ = out.id;  // its text is not part of the answer
+        // its text is not part of the answer. stop_reason names it as vLLM
+        // does: not the model's own end token, but a stop_token_ids entry or
+        // another end-of-generation token (vLLM's generation_config ones)
+        stop_token_ = !p_.ignore_eos && tok_ && out.id == tok_->vocab().eos ? -1 : out.id;
         finish(FinishReason::Stop, out);
         return out;
     }

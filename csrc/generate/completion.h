@@ -54,7 +54,8 @@ public:
 
     bool finished() const { return reason_ != FinishReason::None; }
     FinishReason finish_reason() const { return reason_; }
-    // what stopped it: the stop string, or the token id ("" / -1 otherwise)
+    // what stopped it: the stop string, or the token id ("" / -1 otherwise;
+    // -1 for the model's own end token, which vLLM's stop_reason does not name)
     const std::string& stop_string() const { return stop_string_; }
     int32_t stop_token() const { return stop_token_; }
     const std::vector<int32_t>& output() const { return output_; }
