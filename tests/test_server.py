@@ -201,6 +201,31 @@ def test_tokenize_and_detokenize_round_trip(server):
     assert status == 200 and text["prompt"].endswith("Hello, world!")
 
 
+def test_detokenize_shows_special_tokens_and_tokenize_takes_text_parts(server):
+    # vLLM's /detokenize is transformers' decode: special tokens as their text
+    _, tok = http(server, "POST", "/tokenize", {"messages": QUESTION})
+    status, text = http(server, "POST", "/detokenize", {"tokens": tok["tokens"]})
+    assert status == 200 and text["prompt"].startswith("<|im_start|>") and "<|im_end|>" in text["prompt"]
+    # content as text parts: their texts joined by newlines, as the chat endpoint (and vLLM) renders them
+    parts = [{"role": "user", "content": [{"type": "text", "text": "Say"}, {"type": "text", "text": "hello"}]}]
+    status, by_parts = http(server, "POST", "/tokenize", {"messages": parts})
+    _, joined = http(server, "POST", "/tokenize", {"messages": [{"role": "user", "content": "Say\nhello"}]})
+    assert status == 200 and by_parts["tokens"] == joined["tokens"]
+    # chat_template_kwargs win over add_generation_prompt, as in vLLM
+    _, bare = http(server, "POST", "/tokenize", {"messages": QUESTION,
+                                                 "chat_template_kwargs": {"add_generation_prompt": False}})
+    assert bare["count"] < tok["count"] and tok["tokens"][:bare["count"]] == bare["tokens"]
+
+
+def test_completion_top_logprobs_hold_the_chosen_token(client, model_name):
+    # OpenAI's and vLLM's completions: the chosen token and the k most likely
+    for k in (0, 1, 3):
+        lp = client.completions.create(model=model_name, prompt="The sea is", max_tokens=8, temperature=1.8,
+                                       seed=3, logprobs=k).choices[0].logprobs
+        for token, logprob, top in zip(lp.tokens, lp.token_logprobs, lp.top_logprobs):
+            assert top[token] == logprob and k <= len(top) <= k + 1, (k, token, top)
+
+
 def test_the_chat_page_is_served_at_the_root(server):
     req = urllib.request.Request(server.url + "/")
     with urllib.request.urlopen(req, timeout=30) as r:
@@ -246,6 +271,34 @@ def test_a_bad_parameter_is_a_400_naming_it(server, model_name, body, param):
                        {"model": model_name, "messages": QUESTION, "max_tokens": 4, **body})
     assert status == 400, err
     assert err["error"]["param"] == param and param in err["error"]["message"]
+
+
+@pytest.mark.parametrize("path, body, param", [
+    ("/v1/chat/completions", {"chat_template_kwargs": {"messages": 1}}, "chat_template_kwargs"),
+    ("/v1/chat/completions", {"chat_template_kwargs": {"template": "x"}}, "chat_template_kwargs"),
+    ("/v1/chat/completions", {"chat_template_kwargs": {"tools": "x"}}, "chat_template_kwargs"),
+    ("/v1/chat/completions", {"chat_template_kwargs": {"documents": 5}}, "chat_template_kwargs"),
+    ("/v1/chat/completions", {"chat_template_kwargs": {"add_generation_prompt": "yes"}}, "chat_template_kwargs"),
+    ("/tokenize", {"messages": []}, "messages"),
+    ("/v1/completions", {"prompt": [[]]}, "prompt"),
+    ("/v1/completions", {"prompt": [[1, 2], []]}, "prompt"),
+])
+def test_bad_template_arguments_and_empty_prompts_are_400s(server, model_name, path, body, param):
+    base = {"model": model_name, "max_tokens": 2}
+    if path == "/v1/chat/completions":
+        base["messages"] = QUESTION
+    if path == "/tokenize":
+        base = {}
+    status, err = http(server, "POST", path, {**base, **body})
+    assert status == 400, err
+    assert err["error"]["param"] == param and err["error"]["type"] == "invalid_request_error"
+
+
+def test_chat_template_kwargs_override_add_generation_prompt(client, model_name):
+    r = client.chat.completions.create(model=model_name, messages=QUESTION, max_tokens=2, temperature=0,
+                                       extra_body={"chat_template_kwargs": {"add_generation_prompt": False}})
+    with_prompt = client.chat.completions.create(model=model_name, messages=QUESTION, max_tokens=2, temperature=0)
+    assert r.usage.prompt_tokens < with_prompt.usage.prompt_tokens
 
 
 def test_malformed_bodies_are_400_never_500(server):

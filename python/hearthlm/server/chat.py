@@ -20,8 +20,7 @@ from .state import ServerState
 
 async def create_chat_completion(state: ServerState, req: ChatCompletionRequest, raw: Request) -> Response:
     params = req.sampling_params()
-    text = state.render_chat(req.conversation(), req.add_generation_prompt, **(req.chat_template_kwargs or {}))
-    ids = state.tokenize(text, add_special=False)  # the template writes BOS if it wants one
+    text, ids = await state.chat_prompt(req.conversation(), req.add_generation_prompt, req.chat_template_kwargs)
     request_id = state.new_request_id("chatcmpl")
     stream = await state.submit(request_id, {"prompt": text, "prompt_token_ids": ids}, params, "messages")
     created = int(time.time())

@@ -117,8 +117,7 @@ def _prompt_logprobs(state: ServerState, g: Gathered, k: int) -> dict:
         tok = state.token_text(tid)
         out["tokens"].append(tok)
         out["token_logprobs"].append(None if alts is None else max(alts[tid].logprob, -9999.0))
-        out["top_logprobs"].append(None if alts is None else
-                                   {state.token_text(t): max(lp.logprob, -9999.0) for t, lp in top_entries(alts, k)})
+        out["top_logprobs"].append(None if alts is None else _top(state, tid, alts, k))
         out["text_offset"].append(offset)
         offset += len(tok)
     return out
@@ -136,7 +135,16 @@ def _logprobs(state: ServerState, token_ids: List[int], logprobs: List[Dict[int,
         tok = state.token_text(tid)
         out["tokens"].append(tok)
         out["token_logprobs"].append(max(alts[tid].logprob, -9999.0))
-        out["top_logprobs"].append({state.token_text(t): max(lp.logprob, -9999.0) for t, lp in top_entries(alts, k)})
+        out["top_logprobs"].append(_top(state, tid, alts, k))
         out["text_offset"].append(offset)
         offset += len(tok)
     return out
+
+
+def _top(state: ServerState, tid: int, alts: Dict[int, Logprob], k: int) -> Dict[str, float]:
+    """One position's top_logprobs: the chosen token first, then the k most
+    likely (k + 1 entries at most, as OpenAI's and vLLM's completions)."""
+    top = {state.token_text(tid): max(alts[tid].logprob, -9999.0)}
+    for t, lp in top_entries(alts, k):
+        top.setdefault(state.token_text(t), max(lp.logprob, -9999.0))
+    return top

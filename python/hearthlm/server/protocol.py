@@ -137,23 +137,28 @@ class ChatCompletionRequest(_SamplingFields):
         return self._sampling(max_tokens, (self.top_logprobs or 0) if self.logprobs else None)
 
     def conversation(self) -> List[dict]:
-        """The messages as the chat template takes them (text parts joined)."""
-        out = []
-        for i, m in enumerate(self.messages):
-            content = m.content
-            if isinstance(content, list):
-                texts = []
-                for part in content:
-                    if part.get("type") != "text" or not isinstance(part.get("text"), str):
-                        raise BadRequest(f"messages[{i}].content: only text parts are supported, got "
-                                         f"{part.get('type')!r}", "messages")
-                    texts.append(part["text"])
-                content = "".join(texts)
-            msg = {"role": m.role, "content": content if content is not None else ""}
-            if m.name is not None:
-                msg["name"] = m.name
-            out.append(msg)
-        return out
+        return conversation_of(self.messages)
+
+
+def conversation_of(messages: List[ChatMessage]) -> List[dict]:
+    """The messages as the chat template takes them: a content given as text
+    parts becomes their texts joined by newlines (as vLLM joins them)."""
+    out = []
+    for i, m in enumerate(messages):
+        content = m.content
+        if isinstance(content, list):
+            texts = []
+            for part in content:
+                if part.get("type") != "text" or not isinstance(part.get("text"), str):
+                    raise BadRequest(f"messages[{i}].content: only text parts are supported, got "
+                                     f"{part.get('type')!r}", "messages")
+                texts.append(part["text"])
+            content = "\n".join(texts)
+        msg = {"role": m.role, "content": content if content is not None else ""}
+        if m.name is not None:
+            msg["name"] = m.name
+        out.append(msg)
+    return out
 
 
 class CompletionRequest(_SamplingFields):
@@ -178,6 +183,8 @@ class CompletionRequest(_SamplingFields):
             raise BadRequest("prompt is empty", "prompt")
         if all(isinstance(t, int) for t in p):
             return [list(p)]
+        if any(isinstance(x, list) and not x for x in p):
+            raise BadRequest("prompt: a list of token ids is empty", "prompt")
         return list(p)
 
 
@@ -187,6 +194,7 @@ class TokenizeRequest(_Body):
     messages: Optional[List[ChatMessage]] = None
     add_special_tokens: bool = True
     add_generation_prompt: bool = True
+    chat_template_kwargs: Optional[Dict[str, Any]] = None
 
 
 class DetokenizeRequest(_Body):

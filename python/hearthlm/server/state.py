@@ -3,14 +3,15 @@ thread, the metrics and the limits."""
 
 from __future__ import annotations
 
+import asyncio
 import time
 import uuid
 from dataclasses import dataclass, field
-from typing import Dict, List, Optional, Union
+from typing import Dict, List, Optional, Tuple, Union
 
 from ..chat_template import render_chat_template, special_tokens_for, template_from_metadata
 from ..engine import LLMEngine, encode
-from ..errors import HearthError
+from ..errors import ChatTemplateError, HearthError
 from ..sampling_params import SamplingParams
 from ..errors import StructuredOutputError
 from .async_engine import AsyncEngine, RequestStream
@@ -47,18 +48,48 @@ class ServerState:
         return self.engine.n_ctx
 
     # --- text --------------------------------------------------------------------
-    def render_chat(self, conversation: List[dict], add_generation_prompt: bool = True, **kwargs) -> str:
+    def render_chat(self, conversation: List[dict], add_generation_prompt: bool = True,
+                    chat_template_kwargs: Optional[dict] = None) -> str:
+        """The prompt text of a conversation. chat_template_kwargs are more
+        template variables; as in vLLM they win over the request's own
+        add_generation_prompt (and give the template tools or documents)."""
         if not self.chat_template:
             raise BadRequest("the model has no chat template (tokenizer.chat_template): use /v1/completions",
                              "messages")
-        return render_chat_template(self.chat_template, conversation, add_generation_prompt=add_generation_prompt,
-                                    **{**self._special, **kwargs})
+        if not conversation:
+            raise BadRequest("messages: give at least one message", "messages")
+        extra = dict(chat_template_kwargs or {})
+        for name in ("messages", "template"):
+            if name in extra:
+                raise BadRequest(f"chat_template_kwargs: {name!r} cannot be set here", "chat_template_kwargs")
+        add_generation_prompt = extra.pop("add_generation_prompt", add_generation_prompt)
+        if not isinstance(add_generation_prompt, bool):
+            raise BadRequest("chat_template_kwargs: add_generation_prompt must be true or false",
+                             "chat_template_kwargs")
+        tools, documents = extra.pop("tools", None), extra.pop("documents", None)
+        try:
+            return render_chat_template(self.chat_template, conversation, add_generation_prompt=add_generation_prompt,
+                                        tools=tools, documents=documents, **{**self._special, **extra})
+        except ChatTemplateError as e:
+            raise BadRequest(str(e), "messages") from None
+        except (TypeError, ValueError) as e:  # tools / documents of the wrong shape
+            raise BadRequest(f"chat_template_kwargs: {e}", "chat_template_kwargs") from None
+
+    async def chat_prompt(self, conversation: List[dict], add_generation_prompt: bool = True,
+                          chat_template_kwargs: Optional[dict] = None) -> Tuple[str, List[int]]:
+        """render_chat and its token ids, in a worker thread: a long
+        conversation takes seconds, and the event loop serves every stream."""
+        def work():
+            text = self.render_chat(conversation, add_generation_prompt, chat_template_kwargs)
+            return text, self.tokenize(text, add_special=False)  # the template writes BOS if it wants one
+        return await asyncio.to_thread(work)
 
     def tokenize(self, text: str, add_special: bool = True) -> List[int]:
         return encode(self.tokenizer, text, add_special, True)
 
     def detokenize(self, ids: List[int]) -> str:
-        return self.tokenizer.decode([int(t) for t in ids], False).decode("utf-8", errors="replace")
+        # special tokens as their text, as vLLM's (transformers' decode)
+        return self.tokenizer.decode([int(t) for t in ids], True).decode("utf-8", errors="replace")
 
     def token_bytes(self, token_id: int) -> bytes:
         b = self._token_bytes.get(token_id)
