@@ -355,6 +355,12 @@ def test_a_full_waiting_queue_is_a_503(smollm2_gguf):
     with TestClient(app) as c:
         r = c.post("/v1/completions", json={"prompt": "hi", "max_tokens": 2})
     assert r.status_code == 503 and "busy" in r.json()["error"]["message"]
+    # the limit counts HTTP requests: one request's several prompts never refuse it
+    app = create_app(LLMEngine(str(smollm2_gguf), n_threads=1, n_ctx=256), "m", max_waiting=1)
+    with TestClient(app) as c:
+        for _ in range(3):
+            r = c.post("/v1/completions", json={"prompt": ["a", "b", "c"], "max_tokens": 2})
+            assert r.status_code == 200 and len(r.json()["choices"]) == 3, r.text
 
 
 # ---------------------------------------------------- the engine underneath --
@@ -369,8 +375,16 @@ def test_a_client_that_disconnects_mid_stream_frees_its_blocks(server, model_nam
     for _ in range(5):
         assert resp.readline() is not None
     assert metric(server, "num_requests_running") == 1 and metric(server, "kv_blocks_used") > 0
+    aborted_before = aborted_requests(server)
     resp.close()  # the client goes away
     wait_idle(server, timeout=20)
+    assert aborted_requests(server) == aborted_before + 1  # request_success_total{finished_reason="abort"}
+
+
+def aborted_requests(server) -> float:
+    _, text = http(server, "GET", "/metrics")
+    m = re.search(r'^hearth:request_success_total{[^}]*finished_reason="abort"[^}]*} (\S+)$', text, re.M)
+    return float(m.group(1)) if m else 0.0
 
 
 def test_a_short_request_finishes_while_a_long_one_still_runs(server, client, model_name):

@@ -28,7 +28,7 @@ async def create_completion(state: ServerState, req: CompletionRequest, raw: Req
     echoes: List[str] = []
     try:
         for i, p in enumerate(prompts):
-            streams.append(await state.submit(f"{request_id}-{i}", p, params))
+            streams.append(await state.submit(f"{request_id}-{i}", p, params, first_of_request=i == 0))
             echoes.append((p if isinstance(p, str) else state.detokenize(p)) if req.echo else "")
     except BaseException:
         for s in streams:

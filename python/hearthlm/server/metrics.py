@@ -101,10 +101,12 @@ class ServerMetrics:
                 reason = out.outputs[0].finish_reason or "abort"
                 self.success.labels(self._model, reason).inc()
 
-    def forget(self, request_id: str) -> None:
-        """An aborted request: no more latencies from it."""
+    def aborted(self, request_id: str) -> None:
+        """An aborted request: counted as finished for "abort" (vLLM's
+        label), no more latencies from it."""
         with self._lock:
             self._last_token.pop(request_id, None)
+            self.success.labels(self._model, "abort").inc()
 
     def render(self) -> bytes:
         return generate_latest(self.registry)

@@ -33,7 +33,7 @@ class ServerState:
 
     def __post_init__(self):
         self.metrics = ServerMetrics(self._snapshot, self.served_model_name)
-        self.async_engine = AsyncEngine(self.engine, on_output=self.metrics.observe, on_abort=self.metrics.forget)
+        self.async_engine = AsyncEngine(self.engine, on_output=self.metrics.observe, on_abort=self.metrics.aborted)
         self.tokenizer = self.engine.get_tokenizer()
         self.metadata = self.engine.metadata()
         self.chat_template = template_from_metadata(self.metadata)
@@ -106,14 +106,16 @@ class ServerState:
         return f"{prefix}-{uuid.uuid4().hex}"
 
     async def submit(self, request_id: str, prompt: Union[str, List[int], dict], params: SamplingParams,
-                     prompt_param: str = "prompt") -> RequestStream:
+                     prompt_param: str = "prompt", first_of_request: bool = True) -> RequestStream:
         """Hands one prompt to the engine; what it refuses is a BadRequest
         naming the field: prompt_param for a prompt too long for the context,
         max_tokens when the prompt leaves less room than it asks (vLLM's 400),
         n when its completions cannot fit in the KV pool, response_format for
-        a constraint that does not compile."""
+        a constraint that does not compile. The waiting queue's limit is
+        checked once per HTTP request (at its first prompt): a request's own
+        prompts never make it refuse itself."""
         waiting = self.async_engine.snapshot()["num_requests_waiting"]
-        if self.max_waiting is not None and waiting >= self.max_waiting:
+        if first_of_request and self.max_waiting is not None and waiting >= self.max_waiting:
             raise ServerBusy(f"the server is busy: {waiting} requests are waiting (--max-waiting {self.max_waiting})")
         if isinstance(prompt, list) and any(not 0 <= t < self.engine.n_vocab for t in prompt):
             raise BadRequest(f"prompt: token ids must be in [0, {self.engine.n_vocab})", "prompt")
