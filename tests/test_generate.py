@@ -33,6 +33,23 @@ def streamed(llm, prompt, params):
     return "".join(pieces)
 
 
+def test_streams_and_generate_calls_interleaved_on_one_llm_each_get_their_own_text(llm, greedy40):
+    other = "Once upon a time"
+    params = SamplingParams(max_tokens=12, ignore_eos=True, **GREEDY)
+    alone = llm.generate(other, params)[0].outputs[0].text
+    forty = SamplingParams(max_tokens=40, ignore_eos=True, **GREEDY)
+    # two streams read one after the other: the second's request finished
+    # while the first was read, and its text was kept for it
+    s1, s2 = llm.generate(PROMPT, forty, stream=True), llm.generate(other, params, stream=True)
+    assert "".join(s1) == greedy40.outputs[0].text and "".join(s2) == alone
+    # a generate() call in the middle of a stream: neither loses text
+    s = llm.generate(PROMPT, forty, stream=True)
+    first = next(s)
+    assert llm.generate(other, params)[0].outputs[0].text == alone
+    assert first + "".join(s) == greedy40.outputs[0].text
+    assert not llm.llm_engine.has_unfinished_requests()
+
+
 def test_results_are_shaped_as_vllms(llm):
     outs = llm.generate(["Hello, my name is", [504, 3458, 282]], SamplingParams(max_tokens=5, **GREEDY))
     assert len(outs) == 2 and all(isinstance(o, RequestOutput) for o in outs)

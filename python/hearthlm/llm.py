@@ -17,6 +17,7 @@ from .engine import LLMEngine, encode, normalize_prompts
 from .errors import HearthError
 from .outputs import RequestOutput
 from .sampling_params import SamplingParams
+from .step_router import StepRouter
 
 _llm_ids = itertools.count()
 
@@ -62,6 +63,7 @@ class LLM:
         self._request_numbers = itertools.count()
         if vocab_only:
             self.llm_engine = None
+            self._router = None
             self._tokenizer = _core.Tokenizer.load(self.model_path)
         else:
             self.llm_engine = LLMEngine(self.model_path, n_threads=n_threads, n_ctx=n_ctx, kv_type=kv_type,
@@ -69,6 +71,7 @@ class LLM:
                                         max_num_batched_tokens=max_num_batched_tokens,
                                         enable_prefix_caching=enable_prefix_caching)
             self._tokenizer = self.llm_engine._tokenizer
+            self._router = StepRouter(self.llm_engine)
 
     @classmethod
     def from_pretrained(cls, repo_id: str, filename: Optional[str] = None, *, quant: Optional[str] = None,
@@ -216,14 +219,18 @@ class LLM:
     def _run(self, reqs, params, use_tqdm) -> List[RequestOutput]:
         engine = self.llm_engine
         order = self._add_all(reqs, params)
+        router = self._router
+        router.watch(order)
         done = {}
         partial = {rid: None for rid in order}
         bar = _progress(len(order), use_tqdm)
         try:
             while len(done) < len(order):
-                for out in engine.step():
-                    if out.request_id not in partial:
-                        continue  # someone else's request on the same engine
+                news = [out for rid in order if rid not in done for out in router.take(rid)]
+                if not news:
+                    router.step()  # outputs of this call's requests, and of open streams, kept for them
+                    continue
+                for out in news:
                     merged = _merge(partial[out.request_id], out)
                     partial[out.request_id] = merged
                     if out.finished:
@@ -234,13 +241,14 @@ class LLM:
             engine.abort_request([rid for rid in order if rid not in done])  # their blocks go back at once
             raise
         finally:
+            router.forget(order)
             if bar is not None:
                 bar.close()
         return [done[rid] for rid in order]
 
     def _stream(self, prompt: dict, params: SamplingParams) -> Iterator[str]:
         (rid,) = self._add_all([prompt], [params])  # a bad prompt fails here, not at the first next()
-        return _TextStream(self.llm_engine, rid)
+        return _TextStream(self._router, rid)
 
     def chat(self, messages, sampling_params: Union[SamplingParams, Sequence[SamplingParams], None] = None, *,
              use_tqdm: bool = True, stream: bool = False, add_generation_prompt: bool = True,
@@ -310,11 +318,14 @@ class LLM:
 
 class _TextStream:
     """The text deltas of one request as the engine steps. Closing it early
-    (or dropping it) aborts the request, so its KV blocks go back at once."""
+    (or dropping it) aborts the request, so its KV blocks go back at once.
+    Several streams (and generate() calls) may be open on one LLM: the
+    router keeps each one's outputs for it."""
 
-    def __init__(self, engine: LLMEngine, request_id: str):
-        self._engine, self._id, self._finished = engine, request_id, False
+    def __init__(self, router: StepRouter, request_id: str):
+        self._router, self._id, self._finished = router, request_id, False
         self._pending: List[str] = []
+        router.watch([request_id])
 
     def __iter__(self):
         return self
@@ -324,11 +335,15 @@ class _TextStream:
             if self._finished:
                 raise StopIteration
             try:
-                for out in self._engine.step():
-                    if out.request_id == self._id:
-                        self._finished = out.finished
-                        if out.outputs[0].text:
-                            self._pending.append(out.outputs[0].text)
+                news = self._router.take(self._id)
+                if not news:
+                    self._router.step()
+                for out in news:
+                    if out.finished:
+                        self._finished = True
+                        self._router.forget([self._id])
+                    if out.outputs[0].text:
+                        self._pending.append(out.outputs[0].text)
             except BaseException:
                 self.close()
                 raise
@@ -337,7 +352,8 @@ class _TextStream:
     def close(self) -> None:
         if not self._finished:
             self._finished = True
-            self._engine.abort_request(self._id)
+            self._router.forget([self._id])
+            self._router.engine.abort_request(self._id)
 
     def __del__(self):
         try:

@@ -1,0 +1,44 @@
+"""One engine stepped for several readers: the generate() calls and the open
+streams of one LLM. Whoever steps hands each output to the reader whose
+request it is, kept until that reader asks, so that no reader loses another's
+text or waits on an engine that has already finished its request."""
+
+from __future__ import annotations
+
+from typing import Dict, Iterable, List
+
+from .engine import LLMEngine
+from .outputs import RequestOutput
+
+
+class StepRouter:
+    def __init__(self, engine: LLMEngine):
+        self.engine = engine
+        self._unread: Dict[str, List[RequestOutput]] = {}  # request id -> its outputs not yet read
+
+    def watch(self, request_ids: Iterable[str]) -> None:
+        for rid in request_ids:
+            self._unread.setdefault(rid, [])
+
+    def forget(self, request_ids: Iterable[str]) -> None:
+        for rid in request_ids:
+            self._unread.pop(rid, None)
+
+    def take(self, request_id: str) -> List[RequestOutput]:
+        """The outputs of a watched request that arrived since the last take."""
+        unread = self._unread.get(request_id)
+        if not unread:
+            return []
+        self._unread[request_id] = []
+        return unread
+
+    def step(self) -> None:
+        """One engine step, its outputs kept for their readers (those of
+        requests nobody watches are dropped)."""
+        if not self.engine.has_unfinished_requests():
+            # a watched request that never finishes would make a reader step forever
+            raise RuntimeError("the engine has no request left to step: a request was aborted from outside")
+        for out in self.engine.step():
+            unread = self._unread.get(out.request_id)
+            if unread is not None:
+                unread.append(out)
