@@ -185,7 +185,10 @@ def test_temperature_zero_is_greedy_after_the_penalties():
     (dict(max_new_tokens=-5), r"max_tokens must be an integer >= 1"),
     (dict(n=0), r"n must be an integer >= 1"),
     (dict(num_beams=0), r"num_beams must be an integer >= 1"),
-    (dict(logprobs=-1), r"logprobs must be an integer >= 0"),
+    (dict(logprobs=-1), r"logprobs must be an integer in \[0, 20\]"),
+    (dict(logprobs=21), r"logprobs must be an integer in \[0, 20\]"),
+    (dict(stop=""), r"stop cannot contain an empty string"),
+    (dict(stop=5), r"stop must be a string or a list of strings"),
     (dict(seed=-1), r"seed must be"),
     (dict(stop=[1]), r"stop must be a string or a list of strings"),
     (dict(do_sample=True, temperature=0.0), r"do_sample=True needs temperature > 0"),
@@ -203,6 +206,10 @@ def test_bad_parameters_raise_value_error_naming_them(kwargs, words):
     (dict(min_p=1.2), "min_p"), (dict(repetition_penalty=0.0), "repetition_penalty"),
     (dict(presence_penalty=3.0), "presence_penalty"), (dict(frequency_penalty=-3.0), "frequency_penalty"),
     (dict(n=0), "n"), (dict(num_beams=0), "num_beams"),
+    # and the Python side's own checks
+    (dict(max_tokens=0), "max_tokens"), (dict(n="2"), "n"), (dict(seed=-1), "seed"), (dict(logprobs=-1), "logprobs"),
+    (dict(prompt_logprobs=99), "prompt_logprobs"), (dict(stop=5), "stop"), (dict(stop="\ud800"), "stop"),
+    (dict(stop=[""]), "stop"), (dict(stop_token_ids=3), "stop_token_ids"), (dict(ignore_eos="yes"), "ignore_eos"),
 ])
 def test_the_cores_checks_name_the_parameter_on_the_error(kwargs, param):
     # HearthError.param: the server's 400 reports it without reading the message

@@ -2,7 +2,8 @@
 and defaults, Hugging Face's names where people expect them
 (``max_new_tokens``, ``do_sample``, ``num_beams``). The values cross into C++
 as one bound struct (hearthlm._core.RequestParams), and C++ checks them: a
-bad value raises a ValueError naming the parameter and its range."""
+bad value raises a HearthError (a ValueError) naming the parameter and its
+range."""
 
 from __future__ import annotations
 
@@ -10,37 +11,47 @@ import numbers
 from dataclasses import InitVar, dataclass, field
 from typing import List, Optional, Union
 
+from .errors import HearthError
 from .structured import StructuredOutputsParams, as_params
 
 
 INT32_MAX = 2 ** 31 - 1
 INT64_MAX = 2 ** 63 - 1
+MAX_LOGPROBS = 20  # vLLM's default max_logprobs: alternatives per token at most
 
 
 def _int(name: str, v, none_as=None, at_most: int = INT32_MAX) -> int:
     """v as an int that fits its C++ field (int32 unless at_most says more):
-    a bigger one is a ValueError naming the parameter, not pybind11's
+    a bigger one is a HearthError naming the parameter, not pybind11's
     TypeError (a server would answer 500 to 'max_tokens': 1e30)."""
     if v is None and none_as is not None:
         return none_as
     if not isinstance(v, numbers.Integral) or isinstance(v, bool):
-        raise ValueError(f"{name} must be an integer, got {v!r}")
+        raise HearthError(f"{name} must be an integer, got {v!r}", param=name)
     if v > at_most:
-        raise ValueError(f"{name} must be at most {at_most}, got {v}")
+        raise HearthError(f"{name} must be at most {at_most}, got {v}", param=name)
     if v < -at_most - 1:
-        raise ValueError(f"{name} must be at least {-at_most - 1}, got {v}")
+        raise HearthError(f"{name} must be at least {-at_most - 1}, got {v}", param=name)
     return int(v)
 
 
 def _num(name: str, v) -> float:
     if not isinstance(v, numbers.Real) or isinstance(v, bool):
-        raise ValueError(f"{name} must be a number, got {v!r}")
+        raise HearthError(f"{name} must be a number, got {v!r}", param=name)
     return float(v)
+
+
+def _utf8(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+        return True
+    except UnicodeEncodeError:  # a lone surrogate
+        return False
 
 
 def _flag(name: str, v) -> bool:
     if not isinstance(v, bool):
-        raise ValueError(f"{name} must be True or False, got {v!r}")
+        raise HearthError(f"{name} must be True or False, got {v!r}", param=name)
     return v
 
 
@@ -91,7 +102,15 @@ class SamplingParams:
                 self.temperature = 0.0
         if isinstance(self.stop, str):
             self.stop = [self.stop]
+        if self.stop is not None and not isinstance(self.stop, (list, tuple)):
+            raise HearthError(f"stop must be a string or a list of strings, got {self.stop!r}", param="stop")
         self.stop = list(self.stop or [])
+        for x in self.stop:
+            if isinstance(x, str) and not _utf8(x):
+                raise HearthError(f"stop must be text that UTF-8 can encode, got {x!r}", param="stop")
+        if self.stop_token_ids is not None and not isinstance(self.stop_token_ids, (list, tuple)):
+            raise HearthError(f"stop_token_ids must be a list of token ids, got {self.stop_token_ids!r}",
+                              param="stop_token_ids")
         self.stop_token_ids = list(self.stop_token_ids or [])
         self.structured_outputs = as_params(self.structured_outputs)
         self.to_core()  # checked now, so that a bad value fails where it is written
@@ -106,10 +125,10 @@ class SamplingParams:
         from . import _core
 
         if self._do_sample and self.temperature == 0:
-            raise ValueError("do_sample=True needs temperature > 0, got temperature=0")
+            raise HearthError("do_sample=True needs temperature > 0, got temperature=0", param="temperature")
         if self.num_beams > 1 and self._do_sample:
-            raise ValueError("num_beams > 1 with do_sample=True (beam sampling) is not supported; "
-                             "beam search is deterministic (do_sample=False)")
+            raise HearthError("num_beams > 1 with do_sample=True (beam sampling) is not supported; "
+                              "beam search is deterministic (do_sample=False)", param="num_beams")
         p = _core.RequestParams()
         s = p.sampling
         s.temperature = _num("temperature", self.temperature)
@@ -124,33 +143,39 @@ class SamplingParams:
         if chosen_seed is not None:
             chosen_seed = _int("seed", chosen_seed, at_most=2 ** 64 - 1)
             if not 0 <= chosen_seed < 2 ** 64:
-                raise ValueError(f"seed must be an integer in [0, 2**64) or None, got {chosen_seed!r}")
+                raise HearthError(f"seed must be an integer in [0, 2**64) or None, got {chosen_seed!r}", param="seed")
             s.seed = chosen_seed
             p.has_seed = True
         g = p.generation
         g.n = _int("n", self.n)
         g.max_tokens = _int("max_tokens", self.max_tokens, none_as=-1, at_most=INT64_MAX)
         if self.max_tokens is not None and g.max_tokens < 1:
-            raise ValueError(f"max_tokens must be an integer >= 1 or None (max_new_tokens likewise), got {self.max_tokens!r}")
+            raise HearthError(f"max_tokens must be an integer >= 1 or None (max_new_tokens likewise), got {self.max_tokens!r}",
+                              param="max_tokens")
         if not all(isinstance(x, str) for x in self.stop):
-            raise ValueError(f"stop must be a string or a list of strings, got {self.stop!r}")
+            raise HearthError(f"stop must be a string or a list of strings, got {self.stop!r}", param="stop")
+        if any(x == "" for x in self.stop):
+            raise HearthError("stop cannot contain an empty string", param="stop")  # as vLLM
         g.stop = self.stop
         g.include_stop_str_in_output = _flag("include_stop_str_in_output", self.include_stop_str_in_output)
         g.stop_token_ids = [_int("stop_token_ids", t) for t in self.stop_token_ids]
         g.ignore_eos = _flag("ignore_eos", self.ignore_eos)
         g.logprobs = _int("logprobs", self.logprobs, none_as=-1)
-        if self.logprobs is not None and g.logprobs < 0:
-            raise ValueError(f"logprobs must be an integer >= 0 or None, got {self.logprobs!r}")
+        if self.logprobs is not None and not 0 <= g.logprobs <= MAX_LOGPROBS:
+            raise HearthError(f"logprobs must be an integer in [0, {MAX_LOGPROBS}] or None, got {self.logprobs!r}",
+                              param="logprobs")
         g.prompt_logprobs = _int("prompt_logprobs", self.prompt_logprobs, none_as=-1)
-        if self.prompt_logprobs is not None and g.prompt_logprobs < 0:
-            raise ValueError(f"prompt_logprobs must be an integer >= 0 or None, got {self.prompt_logprobs!r}")
+        if self.prompt_logprobs is not None and not 0 <= g.prompt_logprobs <= MAX_LOGPROBS:
+            raise HearthError(f"prompt_logprobs must be an integer in [0, {MAX_LOGPROBS}] or None, "
+                              f"got {self.prompt_logprobs!r}", param="prompt_logprobs")
         g.skip_special_tokens = _flag("skip_special_tokens", self.skip_special_tokens)
         g.constrained = self.structured_outputs is not None
         b = p.beam
         b.num_beams = _int("num_beams", self.num_beams)
         b.length_penalty = _num("length_penalty", self.length_penalty)
         if self.early_stopping not in (True, False, "never"):
-            raise ValueError(f"early_stopping must be True, False or 'never', got {self.early_stopping!r}")
+            raise HearthError(f"early_stopping must be True, False or 'never', got {self.early_stopping!r}",
+                              param="early_stopping")
         b.early_stopping = str(self.early_stopping).lower()
         p.check()  # ranges, and how the parts combine: C++ names the parameter
         return p

@@ -104,7 +104,7 @@ class _SamplingFields(_Body):
                 seed=seed, logprobs=logprobs, skip_special_tokens=self.skip_special_tokens,
                 structured_outputs=structured)
         except ValueError as e:
-            raise BadRequest(str(e), _param_of(str(e))) from None
+            raise BadRequest(str(e), getattr(e, "param", None) or _param_of(str(e))) from None
 
     @property
     def include_usage(self) -> bool:
