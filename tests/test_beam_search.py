@@ -160,7 +160,7 @@ def test_beam_search_to_the_end_of_the_context_finishes_with_length(smollm2_gguf
     llm = LLM(str(smollm2_gguf), n_threads=2, n_ctx=64)
     prompt = list(range(1000, 1050))
     out = llm.generate([prompt], SamplingParams(num_beams=2, max_tokens=None, ignore_eos=True))[0]
-    assert out.finish_reason == "length" and len(out.token_ids) == 64 - 50 + 1  # as greedy ends there
+    assert out.finish_reason == "length" and len(out.token_ids) == 64 - 50  # prompt and output fill the context, as greedy
     greedy = llm.generate([prompt], SamplingParams(temperature=0, max_tokens=None, ignore_eos=True))[0]
     assert greedy.finish_reason == "length" and len(greedy.token_ids) == len(out.token_ids)
 

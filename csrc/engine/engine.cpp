@@ -345,10 +345,10 @@ void Engine::start_beams(Request& r, Sequence& s, const float* logits) {
     r.forked = true;
     prompt_tokens_ += (int64_t)r.prompt.size();
     const int k = r.params.beam.num_beams;
-    // as sampling does, the last token may land just past the context: it is never fed
+    // as sampling does, prompt and output together fill the context at most
     const int64_t max_length = r.params.generation.max_tokens < 0
-                                   ? c_.n_ctx + 1
-                                   : std::min<int64_t>(c_.n_ctx + 1, (int64_t)r.prompt.size() + r.params.generation.max_tokens);
+                                   ? c_.n_ctx
+                                   : std::min<int64_t>(c_.n_ctx, (int64_t)r.prompt.size() + r.params.generation.max_tokens);
     r.beams = std::make_unique<BeamSearch>(r.params.beam, r.params.sampling.repetition_penalty, r.prompt, max_length, r.eos);
     // k beams that all begin as the prompt (they share its blocks)
     for (int i = 1; i < k; i++) {

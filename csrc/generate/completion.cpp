@@ -70,6 +70,9 @@ GeneratedToken Completion::next(const float* logits, int64_t n_vocab, const uint
         // does: not the model's own end token, but a stop_token_ids entry or
         // another end-of-generation token (vLLM's generation_config ones)
         stop_token_ = !p_.ignore_eos && tok_ && out.id == tok_->vocab().eos ? -1 : out.id;
+        // with include_stop_str_in_output its text ends the answer, as vLLM
+        // decodes it (a special token only where special tokens are shown)
+        if (p_.include_stop_str_in_output && text_) out.text = stops_.feed(text_->push(out.id));
         finish(FinishReason::Stop, out);
         return out;
     }
@@ -81,8 +84,9 @@ GeneratedToken Completion::next(const float* logits, int64_t n_vocab, const uint
         return out;
     }
     const bool at_max = p_.max_tokens >= 0 && (int64_t)output_.size() >= p_.max_tokens;
-    // this token would go at position prompt + output - 1: is there room for it?
-    const bool context_full = (int64_t)(prompt_.size() + output_.size()) > n_ctx_;
+    // prompt and output fill the context (vLLM's max_model_len: the last
+    // token is never fed, but the sequence is as long as the context allows)
+    const bool context_full = (int64_t)(prompt_.size() + output_.size()) >= n_ctx_;
     if (at_max || context_full) finish(FinishReason::Length, out);
     return out;
 }
