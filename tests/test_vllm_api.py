@@ -36,6 +36,58 @@ def test_chat_returns_a_list_and_takes_several_conversations(llm):
     assert both[0].prompt == llm.render_chat(one)
 
 
+def test_include_stop_str_in_output_keeps_a_stop_tokens_text_too(llm):
+    # vLLM decodes the stop token into the text when asked (a special one
+    # only where special tokens are shown)
+    full = llm.generate(PROMPT, SamplingParams(max_tokens=12, ignore_eos=True, **GREEDY))[0]
+    at = next(i for i in range(2, 12) if full.token_ids[i] not in full.token_ids[:i])  # its first appearance
+    stop_id = full.token_ids[at]
+    cut = llm.generate(PROMPT, SamplingParams(max_tokens=12, stop_token_ids=[stop_id], **GREEDY))[0]
+    kept = llm.generate(PROMPT, SamplingParams(max_tokens=12, stop_token_ids=[stop_id], include_stop_str_in_output=True,
+                                               **GREEDY))[0]
+    assert cut.token_ids == kept.token_ids == full.token_ids[:at + 1] and kept.outputs[0].stop_reason == stop_id
+    assert kept.text == cut.text + llm.detokenize([stop_id]) and full.text.startswith(kept.text)
+    chat = [{"role": "user", "content": "Say hi."}]
+    shown = llm.chat(chat, SamplingParams(max_tokens=64, include_stop_str_in_output=True, skip_special_tokens=False,
+                                          **GREEDY))[0]
+    hidden = llm.chat(chat, SamplingParams(max_tokens=64, include_stop_str_in_output=True, **GREEDY))[0]
+    assert shown.finish_reason == "stop" and shown.outputs[0].stop_reason is None  # the model's own end token
+    assert shown.text == hidden.text + "<|im_end|>"
+
+
+def test_chat_template_variables_continue_final_message_and_misspelt_keywords(llm):
+    template = "{% for m in messages %}<{{ m.role }}>{{ m.content }}</{{ m.role }}>{% endfor %}{{ greeting }}"
+    chat = [{"role": "user", "content": "Hi"}]
+    assert llm.render_chat(chat, chat_template=template, greeting="Hello") == "<user>Hi</user>Hello"
+    outs = llm.chat(chat, SamplingParams(max_tokens=1), chat_template=template,
+                    chat_template_kwargs={"greeting": "Hey"})  # vLLM's name for template variables
+    assert outs[0].prompt == "<user>Hi</user>Hey"
+    # continue_final_message: the answer goes on from the assistant's last words (transformers' cut)
+    started = chat + [{"role": "assistant", "content": "The capital of France is"}]
+    text = llm.render_chat(started, add_generation_prompt=False, continue_final_message=True)
+    assert text.endswith("<|im_start|>assistant\nThe capital of France is")
+    with pytest.raises(HearthError, match="continue_final_message and add_generation_prompt"):
+        llm.chat(started, continue_final_message=True)
+    # a misspelt parameter is not taken for a template variable and ignored
+    with pytest.raises(TypeError, match="did you mean 'sampling_params'"):
+        llm.chat(chat, sampling_param=SamplingParams(max_tokens=1))
+    for bad in ({"role": "user", "content": "hi"}, None, "hi"):
+        with pytest.raises(HearthError, match="messages must be a list"):
+            llm.chat(bad)
+
+
+def test_prompts_of_the_wrong_kind_are_refused_not_guessed(llm):
+    for bad, words in [(b"hello", "decode bytes to str first"), (None, "got NoneType"),
+                       ({"prompt_token_ids": [504.7]}, "prompt_token_ids must be a list of integer token ids"),
+                       ({"prompt_token_ids": ["504"]}, "prompt_token_ids must be a list of integer"),
+                       ({"prompt_token_ids": [True]}, "prompt_token_ids must be a list of integer"),
+                       ({"prompt_token_ids": [2 ** 63]}, r"prompt token id \d+ is out of range"),
+                       ({"prompt": 5}, "prompt must be a str")]:
+        with pytest.raises(HearthError, match=words):
+            llm.generate(bad, SamplingParams(max_tokens=1))
+    assert not llm.llm_engine.has_unfinished_requests()
+
+
 def test_one_sampling_params_per_prompt(llm):
     outs = llm.generate([PROMPT, PROMPT], [SamplingParams(max_tokens=3, **GREEDY), SamplingParams(max_tokens=7, **GREEDY)])
     assert [len(o.token_ids) for o in outs] == [3, 7]

@@ -35,7 +35,7 @@ __all__ = ["ChatTemplateError", "render_chat_template", "template_from_metadata"
 
 
 from . import render_budget  # noqa: E402
-from .errors import ChatTemplateError  # noqa: E402
+from .errors import ChatTemplateError, HearthError  # noqa: E402
 
 
 # --- the environment ---------------------------------------------------------
@@ -264,7 +264,7 @@ def _documents(documents):
 
 def render_chat_template(template: str, messages: list, *, add_generation_prompt: bool = True,
                          bos_token: Optional[str] = "", eos_token: Optional[str] = "",
-                         tools=None, documents=None, **extra) -> str:
+                         tools=None, documents=None, continue_final_message: bool = False, **extra) -> str:
     """The prompt text that template makes of the conversation.
 
     Equal to transformers' `tokenizer.apply_chat_template(messages,
@@ -273,6 +273,8 @@ def render_chat_template(template: str, messages: list, *, add_generation_prompt
     as None is left undefined, as transformers leaves a tokenizer's unset
     ones. extra: more template variables (date_string, enable_thinking,
     unk_token, ...); they win over bos_token / eos_token, as in transformers.
+    continue_final_message: the text ends where the last message's content
+    does (no end of turn), so that the model continues it (transformers').
 
     Raises ChatTemplateError when the template does not compile, refuses the
     conversation (its raise_exception) or fails while rendering.
@@ -281,7 +283,12 @@ def render_chat_template(template: str, messages: list, *, add_generation_prompt
         raise ChatTemplateError("there is no chat template (the model's tokenizer.chat_template is missing or empty)")
     compiled = _compile(template)
     chat = _conversation(messages)
-    reserved = sorted(set(extra) & {"messages", "tools", "documents", "add_generation_prompt"})
+    if continue_final_message and add_generation_prompt:
+        raise HearthError("continue_final_message and add_generation_prompt cannot both be true: "
+                          "pass add_generation_prompt=False to continue the last message",
+                          param="continue_final_message")
+    reserved = sorted(set(extra) & {"messages", "tools", "documents", "add_generation_prompt",
+                                    "continue_final_message"})
     if reserved:
         raise TypeError(f"render_chat_template() got {', '.join(reserved)} twice (as arguments and in extra)")
     variables = {name: token for name, token in (("bos_token", bos_token), ("eos_token", eos_token))
@@ -292,7 +299,7 @@ def render_chat_template(template: str, messages: list, *, add_generation_prompt
         with render_budget.StepCounter():
             pieces = compiled.generate(messages=chat, tools=tool_schemas, documents=plain_documents,
                                        add_generation_prompt=add_generation_prompt, **variables)
-            return render_budget.joined_within_budget(pieces)
+            text = render_budget.joined_within_budget(pieces)
     except render_budget.RenderBudgetExceeded as e:
         raise ChatTemplateError(f"the chat template was stopped: {e}") from None
     except _TemplateRefusal as e:
@@ -303,6 +310,23 @@ def render_chat_template(template: str, messages: list, *, add_generation_prompt
         raise ChatTemplateError(f"the chat template failed to render: {type(e).__name__}: {e}") from e
     except Exception as e:  # a template can fail in plain Python: 'a' + none, a bad index, ...
         raise ChatTemplateError(f"the chat template failed to render: {type(e).__name__}: {e}") from e
+    return _cut_after_final_message(text, chat) if continue_final_message else text
+
+
+def _cut_after_final_message(text: str, chat: list) -> str:
+    """text up to the end of the last message's content, as transformers'
+    continue_final_message cuts it (a template may trim the content's
+    trailing spaces)."""
+    final = chat[-1].get("content")
+    if isinstance(final, (list, tuple)):  # content parts: the last text one
+        final = next((part["text"] for part in reversed(final) if isinstance(part, Mapping) and "text" in part), None)
+    if not isinstance(final, str) or final.strip() not in text:
+        raise ChatTemplateError("continue_final_message: the final message's text does not appear in the "
+                                "rendered chat, so there is nothing to continue")
+    at = text.rindex(final.strip())
+    if text[at:at + len(final.lstrip())] == final:
+        return text[:at + len(final.lstrip())]
+    return text[:at + len(final.strip())]
 
 
 # --- GGUF metadata -------------------------------------------------------------

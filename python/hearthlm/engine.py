@@ -37,18 +37,33 @@ def normalize_prompts(prompts) -> List[dict]:
         if isinstance(p, str):
             return {"prompt": p}
         if isinstance(p, dict) and ("prompt" in p or "prompt_token_ids" in p):
-            return dict(p)
+            p = dict(p)
+            if "prompt_token_ids" in p:
+                ids = p["prompt_token_ids"]
+                if not isinstance(ids, (list, tuple, np.ndarray)) or not all(_is_id(t) for t in ids):
+                    raise HearthError(f"prompt_token_ids must be a list of integer token ids, got {ids!r:.80}",
+                                      param="prompt_token_ids")
+                p["prompt_token_ids"] = [int(t) for t in ids]
+            elif not isinstance(p["prompt"], str):
+                raise HearthError(f"prompt must be a str, got {type(p['prompt']).__name__}", param="prompt")
+            return p
         if isinstance(p, (list, tuple, np.ndarray)) and all(_is_id(t) for t in p):
             return {"prompt_token_ids": [int(t) for t in p]}
-        raise ValueError(f"a prompt must be a str, a list of token ids or a dict, got {type(p).__name__}")
+        hint = " (decode bytes to str first)" if isinstance(p, (bytes, bytearray)) else ""
+        raise HearthError(f"a prompt must be a str, a list of token ids or a dict, got {type(p).__name__}{hint}",
+                          param="prompt")
 
-    if isinstance(prompts, (str, dict)):
-        return [one(prompts)]
-    prompts = list(prompts)
+    if isinstance(prompts, (str, dict, bytes, bytearray)) or prompts is None:
+        return [one(prompts)]  # bytes are not a list of token ids: refused, not read as one
+    try:
+        prompts = list(prompts)
+    except TypeError:
+        raise HearthError(f"prompts must be a prompt or a list of prompts, got {type(prompts).__name__}",
+                          param="prompt") from None
     if prompts and all(_is_id(t) for t in prompts):
         return [one(prompts)]  # a single prompt given as token ids
     if not prompts:
-        raise ValueError("prompts is empty")
+        raise HearthError("prompts is empty", param="prompt")
     return [one(p) for p in prompts]
 
 
@@ -143,7 +158,8 @@ class LLMEngine:
             raise ValueError(f"params must be a SamplingParams, got {type(params).__name__}")
         reqs = normalize_prompts(prompt)
         if len(reqs) != 1:
-            raise ValueError("add_request takes one prompt")
+            raise HearthError(f"add_request takes one prompt (a str, a list of token ids or a dict), got {len(reqs)}",
+                              param="prompt")
         text, ids = self.prompt_ids(reqs[0])
         fits_prompt = len(ids) < self.n_ctx  # else the prompt itself is refused, below
         if max_tokens_must_fit and fits_prompt and params.max_tokens is not None and len(ids) + params.max_tokens > self.n_ctx:
@@ -169,7 +185,11 @@ class LLMEngine:
     def prompt_ids(self, prompt: dict):
         """(text or None, token ids) of a normalized prompt."""
         if "prompt_token_ids" in prompt:
-            return prompt.get("prompt"), [int(t) for t in prompt["prompt_token_ids"]]
+            ids = [int(t) for t in prompt["prompt_token_ids"]]
+            bad = next((t for t in ids if not 0 <= t < self.n_vocab), None)
+            if bad is not None:
+                raise HearthError(f"prompt token id {bad} is out of range [0, {self.n_vocab})", param="prompt")
+            return prompt.get("prompt"), ids
         return prompt["prompt"], self.tokenize(prompt["prompt"])
 
     def step(self) -> List[RequestOutput]:

@@ -252,19 +252,26 @@ class LLM:
 
     def chat(self, messages, sampling_params: Union[SamplingParams, Sequence[SamplingParams], None] = None, *,
              use_tqdm: bool = True, stream: bool = False, add_generation_prompt: bool = True,
-             chat_template: Optional[str] = None, **template_kwargs):
+             continue_final_message: bool = False, chat_template: Optional[str] = None, tools=None,
+             chat_template_kwargs: Optional[dict] = None, **template_kwargs):
         """The model's answers to a conversation ([{"role": ..., "content": ...},
         ...]) or a list of conversations, rendered with its own chat template
         as transformers' apply_chat_template(add_generation_prompt=True) does.
         Returns a list of RequestOutput, one per conversation, as vLLM's
         LLM.chat (stream=True, one conversation: an iterator of text deltas).
         A conversation that continues an earlier one reuses its KV blocks
-        through the prefix cache."""
+        through the prefix cache. More template variables (enable_thinking=
+        False, ...) come as chat_template_kwargs (vLLM's) or as keywords."""
+        _refuse_misspelt_parameters(template_kwargs)
+        template_kwargs = {**template_kwargs, **(chat_template_kwargs or {})}
+        if isinstance(messages, dict) or isinstance(messages, (str, bytes)) or messages is None:
+            raise HearthError("messages must be a list of messages ({'role': ..., 'content': ...}) "
+                              f"or a list of such lists, got {type(messages).__name__}", param="messages")
         conversations = [messages] if messages and isinstance(messages[0], dict) else list(messages)
         prompts = []
         for conv in conversations:
             text = self.render_chat(conv, add_generation_prompt=add_generation_prompt, chat_template=chat_template,
-                                    **template_kwargs)
+                                    continue_final_message=continue_final_message, tools=tools, **template_kwargs)
             # the template writes BOS if it wants one
             prompts.append({"prompt": text, "prompt_token_ids": self.tokenize(text, add_special=False)})
         if stream:
@@ -360,6 +367,23 @@ class _TextStream:
             self.close()
         except Exception:  # the engine may be gone at interpreter exit
             pass
+
+
+_CHAT_PARAMETERS = ("sampling_params", "use_tqdm", "stream", "add_generation_prompt", "continue_final_message",
+                    "chat_template", "tools", "chat_template_kwargs")
+
+
+def _refuse_misspelt_parameters(template_kwargs: dict) -> None:
+    """chat() passes unknown keywords to the template, so that a misspelt
+    parameter (sampling_param=...) would be silently ignored: refuse the
+    ones that look like chat()'s own."""
+    import difflib
+
+    for name in template_kwargs:
+        close = difflib.get_close_matches(name, _CHAT_PARAMETERS, n=1, cutoff=0.8)
+        if close:
+            raise TypeError(f"chat() got an unexpected keyword argument {name!r}; did you mean {close[0]!r}? "
+                            "(template variables go in chat_template_kwargs)")
 
 
 def _params_per_prompt(sampling_params, n: int) -> List[SamplingParams]:

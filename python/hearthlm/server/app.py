@@ -88,7 +88,7 @@ def create_app(engine: LLMEngine, served_model_name: str, *, api_key: Optional[s
             raise BadRequest("give either prompt or messages", "prompt")
         if req.messages is not None:
             _, tokens = await state.chat_prompt(conversation_of(req.messages), req.add_generation_prompt,
-                                                req.chat_template_kwargs)
+                                                req.chat_template_kwargs, req.continue_final_message)
         else:
             tokens = state.tokenize(req.prompt, add_special=req.add_special_tokens)
         return {"count": len(tokens), "max_model_len": state.n_ctx, "tokens": tokens}

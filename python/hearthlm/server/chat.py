@@ -20,7 +20,8 @@ from .state import ServerState
 
 async def create_chat_completion(state: ServerState, req: ChatCompletionRequest, raw: Request) -> Response:
     params = req.sampling_params()
-    text, ids = await state.chat_prompt(req.conversation(), req.add_generation_prompt, req.chat_template_kwargs)
+    text, ids = await state.chat_prompt(req.conversation(), req.add_generation_prompt, req.chat_template_kwargs,
+                                        req.continue_final_message)
     request_id = state.new_request_id("chatcmpl")
     stream = await state.submit(request_id, {"prompt": text, "prompt_token_ids": ids}, params, "messages")
     created = int(time.time())

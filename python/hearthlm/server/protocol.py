@@ -125,6 +125,7 @@ class ChatCompletionRequest(_SamplingFields):
     top_logprobs: Optional[int] = None
     # vLLM's extensions
     add_generation_prompt: bool = True
+    continue_final_message: bool = False
     chat_template_kwargs: Optional[Dict[str, Any]] = None
 
     def sampling_params(self) -> SamplingParams:
@@ -194,6 +195,7 @@ class TokenizeRequest(_Body):
     messages: Optional[List[ChatMessage]] = None
     add_special_tokens: bool = True
     add_generation_prompt: bool = True
+    continue_final_message: bool = False
     chat_template_kwargs: Optional[Dict[str, Any]] = None
 
 

@@ -49,7 +49,7 @@ class ServerState:
 
     # --- text --------------------------------------------------------------------
     def render_chat(self, conversation: List[dict], add_generation_prompt: bool = True,
-                    chat_template_kwargs: Optional[dict] = None) -> str:
+                    chat_template_kwargs: Optional[dict] = None, continue_final_message: bool = False) -> str:
         """The prompt text of a conversation. chat_template_kwargs are more
         template variables; as in vLLM they win over the request's own
         add_generation_prompt (and give the template tools or documents)."""
@@ -59,7 +59,7 @@ class ServerState:
         if not conversation:
             raise BadRequest("messages: give at least one message", "messages")
         extra = dict(chat_template_kwargs or {})
-        for name in ("messages", "template"):
+        for name in ("messages", "template", "continue_final_message"):
             if name in extra:
                 raise BadRequest(f"chat_template_kwargs: {name!r} cannot be set here", "chat_template_kwargs")
         add_generation_prompt = extra.pop("add_generation_prompt", add_generation_prompt)
@@ -69,18 +69,22 @@ class ServerState:
         tools, documents = extra.pop("tools", None), extra.pop("documents", None)
         try:
             return render_chat_template(self.chat_template, conversation, add_generation_prompt=add_generation_prompt,
-                                        tools=tools, documents=documents, **{**self._special, **extra})
+                                        tools=tools, documents=documents, continue_final_message=continue_final_message,
+                                        **{**self._special, **extra})
         except ChatTemplateError as e:
             raise BadRequest(str(e), "messages") from None
+        except HearthError as e:
+            raise BadRequest(str(e), e.param or "messages") from None
         except (TypeError, ValueError) as e:  # tools / documents of the wrong shape
             raise BadRequest(f"chat_template_kwargs: {e}", "chat_template_kwargs") from None
 
     async def chat_prompt(self, conversation: List[dict], add_generation_prompt: bool = True,
-                          chat_template_kwargs: Optional[dict] = None) -> Tuple[str, List[int]]:
+                          chat_template_kwargs: Optional[dict] = None,
+                          continue_final_message: bool = False) -> Tuple[str, List[int]]:
         """render_chat and its token ids, in a worker thread: a long
         conversation takes seconds, and the event loop serves every stream."""
         def work():
-            text = self.render_chat(conversation, add_generation_prompt, chat_template_kwargs)
+            text = self.render_chat(conversation, add_generation_prompt, chat_template_kwargs, continue_final_message)
             return text, self.tokenize(text, add_special=False)  # the template writes BOS if it wants one
         return await asyncio.to_thread(work)
 
