@@ -294,6 +294,12 @@ def test_bad_template_arguments_and_empty_prompts_are_400s(server, model_name, p
     assert err["error"]["param"] == param and err["error"]["type"] == "invalid_request_error"
 
 
+def test_top_logprobs_0_without_logprobs_is_accepted_as_in_vllm(server, model_name):
+    status, body = http(server, "POST", "/v1/chat/completions",
+                        {"model": model_name, "messages": QUESTION, "max_tokens": 2, "top_logprobs": 0})
+    assert status == 200 and body["choices"][0]["logprobs"] is None
+
+
 def test_chat_template_kwargs_override_add_generation_prompt(client, model_name):
     r = client.chat.completions.create(model=model_name, messages=QUESTION, max_tokens=2, temperature=0,
                                        extra_body={"chat_template_kwargs": {"add_generation_prompt": False}})

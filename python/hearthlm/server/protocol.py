@@ -130,7 +130,7 @@ class ChatCompletionRequest(_SamplingFields):
 
     def sampling_params(self) -> SamplingParams:
         if self.top_logprobs is not None:
-            if not self.logprobs:
+            if self.top_logprobs > 0 and not self.logprobs:  # 0 alone is harmless, as vLLM lets it be
                 raise BadRequest("top_logprobs needs logprobs=true", "top_logprobs")
             if not 0 <= self.top_logprobs <= 20:
                 raise BadRequest(f"top_logprobs must be in [0, 20], got {self.top_logprobs}", "top_logprobs")
