@@ -115,7 +115,7 @@ TurnStats ChatSession::answer_impl(const std::string& user_text, const std::func
                 done = true;
                 st.finish = d.finish_reason;
                 st.context_full = d.finish_reason == FinishReason::Length &&
-                                  st.prompt_tokens + st.generated_tokens + 1 > e_.n_ctx();
+                                  st.prompt_tokens + st.generated_tokens >= e_.n_ctx();
             }
         }
     }

@@ -147,8 +147,10 @@ BeamText beam_text(const Tokenizer* tok, const Hypothesis& h, const GenerationPa
     std::vector<int32_t> shown = h.tokens;
     if (!shown.empty() && std::find(eos.begin(), eos.end(), shown.back()) != eos.end()) {
         out.finish_reason = FinishReason::Stop;
-        out.stop_token = tok && shown.back() == tok->vocab().eos ? -1 : shown.back();  // as sampling names it
-        shown.pop_back();  // an end token is not part of the answer, as in sampling
+        // as sampling: named unless it is the model's own end token, and its
+        // text kept only with include_stop_str_in_output
+        out.stop_token = !p.ignore_eos && tok && shown.back() == tok->vocab().eos ? -1 : shown.back();
+        if (!p.include_stop_str_in_output) shown.pop_back();
     }
     if (!tok) return out;
     const std::string bytes = tok->decode(shown.data(), shown.size(), !p.skip_special_tokens);
