@@ -47,6 +47,10 @@ def test_include_stop_str_in_output_keeps_a_stop_tokens_text_too(llm):
                                                **GREEDY))[0]
     assert cut.token_ids == kept.token_ids == full.token_ids[:at + 1] and kept.outputs[0].stop_reason == stop_id
     assert kept.text == cut.text + llm.detokenize([stop_id]) and full.text.startswith(kept.text)
+    beams = llm.generate(PROMPT, SamplingParams(max_tokens=12, stop_token_ids=[stop_id], num_beams=2,
+                                                include_stop_str_in_output=True))[0]  # beam search alike
+    assert beams.token_ids[-1] == stop_id and beams.outputs[0].stop_reason == stop_id
+    assert beams.text.endswith(llm.detokenize([stop_id]))
     chat = [{"role": "user", "content": "Say hi."}]
     shown = llm.chat(chat, SamplingParams(max_tokens=64, include_stop_str_in_output=True, skip_special_tokens=False,
                                           **GREEDY))[0]
@@ -62,6 +66,9 @@ def test_chat_template_variables_continue_final_message_and_misspelt_keywords(ll
     outs = llm.chat(chat, SamplingParams(max_tokens=1), chat_template=template,
                     chat_template_kwargs={"greeting": "Hey"})  # vLLM's name for template variables
     assert outs[0].prompt == "<user>Hi</user>Hey"
+    # and they win over chat()'s own template arguments, as in vLLM
+    bare = llm.chat(chat, SamplingParams(max_tokens=1), chat_template_kwargs={"add_generation_prompt": False})
+    assert bare[0].prompt == llm.render_chat(chat, add_generation_prompt=False) != llm.render_chat(chat)
     # continue_final_message: the answer goes on from the assistant's last words (transformers' cut)
     started = chat + [{"role": "assistant", "content": "The capital of France is"}]
     text = llm.render_chat(started, add_generation_prompt=False, continue_final_message=True)

@@ -220,11 +220,12 @@ class LLM:
         engine = self.llm_engine
         order = self._add_all(reqs, params)
         router = self._router
-        router.watch(order)
         done = {}
         partial = {rid: None for rid in order}
-        bar = _progress(len(order), use_tqdm)
+        bar = None
         try:
+            router.watch(order)
+            bar = _progress(len(order), use_tqdm)
             while len(done) < len(order):
                 news = [out for rid in order if rid not in done for out in router.take(rid)]
                 if not news:
@@ -264,6 +265,11 @@ class LLM:
         False, ...) come as chat_template_kwargs (vLLM's) or as keywords."""
         _refuse_misspelt_parameters(template_kwargs)
         template_kwargs = {**template_kwargs, **(chat_template_kwargs or {})}
+        # as in vLLM, chat_template_kwargs win over chat()'s own template arguments
+        add_generation_prompt = template_kwargs.pop("add_generation_prompt", add_generation_prompt)
+        continue_final_message = template_kwargs.pop("continue_final_message", continue_final_message)
+        chat_template = template_kwargs.pop("chat_template", chat_template)
+        tools = template_kwargs.pop("tools", tools)
         if isinstance(messages, dict) or isinstance(messages, (str, bytes)) or messages is None:
             raise HearthError("messages must be a list of messages ({'role': ..., 'content': ...}) "
                               f"or a list of such lists, got {type(messages).__name__}", param="messages")

@@ -5,7 +5,7 @@ text or waits on an engine that has already finished its request."""
 
 from __future__ import annotations
 
-from typing import Dict, Iterable, List
+from typing import Dict, Iterable, List, Optional
 
 from .engine import LLMEngine
 from .outputs import RequestOutput
@@ -15,6 +15,7 @@ class StepRouter:
     def __init__(self, engine: LLMEngine):
         self.engine = engine
         self._unread: Dict[str, List[RequestOutput]] = {}  # request id -> its outputs not yet read
+        self._failed: Dict[str, Exception] = {}  # request id -> the failed step its reader has not yet seen
 
     def watch(self, request_ids: Iterable[str]) -> None:
         for rid in request_ids:
@@ -23,9 +24,14 @@ class StepRouter:
     def forget(self, request_ids: Iterable[str]) -> None:
         for rid in request_ids:
             self._unread.pop(rid, None)
+            self._failed.pop(rid, None)
 
     def take(self, request_id: str) -> List[RequestOutput]:
-        """The outputs of a watched request that arrived since the last take."""
+        """The outputs of a watched request that arrived since the last take;
+        raises the error of a step that failed while another reader stepped."""
+        failed: Optional[Exception] = self._failed.pop(request_id, None)
+        if failed is not None:
+            raise failed
         unread = self._unread.get(request_id)
         if not unread:
             return []
@@ -34,11 +40,19 @@ class StepRouter:
 
     def step(self) -> None:
         """One engine step, its outputs kept for their readers (those of
-        requests nobody watches are dropped)."""
+        requests nobody watches are dropped). A step that fails raises here
+        and at every other reader's next take: the failing request may be
+        any reader's, and each one aborts its own."""
         if not self.engine.has_unfinished_requests():
             # a watched request that never finishes would make a reader step forever
             raise RuntimeError("the engine has no request left to step: a request was aborted from outside")
-        for out in self.engine.step():
+        try:
+            outputs = self.engine.step()
+        except Exception as e:
+            for rid in self._unread:
+                self._failed[rid] = e
+            raise
+        for out in outputs:
             unread = self._unread.get(out.request_id)
             if unread is not None:
                 unread.append(out)

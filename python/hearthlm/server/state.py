@@ -59,13 +59,15 @@ class ServerState:
         if not conversation:
             raise BadRequest("messages: give at least one message", "messages")
         extra = dict(chat_template_kwargs or {})
-        for name in ("messages", "template", "continue_final_message"):
+        for name in ("messages", "template"):
             if name in extra:
                 raise BadRequest(f"chat_template_kwargs: {name!r} cannot be set here", "chat_template_kwargs")
         add_generation_prompt = extra.pop("add_generation_prompt", add_generation_prompt)
-        if not isinstance(add_generation_prompt, bool):
-            raise BadRequest("chat_template_kwargs: add_generation_prompt must be true or false",
-                             "chat_template_kwargs")
+        continue_final_message = extra.pop("continue_final_message", continue_final_message)
+        for name, flag in (("add_generation_prompt", add_generation_prompt),
+                           ("continue_final_message", continue_final_message)):
+            if not isinstance(flag, bool):
+                raise BadRequest(f"chat_template_kwargs: {name} must be true or false", "chat_template_kwargs")
         tools, documents = extra.pop("tools", None), extra.pop("documents", None)
         try:
             return render_chat_template(self.chat_template, conversation, add_generation_prompt=add_generation_prompt,
