@@ -294,6 +294,20 @@ def test_bad_template_arguments_and_empty_prompts_are_400s(server, model_name, p
     assert err["error"]["param"] == param and err["error"]["type"] == "invalid_request_error"
 
 
+def test_min_tokens_as_vllms_extension(client, model_name):
+    hi = [{"role": "user", "content": "Say hi."}]  # a short greedy answer that ends with the end token
+    base = client.chat.completions.create(model=model_name, messages=hi, max_tokens=64, temperature=0)
+    assert base.choices[0].finish_reason == "stop"
+    k = base.usage.completion_tokens
+    r = client.chat.completions.create(model=model_name, messages=hi, max_tokens=64, temperature=0,
+                                       extra_body={"min_tokens": k + 4})
+    assert r.usage.completion_tokens >= k + 4
+    with pytest.raises(openai.BadRequestError) as e:
+        client.chat.completions.create(model=model_name, messages=QUESTION, max_tokens=3,
+                                       extra_body={"min_tokens": 5})
+    assert e.value.body["param"] == "min_tokens"
+
+
 def test_top_logprobs_0_without_logprobs_is_accepted_as_in_vllm(server, model_name):
     status, body = http(server, "POST", "/v1/chat/completions",
                         {"model": model_name, "messages": QUESTION, "max_tokens": 2, "top_logprobs": 0})

@@ -59,6 +59,29 @@ def test_include_stop_str_in_output_keeps_a_stop_tokens_text_too(llm):
     assert shown.text == hidden.text + "<|im_end|>"
 
 
+def test_min_tokens_holds_back_the_end_token_and_stop_token_ids(llm):
+    chat = [{"role": "user", "content": "Say hi."}]
+    base = llm.chat(chat, SamplingParams(max_tokens=64, **GREEDY))[0]
+    k = len(base.token_ids)  # its last is the end token
+    assert base.finish_reason == "stop" and k < 40
+    longer = llm.chat(chat, SamplingParams(max_tokens=64, min_tokens=k + 5, **GREEDY))[0]
+    assert longer.token_ids[:k - 1] == base.token_ids[:k - 1] and len(longer.token_ids) >= k + 5
+    assert base.token_ids[-1] not in longer.token_ids[:k + 5]
+    full = llm.generate(PROMPT, SamplingParams(max_tokens=20, ignore_eos=True, **GREEDY))[0]
+    stop_id = full.token_ids[2]
+    held = llm.generate(PROMPT, SamplingParams(max_tokens=20, stop_token_ids=[stop_id], min_tokens=8, **GREEDY))[0]
+    assert stop_id not in held.token_ids[:8] and len(held.token_ids) >= 8
+    streamed = "".join(llm.generate(PROMPT, SamplingParams(max_tokens=20, stop_token_ids=[stop_id], min_tokens=8,
+                                                           **GREEDY), stream=True))
+    assert streamed == held.text
+    for bad, words in [(dict(min_tokens=-1), "min_tokens must be an integer >= 0"),
+                       (dict(min_tokens=5, max_tokens=3), r"min_tokens \(5\) must be <= max_tokens \(3\)"),
+                       (dict(min_tokens=2, num_beams=2), "min_tokens does not work with beam search")]:
+        with pytest.raises(HearthError, match=words) as e:
+            SamplingParams(**bad)
+        assert e.value.param == "min_tokens"
+
+
 def test_chat_template_variables_continue_final_message_and_misspelt_keywords(llm):
     template = "{% for m in messages %}<{{ m.role }}>{{ m.content }}</{{ m.role }}>{% endfor %}{{ greeting }}"
     chat = [{"role": "user", "content": "Hi"}]

@@ -35,6 +35,17 @@ void Completion::finish(FinishReason r, GeneratedToken& out) {
     out.text += stops_.flush();
 }
 
+// min_tokens (vLLM's MinTokensLogitsProcessor): before it, the tokens that
+// would end the completion (stop_token_ids, and the end tokens unless
+// ignore_eos) cannot be drawn.
+void Completion::hold_back_stop_tokens(int64_t n_vocab) {
+    for (int32_t t : p_.stop_token_ids)
+        if (t < n_vocab) work_[t] = -INFINITY;
+    if (!p_.ignore_eos && tok_)
+        for (int32_t t : tok_->vocab().end_of_generation)
+            if (t >= 0 && t < n_vocab) work_[t] = -INFINITY;
+}
+
 std::vector<TokenLogprob> token_logprobs(const float* logits, int64_t n_vocab, int32_t token, int32_t k) {
     std::vector<TokenLogprob> out;
     out.push_back(TokenLogprob{token, log_prob(logits, n_vocab, token), token_rank(logits, n_vocab, token)});
@@ -56,6 +67,7 @@ GeneratedToken Completion::next(const float* logits, int64_t n_vocab, const uint
         }
         HEARTH_CHECK(any, "structured output: the grammar allows no token here");
     }
+    if ((int64_t)output_.size() < p_.min_tokens) hold_back_stop_tokens(n_vocab);
     out.id = sampler_.sample(work_.data(), n_vocab, prompt_, output_);
     if (p_.logprobs >= 0) {  // an O(n_vocab) pass: only when asked for
         out.top = token_logprobs(logits, n_vocab, out.id, p_.logprobs);

@@ -11,6 +11,12 @@ void check_generation_params(const GenerationParams& p) {
     if (p.max_tokens == 0 || p.max_tokens < -1) {
         throw Error("max_tokens must be an integer >= 1 or None, got " + std::to_string(p.max_tokens), "max_tokens");
     }
+    if (p.min_tokens < 0) throw Error("min_tokens must be an integer >= 0, got " + std::to_string(p.min_tokens), "min_tokens");
+    if (p.max_tokens > 0 && p.min_tokens > p.max_tokens) {
+        throw Error("min_tokens (" + std::to_string(p.min_tokens) + ") must be <= max_tokens (" +
+                        std::to_string(p.max_tokens) + ")",
+                    "min_tokens");
+    }
     if (p.logprobs < -1) throw Error("logprobs must be an integer >= 0 or None, got " + std::to_string(p.logprobs), "logprobs");
     if (p.prompt_logprobs < -1) {
         throw Error("prompt_logprobs must be an integer >= 0 or None, got " + std::to_string(p.prompt_logprobs),
@@ -38,6 +44,7 @@ void check_request_params(const RequestParams& p) {
         if (p.generation.logprobs >= 0) throw Error("logprobs are not reported for beam search (num_beams > 1)");
         if (p.generation.constrained) throw Error("structured output does not work with beam search (num_beams > 1)");
         if (p.generation.prompt_logprobs >= 0) throw Error("prompt_logprobs are not reported for beam search (num_beams > 1)");
+        if (p.generation.min_tokens > 0) throw Error("min_tokens does not work with beam search (num_beams > 1)", "min_tokens");
     }
     if (p.generation.constrained && p.generation.ignore_eos) {
         throw Error("ignore_eos does not work with structured output: the grammar ends the answer with the end token");

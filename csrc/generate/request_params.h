@@ -16,6 +16,7 @@ namespace hearth {
 struct GenerationParams {
     int32_t n = 1;                        // completions of the prompt (sampling: forks of its KV blocks)
     int64_t max_tokens = 16;              // new tokens at most; < 0: until the context is full
+    int64_t min_tokens = 0;               // vLLM's: no end token or stop_token_ids entry is drawn before this many
     std::vector<std::string> stop;        // stop strings
     bool include_stop_str_in_output = false;  // vLLM's: the stop string ends the text instead of being cut
     std::vector<int32_t> stop_token_ids;  // tokens that end the generation too

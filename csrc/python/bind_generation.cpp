@@ -52,6 +52,7 @@ void bind_generation(py::module_& m, py::module_& testing) {
         .def(py::init<>())
         .def_readwrite("n", &GenerationParams::n)
         .def_readwrite("max_tokens", &GenerationParams::max_tokens)
+        .def_readwrite("min_tokens", &GenerationParams::min_tokens)
         .def_readwrite("stop", &GenerationParams::stop)
         .def_readwrite("include_stop_str_in_output", &GenerationParams::include_stop_str_in_output)
         .def_readwrite("stop_token_ids", &GenerationParams::stop_token_ids)

@@ -75,6 +75,7 @@ class SamplingParams:
     presence_penalty: float = 0.0       # [-2, 2] (OpenAI's: output tokens)
     frequency_penalty: float = 0.0      # [-2, 2]
     max_tokens: Optional[int] = 16      # new tokens at most; None: until the context is full
+    min_tokens: int = 0                 # no end token or stop_token_ids entry before this many (stop strings still apply)
     stop: Union[str, List[str], None] = None  # stop strings, not part of the text
     stop_token_ids: Optional[List[int]] = None
     include_stop_str_in_output: bool = False  # the stop string ends the text instead of being cut
@@ -149,6 +150,7 @@ class SamplingParams:
         g = p.generation
         g.n = _int("n", self.n)
         g.max_tokens = _int("max_tokens", self.max_tokens, none_as=-1, at_most=INT64_MAX)
+        g.min_tokens = _int("min_tokens", self.min_tokens, at_most=INT64_MAX)
         if self.max_tokens is not None and g.max_tokens < 1:
             raise HearthError(f"max_tokens must be an integer >= 1 or None (max_new_tokens likewise), got {self.max_tokens!r}",
                               param="max_tokens")

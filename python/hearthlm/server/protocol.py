@@ -53,6 +53,7 @@ class _SamplingFields(_Body):
     min_p: Optional[float] = None
     repetition_penalty: Optional[float] = None
     ignore_eos: bool = False
+    min_tokens: int = 0
     stop_token_ids: Optional[List[int]] = None
     include_stop_str_in_output: bool = False
     skip_special_tokens: bool = True
@@ -101,6 +102,7 @@ class _SamplingFields(_Body):
                 frequency_penalty=self.frequency_penalty or 0.0,
                 max_tokens=max_tokens, stop=self.stop, stop_token_ids=self.stop_token_ids,
                 include_stop_str_in_output=self.include_stop_str_in_output, ignore_eos=self.ignore_eos,
+                min_tokens=self.min_tokens,
                 seed=seed, logprobs=logprobs, skip_special_tokens=self.skip_special_tokens,
                 structured_outputs=structured)
         except ValueError as e:
@@ -204,7 +206,7 @@ class DetokenizeRequest(_Body):
     tokens: List[int]
 
 
-_PARAMS = {"ignore_eos", "n", "temperature", "top_p", "top_k", "min_p", "repetition_penalty", "presence_penalty",
+_PARAMS = {"ignore_eos", "min_tokens", "n", "temperature", "top_p", "top_k", "min_p", "repetition_penalty", "presence_penalty",
            "frequency_penalty", "max_tokens", "stop", "stop_token_ids", "seed", "logprobs", "ignore_eos"}
 
 
