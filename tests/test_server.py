@@ -282,6 +282,8 @@ def test_a_bad_parameter_is_a_400_naming_it(server, model_name, body, param):
     ("/tokenize", {"messages": []}, "messages"),
     ("/v1/completions", {"prompt": [[]]}, "prompt"),
     ("/v1/completions", {"prompt": [[1, 2], []]}, "prompt"),
+    ("/v1/completions", {"prompt": [1, 10 ** 9]}, "prompt"),  # past the vocabulary: the core's check
+    ("/v1/completions", {"prompt": [2 ** 63]}, "prompt"),  # past int64
 ])
 def test_bad_template_arguments_and_empty_prompts_are_400s(server, model_name, path, body, param):
     base = {"model": model_name, "max_tokens": 2}

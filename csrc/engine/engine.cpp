@@ -105,7 +105,8 @@ void Engine::add_request(const std::string& id, std::vector<int32_t> prompt, con
     }
     for (int32_t t : prompt) {
         if (t < 0 || t >= model_.n_vocab()) {
-            throw Error("prompt token id " + std::to_string(t) + " is out of range [0, " + std::to_string(model_.n_vocab()) + ")");
+            throw Error("prompt token id " + std::to_string(t) + " is out of range [0, " + std::to_string(model_.n_vocab()) + ")",
+                        "prompt");
         }
     }
     // every sequence at its longest, without sharing (a preempted request's

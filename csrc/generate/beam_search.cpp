@@ -147,10 +147,8 @@ BeamText beam_text(const Tokenizer* tok, const Hypothesis& h, const GenerationPa
     std::vector<int32_t> shown = h.tokens;
     if (!shown.empty() && std::find(eos.begin(), eos.end(), shown.back()) != eos.end()) {
         out.finish_reason = FinishReason::Stop;
-        // as sampling: named unless it is the model's own end token, and its
-        // text kept only with include_stop_str_in_output
-        out.stop_token = !p.ignore_eos && tok && shown.back() == tok->vocab().eos ? -1 : shown.back();
-        if (!p.include_stop_str_in_output) shown.pop_back();
+        out.stop_token = named_stop_token(tok, p, shown.back());
+        if (!p.include_stop_str_in_output) shown.pop_back();  // its text kept only when asked, as in sampling
     }
     if (!tok) return out;
     const std::string bytes = tok->decode(shown.data(), shown.size(), !p.skip_special_tokens);

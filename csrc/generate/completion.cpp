@@ -15,6 +15,10 @@ const char* finish_reason_name(FinishReason r) {
     }
 }
 
+int32_t named_stop_token(const Tokenizer* tok, const GenerationParams& p, int32_t id) {
+    return !p.ignore_eos && tok && id == tok->vocab().eos ? -1 : id;
+}
+
 Completion::Completion(const Tokenizer* tok, const GenerationParams& p, const SamplingParams& sampling,
                        const std::vector<int32_t>& prompt, int64_t n_ctx)
     : tok_(tok), p_(p), sampler_(sampling), prompt_(prompt), n_ctx_(n_ctx), stops_(p.stop) {
@@ -78,12 +82,10 @@ GeneratedToken Completion::next(const float* logits, int64_t n_vocab, const uint
 
     const bool stop_token = std::find(p_.stop_token_ids.begin(), p_.stop_token_ids.end(), out.id) != p_.stop_token_ids.end();
     if (stop_token || (!p_.ignore_eos && tok_ && tok_->vocab().ends_generation(out.id))) {
-        // its text is not part of the answer. stop_reason names it as vLLM
-        // does: not the model's own end token, but a stop_token_ids entry or
-        // another end-of-generation token (vLLM's generation_config ones)
-        stop_token_ = !p_.ignore_eos && tok_ && out.id == tok_->vocab().eos ? -1 : out.id;
-        // with include_stop_str_in_output its text ends the answer, as vLLM
-        // decodes it (a special token only where special tokens are shown)
+        stop_token_ = named_stop_token(tok_, p_, out.id);
+        // its text is not part of the answer, unless include_stop_str_in_output:
+        // then it ends it, as vLLM decodes it (a special token only where
+        // special tokens are shown)
         if (p_.include_stop_str_in_output && text_) out.text = stops_.feed(text_->push(out.id));
         finish(FinishReason::Stop, out);
         return out;

@@ -22,6 +22,11 @@ namespace hearth {
 enum class FinishReason { None, Stop, Length };
 const char* finish_reason_name(FinishReason r);  // "", "stop", "length"
 
+// What stop_reason names when token id ended a completion, as vLLM: -1 for
+// the model's own end token (unless ignore_eos), the id for a stop_token_ids
+// entry or another end-of-generation token. Sampling and beam search alike.
+int32_t named_stop_token(const Tokenizer* tok, const GenerationParams& p, int32_t id);
+
 struct TokenLogprob {
     int32_t id = -1;
     float logprob = 0;  // log p under the model's own logits (before sampling's processing)

@@ -78,6 +78,16 @@ def encode(tokenizer, text, add_special: bool = True, parse_special: bool = True
     return tokenizer.encode(data, bool(add_special), bool(parse_special))
 
 
+def _int64_ids(ids: List[int], n_vocab: int) -> np.ndarray:
+    """ids for the core, which checks them against the vocabulary; one past
+    int64 cannot reach it, so it gets the core's error here."""
+    try:
+        return np.asarray(ids, dtype=np.int64)
+    except OverflowError:
+        bad = next(t for t in ids if not -2 ** 63 <= t < 2 ** 63)
+        raise HearthError(f"prompt token id {bad} is out of range [0, {n_vocab})", param="prompt") from None
+
+
 def _is_id(t) -> bool:
     return isinstance(t, (int, np.integer)) and not isinstance(t, bool)
 
@@ -167,7 +177,7 @@ class LLMEngine:
                               f"{self.n_ctx} tokens and the request has {len(ids)} input tokens "
                               f"({params.max_tokens} > {self.n_ctx} - {len(ids)})", param="max_tokens")
         matchers = self._matchers_for(params) if params.structured_outputs is not None else None
-        self._engine.add_request(request_id, np.asarray(ids, dtype=np.int64), params.to_core(seed))
+        self._engine.add_request(request_id, _int64_ids(ids, self.n_vocab), params.to_core(seed))
         self._prompts[request_id] = (text, ids, params.logprobs is not None)
         if matchers is not None:
             self._matchers[request_id] = matchers
@@ -185,11 +195,7 @@ class LLMEngine:
     def prompt_ids(self, prompt: dict):
         """(text or None, token ids) of a normalized prompt."""
         if "prompt_token_ids" in prompt:
-            ids = [int(t) for t in prompt["prompt_token_ids"]]
-            bad = next((t for t in ids if not 0 <= t < self.n_vocab), None)
-            if bad is not None:
-                raise HearthError(f"prompt token id {bad} is out of range [0, {self.n_vocab})", param="prompt")
-            return prompt.get("prompt"), ids
+            return prompt.get("prompt"), [int(t) for t in prompt["prompt_token_ids"]]
         return prompt["prompt"], self.tokenize(prompt["prompt"])
 
     def step(self) -> List[RequestOutput]:

@@ -207,7 +207,7 @@ class DetokenizeRequest(_Body):
 
 
 _PARAMS = {"ignore_eos", "min_tokens", "n", "temperature", "top_p", "top_k", "min_p", "repetition_penalty", "presence_penalty",
-           "frequency_penalty", "max_tokens", "stop", "stop_token_ids", "seed", "logprobs", "ignore_eos"}
+           "frequency_penalty", "max_tokens", "stop", "stop_token_ids", "seed", "logprobs"}
 
 
 def _param_of(message: str) -> Optional[str]:

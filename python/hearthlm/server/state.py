@@ -123,8 +123,6 @@ class ServerState:
         waiting = self.async_engine.snapshot()["num_requests_waiting"]
         if first_of_request and self.max_waiting is not None and waiting >= self.max_waiting:
             raise ServerBusy(f"the server is busy: {waiting} requests are waiting (--max-waiting {self.max_waiting})")
-        if isinstance(prompt, list) and any(not 0 <= t < self.engine.n_vocab for t in prompt):
-            raise BadRequest(f"prompt: token ids must be in [0, {self.engine.n_vocab})", "prompt")
         try:
             return await self.async_engine.add(request_id, prompt, params)
         except StructuredOutputError as e:
