@@ -102,6 +102,25 @@ def test_processors_after_top_k_see_only_what_is_left():
         same(ours, theirs)
 
 
+def test_allowed_tokens_and_logit_bias_come_before_the_chain():
+    x = rows(7, 1)[0]
+    allowed = _core.testing.apply_allowed_tokens(x, [5, 900, 5, V + 3])  # repeats and ids past the row are harmless
+    assert np.array_equal(np.nonzero(np.isfinite(allowed))[0], [5, 900]) and allowed[900] == x[900]
+    assert np.array_equal(_core.testing.apply_allowed_tokens(x, []), x)  # empty: every token
+    biased = _core.testing.apply_logit_bias(x, {3: 2.5, 10: -100.0, V + 1: 1.0})
+    want = x.copy()
+    want[3] += np.float32(2.5)
+    want[10] -= np.float32(100.0)
+    assert np.array_equal(biased, want)
+    # a bias of 100 makes a token the greedy choice, before the penalties
+    top = int(np.argmin(x))
+    assert sampler(temperature=0.0, logit_bias={top: 100.0}).sample(x) == top
+    assert sampler(temperature=0.0, logit_bias={top: 100.0}, repetition_penalty=1e6).sample(x, prompt=[top]) != top
+    # sampling draws only allowed tokens (a flat row: each a third of the time)
+    s = sampler(temperature=1.5, seed=4, allowed_token_ids=[1, 2, 3])
+    assert {s.sample(np.zeros(V, np.float32)) for _ in range(200)} == {1, 2, 3}
+
+
 def test_presence_and_frequency_penalties_follow_openai():
     x = np.zeros(10, np.float32)
     out = _core.testing.apply_presence_frequency(x, [3, 3, 7], 0.5, 0.25)
@@ -210,6 +229,12 @@ def test_bad_parameters_raise_value_error_naming_them(kwargs, words):
     (dict(max_tokens=0), "max_tokens"), (dict(n="2"), "n"), (dict(seed=-1), "seed"), (dict(logprobs=-1), "logprobs"),
     (dict(prompt_logprobs=99), "prompt_logprobs"), (dict(stop=5), "stop"), (dict(stop="\ud800"), "stop"),
     (dict(stop=[""]), "stop"), (dict(stop_token_ids=3), "stop_token_ids"), (dict(ignore_eos="yes"), "ignore_eos"),
+    (dict(logit_bias={-1: 1.0}), "logit_bias"), (dict(logit_bias={1: math.inf}), "logit_bias"),
+    (dict(logit_bias={"7": 1.0}), "logit_bias"), (dict(logit_bias=[(1, 2.0)]), "logit_bias"),
+    (dict(allowed_token_ids=[]), "allowed_token_ids"), (dict(allowed_token_ids=[-3]), "allowed_token_ids"),
+    (dict(allowed_token_ids=5), "allowed_token_ids"), (dict(allowed_token_ids=[1], num_beams=2), "allowed_token_ids"),
+    (dict(logit_bias={1: 1.0}, num_beams=2), "logit_bias"),
+    (dict(allowed_token_ids=[1], structured_outputs={"json_object": True}), "allowed_token_ids"),
 ])
 def test_the_cores_checks_name_the_parameter_on_the_error(kwargs, param):
     # HearthError.param: the server's 400 reports it without reading the message

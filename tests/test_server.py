@@ -310,6 +310,28 @@ def test_min_tokens_as_vllms_extension(client, model_name):
     assert e.value.body["param"] == "min_tokens"
 
 
+def test_logit_bias_as_openai_and_allowed_token_ids_as_vllm(client, server, model_name):
+    base = client.completions.create(model=model_name, prompt="The capital of France is", max_tokens=4, temperature=0)
+    first = client.completions.create(model=model_name, prompt="The capital of France is", max_tokens=1, temperature=0,
+                                      logprobs=0).choices[0].logprobs.tokens[0]
+    first_id = http(server, "POST", "/tokenize", {"prompt": first, "add_special_tokens": False})[1]["tokens"][0]
+    banned = client.completions.create(model=model_name, prompt="The capital of France is", max_tokens=4,
+                                       temperature=0, logit_bias={str(first_id): -100})
+    assert not banned.choices[0].text.startswith(first) and banned.choices[0].text != base.choices[0].text
+    # OpenAI's range is [-100, 100]: beyond it is clamped, as vLLM does
+    forced = client.chat.completions.create(model=model_name, messages=QUESTION, max_tokens=3, temperature=0,
+                                            logit_bias={"42": 500})
+    assert forced.usage.completion_tokens == 3 and forced.choices[0].finish_reason == "length"
+    only = client.chat.completions.create(model=model_name, messages=QUESTION, max_tokens=6, temperature=1.0, seed=1,
+                                          extra_body={"allowed_token_ids": [28, 29, 30]})
+    assert set(only.choices[0].message.content) <= set(",-.")
+    for body in [{"logit_bias": {"abc": 1}}, {"logit_bias": {"999999": 1}}, {"logit_bias": {"-1": 1}},
+                 {"allowed_token_ids": []}, {"allowed_token_ids": [999999]}]:
+        status, err = http(server, "POST", "/v1/chat/completions",
+                           {"model": model_name, "messages": QUESTION, "max_tokens": 2, **body})
+        assert status == 400 and err["error"]["param"] == next(iter(body)), (body, err)
+
+
 def test_top_logprobs_0_without_logprobs_is_accepted_as_in_vllm(server, model_name):
     status, body = http(server, "POST", "/v1/chat/completions",
                         {"model": model_name, "messages": QUESTION, "max_tokens": 2, "top_logprobs": 0})

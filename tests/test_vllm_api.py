@@ -82,6 +82,39 @@ def test_min_tokens_holds_back_the_end_token_and_stop_token_ids(llm):
         assert e.value.param == "min_tokens"
 
 
+def test_logit_bias_and_allowed_token_ids_as_in_vllm(llm):
+    base = llm.generate(PROMPT, SamplingParams(max_tokens=8, ignore_eos=True, logprobs=0, **GREEDY))[0]
+    first = base.token_ids[0]
+    banned = llm.generate(PROMPT, SamplingParams(max_tokens=8, ignore_eos=True, logit_bias={first: -100.0},
+                                                 logprobs=1, **GREEDY))[0]
+    assert first not in banned.token_ids
+    # logprobs stay the model's own (vLLM's default): the banned token is still the most likely
+    lp = banned.outputs[0].logprobs[0][first]
+    assert lp.rank == 1 and lp.logprob == base.outputs[0].logprobs[0][first].logprob
+    forced = llm.generate(PROMPT, SamplingParams(max_tokens=5, ignore_eos=True, logit_bias={42: 100.0}, **GREEDY))[0]
+    assert forced.token_ids == [42] * 5
+    allowed = [11, 30, 198, 260]
+    for seed in range(3):
+        out = llm.generate(PROMPT, SamplingParams(max_tokens=12, ignore_eos=True, allowed_token_ids=allowed,
+                                                  temperature=1.0, seed=seed))[0]
+        assert len(out.token_ids) == 12 and set(out.token_ids) <= set(allowed)
+    # the same request alone and among others (each request its own restrictions)
+    mixed = llm.generate([PROMPT, PROMPT, "Hello"],
+                         [SamplingParams(max_tokens=8, ignore_eos=True, logit_bias={first: -100.0}, **GREEDY),
+                          SamplingParams(max_tokens=8, ignore_eos=True, **GREEDY),
+                          SamplingParams(max_tokens=8, allowed_token_ids=allowed, **GREEDY)])
+    assert mixed[0].token_ids == banned.token_ids and mixed[1].token_ids == base.token_ids
+    assert set(mixed[2].token_ids) <= set(allowed)
+    for bad, param, words in [
+            (dict(logit_bias={10 ** 6: 1.0}), "logit_bias", r"token id 1000000, out of the vocabulary \[0, 49152\)"),
+            (dict(allowed_token_ids=[49152]), "allowed_token_ids", "out of the vocabulary"),
+            (dict(allowed_token_ids=[2], min_tokens=3), "allowed_token_ids", "only tokens that end the completion")]:
+        with pytest.raises(HearthError, match=words) as e:
+            llm.generate(PROMPT, SamplingParams(max_tokens=4, **bad))
+        assert e.value.param == param
+    assert not llm.llm_engine.has_unfinished_requests()
+
+
 def test_chat_template_variables_continue_final_message_and_misspelt_keywords(llm):
     template = "{% for m in messages %}<{{ m.role }}>{{ m.content }}</{{ m.role }}>{% endfor %}{{ greeting }}"
     chat = [{"role": "user", "content": "Hi"}]

@@ -109,6 +109,7 @@ void Engine::add_request(const std::string& id, std::vector<int32_t> prompt, con
                         "prompt");
         }
     }
+    check_token_ids(p);
     // every sequence at its longest, without sharing (a preempted request's
     // sequences are recomputed one by one): it must fit in the pool alone
     const int64_t n_seqs = p.n_sequences();
@@ -273,6 +274,31 @@ std::vector<RequestOutput> Engine::step() {
         requests_.erase(id);
     }
     return outs;
+}
+
+void Engine::check_token_ids(const RequestParams& p) const {
+    const int64_t V = model_.n_vocab();
+    auto in_vocab = [&](int32_t t, const char* param) {
+        if (t >= V) {
+            throw Error(std::string(param) + " holds token id " + std::to_string(t) + ", out of the vocabulary [0, " +
+                            std::to_string(V) + ")",
+                        param);
+        }
+    };
+    for (int32_t t : p.sampling.allowed_token_ids) in_vocab(t, "allowed_token_ids");
+    for (const auto& [t, bias] : p.sampling.logit_bias) in_vocab(t, "logit_bias");
+    // before min_tokens the ending tokens are masked: some allowed token must not end
+    const std::vector<int32_t>& allowed = p.sampling.allowed_token_ids;
+    if (p.generation.min_tokens == 0 || allowed.empty()) return;
+    const std::vector<int32_t>& stops = p.generation.stop_token_ids;
+    auto ends = [&](int32_t t) {
+        if (std::find(stops.begin(), stops.end(), t) != stops.end()) return true;
+        return !p.generation.ignore_eos && tok_ && tok_->vocab().ends_generation(t);
+    };
+    if (std::all_of(allowed.begin(), allowed.end(), ends)) {
+        throw Error("allowed_token_ids holds only tokens that end the completion, so min_tokens cannot be reached",
+                    "allowed_token_ids");
+    }
 }
 
 // Row pos of a prompt gives prompt token pos + 1's log-probability, the

@@ -133,6 +133,9 @@ private:
     uint64_t seed_for(const Request& r, int index) const;
     void note_kv_blocks(Request& r) const;
     bool wants_prompt_logprobs(const Request& r, int64_t pos) const;
+    // the ids of allowed_token_ids and logit_bias are in the vocabulary, and
+    // min_tokens can be reached with the allowed tokens
+    void check_token_ids(const RequestParams& p) const;
 
     Model& model_;
     const Tokenizer* tok_;

@@ -45,6 +45,14 @@ void check_request_params(const RequestParams& p) {
         if (p.generation.constrained) throw Error("structured output does not work with beam search (num_beams > 1)");
         if (p.generation.prompt_logprobs >= 0) throw Error("prompt_logprobs are not reported for beam search (num_beams > 1)");
         if (p.generation.min_tokens > 0) throw Error("min_tokens does not work with beam search (num_beams > 1)", "min_tokens");
+        if (!p.sampling.logit_bias.empty()) throw Error("logit_bias does not work with beam search (num_beams > 1)", "logit_bias");
+        if (!p.sampling.allowed_token_ids.empty()) {
+            throw Error("allowed_token_ids does not work with beam search (num_beams > 1)", "allowed_token_ids");
+        }
+    }
+    if (p.generation.constrained && !p.sampling.allowed_token_ids.empty()) {
+        throw Error("allowed_token_ids does not work with structured output: the grammar chooses the allowed tokens",
+                    "allowed_token_ids");
     }
     if (p.generation.constrained && p.generation.ignore_eos) {
         throw Error("ignore_eos does not work with structured output: the grammar ends the answer with the end token");

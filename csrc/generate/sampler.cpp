@@ -51,6 +51,30 @@ void check_sampling_params(const SamplingParams& p) {
     if (!std::isfinite(p.frequency_penalty) || p.frequency_penalty < -2.0f || p.frequency_penalty > 2.0f) {
         throw Error("frequency_penalty must be in [-2, 2], got " + num(p.frequency_penalty), "frequency_penalty");
     }
+    for (int32_t t : p.allowed_token_ids) {
+        if (t < 0) throw Error("allowed_token_ids must be token ids (>= 0), got " + std::to_string(t), "allowed_token_ids");
+    }
+    for (const auto& [t, bias] : p.logit_bias) {
+        if (t < 0) throw Error("logit_bias keys must be token ids (>= 0), got " + std::to_string(t), "logit_bias");
+        if (!std::isfinite(bias)) {
+            throw Error("logit_bias of token " + std::to_string(t) + " must be a finite number, got " + num(bias), "logit_bias");
+        }
+    }
+}
+
+void apply_allowed_tokens(float* logits, int64_t n_vocab, const std::vector<int32_t>& allowed) {
+    if (allowed.empty()) return;
+    std::vector<std::pair<int32_t, float>> kept;
+    kept.reserve(allowed.size());
+    for (int32_t t : allowed)
+        if (t >= 0 && t < n_vocab) kept.emplace_back(t, logits[t]);
+    std::fill(logits, logits + n_vocab, kRemoved);
+    for (const auto& [t, v] : kept) logits[t] = v;
+}
+
+void apply_logit_bias(float* logits, int64_t n_vocab, const std::map<int32_t, float>& bias) {
+    for (const auto& [t, b] : bias)
+        if (t >= 0 && t < n_vocab) logits[t] += b;
 }
 
 void apply_repetition_penalty(float* logits, int64_t n_vocab, const int32_t* tokens, size_t n_tokens, float penalty) {
@@ -163,6 +187,8 @@ double Sampler::uniform() { return (double)(rng_() >> 11) * 0x1.0p-53; }
 
 int32_t Sampler::sample(float* logits, int64_t n_vocab, const std::vector<int32_t>& prompt,
                         const std::vector<int32_t>& output) {
+    apply_allowed_tokens(logits, n_vocab, p_.allowed_token_ids);
+    apply_logit_bias(logits, n_vocab, p_.logit_bias);
     if (p_.repetition_penalty != 1.0f) {
         std::vector<int32_t> seen(prompt);
         seen.insert(seen.end(), output.begin(), output.end());

@@ -1,11 +1,14 @@
-// Choosing the next token: a chain of logits processors in Hugging Face's
-// order, then a draw from a seeded generator:
-//   repetition penalty -> presence / frequency penalties -> temperature
-//   -> top-k -> top-p -> min-p -> draw
+// Choosing the next token: vLLM's per-request restrictions, then a chain of
+// logits processors in Hugging Face's order, then a draw from a seeded
+// generator:
+//   allowed_token_ids -> logit_bias -> repetition penalty
+//   -> presence / frequency penalties -> temperature -> top-k -> top-p
+//   -> min-p -> draw
 // Temperature 0 is greedy: the penalties, then the first largest logit.
 #pragma once
 
 #include <cstdint>
+#include <map>
 #include <random>
 #include <utility>
 #include <vector>
@@ -21,13 +24,20 @@ struct SamplingParams {
     float presence_penalty = 0.0f;    // OpenAI's, over the output tokens
     float frequency_penalty = 0.0f;
     uint64_t seed = 0;
+    // vLLM's (and OpenAI's logit_bias), before the chain
+    std::vector<int32_t> allowed_token_ids;  // not empty: no other token can be drawn
+    std::map<int32_t, float> logit_bias;     // added to a token's logit
 };
 
 // Throws hearth::Error naming the parameter and its allowed range.
 void check_sampling_params(const SamplingParams& p);
 
 // The processors, one by one, each as its Hugging Face counterpart (a
-// removed token gets -inf).
+// removed token gets -inf). Ids out of the row are ignored.
+// vLLM's allowed_token_ids: every other token removed (nothing when empty).
+void apply_allowed_tokens(float* logits, int64_t n_vocab, const std::vector<int32_t>& allowed);
+// vLLM's logit_bias: the bias added to each listed token's logit.
+void apply_logit_bias(float* logits, int64_t n_vocab, const std::map<int32_t, float>& bias);
 // RepetitionPenaltyLogitsProcessor: for each distinct token of `tokens`, a
 // negative logit is multiplied by the penalty, a positive one divided.
 void apply_repetition_penalty(float* logits, int64_t n_vocab, const int32_t* tokens, size_t n_tokens, float penalty);

@@ -47,7 +47,9 @@ void bind_generation(py::module_& m, py::module_& testing) {
         .def_readwrite("repetition_penalty", &SamplingParams::repetition_penalty)
         .def_readwrite("presence_penalty", &SamplingParams::presence_penalty)
         .def_readwrite("frequency_penalty", &SamplingParams::frequency_penalty)
-        .def_readwrite("seed", &SamplingParams::seed);
+        .def_readwrite("seed", &SamplingParams::seed)
+        .def_readwrite("allowed_token_ids", &SamplingParams::allowed_token_ids)
+        .def_readwrite("logit_bias", &SamplingParams::logit_bias);
     py::class_<GenerationParams>(m, "GenerationParams", "When a completion stops and what it reports.")
         .def(py::init<>())
         .def_readwrite("n", &GenerationParams::n)
@@ -77,6 +79,12 @@ void bind_generation(py::module_& m, py::module_& testing) {
         .def_readwrite("has_seed", &RequestParams::has_seed)
         .def("check", &check_request_params, "Raises HearthError naming the first bad parameter.");
 
+    testing.def("apply_allowed_tokens", [](const FloatRow& row, const std::vector<int32_t>& allowed) {
+        return processed(row, [&](float* x, int64_t n) { apply_allowed_tokens(x, n, allowed); });
+    });
+    testing.def("apply_logit_bias", [](const FloatRow& row, const std::map<int32_t, float>& bias) {
+        return processed(row, [&](float* x, int64_t n) { apply_logit_bias(x, n, bias); });
+    });
     testing.def("apply_repetition_penalty", [](const FloatRow& row, const std::vector<int32_t>& tokens, float penalty) {
         return processed(row, [&](float* x, int64_t n) { apply_repetition_penalty(x, n, tokens.data(), tokens.size(), penalty); });
     });

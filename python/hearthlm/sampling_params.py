@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import numbers
 from dataclasses import InitVar, dataclass, field
-from typing import List, Optional, Union
+from typing import Dict, List, Mapping, Optional, Union
 
 from .errors import HearthError
 from .structured import StructuredOutputsParams, as_params
@@ -59,10 +59,11 @@ def _flag(name: str, v) -> bool:
 class SamplingParams:
     """Parameters of one request.
 
-    The sampling chain runs in Hugging Face's order: repetition_penalty ->
-    presence / frequency penalties -> temperature -> top_k -> top_p -> min_p
-    -> a draw from a generator seeded with ``seed`` (each completion its
-    own). temperature 0 (or do_sample=False) is greedy; num_beams > 1 is beam
+    The sampling chain runs vLLM's restrictions first (allowed_token_ids,
+    logit_bias), then Hugging Face's order: repetition_penalty -> presence /
+    frequency penalties -> temperature -> top_k -> top_p -> min_p -> a draw
+    from a generator seeded with ``seed`` (each completion its own). Reported
+    logprobs are the model's own, before any of it (vLLM's default). temperature 0 (or do_sample=False) is greedy; num_beams > 1 is beam
     search.
     """
 
@@ -74,6 +75,8 @@ class SamplingParams:
     repetition_penalty: float = 1.0     # > 0 (Hugging Face's: prompt and output tokens); 1: off
     presence_penalty: float = 0.0       # [-2, 2] (OpenAI's: output tokens)
     frequency_penalty: float = 0.0      # [-2, 2]
+    logit_bias: Optional[Dict[int, float]] = None  # token id -> added to its logit (OpenAI's, in logit units)
+    allowed_token_ids: Optional[List[int]] = None  # only these tokens can be drawn (vLLM's)
     max_tokens: Optional[int] = 16      # new tokens at most; None: until the context is full
     min_tokens: int = 0                 # no end token or stop_token_ids entry before this many (stop strings still apply)
     stop: Union[str, List[str], None] = None  # stop strings, not part of the text
@@ -113,6 +116,19 @@ class SamplingParams:
             raise HearthError(f"stop_token_ids must be a list of token ids, got {self.stop_token_ids!r}",
                               param="stop_token_ids")
         self.stop_token_ids = list(self.stop_token_ids or [])
+        if self.logit_bias is not None:
+            if not isinstance(self.logit_bias, Mapping):
+                raise HearthError(f"logit_bias must be a dict of token id -> bias, got {self.logit_bias!r}",
+                                  param="logit_bias")
+            self.logit_bias = dict(self.logit_bias)
+        if self.allowed_token_ids is not None:
+            if not isinstance(self.allowed_token_ids, (list, tuple)):
+                raise HearthError(f"allowed_token_ids must be a list of token ids, got {self.allowed_token_ids!r}",
+                                  param="allowed_token_ids")
+            if not self.allowed_token_ids:
+                raise HearthError("allowed_token_ids must not be empty (None allows every token)",
+                                  param="allowed_token_ids")
+            self.allowed_token_ids = list(self.allowed_token_ids)
         self.structured_outputs = as_params(self.structured_outputs)
         self.to_core()  # checked now, so that a bad value fails where it is written
 
@@ -140,6 +156,8 @@ class SamplingParams:
         s.repetition_penalty = _num("repetition_penalty", self.repetition_penalty)
         s.presence_penalty = _num("presence_penalty", self.presence_penalty)
         s.frequency_penalty = _num("frequency_penalty", self.frequency_penalty)
+        s.allowed_token_ids = [_int("allowed_token_ids", t) for t in self.allowed_token_ids or []]
+        s.logit_bias = {_int("logit_bias", t): _num("logit_bias", b) for t, b in (self.logit_bias or {}).items()}
         chosen_seed = self.seed if self.seed is not None else seed
         if chosen_seed is not None:
             chosen_seed = _int("seed", chosen_seed, at_most=2 ** 64 - 1)

@@ -6,6 +6,7 @@ a 400 that names it (BadRequest below)."""
 
 from __future__ import annotations
 
+import math
 from typing import Any, Dict, List, Literal, Optional, Union
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -44,6 +45,7 @@ class _SamplingFields(_Body):
     seed: Optional[int] = None
     presence_penalty: Optional[float] = None
     frequency_penalty: Optional[float] = None
+    logit_bias: Optional[Dict[str, float]] = None  # token id (as a string) -> bias in [-100, 100]
     stream: bool = False
     stream_options: Optional[StreamOptions] = None
     user: Optional[str] = None
@@ -55,6 +57,7 @@ class _SamplingFields(_Body):
     ignore_eos: bool = False
     min_tokens: int = 0
     stop_token_ids: Optional[List[int]] = None
+    allowed_token_ids: Optional[List[int]] = None
     include_stop_str_in_output: bool = False
     skip_special_tokens: bool = True
     structured_outputs: Optional[Dict[str, Any]] = None  # {"json" | "regex" | "choice" | "grammar": ...}
@@ -87,6 +90,17 @@ class _SamplingFields(_Body):
             raise BadRequest(f"n must be at least 1, got {self.n}", "n")
         if max_tokens is not None and max_tokens < 1:
             raise BadRequest(f"max_tokens must be at least 1, got {max_tokens}", "max_tokens")
+        logit_bias = None
+        if self.logit_bias is not None:
+            logit_bias = {}
+            for key, bias in self.logit_bias.items():
+                try:
+                    token = int(key)
+                except ValueError:
+                    raise BadRequest(f"logit_bias keys must be token ids, got {key!r}", "logit_bias") from None
+                if not math.isfinite(bias):
+                    raise BadRequest(f"logit_bias of token {key} must be a finite number, got {bias}", "logit_bias")
+                logit_bias[token] = min(100.0, max(-100.0, bias))  # OpenAI's range; vLLM clamps too
         seed = self.seed
         if seed is not None:
             seed %= 2 ** 64  # OpenAI's seeds may be negative
@@ -100,6 +114,7 @@ class _SamplingFields(_Body):
                 repetition_penalty=1.0 if self.repetition_penalty is None else self.repetition_penalty,
                 presence_penalty=self.presence_penalty or 0.0,
                 frequency_penalty=self.frequency_penalty or 0.0,
+                logit_bias=logit_bias, allowed_token_ids=self.allowed_token_ids,
                 max_tokens=max_tokens, stop=self.stop, stop_token_ids=self.stop_token_ids,
                 include_stop_str_in_output=self.include_stop_str_in_output, ignore_eos=self.ignore_eos,
                 min_tokens=self.min_tokens,
