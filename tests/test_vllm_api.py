@@ -82,6 +82,25 @@ def test_min_tokens_holds_back_the_end_token_and_stop_token_ids(llm):
         assert e.value.param == "min_tokens"
 
 
+def test_a_stop_string_cuts_a_beams_token_ids_and_logprob_with_its_text(llm):
+    prompt = "The capital of France is"
+    full = llm.generate(prompt, SamplingParams(num_beams=2, max_tokens=12, ignore_eos=True))[0].outputs[0]
+    words = full.text.split()
+    assert len(words) >= 4
+    stop = words[2]  # inside the answer, so that tokens follow it
+    cut = llm.generate(prompt, SamplingParams(num_beams=2, max_tokens=12, ignore_eos=True, stop=[stop]))[0].outputs[0]
+    assert cut.finish_reason == "stop" and cut.stop_reason == stop and stop not in cut.text
+    # the ids end with the token that completed the stop string, as in sampling
+    n = len(cut.token_ids)
+    assert cut.token_ids == full.token_ids[:n] and n < len(full.token_ids)
+    assert stop in llm.detokenize(cut.token_ids) and stop not in llm.detokenize(cut.token_ids[:-1])
+    assert llm.detokenize(cut.token_ids).startswith(cut.text)
+    assert cut.cumulative_logprob > full.cumulative_logprob  # the sum over the kept tokens only
+    kept = llm.generate(prompt, SamplingParams(num_beams=2, max_tokens=12, ignore_eos=True, stop=[stop],
+                                               include_stop_str_in_output=True))[0].outputs[0]
+    assert kept.token_ids == cut.token_ids and kept.text == cut.text + stop
+
+
 def test_logit_bias_and_allowed_token_ids_as_in_vllm(llm):
     base = llm.generate(PROMPT, SamplingParams(max_tokens=8, ignore_eos=True, logprobs=0, **GREEDY))[0]
     first = base.token_ids[0]

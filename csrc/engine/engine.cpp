@@ -466,14 +466,14 @@ RequestOutput Engine::take_output(Request& r) {
             const BeamText bt = beam_text(tok_, h, r.params.generation, r.eos);
             CompletionDelta d;
             d.index = i;
-            d.token_ids = h.tokens;
+            d.token_ids.assign(h.tokens.begin(), h.tokens.begin() + (int64_t)bt.n_tokens);
             d.text = bt.text;
             d.finished = true;
             d.finish_reason = bt.finish_reason;
             d.stop_string = bt.stop_string;
             d.stop_token = bt.stop_token;
             d.beam_search = true;
-            d.cumulative_logprob = h.cumulative_logprob;
+            d.cumulative_logprob = bt.cumulative_logprob;
             d.beam_score = h.score;
             o.outputs.push_back(std::move(d));
         }

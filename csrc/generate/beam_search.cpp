@@ -15,6 +15,7 @@ constexpr float kDead = -1.0e9f;  // Hugging Face's "very large negative" score
 struct Candidate {
     float score;    // accumulated log-probability
     double logprob;  // accumulated unpenalized log-probability
+    float token_logprob;  // the token's own
     int beam;       // which running beam it continues
     int32_t token;
     int64_t flat;   // beam * n_vocab + token: the order of ties
@@ -62,7 +63,7 @@ bool BeamSearch::step(const std::vector<const float*>& logits, int64_t V, std::v
             apply_repetition_penalty(lp.data(), V, seen.data(), seen.size(), repetition_penalty_);
         }
         best.clear();
-        for (int64_t t = 0; t < V; t++) best.push_back(Candidate{lp[t] + r.score, r.logprob + raw[t], b, (int32_t)t, b * V + t});
+        for (int64_t t = 0; t < V; t++) best.push_back(Candidate{lp[t] + r.score, r.logprob + raw[t], raw[t], b, (int32_t)t, b * V + t});
         const int64_t keep = std::min<int64_t>(n_keep_, V);
         std::partial_sort(best.begin(), best.begin() + keep, best.end(), better);
         cand.insert(cand.end(), best.begin(), best.begin() + keep);
@@ -96,6 +97,8 @@ bool BeamSearch::step(const std::vector<const float*>& logits, int64_t V, std::v
         Finished f;
         f.h.tokens = running_[cand[c].beam].tokens;
         f.h.tokens.push_back(cand[c].token);
+        f.h.token_logprobs = running_[cand[c].beam].token_logprobs;
+        f.h.token_logprobs.push_back(cand[c].token_logprob);
         f.h.score = s;
         f.h.cumulative_logprob = cand[c].logprob;
         f.done = just_finished;
@@ -112,6 +115,8 @@ bool BeamSearch::step(const std::vector<const float*>& logits, int64_t V, std::v
         const Candidate& c = cand[order[i]];
         beams[i].tokens = running_[c.beam].tokens;
         beams[i].tokens.push_back(c.token);
+        beams[i].token_logprobs = running_[c.beam].token_logprobs;
+        beams[i].token_logprobs.push_back(c.token_logprob);
         beams[i].score = running_score(order[i]);
         beams[i].logprob = c.logprob;
         next[i] = Choice{c.beam, c.token};
@@ -144,6 +149,8 @@ std::vector<Hypothesis> BeamSearch::hypotheses() const {
 
 BeamText beam_text(const Tokenizer* tok, const Hypothesis& h, const GenerationParams& p, const std::vector<int32_t>& eos) {
     BeamText out;
+    out.n_tokens = h.tokens.size();
+    out.cumulative_logprob = h.cumulative_logprob;
     std::vector<int32_t> shown = h.tokens;
     if (!shown.empty() && std::find(eos.begin(), eos.end(), shown.back()) != eos.end()) {
         out.finish_reason = FinishReason::Stop;
@@ -163,12 +170,19 @@ BeamText beam_text(const Tokenizer* tok, const Hypothesis& h, const GenerationPa
             out.stop_string = s;
         }
     }
-    if (at != std::string::npos) {
-        out.text.resize(at);
-        if (p.include_stop_str_in_output) out.text += out.stop_string;
-        out.finish_reason = FinishReason::Stop;
-        out.stop_token = -1;
-    }
+    if (at == std::string::npos) return out;
+    // the tokens end with the one whose text completes the stop string
+    StreamDecoder decoder(*tok, !p.skip_special_tokens);
+    std::string so_far;
+    size_t n = 0;
+    while (n < shown.size() && so_far.size() < at + out.stop_string.size()) so_far += decoder.push(shown[n++]);
+    out.n_tokens = n;
+    out.cumulative_logprob = 0;
+    for (size_t i = 0; i < n; i++) out.cumulative_logprob += h.token_logprobs[i];
+    out.text.resize(at);
+    if (p.include_stop_str_in_output) out.text += out.stop_string;
+    out.finish_reason = FinishReason::Stop;
+    out.stop_token = -1;
     return out;
 }
 

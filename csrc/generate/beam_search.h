@@ -25,6 +25,7 @@ struct Hypothesis {
     std::vector<int32_t> tokens;    // the new tokens, the end token included when one ended it
     float score = 0;                // sum of (penalized) log-probabilities / length ** length_penalty
     double cumulative_logprob = 0;  // sum of the tokens' log-probabilities under the model
+    std::vector<float> token_logprobs;  // each token's, in order (their sum, in double, is cumulative_logprob)
 };
 
 class BeamSearch {
@@ -51,6 +52,7 @@ public:
 private:
     struct Beam {
         std::vector<int32_t> tokens;
+        std::vector<float> token_logprobs;
         float score = 0;        // accumulated (penalized) log-probability
         double logprob = 0;     // accumulated log-probability
     };
@@ -74,11 +76,14 @@ private:
 
 // What a finished hypothesis shows: its text (control tokens shown unless
 // skip_special_tokens, cut before the first stop string, which it keeps with
-// include_stop_str_in_output), why it ended and what ended it. The one
+// include_stop_str_in_output), its tokens (up to the one that completed that
+// stop string, as in sampling), why it ended and what ended it. The one
 // post-processing of beam search, for the hearth executable and Python alike.
 // Without a tokenizer the text is empty.
 struct BeamText {
     std::string text;
+    size_t n_tokens = 0;  // the hypothesis' first n_tokens are the output's token ids
+    double cumulative_logprob = 0;  // theirs
     FinishReason finish_reason = FinishReason::Length;
     std::string stop_string;
     int32_t stop_token = -1;
