@@ -587,3 +587,96 @@ def test_echo_with_logprobs_scores_the_prompt_too(server, client, model_name):
             for key in pieces:
                 pieces[key] += getattr(chunk.choices[0].logprobs, key)
     assert pieces == {"tokens": lp.tokens, "token_logprobs": lp.token_logprobs, "text_offset": lp.text_offset}
+
+
+WEATHER = {"type": "function", "function": {
+    "name": "get_weather", "description": "The weather in a city",
+    "parameters": {"type": "object", "properties": {"city": {"type": "string", "enum": ["Paris", "Rome", "Oslo"]},
+                                                    "unit": {"type": "string", "enum": ["celsius", "fahrenheit"]}},
+                   "required": ["city", "unit"], "additionalProperties": False}}}
+TIME = {"type": "function", "function": {
+    "name": "get_time", "parameters": {"type": "object", "properties": {"zone": {"type": "integer", "minimum": -12,
+                                                                                "maximum": 14}},
+                                       "required": ["zone"], "additionalProperties": False}}}
+ASK_WEATHER = [{"role": "user", "content": "What is the weather in Paris?"}]
+
+
+def _schema_of(name):
+    return {"get_weather": WEATHER, "get_time": TIME}[name]["function"]["parameters"]
+
+
+def test_a_named_tool_choice_forces_a_call_whose_arguments_follow_its_schema(client, model_name):
+    jsonschema = pytest.importorskip("jsonschema")
+    choice = {"type": "function", "function": {"name": "get_weather"}}
+    r = client.chat.completions.create(model=model_name, messages=ASK_WEATHER, tools=[WEATHER, TIME],
+                                       tool_choice=choice, max_tokens=60, temperature=0)
+    c = r.choices[0]
+    assert c.finish_reason == "stop" and c.message.content == ""  # OpenAI's finish_reason for a forced function
+    (call,) = c.message.tool_calls
+    assert call.type == "function" and call.function.name == "get_weather" and call.id.startswith("chatcmpl-tool-")
+    jsonschema.validate(json.loads(call.function.arguments), _schema_of("get_weather"))
+    # streamed: the first delta names the call, the arguments follow in pieces and add up
+    parts, names, ids, reasons = [], [], set(), []
+    for chunk in client.chat.completions.create(model=model_name, messages=ASK_WEATHER, tools=[WEATHER, TIME],
+                                                tool_choice=choice, max_tokens=60, temperature=0, stream=True):
+        d = chunk.choices[0].delta
+        assert not d.content
+        for tc in d.tool_calls or []:
+            assert tc.index == 0
+            ids.add(tc.id) if tc.id else None
+            names.append(tc.function.name) if tc.function.name else None
+            parts.append(tc.function.arguments or "")
+        if chunk.choices[0].finish_reason:
+            reasons.append(chunk.choices[0].finish_reason)
+    assert names == ["get_weather"] and len(ids) == 1 and reasons == ["stop"] and len(parts) > 1
+    assert "".join(parts) == call.function.arguments
+
+
+def test_tool_choice_required_gives_calls_to_the_given_tools(client, model_name):
+    jsonschema = pytest.importorskip("jsonschema")
+    for seed in range(3):
+        r = client.chat.completions.create(model=model_name, messages=ASK_WEATHER, tools=[WEATHER, TIME],
+                                           tool_choice="required", max_tokens=120, temperature=1.0, seed=seed)
+        c = r.choices[0]
+        assert c.finish_reason == "tool_calls" and c.message.tool_calls, c
+        for call in c.message.tool_calls:
+            jsonschema.validate(json.loads(call.function.arguments), _schema_of(call.function.name))
+    one = client.chat.completions.create(model=model_name, messages=ASK_WEATHER, tools=[WEATHER, TIME],
+                                         tool_choice="required", parallel_tool_calls=False, max_tokens=120,
+                                         temperature=0)
+    assert len(one.choices[0].message.tool_calls) == 1
+    streamed = [ch for ch in client.chat.completions.create(model=model_name, messages=ASK_WEATHER,
+                                                            tools=[WEATHER, TIME], tool_choice="required",
+                                                            parallel_tool_calls=False, max_tokens=120,
+                                                            temperature=0, stream=True)]
+    calls = [tc for ch in streamed for tc in (ch.choices[0].delta.tool_calls or [])]
+    assert [(tc.function.name, tc.function.arguments) for tc in calls] == \
+        [(tc.function.name, tc.function.arguments) for tc in one.choices[0].message.tool_calls]
+    assert [ch.choices[0].finish_reason for ch in streamed if ch.choices[0].finish_reason] == ["tool_calls"]
+
+
+def test_tools_in_the_conversation_and_tool_choice_none(client, model_name):
+    # an earlier call and its result go back to the template; "none" answers in text
+    history = ASK_WEATHER + [
+        {"role": "assistant", "content": "", "tool_calls": [{"id": "call_1", "type": "function", "function": {
+            "name": "get_weather", "arguments": '{"city": "Paris", "unit": "celsius"}'}}]},
+        {"role": "tool", "tool_call_id": "call_1", "content": "18 degrees, sunny"}]
+    r = client.chat.completions.create(model=model_name, messages=history, tools=[WEATHER], tool_choice="none",
+                                       max_tokens=8, temperature=0)
+    assert r.choices[0].message.content and not r.choices[0].message.tool_calls
+
+
+@pytest.mark.parametrize("body, param", [
+    ({"tools": [WEATHER]}, "tool_choice"),  # "auto" by default: no parser of the model's call format
+    ({"tools": [WEATHER], "tool_choice": "auto"}, "tool_choice"),
+    ({"tool_choice": "required"}, "tool_choice"),
+    ({"tools": [WEATHER], "tool_choice": {"type": "function", "function": {"name": "nope"}}}, "tool_choice"),
+    ({"tools": [WEATHER], "tool_choice": "sometimes"}, "tool_choice"),
+    ({"tools": [{"type": "function"}], "tool_choice": "required"}, "tools"),
+    ({"tools": [{"type": "function", "function": {"name": "f", "parameters": 3}}], "tool_choice": "required"}, "tools"),
+    ({"tools": [WEATHER], "tool_choice": "required", "response_format": {"type": "json_object"}}, "tool_choice"),
+])
+def test_bad_tool_requests_are_400s_naming_the_field(server, model_name, body, param):
+    status, err = http(server, "POST", "/v1/chat/completions",
+                       {"model": model_name, "messages": ASK_WEATHER, "max_tokens": 4, **body})
+    assert status == 400 and err["error"]["param"] == param, err

@@ -23,8 +23,7 @@ from .chat import create_chat_completion
 from .completions import create_completion
 from .metrics import CONTENT_TYPE
 from .page import chat_page_headers
-from .protocol import (BadRequest, ChatCompletionRequest, CompletionRequest, DetokenizeRequest, TokenizeRequest,
-                       conversation_of)
+from .protocol import BadRequest, ChatCompletionRequest, CompletionRequest, DetokenizeRequest, TokenizeRequest
 from .shapes import error_body
 from .state import ServerBusy, ServerState
 
@@ -87,8 +86,8 @@ def create_app(engine: LLMEngine, served_model_name: str, *, api_key: Optional[s
         if (req.prompt is None) == (req.messages is None):
             raise BadRequest("give either prompt or messages", "prompt")
         if req.messages is not None:
-            _, tokens = await state.chat_prompt(conversation_of(req.messages), req.add_generation_prompt,
-                                                req.chat_template_kwargs, req.continue_final_message)
+            _, tokens = await state.chat_prompt(req.conversation(), req.add_generation_prompt, req.template_kwargs(),
+                                                req.continue_final_message)
         else:
             tokens = state.tokenize(req.prompt, add_special=req.add_special_tokens)
         return {"count": len(tokens), "max_model_len": state.n_ctx, "tokens": tokens}

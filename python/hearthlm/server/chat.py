@@ -16,17 +16,20 @@ from .protocol import ChatCompletionRequest
 from .requests import merged, until_done_or_gone
 from .shapes import Gathered, chunk_event, error_body, sse, top_entries, usage
 from .state import ServerState
+from .tools import ToolDeltas, ToolPlan
 
 
 async def create_chat_completion(state: ServerState, req: ChatCompletionRequest, raw: Request) -> Response:
-    params = req.sampling_params()
-    text, ids = await state.chat_prompt(req.conversation(), req.add_generation_prompt, req.chat_template_kwargs,
+    plan = req.tool_plan()
+    params = req.sampling_params(plan)
+    text, ids = await state.chat_prompt(req.conversation(), req.add_generation_prompt, req.template_kwargs(plan),
                                         req.continue_final_message)
     request_id = state.new_request_id("chatcmpl")
     stream = await state.submit(request_id, {"prompt": text, "prompt_token_ids": ids}, params, "messages")
     created = int(time.time())
     if req.stream:
-        return StreamingResponse(_chunks(state, req, request_id, created, stream), media_type="text/event-stream")
+        return StreamingResponse(_chunks(state, req, plan, request_id, created, stream),
+                                 media_type="text/event-stream")
 
     async def gather():
         g = Gathered()
@@ -40,15 +43,19 @@ async def create_chat_completion(state: ServerState, req: ChatCompletionRequest,
     choices = []
     for i in sorted(g.choices):
         c = g.choices[i]
-        choices.append({"index": i, "message": {"role": "assistant", "content": c.text},
+        message, finish_reason = {"role": "assistant", "content": c.text}, c.finish_reason
+        calls = plan.calls(c.text) if plan.forced and c.finish_reason == "stop" else None
+        if calls is not None:
+            message, finish_reason = {"role": "assistant", "content": "", "tool_calls": calls}, plan.finish_reason
+        choices.append({"index": i, "message": message,
                         "logprobs": _logprobs(state, c.token_ids, c.logprobs, req.top_logprobs or 0) if req.logprobs else None,
-                        "finish_reason": c.finish_reason, "stop_reason": c.stop_reason})
+                        "finish_reason": finish_reason, "stop_reason": c.stop_reason})
     return JSONResponse({"id": request_id, "object": "chat.completion", "created": created,
                          "model": state.served_model_name, "choices": choices,
                          "usage": usage(g.prompt_tokens, g.completion_tokens, g.cached_tokens)})
 
 
-async def _chunks(state: ServerState, req: ChatCompletionRequest, request_id: str, created: int,
+async def _chunks(state: ServerState, req: ChatCompletionRequest, plan: ToolPlan, request_id: str, created: int,
                   stream: RequestStream) -> AsyncIterator[str]:
     def chunk(choices: List[dict], with_usage=None) -> str:
         return chunk_event("chat.completion.chunk", request_id, created, state.served_model_name, choices,
@@ -56,6 +63,7 @@ async def _chunks(state: ServerState, req: ChatCompletionRequest, request_id: st
 
     g = Gathered()
     done = set()
+    tools = {i: ToolDeltas(plan) for i in range(req.n)} if plan.forced else None
     try:
         for i in range(req.n):
             yield chunk([{"index": i, "delta": {"role": "assistant", "content": ""}, "logprobs": None,
@@ -65,8 +73,13 @@ async def _chunks(state: ServerState, req: ChatCompletionRequest, request_id: st
             for c in out.outputs:
                 if c.index in done or (not c.text and not c.token_ids and c.finish_reason is None):
                     continue
-                choice = {"index": c.index, "delta": {"content": c.text} if c.text else {},
-                          "logprobs": None, "finish_reason": c.finish_reason}
+                delta, finish_reason = {"content": c.text} if c.text else {}, c.finish_reason
+                if tools is not None:  # a forced call: the text is its arguments
+                    delta = tools[c.index].feed(c.text) or {}
+                    if c.finish_reason is not None:
+                        last, finish_reason = tools[c.index].finish(c.finish_reason)
+                        delta = {**delta, **last} if last else delta
+                choice = {"index": c.index, "delta": delta, "logprobs": None, "finish_reason": finish_reason}
                 if req.logprobs and c.token_ids:
                     choice["logprobs"] = _logprobs(state, c.token_ids, c.logprobs, req.top_logprobs or 0)
                 if c.finish_reason is not None:

@@ -13,6 +13,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from ..sampling_params import SamplingParams
 from ..structured import StructuredOutputsParams
+from .tools import ToolError, ToolPlan, plan_tools, template_messages
 
 
 class BadRequest(ValueError):
@@ -82,8 +83,14 @@ class _SamplingFields(_Body):
                 raise BadRequest(f"structured_outputs: {e}", "structured_outputs") from None
         return None
 
-    def _sampling(self, max_tokens: Optional[int], logprobs: Optional[int]) -> SamplingParams:
+    def _sampling(self, max_tokens: Optional[int], logprobs: Optional[int],
+                  forced: Optional[StructuredOutputsParams] = None) -> SamplingParams:
+        """forced: the schema a tool_choice imposes on the answer."""
         structured = self._structured()
+        if forced is not None:
+            if structured is not None:
+                raise BadRequest("give response_format or a tool_choice that forces a call, not both", "tool_choice")
+            structured = forced
         if self.stream_options is not None and not self.stream:
             raise BadRequest("stream_options is only allowed with stream=true", "stream_options")
         if self.n < 1:
@@ -132,6 +139,8 @@ class ChatMessage(_Body):
     role: str
     content: Union[str, List[Dict[str, Any]], None] = None
     name: Optional[str] = None
+    tool_calls: Optional[List[Dict[str, Any]]] = None  # an assistant's earlier calls
+    tool_call_id: Optional[str] = None                 # a tool message answers this call
 
 
 class ChatCompletionRequest(_SamplingFields):
@@ -144,18 +153,34 @@ class ChatCompletionRequest(_SamplingFields):
     add_generation_prompt: bool = True
     continue_final_message: bool = False
     chat_template_kwargs: Optional[Dict[str, Any]] = None
+    tools: Optional[List[Any]] = None
+    tool_choice: Union[str, Dict[str, Any], None] = None
+    parallel_tool_calls: Optional[bool] = None
 
-    def sampling_params(self) -> SamplingParams:
+    def tool_plan(self) -> ToolPlan:
+        try:
+            return plan_tools(self.tools, self.tool_choice, self.parallel_tool_calls)
+        except ToolError as e:
+            raise BadRequest(str(e), e.param) from None
+
+    def template_kwargs(self, plan: ToolPlan) -> Optional[Dict[str, Any]]:
+        """chat_template_kwargs, with the tools unless they set their own."""
+        if plan.tools is None:
+            return self.chat_template_kwargs
+        return {"tools": plan.tools, **(self.chat_template_kwargs or {})}
+
+    def sampling_params(self, plan: Optional[ToolPlan] = None) -> SamplingParams:
         if self.top_logprobs is not None:
             if self.top_logprobs > 0 and not self.logprobs:  # 0 alone is harmless, as vLLM lets it be
                 raise BadRequest("top_logprobs needs logprobs=true", "top_logprobs")
             if not 0 <= self.top_logprobs <= 20:
                 raise BadRequest(f"top_logprobs must be in [0, 20], got {self.top_logprobs}", "top_logprobs")
         max_tokens = self.max_completion_tokens if self.max_completion_tokens is not None else self.max_tokens
-        return self._sampling(max_tokens, (self.top_logprobs or 0) if self.logprobs else None)
+        return self._sampling(max_tokens, (self.top_logprobs or 0) if self.logprobs else None,
+                              plan.structured() if plan is not None else None)
 
     def conversation(self) -> List[dict]:
-        return conversation_of(self.messages)
+        return template_messages(conversation_of(self.messages))
 
 
 def conversation_of(messages: List[ChatMessage]) -> List[dict]:
@@ -175,6 +200,10 @@ def conversation_of(messages: List[ChatMessage]) -> List[dict]:
         msg = {"role": m.role, "content": content if content is not None else ""}
         if m.name is not None:
             msg["name"] = m.name
+        if m.tool_calls is not None:
+            msg["tool_calls"] = m.tool_calls
+        if m.tool_call_id is not None:
+            msg["tool_call_id"] = m.tool_call_id
         out.append(msg)
     return out
 
@@ -214,6 +243,15 @@ class TokenizeRequest(_Body):
     add_generation_prompt: bool = True
     continue_final_message: bool = False
     chat_template_kwargs: Optional[Dict[str, Any]] = None
+    tools: Optional[List[Any]] = None
+
+    def template_kwargs(self) -> Optional[Dict[str, Any]]:
+        if self.tools is None:
+            return self.chat_template_kwargs
+        return {"tools": self.tools, **(self.chat_template_kwargs or {})}
+
+    def conversation(self) -> List[dict]:
+        return template_messages(conversation_of(self.messages or []))
 
 
 class DetokenizeRequest(_Body):

@@ -1,0 +1,169 @@
+"""Tool calling on /v1/chat/completions, as vLLM does it without a tool-call
+parser: the request's ``tools`` go to the chat template, and a
+``tool_choice`` that forces a call ("required", or one named function) is
+enforced while sampling with a JSON schema (the structured-output path), so
+the calls always parse. "auto" needs a parser for the model's own tool-call
+format, which hearth-server does not have: it is a 400, as in vLLM started
+without ``--enable-auto-tool-choice``."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from dataclasses import dataclass, field
+from typing import Any, Dict, List, Optional, Union
+
+from ..structured import StructuredOutputsParams
+
+
+class ToolError(ValueError):
+    """A bad tools / tool_choice field; param names it."""
+
+    def __init__(self, message: str, param: str):
+        super().__init__(message)
+        self.param = param
+
+
+_NO_PARAMETERS = {"type": "object", "properties": {}}
+
+
+@dataclass
+class ToolPlan:
+    """What a request's tools ask of the answer."""
+
+    tools: Optional[List[dict]] = None      # for the chat template (None: no tools)
+    forced: Optional[str] = None            # None, "required" or "named"
+    name: Optional[str] = None              # the named function
+    schema: Optional[dict] = field(default=None, repr=False)
+
+    def structured(self) -> Optional[StructuredOutputsParams]:
+        return StructuredOutputsParams(json=self.schema) if self.schema is not None else None
+
+    def calls(self, text: str) -> Optional[List[dict]]:
+        """OpenAI's tool_calls for a finished answer's text, or None when it
+        does not parse (an answer cut by max_tokens)."""
+        try:
+            value = json.loads(text)
+        except ValueError:
+            return None
+        if self.forced == "named":
+            return [tool_call(self.name, text)]
+        return [tool_call(c["name"], json.dumps(c["parameters"], ensure_ascii=False)) for c in value]
+
+    @property
+    def finish_reason(self) -> str:
+        # OpenAI's: "tool_calls" when the model chose to call, "stop" when a named function was forced
+        return "stop" if self.forced == "named" else "tool_calls"
+
+
+def tool_call(name: str, arguments: str) -> dict:
+    return {"id": f"chatcmpl-tool-{uuid.uuid4().hex}", "type": "function",
+            "function": {"name": name, "arguments": arguments}}
+
+
+def _functions(tools: Any) -> Dict[str, dict]:
+    """name -> function definition, checked."""
+    if not isinstance(tools, list):
+        raise ToolError("tools must be a list of {\"type\": \"function\", \"function\": {...}}", "tools")
+    out: Dict[str, dict] = {}
+    for i, t in enumerate(tools):
+        fn = t.get("function") if isinstance(t, dict) else None
+        if not isinstance(t, dict) or t.get("type", "function") != "function" or not isinstance(fn, dict):
+            raise ToolError(f"tools[{i}] must be {{\"type\": \"function\", \"function\": {{\"name\": ...}}}}", "tools")
+        name = fn.get("name")
+        if not isinstance(name, str) or not name:
+            raise ToolError(f"tools[{i}].function.name must be a non-empty string", "tools")
+        params = fn.get("parameters", _NO_PARAMETERS)
+        if not isinstance(params, dict):
+            raise ToolError(f"tools[{i}].function.parameters must be a JSON schema object", "tools")
+        out[name] = {**fn, "parameters": params}
+    return out
+
+
+def plan_tools(tools: Optional[list], tool_choice: Union[str, dict, None],
+               parallel_tool_calls: Optional[bool] = None) -> ToolPlan:
+    """The ToolPlan of a request's tools, tool_choice and parallel_tool_calls
+    (ToolError names the bad field)."""
+    if tools is None:
+        if tool_choice not in (None, "none"):
+            raise ToolError("tool_choice needs tools", "tool_choice")
+        return ToolPlan()
+    functions = _functions(tools)
+    if tool_choice is None:
+        tool_choice = "auto" if functions else "none"  # OpenAI's default
+    if tool_choice == "none":
+        return ToolPlan(tools=tools)
+    if tool_choice == "auto":
+        raise ToolError('"auto" tool choice needs a parser of the model\'s own tool-call format, which hearth-server '
+                        'does not have: give tool_choice "required", "none" or a named function', "tool_choice")
+    if tool_choice == "required":
+        if not functions:
+            raise ToolError('tool_choice "required" needs at least one tool', "tool_choice")
+        one_of = [{"type": "object", "properties": {"name": {"type": "string", "enum": [name]},
+                                                    "parameters": fn["parameters"]},
+                   "required": ["name", "parameters"]} for name, fn in functions.items()]
+        schema = {"type": "array", "minItems": 1, "items": {"anyOf": one_of}}
+        if parallel_tool_calls is False:
+            schema["maxItems"] = 1
+        return ToolPlan(tools=tools, forced="required", schema=schema)
+    fn = tool_choice.get("function") if isinstance(tool_choice, dict) else None
+    name = fn.get("name") if isinstance(fn, dict) else None
+    if not isinstance(name, str) or tool_choice.get("type", "function") != "function":
+        raise ToolError('tool_choice must be "none", "auto", "required" or '
+                        '{"type": "function", "function": {"name": ...}}', "tool_choice")
+    if name not in functions:
+        raise ToolError(f"tool_choice names {name!r}, which is not among the tools", "tool_choice")
+    return ToolPlan(tools=tools, forced="named", name=name, schema=functions[name]["parameters"])
+
+
+def template_messages(messages: List[dict]) -> List[dict]:
+    """An assistant message's tool_calls as chat templates read them: the
+    arguments as an object, not a JSON string (as vLLM hands them over)."""
+    out = []
+    for m in messages:
+        calls = m.get("tool_calls")
+        if m.get("role") == "assistant" and isinstance(calls, list):
+            fixed = []
+            for c in calls:
+                fn = c.get("function") if isinstance(c, dict) else None
+                if isinstance(fn, dict) and isinstance(fn.get("arguments"), str):
+                    try:
+                        c = {**c, "function": {**fn, "arguments": json.loads(fn["arguments"])}}
+                    except ValueError:
+                        pass  # left as the text it is
+                fixed.append(c)
+            m = {**m, "tool_calls": fixed}
+        out.append(m)
+    return out
+
+
+class ToolDeltas:
+    """One streamed choice's deltas when a call is forced: a named function's
+    arguments stream as they come (OpenAI's shape: the first delta carries
+    the call's id and name); "required" calls are sent whole at the end,
+    once the array they form parses."""
+
+    def __init__(self, plan: ToolPlan):
+        self.plan = plan
+        self.text = ""
+        self.call_id: Optional[str] = None
+
+    def feed(self, text: str) -> Optional[dict]:
+        """The delta for newly generated text (None: nothing to send yet)."""
+        self.text += text
+        if self.plan.forced != "named" or not text:
+            return None
+        if self.call_id is None:
+            call = tool_call(self.plan.name, text)
+            self.call_id = call["id"]
+            return {"tool_calls": [{"index": 0, **call}]}
+        return {"tool_calls": [{"index": 0, "function": {"arguments": text}}]}
+
+    def finish(self, finish_reason: Optional[str]) -> tuple:
+        """The last delta and the finish_reason to report."""
+        if self.plan.forced == "named":
+            return {}, self.plan.finish_reason if finish_reason == "stop" else finish_reason
+        calls = self.plan.calls(self.text) if finish_reason == "stop" else None
+        if calls is None:  # cut short: the text as it is
+            return ({"content": self.text} if self.text else {}), finish_reason
+        return {"tool_calls": [{"index": k, **c} for k, c in enumerate(calls)]}, self.plan.finish_reason
