@@ -295,6 +295,7 @@ struct Kernel {
     using XG = hearth::XG;
     using W = typename Q::W;
     using Row = typename Q::Row;
+    static constexpr int kPackedTailBlocks = 0;  // 8-block groups: a short last one costs little
     static void prep(const Row& r, int64_t g, int n, W& w) { Q::prep(r, g, n, w); }
 
     // Decode: each row's groups unpacked once, then used by each of the T
@@ -318,7 +319,8 @@ struct Kernel {
     }
 
     template <int R, int T>
-    static void tile(const W* const* wr, const XG* const* xr, int64_t ng, int /*tail*/, float* const* y) {
+    static void tile(const W* const* wr, const XG* const* xr, int64_t ng, int /*tail*/, const W* /*tails*/,
+                     float* const* y) {
         __m256 acc[R][T];
         for (int i = 0; i < R; i++)
             for (int j = 0; j < T; j++) acc[i][j] = _mm256_setzero_ps();

@@ -22,7 +22,8 @@
 // Determinism: every (row, token) output takes the same instruction sequence
 // in every tile: per group, integer lanes (exact, in any order), then one
 // cvt, mul and fmadd (and q4_1's second fmadd) into a 16-lane accumulator,
-// groups in order, hsum16 at the end. Decode (weights unpacked in registers)
+// groups in order, hsum16 at the end (plus a short tail's own sum, see
+// Kernel::pack_tails). Decode (weights unpacked in registers)
 // and prefill (unpacked once per row tile into scratch) run the same
 // arithmetic.
 #include <immintrin.h>
@@ -31,6 +32,7 @@
 #include <cstdint>
 #include <cstdlib>
 #include <cstring>
+#include <type_traits>
 
 #include "kernels/group_tiling.h"
 #include "kernels/kernels.h"
@@ -39,6 +41,9 @@ namespace hearth {
 namespace {
 
 constexpr int G = 16;  // blocks per group
+// A row's last group of at most this many blocks is a short tail (k = 576:
+// 16 + 2), computed for a row tile's rows at once (Kernel::pack_tails).
+constexpr int kShortTail = 4;
 
 using XG = XGroup<G>;
 static_assert(sizeof(XG) == 832, "XGroup layout");
@@ -56,6 +61,37 @@ inline float hsum16(__m512 v) {
     s = _mm_add_ps(s, _mm_movehl_ps(s, s));
     s = _mm_add_ss(s, _mm_movehdup_ps(s));
     return _mm_cvtss_f32(s);
+}
+
+// The short tails (n blocks of group g) of rows r..r+R-1, side by side as
+// one packed group of R * n blocks in PackedRow's layout, so that one prep
+// unpacks them all.
+template <class Block>
+void gather_tails(const MatmulArgs& a, int64_t r, int R, int64_t g, int n, uint8_t* out) {
+    constexpr int C = PackedRow<Block>::kQuantBytes / 4;  // dwords per block
+    const int N = R * n;
+    uint32_t* q = (uint32_t*)out;
+    uint16_t* d = (uint16_t*)(out + C * N * 4);
+    for (int i = 0; i < R; i++) {
+        const PackedRow<Block> row((const char*)a.w + (r + i) * a.w_row_bytes);
+        for (int c = 0; c < C; c++) {
+            const uint8_t* src = row.quants(g, G, c, n);
+            for (int b = 0; b < n; b++) std::memcpy(q + c * N + i * n + b, src + 4 * b, 4);
+        }
+        const uint16_t* dr = row.d(g, G, n);
+        for (int b = 0; b < n; b++) d[i * n + b] = dr[b];
+        if constexpr (has_min<Block>()) {
+            const uint16_t* mr = row.m(g, G, n);
+            for (int b = 0; b < n; b++) d[N + i * n + b] = mr[b];
+        }
+    }
+}
+
+// A short tail's float parts v_0..v_{n-1} summed in order (see pack_tails).
+inline float tail_sum(const float* v, int n) {
+    float s = v[0];
+    for (int b = 1; b < n; b++) s += v[b];
+    return s;
 }
 
 // ----------------------------------------------------------- the weights --
@@ -256,11 +292,13 @@ struct KQuant {
 
 // ----------------------------------------------- narrow groups, same sums --
 //
-// A row's last group may hold few blocks (k = 576: 16 + 2): its products
+// A row's last group may hold few blocks (k = 736: 16 + 7): its products
 // are done on the low 8 or 4 lanes only, with 256- or 128-bit instructions
 // at half or a quarter of the cost. The lanes it computes get the same
 // operations as on 16 lanes, and every path (decode, prefill, any tile)
-// narrows the same group the same way, so results stay bit-identical.
+// narrows the same group the same way, so results stay bit-identical. (A
+// last group of at most 4 blocks, k = 576: 16 + 2, goes further: a row
+// tile computes its rows' tails together, Kernel::pack_tails.)
 template <int L>
 struct Lanes;
 
@@ -389,6 +427,26 @@ struct Kernel {
     using Row = typename Q::Row;
     static void prep(const Row& r, int64_t g, int n, W& w) { Q::prep(r, g, n, w); }
 
+    // A short tail (at most kShortTail blocks) holds too little for 4-lane
+    // products of its own in each row: a row tile computes its R rows'
+    // tails together, row i's blocks in lanes [i * n, (i + 1) * n) of one
+    // group (pack_tails), against the tokens' tail activations, which the
+    // packing repeats across the lanes (lane l holds block l mod n). Every
+    // path sums a row's tail apart from its full groups, the same way:
+    // y = hsum16(full groups) + (v_0 + v_1 + ...), v_b the float part of
+    // tail block b from zero (row_group); so decode, a tile and a lone row
+    // agree bit for bit. K-quant rows are whole super-blocks (8 lanes):
+    // never a short tail.
+    static constexpr int kPackedTailBlocks = std::is_same_v<W, WGroup> ? kShortTail : 0;
+
+    template <int R>
+    static void pack_tails(const MatmulArgs& a, int64_t r, int64_t g, int n, W& out) {
+        static_assert(R * kShortTail <= G, "a tile's tails fit one group");
+        alignas(64) uint8_t group[G * sizeof(typename Row::BlockType)];
+        gather_tails<typename Row::BlockType>(a, r, R, g, n, group);
+        Q::prep(Row(group), 0, R * n, out);
+    }
+
     // One group of one row and one token, on L lanes.
     template <int L>
     static __m512 row_group(const W& w, const XG& x, __m512 acc) {
@@ -441,6 +499,14 @@ struct Kernel {
             }
             W w;
             Q::prep(row, ng - 1, tail, w);
+            if (tail <= kPackedTailBlocks) {  // a short tail, summed apart (see pack_tails)
+                for (int j = 0; j < T; j++) {
+                    alignas(64) float v[G];
+                    _mm512_store_ps(v, row_group<4>(w, x[j][ng - 1], _mm512_setzero_ps()));
+                    a.y[j * a.y_stride + r] = hsum16(acc[j]) + tail_sum(v, tail);
+                }
+                continue;
+            }
             for (int j = 0; j < T; j++) acc[j] = row_group<L>(w, x[j][ng - 1], acc[j]);
             for (int j = 0; j < T; j++) a.y[j * a.y_stride + r] = hsum16(acc[j]);
         }
@@ -491,9 +557,25 @@ struct Kernel {
     }
 
     // R rows' unpacked groups (ng each, in scratch) x T tokens' packed groups;
-    // tail = the blocks of the last group.
+    // tail = the blocks of the last group; tails: the rows' short tails
+    // packed together (null when the tail is not short).
     template <int R, int T>
-    static void tile(const W* const* wr, const XG* const* xr, int64_t ng, int tail, float* const* y) {
+    static void tile(const W* const* wr, const XG* const* xr, int64_t ng, int tail, const W* tails,
+                     float* const* y) {
+        if (!tails) return tile_full<R, T>(wr, xr, ng, tail, y);
+        __m512 acc[R][T];
+        for (int i = 0; i < R; i++)
+            for (int j = 0; j < T; j++) acc[i][j] = _mm512_setzero_ps();
+        for (int64_t g = 0; g < ng - 1; g++) tile_group<16>(wr, xr, g, acc);
+        switch (lanes_for(R * tail)) {
+            case 16: return packed_tails<16>(*tails, xr, ng - 1, tail, acc, y);
+            case 8: return packed_tails<8>(*tails, xr, ng - 1, tail, acc, y);
+            default: return packed_tails<4>(*tails, xr, ng - 1, tail, acc, y);
+        }
+    }
+
+    template <int R, int T>
+    static void tile_full(const W* const* wr, const XG* const* xr, int64_t ng, int tail, float* const* y) {
         __m512 acc[R][T];
         for (int i = 0; i < R; i++)
             for (int j = 0; j < T; j++) acc[i][j] = _mm512_setzero_ps();
@@ -505,6 +587,24 @@ struct Kernel {
         }
         for (int i = 0; i < R; i++)
             for (int j = 0; j < T; j++) y[j][i] = hsum16(acc[i][j]);
+    }
+
+    // The outputs of R rows with packed short tails (n blocks each), on L lanes.
+    // The tokens' products interleave, two chains each: one token's eight
+    // dependent vpdpbusd alone would wait on each other's latency. (Integer
+    // sums: any order gives row_group's.)
+    template <int L, int R, int T>
+    static void packed_tails(const W& tw, const XG* const* xr, int64_t g, int n, __m512 (&acc)[R][T],
+                             float* const* y) {
+        using V = Lanes<L>;
+        typename V::I p[T][2];
+        for (int j = 0; j < T; j++) p[j][0] = start_sums<Q, L>(xr[j][g]), p[j][1] = V::low(_mm512_setzero_si512());
+        for (int c = 0; c < 8; c++)
+            for (int j = 0; j < T; j++) p[j][c & 1] = V::dp(p[j][c & 1], V::low(tw.q[c]), V::load_i(xr[j][g].q[c]));
+        alignas(64) float v[T][G];
+        for (int j = 0; j < T; j++) _mm512_store_ps(v[j], scale_add<Q, L>(V::add(p[j][0], p[j][1]), tw, xr[j][g], _mm512_setzero_ps()));
+        for (int j = 0; j < T; j++)
+            for (int i = 0; i < R; i++) y[j][i] = hsum16(acc[i][j]) + tail_sum(v[j] + i * n, n);
     }
 };
 
@@ -553,6 +653,21 @@ void avx512_matmul_q8a(const MatmulArgs& a) {
 
 namespace {
 
+// A short tail's activations repeated across the lanes, lane l = block
+// l mod n, for the rows of a packed tail (Kernel::pack_tails); lanes past n
+// meet zero weights everywhere else, so they change no other sum.
+void repeat_tail_lanes(XG& o, int n) {
+    for (int l = n; l < G; l++) {
+        const int b = l % n;
+        for (int c = 0; c < 8; c++) o.q[c][l] = o.q[c][b];
+        o.d[l] = o.d[b];
+        o.c8[l] = o.c8[b];
+        o.c128[l] = o.c128[b];
+        o.s[l] = o.s[b];
+        o.hs[l] = o.hs[b];
+    }
+}
+
 // A token's q8a blocks into XGroups (group_tiling.h; tests/test_kernels.py
 // holds every set to the layout). Blocks l and l + 8 share a zmm
 // (their 8 dwords of activations in each half), and an 8 x 8 dword transpose
@@ -597,6 +712,7 @@ void pack_row_transposed(const block_q8a* x, int64_t k, void* out) {
         pack_block_scalars<G>(blk, n, o);
         _mm512_store_si512(o.hs, _mm512_or_si512(_mm512_and_si512(half[0], _mm512_set1_epi32(0xffff)),
                                                  _mm512_slli_epi32(half[1], 16)));
+        if (n <= kShortTail) repeat_tail_lanes(o, n);
     }
 }
 

@@ -74,6 +74,7 @@ constexpr bool has_min() { return std::is_same_v<Block, block_q4_1> || std::is_s
 
 template <class Block>
 struct PackedRow {
+    using BlockType = Block;
     static constexpr int kQuantBytes = sizeof(Block::qs) + (has_fifth_bits<Block>() ? 4 : 0);
     const uint8_t* row;
     explicit PackedRow(const void* r) : row((const uint8_t*)r) {}
@@ -158,7 +159,12 @@ struct Scratch {
 //   K::G, K::XG (XGroup<G>), K::W (a transposed weight group), K::Row (a
 //   packed row: PackedRow here or KPackedRow in k_packing.h),
 //   K::prep(Row, g, n_blocks, W&), K::decode<T>(a) (T tokens, in registers),
-//   K::tile<R, T>(W* const* rows, const XG* const* tokens, n_groups, blocks of the last group, float* const* y).
+//   K::tile<R, T>(W* const* rows, const XG* const* tokens, n_groups, blocks of the last group,
+//                 const W* tails, float* const* y),
+//   K::kPackedTailBlocks: a last group of at most this many blocks (0: never)
+//   is computed for the R rows of a tile at once, their blocks side by side
+//   in one group that K::pack_tails<R>(a, first row, g, blocks, W&) unpacks
+//   and tile() gets as `tails` (null otherwise).
 // Decode, up to kMaxDecode rows (each set's own), unpacks each row's groups
 // in registers and runs those rows past them; prefill unpacks a row tile
 // once into scratch and runs every token of an L2-sized chunk past it.
@@ -175,12 +181,21 @@ void row_tile(const MatmulArgs& a, int64_t r, int64_t t0, int64_t t1, typename K
     using XG = typename K::XG;
     const int64_t nb = a.k / QK, ng = n_groups(nb, K::G);
     const int tail = group_blocks(nb, ng - 1, K::G);
+    // a short tail is not unpacked row by row: the rows' tails go together
+    const bool packed_tails = tail <= K::kPackedTailBlocks;
     const typename K::W* wr[R];
     for (int i = 0; i < R; i++) {
         const typename K::Row row((const char*)a.w + (r + i) * a.w_row_bytes);
         typename K::W* dst = ws + i * ng;
-        for (int64_t g = 0; g < ng; g++) K::prep(row, g, group_blocks(nb, g, K::G), dst[g]);
+        for (int64_t g = 0; g < (packed_tails ? ng - 1 : ng); g++) K::prep(row, g, group_blocks(nb, g, K::G), dst[g]);
         wr[i] = dst;
+    }
+    const typename K::W* tails = nullptr;
+    if constexpr (K::kPackedTailBlocks > 0) {
+        if (packed_tails) {
+            K::template pack_tails<R>(a, r, ng - 1, tail, ws[R * ng]);
+            tails = ws + R * ng;
+        }
     }
     // a later tile's weights, from memory while this one computes (its own
     // loads above waited; the tokens' work below is long enough to hide them)
@@ -197,20 +212,20 @@ void row_tile(const MatmulArgs& a, int64_t r, int64_t t0, int64_t t1, typename K
         const XG* xr[T];
         float* y[T];
         for (int j = 0; j < T; j++) xr[j] = token(t + j), y[j] = a.y + (t + j) * a.y_stride + r;
-        K::template tile<R, T>(wr, xr, ng, tail, y);
+        K::template tile<R, T>(wr, xr, ng, tail, tails, y);
     }
     if constexpr (T > 2) {  // two tokens left (8 = 3 + 3 + 2): a pair, not two singles
         if (t + 2 <= t1) {
             const XG* xr[2] = {token(t), token(t + 1)};
             float* y[2] = {a.y + t * a.y_stride + r, a.y + (t + 1) * a.y_stride + r};
-            K::template tile<R, 2>(wr, xr, ng, tail, y);
+            K::template tile<R, 2>(wr, xr, ng, tail, tails, y);
             t += 2;
         }
     }
     for (; t < t1; t++) {
         const XG* xr[1] = {token(t)};
         float* y[1] = {a.y + t * a.y_stride + r};
-        K::template tile<R, 1>(wr, xr, ng, tail, y);
+        K::template tile<R, 1>(wr, xr, ng, tail, tails, y);
     }
 }
 
@@ -234,7 +249,7 @@ void matmul_grouped(const MatmulArgs& a, Scratch& scratch, size_t chunk_bytes, W
         return;
     }
     if (nt <= kMaxDecode) return decode_tokens<K, kMaxDecode>(a);
-    typename K::W* ws = (typename K::W*)scratch.get((size_t)R * ng * sizeof(typename K::W));
+    typename K::W* ws = (typename K::W*)scratch.get((size_t)(R * ng + 1) * sizeof(typename K::W));  // + the packed tails
     // tokens in chunks whose packed activations stay in L2 while the rows go by
     int64_t chunk = (int64_t)(chunk_bytes / a.x_row_bytes);
     chunk = chunk < T ? T : chunk / T * T;
