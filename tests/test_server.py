@@ -321,7 +321,12 @@ def test_logit_bias_as_openai_and_allowed_token_ids_as_vllm(client, server, mode
     # OpenAI's range is [-100, 100]: beyond it is clamped, as vLLM does
     forced = client.chat.completions.create(model=model_name, messages=QUESTION, max_tokens=3, temperature=0,
                                             logit_bias={"42": 500})
-    assert forced.usage.completion_tokens == 3 and forced.choices[0].finish_reason == "length"
+    token_42 = http(server, "POST", "/detokenize", {"tokens": [42]})[1]["prompt"]
+    assert forced.choices[0].message.content == token_42 * 3 and forced.choices[0].finish_reason == "length"
+    # clamped to OpenAI's range [-100, 100], as vLLM clamps
+    from hearthlm.server.protocol import ChatCompletionRequest
+    body = ChatCompletionRequest(messages=QUESTION, logit_bias={"42": 500, "7": -1e9, "9": 2.5})
+    assert body.sampling_params().logit_bias == {42: 100.0, 7: -100.0, 9: 2.5}
     only = client.chat.completions.create(model=model_name, messages=QUESTION, max_tokens=6, temperature=1.0, seed=1,
                                           extra_body={"allowed_token_ids": [28, 29, 30]})
     assert set(only.choices[0].message.content) <= set(",-.")
@@ -666,7 +671,60 @@ def test_tools_in_the_conversation_and_tool_choice_none(client, model_name):
     assert r.choices[0].message.content and not r.choices[0].message.tool_calls
 
 
+def test_forced_calls_with_nested_and_recursive_schemas_and_no_parameters(client, model_name):
+    jsonschema = pytest.importorskip("jsonschema")
+    # openai.pydantic_function_tool's shape: a nested model under $defs
+    place = {"type": "function", "function": {"name": "find", "parameters": {
+        "$defs": {"Location": {"type": "object", "properties": {"city": {"type": "string", "enum": ["Paris", "Rome"]}},
+                               "required": ["city"], "additionalProperties": False}},
+        "type": "object", "properties": {"location": {"$ref": "#/$defs/Location"}},
+        "required": ["location"], "additionalProperties": False}}}
+    tree = {"type": "function", "function": {"name": "tree", "parameters": {
+        "type": "object", "properties": {"label": {"type": "string", "enum": ["a", "b"]},
+                                         "child": {"anyOf": [{"$ref": "#"}, {"type": "null"}]}},
+        "required": ["label", "child"], "additionalProperties": False}}}
+    bare = {"type": "function", "function": {"name": "now"}}
+    empty = {"type": "function", "function": {"name": "later", "parameters": None}}
+    tools = [place, tree, bare, empty]
+    schemas = {"find": place["function"]["parameters"], "tree": tree["function"]["parameters"],
+               "now": {"type": "object", "properties": {}, "additionalProperties": False},
+               "later": {"type": "object", "properties": {}, "additionalProperties": False}}
+    for seed in range(4):
+        r = client.chat.completions.create(model=model_name, messages=ASK_WEATHER, tools=tools, tool_choice="required",
+                                           max_tokens=150, temperature=1.0, seed=seed)
+        assert r.choices[0].finish_reason == "tool_calls", r.choices[0]
+        for call in r.choices[0].message.tool_calls:
+            args = json.loads(call.function.arguments)
+            assert isinstance(args, dict)
+            jsonschema.validate(args, schemas[call.function.name])
+    for name in ("find", "now", "later"):  # (greedy, this small model nests "tree" until max_tokens)
+        r = client.chat.completions.create(model=model_name, messages=ASK_WEATHER, tools=tools, max_tokens=150,
+                                           tool_choice={"type": "function", "function": {"name": name}}, temperature=0)
+        assert r.choices[0].finish_reason == "stop", (name, r.choices[0])
+        args = json.loads(r.choices[0].message.tool_calls[0].function.arguments)
+        assert isinstance(args, dict)
+        jsonschema.validate(args, schemas[name])
+
+
+def test_a_named_call_cut_short_is_still_a_call_streamed_or_not(client, model_name):
+    choice = {"type": "function", "function": {"name": "get_weather"}}
+    whole = client.chat.completions.create(model=model_name, messages=ASK_WEATHER, tools=[WEATHER], tool_choice=choice,
+                                           max_tokens=3, temperature=0)
+    c = whole.choices[0]
+    assert c.finish_reason == "length" and c.message.tool_calls[0].function.name == "get_weather"
+    parts, reasons = [], []
+    for chunk in client.chat.completions.create(model=model_name, messages=ASK_WEATHER, tools=[WEATHER],
+                                                tool_choice=choice, max_tokens=3, temperature=0, stream=True):
+        parts += [tc.function.arguments or "" for tc in chunk.choices[0].delta.tool_calls or []]
+        reasons += [chunk.choices[0].finish_reason] if chunk.choices[0].finish_reason else []
+    assert "".join(parts) == c.message.tool_calls[0].function.arguments and reasons == ["length"]
+
+
 @pytest.mark.parametrize("body, param", [
+    ({"tools": [WEATHER, WEATHER], "tool_choice": "required"}, "tools"),
+    ({"tools": [{"type": "function", "function": {"name": "f", "parameters": {"type": "foo"}}}],
+      "tool_choice": "required"}, "tools"),  # a schema the grammar cannot take
+    ({"tools": [WEATHER], "tool_choice": "required", "include_stop_str_in_output": True}, "include_stop_str_in_output"),
     ({"tools": [WEATHER]}, "tool_choice"),  # "auto" by default: no parser of the model's call format
     ({"tools": [WEATHER], "tool_choice": "auto"}, "tool_choice"),
     ({"tool_choice": "required"}, "tool_choice"),

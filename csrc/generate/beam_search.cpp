@@ -63,7 +63,9 @@ bool BeamSearch::step(const std::vector<const float*>& logits, int64_t V, std::v
             apply_repetition_penalty(lp.data(), V, seen.data(), seen.size(), repetition_penalty_);
         }
         best.clear();
-        for (int64_t t = 0; t < V; t++) best.push_back(Candidate{lp[t] + r.score, r.logprob + raw[t], raw[t], b, (int32_t)t, b * V + t});
+        for (int64_t t = 0; t < V; t++) {
+            best.push_back(Candidate{lp[t] + r.score, r.logprob + raw[t], raw[t], b, (int32_t)t, b * V + t});
+        }
         const int64_t keep = std::min<int64_t>(n_keep_, V);
         std::partial_sort(best.begin(), best.begin() + keep, best.end(), better);
         cand.insert(cand.end(), best.begin(), best.begin() + keep);

@@ -45,7 +45,9 @@ void check_request_params(const RequestParams& p) {
         if (p.generation.constrained) throw Error("structured output does not work with beam search (num_beams > 1)");
         if (p.generation.prompt_logprobs >= 0) throw Error("prompt_logprobs are not reported for beam search (num_beams > 1)");
         if (p.generation.min_tokens > 0) throw Error("min_tokens does not work with beam search (num_beams > 1)", "min_tokens");
-        if (!p.sampling.logit_bias.empty()) throw Error("logit_bias does not work with beam search (num_beams > 1)", "logit_bias");
+        if (!p.sampling.logit_bias.empty()) {
+            throw Error("logit_bias does not work with beam search (num_beams > 1)", "logit_bias");
+        }
         if (!p.sampling.allowed_token_ids.empty()) {
             throw Error("allowed_token_ids does not work with beam search (num_beams > 1)", "allowed_token_ids");
         }

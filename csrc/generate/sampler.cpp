@@ -52,12 +52,15 @@ void check_sampling_params(const SamplingParams& p) {
         throw Error("frequency_penalty must be in [-2, 2], got " + num(p.frequency_penalty), "frequency_penalty");
     }
     for (int32_t t : p.allowed_token_ids) {
-        if (t < 0) throw Error("allowed_token_ids must be token ids (>= 0), got " + std::to_string(t), "allowed_token_ids");
+        if (t < 0) {
+            throw Error("allowed_token_ids must be token ids (>= 0), got " + std::to_string(t), "allowed_token_ids");
+        }
     }
     for (const auto& [t, bias] : p.logit_bias) {
         if (t < 0) throw Error("logit_bias keys must be token ids (>= 0), got " + std::to_string(t), "logit_bias");
         if (!std::isfinite(bias)) {
-            throw Error("logit_bias of token " + std::to_string(t) + " must be a finite number, got " + num(bias), "logit_bias");
+            throw Error("logit_bias of token " + std::to_string(t) + " must be a finite number, got " + num(bias),
+                        "logit_bias");
         }
     }
 }

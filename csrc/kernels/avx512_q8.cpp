@@ -602,7 +602,9 @@ struct Kernel {
         for (int c = 0; c < 8; c++)
             for (int j = 0; j < T; j++) p[j][c & 1] = V::dp(p[j][c & 1], V::low(tw.q[c]), V::load_i(xr[j][g].q[c]));
         alignas(64) float v[T][G];
-        for (int j = 0; j < T; j++) _mm512_store_ps(v[j], scale_add<Q, L>(V::add(p[j][0], p[j][1]), tw, xr[j][g], _mm512_setzero_ps()));
+        for (int j = 0; j < T; j++) {
+            _mm512_store_ps(v[j], scale_add<Q, L>(V::add(p[j][0], p[j][1]), tw, xr[j][g], _mm512_setzero_ps()));
+        }
         for (int j = 0; j < T; j++)
             for (int i = 0; i < R; i++) y[j][i] = hsum16(acc[i][j]) + tail_sum(v[j] + i * n, n);
     }

@@ -249,7 +249,8 @@ void matmul_grouped(const MatmulArgs& a, Scratch& scratch, size_t chunk_bytes, W
         return;
     }
     if (nt <= kMaxDecode) return decode_tokens<K, kMaxDecode>(a);
-    typename K::W* ws = (typename K::W*)scratch.get((size_t)(R * ng + 1) * sizeof(typename K::W));  // + the packed tails
+    // R rows' groups, then the packed tails
+    typename K::W* ws = (typename K::W*)scratch.get((size_t)(R * ng + 1) * sizeof(typename K::W));
     // tokens in chunks whose packed activations stay in L2 while the rows go by
     int64_t chunk = (int64_t)(chunk_bytes / a.x_row_bytes);
     chunk = chunk < T ? T : chunk / T * T;

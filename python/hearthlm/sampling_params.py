@@ -63,7 +63,8 @@ class SamplingParams:
     logit_bias), then Hugging Face's order: repetition_penalty -> presence /
     frequency penalties -> temperature -> top_k -> top_p -> min_p -> a draw
     from a generator seeded with ``seed`` (each completion its own). Reported
-    logprobs are the model's own, before any of it (vLLM's default). temperature 0 (or do_sample=False) is greedy; num_beams > 1 is beam
+    logprobs are the model's own, before any of it (vLLM's default).
+    temperature 0 (or do_sample=False) is greedy; num_beams > 1 is beam
     search.
     """
 

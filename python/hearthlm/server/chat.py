@@ -25,7 +25,8 @@ async def create_chat_completion(state: ServerState, req: ChatCompletionRequest,
     text, ids = await state.chat_prompt(req.conversation(), req.add_generation_prompt, req.template_kwargs(plan),
                                         req.continue_final_message)
     request_id = state.new_request_id("chatcmpl")
-    stream = await state.submit(request_id, {"prompt": text, "prompt_token_ids": ids}, params, "messages")
+    stream = await state.submit(request_id, {"prompt": text, "prompt_token_ids": ids}, params, "messages",
+                                structured_param="tools" if plan.forced else "response_format")
     created = int(time.time())
     if req.stream:
         return StreamingResponse(_chunks(state, req, plan, request_id, created, stream),
@@ -44,9 +45,10 @@ async def create_chat_completion(state: ServerState, req: ChatCompletionRequest,
     for i in sorted(g.choices):
         c = g.choices[i]
         message, finish_reason = {"role": "assistant", "content": c.text}, c.finish_reason
-        calls = plan.calls(c.text) if plan.forced and c.finish_reason == "stop" else None
+        calls = plan.calls(c.text, c.finish_reason) if plan.forced else None
         if calls is not None:
-            message, finish_reason = {"role": "assistant", "content": "", "tool_calls": calls}, plan.finish_reason
+            message = {"role": "assistant", "content": "", "tool_calls": calls}
+            finish_reason = plan.finish_reason_of(c.finish_reason)
         choices.append({"index": i, "message": message,
                         "logprobs": _logprobs(state, c.token_ids, c.logprobs, req.top_logprobs or 0) if req.logprobs else None,
                         "finish_reason": finish_reason, "stop_reason": c.stop_reason})
@@ -78,7 +80,9 @@ async def _chunks(state: ServerState, req: ChatCompletionRequest, plan: ToolPlan
                     delta = tools[c.index].feed(c.text) or {}
                     if c.finish_reason is not None:
                         last, finish_reason = tools[c.index].finish(c.finish_reason)
-                        delta = {**delta, **last} if last else delta
+                        delta = {**delta, **last}
+                    elif not delta and not (req.logprobs and c.token_ids):
+                        continue  # nothing to say yet ("required" calls come whole at the end)
                 choice = {"index": c.index, "delta": delta, "logprobs": None, "finish_reason": finish_reason}
                 if req.logprobs and c.token_ids:
                     choice["logprobs"] = _logprobs(state, c.token_ids, c.logprobs, req.top_logprobs or 0)

@@ -13,7 +13,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from ..sampling_params import SamplingParams
 from ..structured import StructuredOutputsParams
-from .tools import ToolError, ToolPlan, plan_tools, template_messages
+from .tools import ToolError, ToolPlan, plan_tools, template_messages, with_tools
 
 
 class BadRequest(ValueError):
@@ -164,10 +164,7 @@ class ChatCompletionRequest(_SamplingFields):
             raise BadRequest(str(e), e.param) from None
 
     def template_kwargs(self, plan: ToolPlan) -> Optional[Dict[str, Any]]:
-        """chat_template_kwargs, with the tools unless they set their own."""
-        if plan.tools is None:
-            return self.chat_template_kwargs
-        return {"tools": plan.tools, **(self.chat_template_kwargs or {})}
+        return with_tools(self.chat_template_kwargs, plan.tools)
 
     def sampling_params(self, plan: Optional[ToolPlan] = None) -> SamplingParams:
         if self.top_logprobs is not None:
@@ -176,6 +173,9 @@ class ChatCompletionRequest(_SamplingFields):
             if not 0 <= self.top_logprobs <= 20:
                 raise BadRequest(f"top_logprobs must be in [0, 20], got {self.top_logprobs}", "top_logprobs")
         max_tokens = self.max_completion_tokens if self.max_completion_tokens is not None else self.max_tokens
+        if plan is not None and plan.forced and self.include_stop_str_in_output:
+            raise BadRequest("include_stop_str_in_output does not work with a forced tool call: the text is the "
+                             "call's arguments", "include_stop_str_in_output")
         return self._sampling(max_tokens, (self.top_logprobs or 0) if self.logprobs else None,
                               plan.structured() if plan is not None else None)
 
@@ -246,9 +246,7 @@ class TokenizeRequest(_Body):
     tools: Optional[List[Any]] = None
 
     def template_kwargs(self) -> Optional[Dict[str, Any]]:
-        if self.tools is None:
-            return self.chat_template_kwargs
-        return {"tools": self.tools, **(self.chat_template_kwargs or {})}
+        return with_tools(self.chat_template_kwargs, self.tools)
 
     def conversation(self) -> List[dict]:
         return template_messages(conversation_of(self.messages or []))

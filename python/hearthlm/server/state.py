@@ -112,12 +112,14 @@ class ServerState:
         return f"{prefix}-{uuid.uuid4().hex}"
 
     async def submit(self, request_id: str, prompt: Union[str, List[int], dict], params: SamplingParams,
-                     prompt_param: str = "prompt", first_of_request: bool = True) -> RequestStream:
+                     prompt_param: str = "prompt", first_of_request: bool = True,
+                     structured_param: str = "response_format") -> RequestStream:
         """Hands one prompt to the engine; what it refuses is a BadRequest
         naming the field: prompt_param for a prompt too long for the context,
         max_tokens when the prompt leaves less room than it asks (vLLM's 400),
-        n when its completions cannot fit in the KV pool, response_format for
-        a constraint that does not compile. The waiting queue's limit is
+        n when its completions cannot fit in the KV pool, structured_param
+        (response_format, or tools for a forced call) for a constraint that
+        does not compile. The waiting queue's limit is
         checked once per HTTP request (at its first prompt): a request's own
         prompts never make it refuse itself."""
         waiting = self.async_engine.snapshot()["num_requests_waiting"]
@@ -126,7 +128,7 @@ class ServerState:
         try:
             return await self.async_engine.add(request_id, prompt, params)
         except StructuredOutputError as e:
-            raise BadRequest(str(e), "response_format") from None
+            raise BadRequest(str(e), structured_param) from None
         except HearthError as e:
             # the engine names the parameter at fault (n when the completions
             # cannot fit in the KV pool); none is the prompt's

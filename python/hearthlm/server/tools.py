@@ -24,7 +24,7 @@ class ToolError(ValueError):
         self.param = param
 
 
-_NO_PARAMETERS = {"type": "object", "properties": {}}
+_NO_PARAMETERS = {"type": "object", "properties": {}, "additionalProperties": False}  # a function of no arguments
 
 
 @dataclass
@@ -39,20 +39,26 @@ class ToolPlan:
     def structured(self) -> Optional[StructuredOutputsParams]:
         return StructuredOutputsParams(json=self.schema) if self.schema is not None else None
 
-    def calls(self, text: str) -> Optional[List[dict]]:
-        """OpenAI's tool_calls for a finished answer's text, or None when it
-        does not parse (an answer cut by max_tokens)."""
+    def calls(self, text: str, finish_reason: Optional[str]) -> Optional[List[dict]]:
+        """OpenAI's tool_calls for a finished answer's text. A named call is
+        its arguments as generated, even cut short (as vLLM's); "required"
+        calls only when the answer ended and parses, else None (the text is
+        then shown as it is)."""
+        if self.forced == "named":
+            return [tool_call(self.name, text)]
+        if finish_reason != "stop":
+            return None
         try:
             value = json.loads(text)
         except ValueError:
             return None
-        if self.forced == "named":
-            return [tool_call(self.name, text)]
         return [tool_call(c["name"], json.dumps(c["parameters"], ensure_ascii=False)) for c in value]
 
-    @property
-    def finish_reason(self) -> str:
-        # OpenAI's: "tool_calls" when the model chose to call, "stop" when a named function was forced
+    def finish_reason_of(self, finish_reason: Optional[str]) -> Optional[str]:
+        """OpenAI's: "tool_calls" when the model chose to call, "stop" when a
+        named function was forced; "length" stays."""
+        if finish_reason != "stop":
+            return finish_reason
         return "stop" if self.forced == "named" else "tool_calls"
 
 
@@ -73,9 +79,11 @@ def _functions(tools: Any) -> Dict[str, dict]:
         name = fn.get("name")
         if not isinstance(name, str) or not name:
             raise ToolError(f"tools[{i}].function.name must be a non-empty string", "tools")
-        params = fn.get("parameters", _NO_PARAMETERS)
+        params = fn.get("parameters") or _NO_PARAMETERS  # {} and null are "no parameters", as in vLLM
         if not isinstance(params, dict):
             raise ToolError(f"tools[{i}].function.parameters must be a JSON schema object", "tools")
+        if name in out:
+            raise ToolError(f"tools[{i}]: a second function named {name!r}", "tools")
         out[name] = {**fn, "parameters": params}
     return out
 
@@ -99,10 +107,16 @@ def plan_tools(tools: Optional[list], tool_choice: Union[str, dict, None],
     if tool_choice == "required":
         if not functions:
             raise ToolError('tool_choice "required" needs at least one tool', "tool_choice")
+        # each tool's parameters under $defs/tool_i with their references
+        # moved there: nested in the array, "#/$defs/X" and "#" would
+        # resolve against the array's schema
+        defs = {f"tool_{i}": _rebased(fn["parameters"], f"#/$defs/tool_{i}")
+                for i, fn in enumerate(functions.values())}
         one_of = [{"type": "object", "properties": {"name": {"type": "string", "enum": [name]},
-                                                    "parameters": fn["parameters"]},
-                   "required": ["name", "parameters"]} for name, fn in functions.items()]
-        schema = {"type": "array", "minItems": 1, "items": {"anyOf": one_of}}
+                                                    "parameters": {"$ref": f"#/$defs/tool_{i}"}},
+                   "required": ["name", "parameters"], "additionalProperties": False}
+                  for i, name in enumerate(functions)]
+        schema = {"type": "array", "minItems": 1, "items": {"anyOf": one_of}, "$defs": defs}
         if parallel_tool_calls is False:
             schema["maxItems"] = 1
         return ToolPlan(tools=tools, forced="required", schema=schema)
@@ -114,6 +128,23 @@ def plan_tools(tools: Optional[list], tool_choice: Union[str, dict, None],
     if name not in functions:
         raise ToolError(f"tool_choice names {name!r}, which is not among the tools", "tool_choice")
     return ToolPlan(tools=tools, forced="named", name=name, schema=functions[name]["parameters"])
+
+
+def _rebased(schema: Any, root: str) -> Any:
+    """schema with its local references ("#...") made relative to root."""
+    if isinstance(schema, dict):
+        return {k: (root + v[1:] if k == "$ref" and isinstance(v, str) and v.startswith("#") else _rebased(v, root))
+                for k, v in schema.items()}
+    if isinstance(schema, list):
+        return [_rebased(v, root) for v in schema]
+    return schema
+
+
+def with_tools(chat_template_kwargs: Optional[Dict[str, Any]], tools: Optional[list]) -> Optional[Dict[str, Any]]:
+    """chat_template_kwargs with the request's tools, unless they set their own."""
+    if tools is None:
+        return chat_template_kwargs
+    return {"tools": tools, **(chat_template_kwargs or {})}
 
 
 def template_messages(messages: List[dict]) -> List[dict]:
@@ -161,9 +192,10 @@ class ToolDeltas:
 
     def finish(self, finish_reason: Optional[str]) -> tuple:
         """The last delta and the finish_reason to report."""
+        reported = self.plan.finish_reason_of(finish_reason)
         if self.plan.forced == "named":
-            return {}, self.plan.finish_reason if finish_reason == "stop" else finish_reason
-        calls = self.plan.calls(self.text) if finish_reason == "stop" else None
+            return {}, reported  # the arguments are out already
+        calls = self.plan.calls(self.text, finish_reason)
         if calls is None:  # cut short: the text as it is
             return ({"content": self.text} if self.text else {}), finish_reason
-        return {"tool_calls": [{"index": k, **c} for k, c in enumerate(calls)]}, self.plan.finish_reason
+        return {"tool_calls": [{"index": k, **c} for k, c in enumerate(calls)]}, reported
