@@ -657,16 +657,15 @@ namespace {
 
 // A short tail's activations repeated across the lanes, lane l = block
 // l mod n, for the rows of a packed tail (Kernel::pack_tails); lanes past n
-// meet zero weights everywhere else, so they change no other sum.
+// meet zero weights everywhere else, so they change no other sum. XGroup is
+// 13 arrays of 16 lanes (q[0..7], d, c8, c128, s, hs): one permute each.
 void repeat_tail_lanes(XG& o, int n) {
-    for (int l = n; l < G; l++) {
-        const int b = l % n;
-        for (int c = 0; c < 8; c++) o.q[c][l] = o.q[c][b];
-        o.d[l] = o.d[b];
-        o.c8[l] = o.c8[b];
-        o.c128[l] = o.c128[b];
-        o.s[l] = o.s[b];
-        o.hs[l] = o.hs[b];
+    alignas(64) int32_t block_of_lane[G];
+    for (int l = 0; l < G; l++) block_of_lane[l] = l < n ? l : block_of_lane[l - n];
+    const __m512i at = _mm512_load_si512(block_of_lane);
+    __m512i* lanes = (__m512i*)&o;
+    for (int a = 0; a < (int)(sizeof(XG) / sizeof(__m512i)); a++) {
+        lanes[a] = _mm512_permutexvar_epi32(at, _mm512_load_si512(lanes + a));
     }
 }
 
