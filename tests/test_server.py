@@ -738,3 +738,72 @@ def test_bad_tool_requests_are_400s_naming_the_field(server, model_name, body, p
     status, err = http(server, "POST", "/v1/chat/completions",
                        {"model": model_name, "messages": ASK_WEATHER, "max_tokens": 4, **body})
     assert status == 400 and err["error"]["param"] == param, err
+
+
+@pytest.fixture(scope="module")
+def hermes_client(smollm2_gguf):
+    s = ServerProcess(["-m", str(smollm2_gguf), "-t", "2", "-c", "1024", "--enable-auto-tool-choice",
+                       "--tool-call-parser", "hermes"])
+    yield openai.OpenAI(base_url=s.api, api_key="unused", max_retries=0, timeout=120)
+    assert s.stop() == 0, "".join(s.log)[-2000:]
+
+
+# what a Qwen2.5 model writes when it calls tools (the regex makes this small model write it)
+HERMES_CALLS = (r'I will check\.\n<tool_call>\n\{"name": "get_weather", "arguments": \{"city": "(Paris|Rome)", '
+                r'"unit": "celsius"\}\}\n</tool_call>\n<tool_call>\n\{"name": "get_time", "arguments": '
+                r'\{"zone": 1\}\}\n</tool_call>')
+
+
+def test_auto_tool_choice_reads_the_models_own_calls_back(hermes_client):
+    c = hermes_client
+    name = c.models.list().data[0].id
+    ask = dict(model=name, messages=ASK_WEATHER, tools=[WEATHER, TIME], max_tokens=120, temperature=0)
+    r = c.chat.completions.create(**ask, extra_body={"structured_outputs": {"regex": HERMES_CALLS}})
+    m = r.choices[0].message
+    assert r.choices[0].finish_reason == "tool_calls" and m.content == "I will check.\n"
+    assert [(t.function.name, json.loads(t.function.arguments)) for t in m.tool_calls] == \
+        [("get_weather", {"city": "Paris", "unit": "celsius"}), ("get_time", {"zone": 1})]
+    assert len({t.id for t in m.tool_calls}) == 2
+    # streamed: the same content, then each call whole as its block closes
+    content, calls, reasons = "", [], []
+    for chunk in c.chat.completions.create(**ask, stream=True, extra_body={"structured_outputs": {"regex": HERMES_CALLS}}):
+        d = chunk.choices[0].delta
+        content += d.content or ""
+        calls += [(t.index, t.function.name, t.function.arguments) for t in d.tool_calls or []]
+        reasons += [chunk.choices[0].finish_reason] if chunk.choices[0].finish_reason else []
+    assert "<tool_call>" not in content and content == m.content and reasons == ["tool_calls"]
+    assert calls == [(k, t.function.name, t.function.arguments) for k, t in enumerate(m.tool_calls)]
+    # an answer without a call is plain text
+    plain = c.chat.completions.create(**{**ask, "max_tokens": 8})
+    assert plain.choices[0].message.content and not plain.choices[0].message.tool_calls
+
+
+def test_auto_tool_choice_flags_go_together():
+    from hearthlm.server.cli import parse_args
+    assert parse_args(["--enable-auto-tool-choice", "--tool-call-parser", "hermes"]).tool_call_parser == "hermes"
+    for half in (["--enable-auto-tool-choice"], ["--tool-call-parser", "hermes"]):
+        with pytest.raises(SystemExit):
+            parse_args(half)
+
+
+@pytest.mark.parametrize("text, content, calls", [
+    ('<tool_call>\n{"name": "f", "arguments": {"a": 1}}\n</tool_call>', None, [("f", {"a": 1})]),
+    ('Sure.<tool_call>{"name": "f"}</tool_call>\n\n<tool_call>{"name": "g", "arguments": {}}</tool_call>',
+     "Sure.", [("f", {}), ("g", {})]),
+    ('<tool_call>{"name": "f", "arguments": {"a": "<tool_call>"}}', None, [("f", {"a": "<tool_call>"})]),  # unclosed
+    ("a <tool_ b <tool_call>not json</tool_call>", "a <tool_ b <tool_call>not json</tool_call>", []),
+    ('<tool_call>{"arguments": {}}</tool_call>', '<tool_call>{"arguments": {}}</tool_call>', []),  # no name
+    ("just text", "just text", []),
+])
+def test_the_hermes_parser_gives_the_same_whole_or_streamed_in_any_pieces(text, content, calls):
+    from hearthlm.server.tool_parser import HermesStream, parse_tool_calls
+    got_content, got_calls = parse_tool_calls(text)
+    assert got_content == content
+    assert [(c["function"]["name"], json.loads(c["function"]["arguments"])) for c in got_calls] == calls
+    for step in (1, 2, 5):
+        s = HermesStream()
+        deltas = [d for i in range(0, len(text), step) for d in s.feed(text[i:i + step])] + s.finish()
+        assert ("".join(d.get("content", "") for d in deltas) or None) == content
+        streamed = [t for d in deltas for t in d.get("tool_calls", [])]
+        assert [(t["index"], t["function"]["name"], json.loads(t["function"]["arguments"])) for t in streamed] == \
+            [(k, n, a) for k, (n, a) in enumerate(calls)]

@@ -36,10 +36,12 @@ class ModelNotFound(LookupError):
 
 
 def create_app(engine: LLMEngine, served_model_name: str, *, api_key: Optional[str] = None,
-               max_waiting: Optional[int] = None, max_body_bytes: int = DEFAULT_MAX_BODY_BYTES) -> FastAPI:
+               max_waiting: Optional[int] = None, max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
+               tool_call_parser: Optional[str] = None) -> FastAPI:
     """An OpenAI-compatible app over engine. Its engine thread starts now and
     stops when the app shuts down (or with app.state.hearth.async_engine.shutdown())."""
-    state = ServerState(engine, served_model_name, api_key=api_key, max_waiting=max_waiting)
+    state = ServerState(engine, served_model_name, api_key=api_key, max_waiting=max_waiting,
+                        tool_call_parser=tool_call_parser)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI):

@@ -16,11 +16,12 @@ from .protocol import ChatCompletionRequest
 from .requests import merged, until_done_or_gone
 from .shapes import Gathered, chunk_event, error_body, sse, top_entries, usage
 from .state import ServerState
+from .tool_parser import AutoToolDeltas, parse_tool_calls
 from .tools import ToolDeltas, ToolPlan
 
 
 async def create_chat_completion(state: ServerState, req: ChatCompletionRequest, raw: Request) -> Response:
-    plan = req.tool_plan()
+    plan = req.tool_plan(state.tool_call_parser)
     params = req.sampling_params(plan)
     text, ids = await state.chat_prompt(req.conversation(), req.add_generation_prompt, req.template_kwargs(plan),
                                         req.continue_final_message)
@@ -49,6 +50,11 @@ async def create_chat_completion(state: ServerState, req: ChatCompletionRequest,
         if calls is not None:
             message = {"role": "assistant", "content": "", "tool_calls": calls}
             finish_reason = plan.finish_reason_of(c.finish_reason)
+        elif plan.parser:  # "auto": the model's own calls, read back
+            content, calls = parse_tool_calls(c.text)
+            if calls:
+                message = {"role": "assistant", "content": content, "tool_calls": calls}
+                finish_reason = "tool_calls" if c.finish_reason == "stop" else c.finish_reason
         choices.append({"index": i, "message": message,
                         "logprobs": _logprobs(state, c.token_ids, c.logprobs, req.top_logprobs or 0) if req.logprobs else None,
                         "finish_reason": finish_reason, "stop_reason": c.stop_reason})
@@ -65,7 +71,12 @@ async def _chunks(state: ServerState, req: ChatCompletionRequest, plan: ToolPlan
 
     g = Gathered()
     done = set()
-    tools = {i: ToolDeltas(plan) for i in range(req.n)} if plan.forced else None
+    # a tool_choice turns each choice's text into its own deltas
+    tools = None
+    if plan.forced:
+        tools = {i: ToolDeltas(plan) for i in range(req.n)}
+    elif plan.parser:
+        tools = {i: AutoToolDeltas() for i in range(req.n)}
     try:
         for i in range(req.n):
             yield chunk([{"index": i, "delta": {"role": "assistant", "content": ""}, "logprobs": None,
@@ -75,21 +86,25 @@ async def _chunks(state: ServerState, req: ChatCompletionRequest, plan: ToolPlan
             for c in out.outputs:
                 if c.index in done or (not c.text and not c.token_ids and c.finish_reason is None):
                     continue
-                delta, finish_reason = {"content": c.text} if c.text else {}, c.finish_reason
-                if tools is not None:  # a forced call: the text is its arguments
-                    delta = tools[c.index].feed(c.text) or {}
+                deltas, finish_reason = [{"content": c.text}] if c.text else [], c.finish_reason
+                if tools is not None:
+                    deltas = tools[c.index].feed(c.text)
                     if c.finish_reason is not None:
                         last, finish_reason = tools[c.index].finish(c.finish_reason)
-                        delta = {**delta, **last}
-                    elif not delta and not (req.logprobs and c.token_ids):
-                        continue  # nothing to say yet ("required" calls come whole at the end)
-                choice = {"index": c.index, "delta": delta, "logprobs": None, "finish_reason": finish_reason}
-                if req.logprobs and c.token_ids:
-                    choice["logprobs"] = _logprobs(state, c.token_ids, c.logprobs, req.top_logprobs or 0)
-                if c.finish_reason is not None:
-                    choice["stop_reason"] = c.stop_reason
-                    done.add(c.index)
-                yield chunk([choice])
+                        deltas += last
+                    elif not deltas and not (req.logprobs and c.token_ids):
+                        continue  # nothing to say yet (a call comes whole when it is complete)
+                deltas = deltas or [{}]
+                for k, delta in enumerate(deltas):  # the logprobs with the first, the finish with the last
+                    last = k == len(deltas) - 1
+                    choice = {"index": c.index, "delta": delta, "logprobs": None,
+                              "finish_reason": finish_reason if last else None}
+                    if k == 0 and req.logprobs and c.token_ids:
+                        choice["logprobs"] = _logprobs(state, c.token_ids, c.logprobs, req.top_logprobs or 0)
+                    if last and c.finish_reason is not None:
+                        choice["stop_reason"] = c.stop_reason
+                        done.add(c.index)
+                    yield chunk([choice])
         if req.include_usage:
             yield chunk([], usage(g.prompt_tokens, g.completion_tokens, g.cached_tokens))
     except Exception as e:  # the engine failed mid-stream: say so in the stream

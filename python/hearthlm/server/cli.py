@@ -37,9 +37,18 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
     p.add_argument("--read-timeout", type=float, default=60.0,
                    help="seconds a request may take to arrive, headers and body, before the connection is "
                         "closed (default 60; slow or half-sent requests would hold a socket each)")
+    p.add_argument("--enable-auto-tool-choice", action="store_true",
+                   help='let tool_choice "auto" (the default with tools) read the model\'s own tool calls back; '
+                        "needs --tool-call-parser")
+    p.add_argument("--tool-call-parser", choices=("hermes",), default=None,
+                   help="the format the model writes its calls in: hermes (<tool_call>{json}</tool_call>: "
+                        "Qwen2.5, Hermes)")
     p.add_argument("--log-level", default="warning", choices=("critical", "error", "warning", "info", "debug"),
                    help="uvicorn's log level (default warning)")
-    return p.parse_args(argv)
+    args = p.parse_args(argv)
+    if args.enable_auto_tool_choice != (args.tool_call_parser is not None):
+        p.error("--enable-auto-tool-choice and --tool-call-parser go together")
+    return args
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
@@ -80,7 +89,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         return 1
     name = args.served_model_name or Path(model).name.removesuffix(".gguf")
     app = create_app(engine, name, api_key=args.api_key, max_waiting=args.max_waiting,
-                     max_body_bytes=args.max_body_bytes)
+                     max_body_bytes=args.max_body_bytes, tool_call_parser=args.tool_call_parser)
     config = uvicorn.Config(app, host=args.host, port=args.port, log_level=args.log_level,
                             http=http_protocol)
     server = uvicorn.Server(config)

@@ -157,9 +157,9 @@ class ChatCompletionRequest(_SamplingFields):
     tool_choice: Union[str, Dict[str, Any], None] = None
     parallel_tool_calls: Optional[bool] = None
 
-    def tool_plan(self) -> ToolPlan:
+    def tool_plan(self, auto_parser: Optional[str] = None) -> ToolPlan:
         try:
-            return plan_tools(self.tools, self.tool_choice, self.parallel_tool_calls)
+            return plan_tools(self.tools, self.tool_choice, self.parallel_tool_calls, auto_parser)
         except ToolError as e:
             raise BadRequest(str(e), e.param) from None
 
@@ -176,8 +176,11 @@ class ChatCompletionRequest(_SamplingFields):
         if plan is not None and plan.forced and self.include_stop_str_in_output:
             raise BadRequest("include_stop_str_in_output does not work with a forced tool call: the text is the "
                              "call's arguments", "include_stop_str_in_output")
-        return self._sampling(max_tokens, (self.top_logprobs or 0) if self.logprobs else None,
-                              plan.structured() if plan is not None else None)
+        params = self._sampling(max_tokens, (self.top_logprobs or 0) if self.logprobs else None,
+                                plan.structured() if plan is not None else None)
+        if plan is not None and plan.parser:
+            params.skip_special_tokens = False  # the call tags may be special tokens (vLLM does the same)
+        return params
 
     def conversation(self) -> List[dict]:
         return template_messages(conversation_of(self.messages))

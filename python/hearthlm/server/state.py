@@ -29,6 +29,7 @@ class ServerState:
     served_model_name: str
     api_key: Optional[str] = None
     max_waiting: Optional[int] = None  # requests waiting at once before 503
+    tool_call_parser: Optional[str] = None  # reads tool calls back for tool_choice "auto" (tool_parser.py)
     created: int = field(default_factory=lambda: int(time.time()))
 
     def __post_init__(self):

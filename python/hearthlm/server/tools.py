@@ -1,17 +1,18 @@
-"""Tool calling on /v1/chat/completions, as vLLM does it without a tool-call
-parser: the request's ``tools`` go to the chat template, and a
+"""Tool calling on /v1/chat/completions, as vLLM does it: the request's
+``tools`` go to the chat template, and a
 ``tool_choice`` that forces a call ("required", or one named function) is
 enforced while sampling with a JSON schema (the structured-output path), so
-the calls always parse. "auto" needs a parser for the model's own tool-call
-format, which hearth-server does not have: it is a 400, as in vLLM started
-without ``--enable-auto-tool-choice``."""
+the calls always parse. "auto" lets the model choose, in its own format,
+which a parser reads back (tool_parser.py; with --enable-auto-tool-choice
+--tool-call-parser hermes, as vLLM's flags); without them it is a 400, as
+in vLLM."""
 
 from __future__ import annotations
 
 import json
 import uuid
 from dataclasses import dataclass, field
-from typing import Any, Dict, List, Optional, Union
+from typing import Any, Dict, List, Optional, Tuple, Union
 
 from ..structured import StructuredOutputsParams
 
@@ -33,6 +34,7 @@ class ToolPlan:
 
     tools: Optional[List[dict]] = None      # for the chat template (None: no tools)
     forced: Optional[str] = None            # None, "required" or "named"
+    parser: Optional[str] = None            # "auto": the parser of the model's own call format
     name: Optional[str] = None              # the named function
     schema: Optional[dict] = field(default=None, repr=False)
 
@@ -89,9 +91,10 @@ def _functions(tools: Any) -> Dict[str, dict]:
 
 
 def plan_tools(tools: Optional[list], tool_choice: Union[str, dict, None],
-               parallel_tool_calls: Optional[bool] = None) -> ToolPlan:
+               parallel_tool_calls: Optional[bool] = None, auto_parser: Optional[str] = None) -> ToolPlan:
     """The ToolPlan of a request's tools, tool_choice and parallel_tool_calls
-    (ToolError names the bad field)."""
+    (ToolError names the bad field); auto_parser: the server's
+    --tool-call-parser, which "auto" needs."""
     if tools is None:
         if tool_choice not in (None, "none"):
             raise ToolError("tool_choice needs tools", "tool_choice")
@@ -102,8 +105,11 @@ def plan_tools(tools: Optional[list], tool_choice: Union[str, dict, None],
     if tool_choice == "none":
         return ToolPlan(tools=tools)
     if tool_choice == "auto":
-        raise ToolError('"auto" tool choice needs a parser of the model\'s own tool-call format, which hearth-server '
-                        'does not have: give tool_choice "required", "none" or a named function', "tool_choice")
+        if auto_parser is None:
+            raise ToolError('"auto" tool choice needs a parser of the model\'s own tool-call format: start '
+                            'hearth-server with --enable-auto-tool-choice --tool-call-parser hermes, or give '
+                            'tool_choice "required", "none" or a named function', "tool_choice")
+        return ToolPlan(tools=tools, parser=auto_parser)
     if tool_choice == "required":
         if not functions:
             raise ToolError('tool_choice "required" needs at least one tool', "tool_choice")
@@ -179,23 +185,23 @@ class ToolDeltas:
         self.text = ""
         self.call_id: Optional[str] = None
 
-    def feed(self, text: str) -> Optional[dict]:
-        """The delta for newly generated text (None: nothing to send yet)."""
+    def feed(self, text: str) -> List[dict]:
+        """The deltas newly generated text completes."""
         self.text += text
         if self.plan.forced != "named" or not text:
-            return None
+            return []
         if self.call_id is None:
             call = tool_call(self.plan.name, text)
             self.call_id = call["id"]
-            return {"tool_calls": [{"index": 0, **call}]}
-        return {"tool_calls": [{"index": 0, "function": {"arguments": text}}]}
+            return [{"tool_calls": [{"index": 0, **call}]}]
+        return [{"tool_calls": [{"index": 0, "function": {"arguments": text}}]}]
 
-    def finish(self, finish_reason: Optional[str]) -> tuple:
-        """The last delta and the finish_reason to report."""
+    def finish(self, finish_reason: Optional[str]) -> Tuple[List[dict], Optional[str]]:
+        """The last deltas and the finish_reason to report."""
         reported = self.plan.finish_reason_of(finish_reason)
         if self.plan.forced == "named":
-            return {}, reported  # the arguments are out already
+            return [], reported  # the arguments are out already
         calls = self.plan.calls(self.text, finish_reason)
         if calls is None:  # cut short: the text as it is
-            return ({"content": self.text} if self.text else {}), finish_reason
-        return {"tool_calls": [{"index": k, **c} for k, c in enumerate(calls)]}, reported
+            return ([{"content": self.text}] if self.text else []), finish_reason
+        return [{"tool_calls": [{"index": k, **c} for k, c in enumerate(calls)]}], reported
