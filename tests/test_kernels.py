@@ -218,8 +218,9 @@ def assert_bit_identical_for_any_row_split_and_token_count(kernel, act, w_type, 
             t0 += g
 
 
-# k = 544 / 576 / 608 / 640: a last group of 1 to 4 blocks (packed short tails on AVX-512), 736: of 7
-@pytest.mark.parametrize("k", [544, 576, 608, 640, 736])
+# k = 544 / 576 / 608 / 640: a last group of 1 to 4 blocks (packed short tails on AVX-512), 736: of 7;
+# 32 and 96: a row of one short group
+@pytest.mark.parametrize("k", [32, 96, 544, 576, 608, 640, 736])
 @pytest.mark.parametrize("w_type", ALL_TYPES, ids=[TYPE_NAMES[t] for t in ALL_TYPES])
 def test_matmul_bit_identical_for_any_row_split_and_token_count(kernel, act, w_type, k):
     rows, nt = 37, 17
@@ -345,7 +346,7 @@ def expected_packed_row(d, s, qs, G, short_tail=0):
     return bytes(out)
 
 
-@pytest.mark.parametrize("nb", [1, 2, 7, 8, 9, 15, 16, 17, 18, 33, 48])
+@pytest.mark.parametrize("nb", [1, 2, 3, 4, 7, 8, 9, 15, 16, 17, 18, 19, 33, 48])
 def test_packed_activations_follow_the_group_layout(kernel, nb):
     if kernel == "scalar":
         pytest.skip("the scalar set keeps the q8a blocks as they are")

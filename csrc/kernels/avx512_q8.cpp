@@ -427,8 +427,8 @@ struct Kernel {
     using Row = typename Q::Row;
     static void prep(const Row& r, int64_t g, int n, W& w) { Q::prep(r, g, n, w); }
 
-    // A short tail (at most kShortTail blocks) holds too little for 4-lane
-    // products of its own in each row: a row tile computes its R rows'
+    // A short tail (at most kShortTail blocks) fills too little of a 4-lane
+    // group of its own in each row: a row tile computes its R rows'
     // tails together, row i's blocks in lanes [i * n, (i + 1) * n) of one
     // group (pack_tails), against the tokens' tail activations, which the
     // packing repeats across the lanes (lane l holds block l mod n). Every
@@ -499,7 +499,7 @@ struct Kernel {
             }
             W w;
             Q::prep(row, ng - 1, tail, w);
-            if (tail <= kPackedTailBlocks) {  // a short tail, summed apart (see pack_tails)
+            if (kPackedTailBlocks > 0 && tail <= kPackedTailBlocks) {  // a short tail, summed apart (see pack_tails)
                 for (int j = 0; j < T; j++) {
                     alignas(64) float v[G];
                     _mm512_store_ps(v, row_group<4>(w, x[j][ng - 1], _mm512_setzero_ps()));
@@ -562,15 +562,19 @@ struct Kernel {
     template <int R, int T>
     static void tile(const W* const* wr, const XG* const* xr, int64_t ng, int tail, const W* tails,
                      float* const* y) {
-        if (!tails) return tile_full<R, T>(wr, xr, ng, tail, y);
-        __m512 acc[R][T];
-        for (int i = 0; i < R; i++)
-            for (int j = 0; j < T; j++) acc[i][j] = _mm512_setzero_ps();
-        for (int64_t g = 0; g < ng - 1; g++) tile_group<16>(wr, xr, g, acc);
-        switch (lanes_for(R * tail)) {
-            case 16: return packed_tails<16>(*tails, xr, ng - 1, tail, acc, y);
-            case 8: return packed_tails<8>(*tails, xr, ng - 1, tail, acc, y);
-            default: return packed_tails<4>(*tails, xr, ng - 1, tail, acc, y);
+        if constexpr (kPackedTailBlocks == 0) {
+            return tile_full<R, T>(wr, xr, ng, tail, y);
+        } else {
+            if (!tails) return tile_full<R, T>(wr, xr, ng, tail, y);
+            __m512 acc[R][T];
+            for (int i = 0; i < R; i++)
+                for (int j = 0; j < T; j++) acc[i][j] = _mm512_setzero_ps();
+            for (int64_t g = 0; g < ng - 1; g++) tile_group<16>(wr, xr, g, acc);
+            switch (lanes_for(R * tail)) {
+                case 16: return packed_tails<16>(*tails, xr, ng - 1, tail, acc, y);
+                case 8: return packed_tails<8>(*tails, xr, ng - 1, tail, acc, y);
+                default: return packed_tails<4>(*tails, xr, ng - 1, tail, acc, y);
+            }
         }
     }
 
