@@ -679,14 +679,20 @@ def test_forced_calls_with_nested_and_recursive_schemas_and_no_parameters(client
                                "required": ["city"], "additionalProperties": False}},
         "type": "object", "properties": {"location": {"$ref": "#/$defs/Location"}},
         "required": ["location"], "additionalProperties": False}}}
+    anchored = {"type": "function", "function": {"name": "anchored", "parameters": {
+        "$id": "https://example.com/anchored.json", "$defs": {"C": {"$anchor": "city", "type": "string", "enum": ["Oslo"]}},
+        "type": "object", "properties": {"a": {"$ref": "#city"}, "b": {"$ref": "#/$defs/C"},
+                                         "c": {"const": {"$ref": "#/not/a/reference"}}},
+        "required": ["a", "b", "c"], "additionalProperties": False}}}
     tree = {"type": "function", "function": {"name": "tree", "parameters": {
         "type": "object", "properties": {"label": {"type": "string", "enum": ["a", "b"]},
                                          "child": {"anyOf": [{"$ref": "#"}, {"type": "null"}]}},
         "required": ["label", "child"], "additionalProperties": False}}}
     bare = {"type": "function", "function": {"name": "now"}}
     empty = {"type": "function", "function": {"name": "later", "parameters": None}}
-    tools = [place, tree, bare, empty]
+    tools = [place, tree, bare, empty, anchored]
     schemas = {"find": place["function"]["parameters"], "tree": tree["function"]["parameters"],
+               "anchored": anchored["function"]["parameters"],
                "now": {"type": "object", "properties": {}, "additionalProperties": False},
                "later": {"type": "object", "properties": {}, "additionalProperties": False}}
     for seed in range(4):
@@ -697,7 +703,7 @@ def test_forced_calls_with_nested_and_recursive_schemas_and_no_parameters(client
             args = json.loads(call.function.arguments)
             assert isinstance(args, dict)
             jsonschema.validate(args, schemas[call.function.name])
-    for name in ("find", "now", "later"):  # (greedy, this small model nests "tree" until max_tokens)
+    for name in ("find", "now", "later", "anchored"):  # (greedy, this small model nests "tree" until max_tokens)
         r = client.chat.completions.create(model=model_name, messages=ASK_WEATHER, tools=tools, max_tokens=150,
                                            tool_choice={"type": "function", "function": {"name": name}}, temperature=0)
         assert r.choices[0].finish_reason == "stop", (name, r.choices[0])
@@ -778,12 +784,12 @@ def test_auto_tool_choice_reads_the_models_own_calls_back(hermes_client):
     assert plain.choices[0].message.content and not plain.choices[0].message.tool_calls
 
 
-def test_auto_tool_choice_flags_go_together():
+def test_enable_auto_tool_choice_needs_a_parser_as_in_vllm():
     from hearthlm.server.cli import parse_args
     assert parse_args(["--enable-auto-tool-choice", "--tool-call-parser", "hermes"]).tool_call_parser == "hermes"
-    for half in (["--enable-auto-tool-choice"], ["--tool-call-parser", "hermes"]):
-        with pytest.raises(SystemExit):
-            parse_args(half)
+    assert not parse_args(["--tool-call-parser", "hermes"]).enable_auto_tool_choice  # "auto" stays a 400
+    with pytest.raises(SystemExit):
+        parse_args(["--enable-auto-tool-choice"])
 
 
 @pytest.mark.parametrize("text, content, calls", [
@@ -794,6 +800,9 @@ def test_auto_tool_choice_flags_go_together():
     ("a <tool_ b <tool_call>not json</tool_call>", "a <tool_ b <tool_call>not json</tool_call>", []),
     ('<tool_call>{"arguments": {}}</tool_call>', '<tool_call>{"arguments": {}}</tool_call>', []),  # no name
     ("just text", "just text", []),
+    # the whitespace right after a call goes, whole or streamed; later text stays as written
+    ('<tool_call>{"name": "f"}</tool_call>\nDone.\n\nBye \n', "Done.\n\nBye \n", [("f", {})]),
+    ('<tool_call>{"name": "f", "arguments": "{\\"a\\": 1}"}</tool_call>', None, [("f", {"a": 1})]),  # JSON text
 ])
 def test_the_hermes_parser_gives_the_same_whole_or_streamed_in_any_pieces(text, content, calls):
     from hearthlm.server.tool_parser import HermesStream, parse_tool_calls

@@ -46,8 +46,8 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
     p.add_argument("--log-level", default="warning", choices=("critical", "error", "warning", "info", "debug"),
                    help="uvicorn's log level (default warning)")
     args = p.parse_args(argv)
-    if args.enable_auto_tool_choice != (args.tool_call_parser is not None):
-        p.error("--enable-auto-tool-choice and --tool-call-parser go together")
+    if args.enable_auto_tool_choice and args.tool_call_parser is None:  # as vLLM checks it
+        p.error("--enable-auto-tool-choice needs --tool-call-parser")
     return args
 
 
@@ -89,7 +89,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         return 1
     name = args.served_model_name or Path(model).name.removesuffix(".gguf")
     app = create_app(engine, name, api_key=args.api_key, max_waiting=args.max_waiting,
-                     max_body_bytes=args.max_body_bytes, tool_call_parser=args.tool_call_parser)
+                     max_body_bytes=args.max_body_bytes,
+                     tool_call_parser=args.tool_call_parser if args.enable_auto_tool_choice else None)
     config = uvicorn.Config(app, host=args.host, port=args.port, log_level=args.log_level,
                             http=http_protocol)
     server = uvicorn.Server(config)

@@ -7,8 +7,10 @@ format that Qwen2.5 and Hermes models are trained to write (vLLM's
     </tool_call>
 
 One parser serves whole answers and streams alike, so both give the same
-content and calls: text outside the blocks is content (whitespace after the
-first call is dropped); a block whose JSON does not hold a name stays text.
+content and calls: text outside the blocks is content (the whitespace right
+after a call is dropped); a block whose JSON does not hold a name stays
+text (as in vLLM, the first </tool_call> closes a block, even one inside a
+JSON string).
 A stream holds back text that may be the start of ``<tool_call>`` and sends
 each call whole when its block closes."""
 
@@ -31,6 +33,12 @@ def _call_of(body: str) -> Optional[dict]:
     if not isinstance(value, dict) or not isinstance(value.get("name"), str):
         return None
     arguments = value.get("arguments", value.get("parameters", {}))
+    if isinstance(arguments, str):  # already JSON text: passed on as it is, not encoded twice
+        try:
+            if isinstance(json.loads(arguments), dict):
+                return tool_call(value["name"], arguments)
+        except ValueError:
+            pass
     return tool_call(value["name"], json.dumps(arguments, ensure_ascii=False))
 
 
@@ -49,19 +57,25 @@ class HermesStream:
     def __init__(self):
         self.pending = ""    # text not yet decided
         self.in_call = False  # inside <tool_call> ... </tool_call>
+        self.after_call = False  # no text but whitespace since the last call
         self.calls: List[dict] = []
 
     def _content(self, text: str) -> List[dict]:
-        if self.calls and not text.strip():
-            return []  # the newlines between and after calls
+        if self.after_call:  # the whitespace after a call goes, however the text is cut into pieces
+            text = text.lstrip()
+            self.after_call = not text
         return [{"content": text}] if text else []
+
+    def _called(self, call: dict) -> List[dict]:
+        self.calls.append(call)
+        self.after_call = True
+        return [{"tool_calls": [{"index": len(self.calls) - 1, **call}]}]
 
     def _close_call(self, body: str) -> List[dict]:
         call = _call_of(body)
         if call is None:  # not a call after all: the text as it came
             return self._content(START + body + END)
-        self.calls.append(call)
-        return [{"tool_calls": [{"index": len(self.calls) - 1, **call}]}]
+        return self._called(call)
 
     def feed(self, text: str) -> List[dict]:
         self.pending += text
@@ -95,8 +109,7 @@ class HermesStream:
         call = _call_of(rest)
         if call is None:
             return self._content(START + rest)
-        self.calls.append(call)
-        return [{"tool_calls": [{"index": len(self.calls) - 1, **call}]}]
+        return self._called(call)
 
 
 def parse_tool_calls(text: str) -> Tuple[Optional[str], List[dict]]:

@@ -113,15 +113,19 @@ def plan_tools(tools: Optional[list], tool_choice: Union[str, dict, None],
     if tool_choice == "required":
         if not functions:
             raise ToolError('tool_choice "required" needs at least one tool', "tool_choice")
-        # each tool's parameters under $defs/tool_i with their references
-        # moved there: nested in the array, "#/$defs/X" and "#" would
-        # resolve against the array's schema
-        defs = {f"tool_{i}": _rebased(fn["parameters"], f"#/$defs/tool_{i}")
-                for i, fn in enumerate(functions.values())}
+        # each tool's parameters a schema resource of its own ($id): nested
+        # in the array, its "#/$defs/X", "#" and anchors would resolve
+        # against the array's schema
+        defs, refs = {}, []
+        for i, fn in enumerate(functions.values()):
+            params = fn["parameters"]
+            ref = params.get("$id") if isinstance(params.get("$id"), str) else f"urn:hearth:tool_{i}"
+            defs[f"tool_{i}"] = {"$id": ref, **params}
+            refs.append(ref)
         one_of = [{"type": "object", "properties": {"name": {"type": "string", "enum": [name]},
-                                                    "parameters": {"$ref": f"#/$defs/tool_{i}"}},
+                                                    "parameters": {"$ref": ref}},
                    "required": ["name", "parameters"], "additionalProperties": False}
-                  for i, name in enumerate(functions)]
+                  for name, ref in zip(functions, refs)]
         schema = {"type": "array", "minItems": 1, "items": {"anyOf": one_of}, "$defs": defs}
         if parallel_tool_calls is False:
             schema["maxItems"] = 1
@@ -134,16 +138,6 @@ def plan_tools(tools: Optional[list], tool_choice: Union[str, dict, None],
     if name not in functions:
         raise ToolError(f"tool_choice names {name!r}, which is not among the tools", "tool_choice")
     return ToolPlan(tools=tools, forced="named", name=name, schema=functions[name]["parameters"])
-
-
-def _rebased(schema: Any, root: str) -> Any:
-    """schema with its local references ("#...") made relative to root."""
-    if isinstance(schema, dict):
-        return {k: (root + v[1:] if k == "$ref" and isinstance(v, str) and v.startswith("#") else _rebased(v, root))
-                for k, v in schema.items()}
-    if isinstance(schema, list):
-        return [_rebased(v, root) for v in schema]
-    return schema
 
 
 def with_tools(chat_template_kwargs: Optional[Dict[str, Any]], tools: Optional[list]) -> Optional[Dict[str, Any]]:
