@@ -76,3 +76,36 @@ def test_structured_outputs_params_takes_exactly_one_constraint():
         StructuredOutputsParams()
     with pytest.raises(ValueError, match="exactly one"):
         StructuredOutputsParams(regex="a", choice=["b"])
+
+
+def test_the_server_compiles_a_grammar_off_the_engine_thread(smollm2_gguf):
+    # a 200-tool schema compiles for ~0.4 s: on the thread that steps, every
+    # stream would wait for it
+    import asyncio
+    import threading
+
+    from hearthlm import LLMEngine
+    from hearthlm.server.async_engine import AsyncEngine
+
+    engine = LLMEngine(str(smollm2_gguf), n_threads=2, n_ctx=256)
+    compiled_on = []
+    compile_matchers = engine.structured_matchers
+
+    def recording(params):
+        compiled_on.append(threading.current_thread().name)
+        return compile_matchers(params)
+
+    engine.structured_matchers = recording
+    async_engine = AsyncEngine(engine)
+
+    async def run():
+        stream = await async_engine.add("r", {"prompt": "Answer:"},
+                                        SamplingParams(max_tokens=8, structured_outputs={"regex": "yes|no"}))
+        return [o async for o in stream]
+
+    try:
+        outs = asyncio.run(run())
+    finally:
+        async_engine.shutdown()
+    assert "".join(o.outputs[0].text for o in outs) in ("yes", "no")  # each output holds what is new
+    assert compiled_on and "hearth-engine" not in compiled_on

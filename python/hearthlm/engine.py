@@ -15,6 +15,7 @@ output does not depend on what else runs with it.
 from __future__ import annotations
 
 import os
+import threading
 from typing import Dict, Iterable, List, Optional, Union
 
 import numpy as np
@@ -149,18 +150,22 @@ class LLMEngine:
         self._prompts: Dict[str, tuple] = {}  # request id -> (prompt text or None, prompt ids, wants logprobs)
         self._token_text: Dict[int, str] = {}
         self._grammars: Optional[GrammarCompiler] = None
+        self._grammars_lock = threading.Lock()
         self._matchers: Dict[str, List[Matcher]] = {}  # structured requests: a matcher per completion
 
     # --- requests --------------------------------------------------------------
     def add_request(self, request_id: str, prompt: PromptType, params: Optional[SamplingParams] = None,
-                    *, seed: Optional[int] = None, max_tokens_must_fit: bool = False) -> None:
+                    *, seed: Optional[int] = None, max_tokens_must_fit: bool = False,
+                    matchers: Optional[List[Matcher]] = None) -> None:
         """Queues a request: prompt is a str, a list of token ids, or vLLM's
         {"prompt": ...} / {"prompt_token_ids": [...]}. Raises HearthError
         (nothing queued) for an id in use, an empty prompt or one too long
         for the context, or parameters out of range. seed: used when params
         has none. A max_tokens past the context ends the completion there
         (finish_reason "length"), unless max_tokens_must_fit: then it is
-        refused, as vLLM's server refuses it."""
+        refused, as vLLM's server refuses it. matchers: structured_matchers'
+        result for params, made ahead (a server compiles grammars off the
+        thread that steps)."""
         if not isinstance(request_id, str):
             raise ValueError(f"request_id must be a str, got {type(request_id).__name__}")
         params = params if params is not None else SamplingParams()
@@ -176,7 +181,10 @@ class LLMEngine:
             raise HearthError(f"max_tokens is too large: {params.max_tokens}. This model's maximum context length is "
                               f"{self.n_ctx} tokens and the request has {len(ids)} input tokens "
                               f"({params.max_tokens} > {self.n_ctx} - {len(ids)})", param="max_tokens")
-        matchers = self._matchers_for(params) if params.structured_outputs is not None else None
+        if params.structured_outputs is None:
+            matchers = None
+        elif matchers is None:
+            matchers = self.structured_matchers(params)
         self._engine.add_request(request_id, _int64_ids(ids, self.n_vocab), params.to_core(seed))
         self._prompts[request_id] = (text, ids, params.logprobs is not None)
         if matchers is not None:
@@ -184,12 +192,16 @@ class LLMEngine:
             for i, m in enumerate(matchers):
                 self._engine.allow_tokens(request_id, i, m.mask())
 
-    def _matchers_for(self, params: SamplingParams) -> List[Matcher]:
-        """A grammar matcher per completion (compiled once, copied n times)."""
-        if self._grammars is None:
-            tok = self.get_tokenizer()
-            self._grammars = GrammarCompiler(tok, self.n_vocab, tok.end_of_generation)
-        first = self._grammars.matcher(params.structured_outputs)
+    def structured_matchers(self, params: SamplingParams) -> List[Matcher]:
+        """A grammar matcher per completion of a structured request (compiled
+        once, copied n times). Safe from any thread: a big schema compiles
+        for a fraction of a second, the vocabulary's first use for about one."""
+        with self._grammars_lock:
+            if self._grammars is None:
+                tok = self.get_tokenizer()
+                self._grammars = GrammarCompiler(tok, self.n_vocab, tok.end_of_generation)
+            grammars = self._grammars
+        first = grammars.matcher(params.structured_outputs)
         return [first] + [first.copy() for _ in range(params.n - 1)]
 
     def prompt_ids(self, prompt: dict):

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import re
+import threading
 from dataclasses import dataclass
 from typing import Any, List, Optional, Union
 
@@ -97,13 +98,15 @@ class GrammarCompiler:
         self._n_vocab = n_vocab
         self._end_tokens = list(end_tokens) or [tokenizer.eos_token_id]
         self._ll_tokenizer = None
+        self._lock = threading.Lock()  # matchers may be compiled on several threads
 
     def _lltok(self):
-        if self._ll_tokenizer is None:
-            llg = _llguidance()
-            wrapper = llg.TokenizerWrapper(_VocabForLLGuidance(self._tokenizer, self._n_vocab))
-            self._ll_tokenizer = llg.LLTokenizer(wrapper, n_vocab=self._n_vocab, eos_token=self._end_tokens)
-        return self._ll_tokenizer
+        with self._lock:
+            if self._ll_tokenizer is None:
+                llg = _llguidance()
+                wrapper = llg.TokenizerWrapper(_VocabForLLGuidance(self._tokenizer, self._n_vocab))
+                self._ll_tokenizer = llg.LLTokenizer(wrapper, n_vocab=self._n_vocab, eos_token=self._end_tokens)
+            return self._ll_tokenizer
 
     def grammar(self, p: StructuredOutputsParams) -> str:
         if p.json is not None or p.json_object:
