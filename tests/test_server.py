@@ -330,8 +330,11 @@ def test_logit_bias_as_openai_and_allowed_token_ids_as_vllm(client, server, mode
     only = client.chat.completions.create(model=model_name, messages=QUESTION, max_tokens=6, temperature=1.0, seed=1,
                                           extra_body={"allowed_token_ids": [28, 29, 30]})
     assert set(only.choices[0].message.content) <= set(",-.")
+    kept = client.completions.create(model=model_name, prompt="The capital of France is", max_tokens=4,
+                                     temperature=0, extra_body={"bad_words": [first.strip()]})
+    assert first.strip() not in kept.choices[0].text  # vLLM's bad_words
     for body in [{"logit_bias": {"abc": 1}}, {"logit_bias": {"999999": 1}}, {"logit_bias": {"-1": 1}},
-                 {"allowed_token_ids": []}, {"allowed_token_ids": [999999]}]:
+                 {"allowed_token_ids": []}, {"allowed_token_ids": [999999]}, {"bad_words": [""]}]:
         status, err = http(server, "POST", "/v1/chat/completions",
                            {"model": model_name, "messages": QUESTION, "max_tokens": 2, **body})
         assert status == 400 and err["error"]["param"] == next(iter(body)), (body, err)

@@ -101,6 +101,29 @@ def test_a_stop_string_cuts_a_beams_token_ids_and_logprob_with_its_text(llm):
     assert kept.token_ids == cut.token_ids and kept.text == cut.text + stop
 
 
+def test_bad_words_as_in_vllm(llm):
+    prompt = "The capital of France is"
+    base = llm.generate(prompt, SamplingParams(max_tokens=24, **GREEDY))[0]
+    assert "Paris" in base.text and "The United States" in base.text
+    out = llm.generate(prompt, SamplingParams(max_tokens=24, bad_words=["Paris", "The United States"], **GREEDY))[0]
+    assert "Paris" not in out.text and "The United States" not in out.text
+    # a word's tokens at the start of a text and after a space, each once
+    ids = llm.llm_engine.bad_words_ids(["Paris", " Paris"])
+    assert ids == [llm.tokenize("Paris", add_special=False), llm.tokenize(" Paris", add_special=False)]
+    # the last token of a longer word is masked only after the rest of it
+    assert [len(w) for w in llm.llm_engine.bad_words_ids(["The United States"])] == [3, 3]
+    streamed = "".join(llm.generate(prompt, SamplingParams(max_tokens=24, bad_words=["Paris"], **GREEDY), stream=True))
+    assert streamed == llm.generate(prompt, SamplingParams(max_tokens=24, bad_words=["Paris"], **GREEDY))[0].text
+    # where a bad word would leave nothing to draw, it yields
+    comma = llm.tokenize(",", add_special=False)
+    forced = llm.generate(prompt, SamplingParams(max_tokens=4, allowed_token_ids=comma, bad_words=[","], **GREEDY))[0]
+    assert forced.token_ids == comma * 4
+    for bad in (dict(bad_words="Paris"), dict(bad_words=[" "]), dict(bad_words=["x"], num_beams=2)):
+        with pytest.raises(HearthError) as e:
+            SamplingParams(**bad)
+        assert e.value.param == "bad_words"
+
+
 def test_logit_bias_and_allowed_token_ids_as_in_vllm(llm):
     base = llm.generate(PROMPT, SamplingParams(max_tokens=8, ignore_eos=True, logprobs=0, **GREEDY))[0]
     first = base.token_ids[0]

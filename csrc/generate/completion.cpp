@@ -50,6 +50,30 @@ void Completion::hold_back_stop_tokens(int64_t n_vocab) {
             if (t >= 0 && t < n_vocab) work_[t] = -INFINITY;
 }
 
+// bad_words (vLLM's NoBadWordsLogitsProcessor): a word's last token is
+// masked where the output ends with the tokens before it (at once for a
+// word of one token). Where that would leave nothing to draw (with
+// allowed_token_ids, say), the bad words yield: a completion never fails.
+void Completion::hold_back_bad_words(int64_t n_vocab) {
+    std::vector<std::pair<int32_t, float>> masked;
+    for (const std::vector<int32_t>& word : p_.bad_words_ids) {
+        const size_t before = word.size() - 1;
+        if (word.back() >= n_vocab || before > output_.size()) continue;
+        if (std::equal(word.begin(), word.end() - 1, output_.end() - (std::ptrdiff_t)before)) {
+            masked.emplace_back(word.back(), work_[word.back()]);
+            work_[word.back()] = -INFINITY;
+        }
+    }
+    if (masked.empty()) return;
+    // what the sampler may still draw (it applies allowed_token_ids itself)
+    const std::vector<int32_t>& allowed = sampler_.params().allowed_token_ids;
+    auto drawable = [&](int64_t t) { return t < n_vocab && work_[t] != -INFINITY; };
+    const bool left = allowed.empty() ? std::any_of(work_.begin(), work_.end(), [](float x) { return x != -INFINITY; })
+                                      : std::any_of(allowed.begin(), allowed.end(), drawable);
+    if (left) return;
+    for (auto it = masked.rbegin(); it != masked.rend(); ++it) work_[it->first] = it->second;  // last masked first
+}
+
 std::vector<TokenLogprob> token_logprobs(const float* logits, int64_t n_vocab, int32_t token, int32_t k) {
     std::vector<TokenLogprob> out;
     out.push_back(TokenLogprob{token, log_prob(logits, n_vocab, token), token_rank(logits, n_vocab, token)});
@@ -72,6 +96,7 @@ GeneratedToken Completion::next(const float* logits, int64_t n_vocab, const uint
         HEARTH_CHECK(any, "structured output: the grammar allows no token here");
     }
     if ((int64_t)output_.size() < p_.min_tokens) hold_back_stop_tokens(n_vocab);
+    hold_back_bad_words(n_vocab);
     out.id = sampler_.sample(work_.data(), n_vocab, prompt_, output_);
     if (p_.logprobs >= 0) {  // an O(n_vocab) pass: only when asked for
         out.top = token_logprobs(logits, n_vocab, out.id, p_.logprobs);

@@ -70,6 +70,7 @@ public:
 private:
     void finish(FinishReason r, GeneratedToken& out);
     void hold_back_stop_tokens(int64_t n_vocab);
+    void hold_back_bad_words(int64_t n_vocab);
 
     const Tokenizer* tok_;
     GenerationParams p_;

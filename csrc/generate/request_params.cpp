@@ -25,6 +25,12 @@ void check_generation_params(const GenerationParams& p) {
     for (int32_t t : p.stop_token_ids) {
         if (t < 0) throw Error("stop_token_ids must be token ids (>= 0), got " + std::to_string(t), "stop_token_ids");
     }
+    for (const std::vector<int32_t>& word : p.bad_words_ids) {
+        if (word.empty()) throw Error("bad_words: a word of no tokens", "bad_words");
+        for (int32_t t : word) {
+            if (t < 0) throw Error("bad_words must be token ids (>= 0), got " + std::to_string(t), "bad_words");
+        }
+    }
 }
 
 void check_beam_search_params(const BeamSearchParams& p) {
@@ -45,6 +51,9 @@ void check_request_params(const RequestParams& p) {
         if (p.generation.constrained) throw Error("structured output does not work with beam search (num_beams > 1)");
         if (p.generation.prompt_logprobs >= 0) throw Error("prompt_logprobs are not reported for beam search (num_beams > 1)");
         if (p.generation.min_tokens > 0) throw Error("min_tokens does not work with beam search (num_beams > 1)", "min_tokens");
+        if (!p.generation.bad_words_ids.empty()) {
+            throw Error("bad_words does not work with beam search (num_beams > 1)", "bad_words");
+        }
         if (!p.sampling.logit_bias.empty()) {
             throw Error("logit_bias does not work with beam search (num_beams > 1)", "logit_bias");
         }

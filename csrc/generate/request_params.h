@@ -20,6 +20,9 @@ struct GenerationParams {
     std::vector<std::string> stop;        // stop strings
     bool include_stop_str_in_output = false;  // vLLM's: the stop string ends the text instead of being cut
     std::vector<int32_t> stop_token_ids;  // tokens that end the generation too
+    // vLLM's bad_words as token sequences: a sequence's last token cannot be
+    // drawn where the output so far ends with the rest of it
+    std::vector<std::vector<int32_t>> bad_words_ids;
     bool ignore_eos = false;              // do not stop at the end-of-generation tokens
     int32_t logprobs = -1;                // alternatives per token to report; -1: no log-probabilities
     int32_t prompt_logprobs = -1;         // the same for each prompt token after the first (vLLM's); -1: none

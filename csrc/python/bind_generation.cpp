@@ -58,6 +58,7 @@ void bind_generation(py::module_& m, py::module_& testing) {
         .def_readwrite("stop", &GenerationParams::stop)
         .def_readwrite("include_stop_str_in_output", &GenerationParams::include_stop_str_in_output)
         .def_readwrite("stop_token_ids", &GenerationParams::stop_token_ids)
+        .def_readwrite("bad_words_ids", &GenerationParams::bad_words_ids)
         .def_readwrite("ignore_eos", &GenerationParams::ignore_eos)
         .def_readwrite("logprobs", &GenerationParams::logprobs)
         .def_readwrite("prompt_logprobs", &GenerationParams::prompt_logprobs)

@@ -185,12 +185,27 @@ class LLMEngine:
             matchers = None
         elif matchers is None:
             matchers = self.structured_matchers(params)
-        self._engine.add_request(request_id, _int64_ids(ids, self.n_vocab), params.to_core(seed))
+        core = params.to_core(seed)
+        if params.bad_words:
+            core.generation.bad_words_ids = self.bad_words_ids(params.bad_words)
+        self._engine.add_request(request_id, _int64_ids(ids, self.n_vocab), core)
         self._prompts[request_id] = (text, ids, params.logprobs is not None)
         if matchers is not None:
             self._matchers[request_id] = matchers
             for i, m in enumerate(matchers):
                 self._engine.allow_tokens(request_id, i, m.mask())
+
+    def bad_words_ids(self, words: List[str]) -> List[List[int]]:
+        """bad_words as token sequences, as vLLM makes them: each word as
+        written at the start of a text and after a space (its leading
+        spaces dropped), once each."""
+        out: List[List[int]] = []
+        for word in words:
+            for prefix in ("", " "):
+                ids = self.tokenize(prefix + word.lstrip(), add_special=False, parse_special=False)
+                if ids and ids not in out:
+                    out.append(ids)
+        return out
 
     def structured_matchers(self, params: SamplingParams) -> List[Matcher]:
         """A grammar matcher per completion of a structured request (compiled

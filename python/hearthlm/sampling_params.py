@@ -78,6 +78,7 @@ class SamplingParams:
     frequency_penalty: float = 0.0      # [-2, 2]
     logit_bias: Optional[Dict[int, float]] = None  # token id -> added to its logit (OpenAI's, in logit units)
     allowed_token_ids: Optional[List[int]] = None  # only these tokens can be drawn (vLLM's)
+    bad_words: Optional[List[str]] = None  # words the answer never contains (vLLM's; with and without a leading space)
     max_tokens: Optional[int] = 16      # new tokens at most; None: until the context is full
     min_tokens: int = 0                 # no end token or stop_token_ids entry before this many (stop strings still apply)
     stop: Union[str, List[str], None] = None  # stop strings, not part of the text
@@ -130,6 +131,15 @@ class SamplingParams:
                 raise HearthError("allowed_token_ids must not be empty (None allows every token)",
                                   param="allowed_token_ids")
             self.allowed_token_ids = list(self.allowed_token_ids)
+        if self.bad_words is not None:
+            if not isinstance(self.bad_words, (list, tuple)) or not all(isinstance(w, str) for w in self.bad_words):
+                raise HearthError(f"bad_words must be a list of strings, got {self.bad_words!r}", param="bad_words")
+            if not all(w.strip() and _utf8(w) for w in self.bad_words):
+                raise HearthError("bad_words must be words: no empty or blank strings, no lone surrogates",
+                                  param="bad_words")
+            if self.num_beams > 1:
+                raise HearthError("bad_words does not work with beam search (num_beams > 1)", param="bad_words")
+            self.bad_words = list(self.bad_words)
         self.structured_outputs = as_params(self.structured_outputs)
         self.to_core()  # checked now, so that a bad value fails where it is written
 

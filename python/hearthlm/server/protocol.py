@@ -59,6 +59,7 @@ class _SamplingFields(_Body):
     min_tokens: int = 0
     stop_token_ids: Optional[List[int]] = None
     allowed_token_ids: Optional[List[int]] = None
+    bad_words: Optional[List[str]] = None
     include_stop_str_in_output: bool = False
     skip_special_tokens: bool = True
     structured_outputs: Optional[Dict[str, Any]] = None  # {"json" | "regex" | "choice" | "grammar": ...}
@@ -121,7 +122,7 @@ class _SamplingFields(_Body):
                 repetition_penalty=1.0 if self.repetition_penalty is None else self.repetition_penalty,
                 presence_penalty=self.presence_penalty or 0.0,
                 frequency_penalty=self.frequency_penalty or 0.0,
-                logit_bias=logit_bias, allowed_token_ids=self.allowed_token_ids,
+                logit_bias=logit_bias, allowed_token_ids=self.allowed_token_ids, bad_words=self.bad_words,
                 max_tokens=max_tokens, stop=self.stop, stop_token_ids=self.stop_token_ids,
                 include_stop_str_in_output=self.include_stop_str_in_output, ignore_eos=self.ignore_eos,
                 min_tokens=self.min_tokens,
