@@ -118,10 +118,13 @@ def test_bad_words_as_in_vllm(llm):
     comma = llm.tokenize(",", add_special=False)
     forced = llm.generate(prompt, SamplingParams(max_tokens=4, allowed_token_ids=comma, bad_words=[","], **GREEDY))[0]
     assert forced.token_ids == comma * 4
-    for bad in (dict(bad_words="Paris"), dict(bad_words=[" "]), dict(bad_words=["x"], num_beams=2)):
+    for bad in (dict(bad_words="Paris"), dict(bad_words=[" "])):
         with pytest.raises(HearthError) as e:
             SamplingParams(**bad)
         assert e.value.param == "bad_words"
+    with pytest.raises(HearthError, match="bad_words does not work with beam search") as e:  # the core's check
+        llm.generate(prompt, SamplingParams(max_tokens=4, bad_words=["x"], num_beams=2))
+    assert e.value.param == "bad_words"
 
 
 def test_logit_bias_and_allowed_token_ids_as_in_vllm(llm):

@@ -137,8 +137,6 @@ class SamplingParams:
             if not all(w.strip() and _utf8(w) for w in self.bad_words):
                 raise HearthError("bad_words must be words: no empty or blank strings, no lone surrogates",
                                   param="bad_words")
-            if self.num_beams > 1:
-                raise HearthError("bad_words does not work with beam search (num_beams > 1)", param="bad_words")
             self.bad_words = list(self.bad_words)
         self.structured_outputs = as_params(self.structured_outputs)
         self.to_core()  # checked now, so that a bad value fails where it is written

@@ -16,7 +16,7 @@ from .protocol import ChatCompletionRequest
 from .requests import merged, until_done_or_gone
 from .shapes import Gathered, chunk_event, error_body, sse, top_entries, usage
 from .state import ServerState
-from .tool_parser import AutoToolDeltas, parse_tool_calls
+from .tool_parser import AutoToolDeltas
 from .tools import ToolDeltas, ToolPlan
 
 
@@ -46,15 +46,8 @@ async def create_chat_completion(state: ServerState, req: ChatCompletionRequest,
     for i in sorted(g.choices):
         c = g.choices[i]
         message, finish_reason = {"role": "assistant", "content": c.text}, c.finish_reason
-        calls = plan.calls(c.text, c.finish_reason) if plan.forced else None
-        if calls is not None:
-            message = {"role": "assistant", "content": "", "tool_calls": calls}
-            finish_reason = plan.finish_reason_of(c.finish_reason)
-        elif plan.parser:  # "auto": the model's own calls, read back
-            content, calls = parse_tool_calls(c.text)
-            if calls:
-                message = {"role": "assistant", "content": content, "tool_calls": calls}
-                finish_reason = "tool_calls" if c.finish_reason == "stop" else c.finish_reason
+        if _tool_deltas(plan) is not None:
+            message, finish_reason = _tool_message(plan, c.text, c.finish_reason)
         choices.append({"index": i, "message": message,
                         "logprobs": _logprobs(state, c.token_ids, c.logprobs, req.top_logprobs or 0) if req.logprobs else None,
                         "finish_reason": finish_reason, "stop_reason": c.stop_reason})
@@ -72,11 +65,7 @@ async def _chunks(state: ServerState, req: ChatCompletionRequest, plan: ToolPlan
     g = Gathered()
     done = set()
     # a tool_choice turns each choice's text into its own deltas
-    tools = None
-    if plan.forced:
-        tools = {i: ToolDeltas(plan) for i in range(req.n)}
-    elif plan.parser:
-        tools = {i: AutoToolDeltas() for i in range(req.n)}
+    tools = {i: _tool_deltas(plan) for i in range(req.n)} if _tool_deltas(plan) is not None else None
     try:
         for i in range(req.n):
             yield chunk([{"index": i, "delta": {"role": "assistant", "content": ""}, "logprobs": None,
@@ -110,6 +99,30 @@ async def _chunks(state: ServerState, req: ChatCompletionRequest, plan: ToolPlan
     except Exception as e:  # the engine failed mid-stream: say so in the stream
         yield sse(error_body(str(e), "internal_server_error", None, 500))
     yield sse("[DONE]")
+
+
+def _tool_deltas(plan: ToolPlan):
+    """A choice's delta maker under a tool_choice (ToolDeltas' interface), or None."""
+    if plan.forced:
+        return ToolDeltas(plan)
+    if plan.parser:
+        return AutoToolDeltas()
+    return None
+
+
+def _tool_message(plan: ToolPlan, text: str, finish_reason: str) -> tuple:
+    """A whole answer's message and finish_reason under a tool_choice: the
+    deltas a stream of it gives, gathered, so that both always agree."""
+    maker = _tool_deltas(plan)
+    deltas = maker.feed(text)
+    last, reported = maker.finish(finish_reason)
+    deltas += last
+    calls = [{k: v for k, v in call.items() if k != "index"} for d in deltas for call in d.get("tool_calls", [])]
+    if not calls:
+        return {"role": "assistant", "content": text}, finish_reason
+    content = "".join(d.get("content", "") for d in deltas)
+    # a forced call's content is "" (vLLM's); a chosen one's, the text around the calls or None
+    return {"role": "assistant", "content": content if plan.forced else content or None, "tool_calls": calls}, reported
 
 
 def _logprobs(state: ServerState, token_ids: List[int], logprobs: List[Dict[int, Logprob]], k: int) -> dict:

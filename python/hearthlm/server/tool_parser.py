@@ -112,14 +112,6 @@ class HermesStream:
         return self._called(call)
 
 
-def parse_tool_calls(text: str) -> Tuple[Optional[str], List[dict]]:
-    """A whole answer's content (None when empty) and tool calls."""
-    stream = HermesStream()
-    deltas = stream.feed(text) + stream.finish()
-    content = "".join(d.get("content", "") for d in deltas)
-    return content or None, stream.calls
-
-
 class AutoToolDeltas:
     """A streamed choice under tool_choice "auto" (the interface of
     tools.ToolDeltas): content as it comes, each call when its block closes."""
