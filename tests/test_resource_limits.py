@@ -104,6 +104,9 @@ HOSTILE_TEMPLATES = {
     "squaring replace": "{% set s = 'xxxxxxxxxx' %}{{ s|replace('x', s)|replace('x', s)|replace('x', s)"
                         "|replace('x', s)|replace('x', s)|replace('x', s)|replace('x', s) }}",
     "endless recursion": "{% macro f(n) %}{{ f(n) }}{% endmacro %}{{ f(1) }}",
+    "endless recursive loop": "{% for x in [1] recursive %}{{ loop([1]) }}{% endfor %}",
+    "endless caller recursion": "{% macro g() %}{{ caller() }}{% endmacro %}"
+                                "{% macro f() %}{% call g() %}{{ f() }}{% endcall %}{% endmacro %}{{ f() }}",
 }
 
 
@@ -111,9 +114,20 @@ HOSTILE_TEMPLATES = {
 def test_a_template_that_loops_or_builds_a_huge_string_is_stopped(name):
     from hearthlm.chat_template import render_chat_template
 
-    # without the budget these run for minutes or exhaust memory instead of raising
-    with pytest.raises(ChatTemplateError, match="the chat template (was stopped|failed to render: RecursionError)"):
+    # without the budget these run for minutes or exhaust memory instead of
+    # raising; endless recursion under the budget's trace function could
+    # overflow the C stack (a segfault seen once in CI) before Python's
+    # RecursionError, so the budget stops it first
+    with pytest.raises(ChatTemplateError, match="the chat template was stopped"):
         render_chat_template(HOSTILE_TEMPLATES[name], [{"role": "user", "content": "hi"}])
+
+
+def test_the_budget_allows_a_macro_nested_as_deep_as_a_real_schema_and_more():
+    from hearthlm.chat_template import render_chat_template
+
+    template = ("{% macro f(n) %}{% if n %}{{ f(n - 1) }}{% else %}bottom{% endif %}{% endmacro %}"
+                "{% for m in messages %}{{ f(60) }}{% endfor %}")
+    assert render_chat_template(template, [{"role": "user", "content": "hi"}] * 3) == "bottom" * 3
 
 
 def test_the_budget_leaves_a_long_real_conversation_alone(smollm2_gguf):

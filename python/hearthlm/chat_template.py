@@ -296,7 +296,7 @@ def render_chat_template(template: str, messages: list, *, add_generation_prompt
     variables.update(_plain(extra))
     tool_schemas, plain_documents = _tool_schemas(tools), _documents(documents)
     try:
-        with render_budget.StepCounter():
+        with render_budget.BudgetTracer():
             pieces = compiled.generate(messages=chat, tools=tool_schemas, documents=plain_documents,
                                        add_generation_prompt=add_generation_prompt, **variables)
             text = render_budget.joined_within_budget(pieces)

@@ -9,6 +9,10 @@ renders it for every request, so a render gets a budget:
 - steps: lines of the compiled template executed, counted by a trace
   function that sees only the template's own frames (a loop costs a step
   per iteration however empty its body);
+- depth: the template's own frames nested in one another (a macro calling
+  itself, a recursive loop), stopped long before Python's recursion limit:
+  deep recursion under a trace function can overflow the C stack and crash
+  the process instead of raising RecursionError;
 - size: characters of output, and the size of any single string or list the
   template builds with `*`, `%` or a padding call, checked *before* it is
   built.
@@ -29,6 +33,10 @@ from typing import Any, Iterable
 # loop in well under a second. 8 Mi characters are many context windows of text.
 MAX_STEPS = 1_000_000
 MAX_CHARS = 8 * 1024 * 1024
+# A macro call is one template frame and about six Python frames: 64 keeps a
+# render under 400 Python frames, while a recursive macro that prints a
+# tool's JSON schema nests once per level of the schema (a handful).
+MAX_DEPTH = 64
 
 TEMPLATE_FILENAME = "<template>"  # what jinja2 names the code it compiles from a string
 
@@ -108,25 +116,38 @@ def check_call(name: str, args: Iterable[Any], kwargs: dict, subject: Any = None
                 raise _too_big("the result of replace()", grown)
 
 
-class StepCounter:
+class BudgetTracer:
     """A trace function, installed for one render, that counts the lines the
-    template's own code executes (other frames are not traced at all)."""
+    template's own code executes and how deeply its frames nest (other
+    frames are not traced at all)."""
 
-    def __init__(self, limit: int = MAX_STEPS):
-        self.limit = limit
+    def __init__(self, max_steps: int = MAX_STEPS, max_depth: int = MAX_DEPTH):
+        self.max_steps, self.max_depth = max_steps, max_depth
         self.steps = 0
+        self.depth = 0
         self._previous = None
 
     def _on_call(self, frame, event, arg):
-        return self._on_line if frame.f_code.co_filename == TEMPLATE_FILENAME else None
+        if frame.f_code.co_filename != TEMPLATE_FILENAME:
+            return None
+        # a generator's frame is 'called' at each resume and 'returns' at each
+        # yield, so the depth stays balanced for the template's root generator
+        self.depth += 1
+        if self.depth > self.max_depth:
+            self.depth -= 1  # no 'return' event follows a call refused here
+            raise RenderBudgetExceeded(f"the chat template nested more than {self.max_depth} calls "
+                                       f"(a macro or loop that calls itself without end)")
+        return self._on_event
 
-    def _on_line(self, frame, event, arg):
+    def _on_event(self, frame, event, arg):
         if event == "line":
             self.steps += 1
-            if self.steps > self.limit:
-                raise RenderBudgetExceeded(f"the chat template ran more than {self.limit} steps "
+            if self.steps > self.max_steps:
+                raise RenderBudgetExceeded(f"the chat template ran more than {self.max_steps} steps "
                                            f"(a loop that does not end, or one far too long)")
-        return self._on_line
+        elif event == "return":  # also sent when the frame ends by an exception
+            self.depth -= 1
+        return self._on_event
 
     def __enter__(self):
         self._previous = sys.gettrace()
