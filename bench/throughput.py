@@ -16,6 +16,10 @@ throughput  --num-prompts prompts of random token ids (ids in [1, n_vocab),
               running together (continuous batching);
             - hearth-serial: the same prompts through the same engine with
               max_num_seqs=1, one request at a time;
+            - hearth-prompts: the batched engine on the same prompts, one
+              output token each: the prompts' cost alone. hearth-serial's
+              elapsed over it is the most batching could gain if decode cost
+              nothing (the prompts have to be computed either way);
             - llama.cpp: llama-cpp-python, one prompt at a time (it has no
               batching API here): reset, eval the prompt, then greedy argmax
               steps, each token fed back with eval; n_batch 512, same KV type.
@@ -62,7 +66,7 @@ from bench import cpu_name, llama_cpp_extra_bufts_work  # noqa: E402  (bench/ben
 from batched_decode import greedy  # noqa: E402
 
 MiB = 2**20
-BACKENDS = ("hearth", "hearth-serial", "llama.cpp")
+BACKENDS = ("hearth", "hearth-serial", "hearth-prompts", "llama.cpp")
 SECTIONS = ("throughput", "curve", "memory")
 
 
@@ -104,10 +108,11 @@ class Run:
     notes: List[str] = field(default_factory=list)
 
 
-def run_hearth(a, prompts, warmup, max_num_seqs, name):
+def run_hearth(a, prompts, warmup, max_num_seqs, name, output_len=None):
     from hearthlm import LLM
 
-    n_ctx = max(map(len, prompts)) + a.output_len
+    output_len = output_len or a.output_len
+    n_ctx = max(map(len, prompts)) + output_len
     # a pool big enough for every running request at full length, as vLLM
     # would size it: the run measures batching, not preemption
     kv_tokens = a.kv_cache_tokens or max_num_seqs * n_ctx
@@ -116,7 +121,7 @@ def run_hearth(a, prompts, warmup, max_num_seqs, name):
               enable_prefix_caching=True)  # the default; random prompts share no block anyway
     llm.generate([warmup], greedy(4), use_tqdm=False)
     t = time.perf_counter()
-    outs = llm.generate(prompts, greedy(a.output_len), use_tqdm=False)
+    outs = llm.generate(prompts, greedy(output_len), use_tqdm=False)
     seconds = time.perf_counter() - t
     s = llm.llm_engine.stats()
     return Run(name, seconds, [list(o.token_ids) for o in outs],
@@ -174,6 +179,8 @@ def section_throughput(a, n_vocab):
             runs[b] = run_hearth(a, prompts, warmup, a.max_num_seqs, b)
         elif b == "hearth-serial":
             runs[b] = run_hearth(a, prompts, warmup, 1, b)
+        elif b == "hearth-prompts":
+            runs[b] = run_hearth(a, prompts, warmup, a.max_num_seqs, b, output_len=1)
         elif b == "llama.cpp":
             try:
                 import llama_cpp  # noqa: F401
@@ -199,7 +206,9 @@ def section_throughput(a, n_vocab):
         n_out = sum(map(len, r.token_ids))
         row = (f"| {r.name} | {r.seconds:.2f} | {len(r.token_ids) / r.seconds:.2f} | {n_out / r.seconds:.1f} | "
                f"{(n_prompt + n_out) / r.seconds:.1f} |")
-        if hearth:
+        if hearth and r.name == "hearth-prompts":
+            row += " (prompts only) |"
+        elif hearth:
             hearth_out = sum(map(len, hearth.token_ids)) / hearth.seconds
             row += f" {hearth_out / (n_out / r.seconds):.2f} |"
         print(row)
@@ -213,6 +222,13 @@ def section_throughput(a, n_vocab):
         print(f"- {r.name}: " + "; ".join(r.notes + extra))
     if "hearth" in runs and "hearth-serial" in runs:
         print("- " + compare(runs["hearth"], runs["hearth-serial"], "batch invariance"))
+    if "hearth-prompts" in runs and "hearth-serial" in runs:
+        bound = runs["hearth-serial"].seconds / runs["hearth-prompts"].seconds
+        line = (f"- the most batching could gain on this job if decode cost nothing: hearth-serial's "
+                f"elapsed ÷ hearth-prompts' = {bound:.2f}x")
+        if hearth:
+            line += f" (hearth's elapsed gives {runs['hearth-serial'].seconds / hearth.seconds:.2f}x)"
+        print(line)
     if "hearth" in runs and "llama.cpp" in runs:
         print("- " + compare(runs["hearth"], runs["llama.cpp"],
                              "different kernels and rounding: not expected to match everywhere"))
