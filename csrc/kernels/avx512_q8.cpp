@@ -63,6 +63,41 @@ inline float hsum16(__m512 v) {
     return _mm_cvtss_f32(s);
 }
 
+// hsum16 of four vectors at once, in hsum16's own order of additions (lane
+// i + i+8, then i + i+4, i + i+2, i + i+1), so that a row tile's outputs
+// are bit for bit the decode path's: out[r] = hsum16(v[r]). A third of the
+// shuffles and adds of four hsum16s, which counted in short rows (SmolLM2's
+// k = 576 is one full group a row).
+inline __m128 hsum16x4(__m512 a, __m512 b, __m512 c, __m512 d) {
+    // lanes 0-7: a[i] + a[i+8]; lanes 8-15: b's (and c, d)
+    const __m512 ab = _mm512_add_ps(_mm512_shuffle_f32x4(a, b, _MM_SHUFFLE(1, 0, 1, 0)),
+                                    _mm512_shuffle_f32x4(a, b, _MM_SHUFFLE(3, 2, 3, 2)));
+    const __m512 cd = _mm512_add_ps(_mm512_shuffle_f32x4(c, d, _MM_SHUFFLE(1, 0, 1, 0)),
+                                    _mm512_shuffle_f32x4(c, d, _MM_SHUFFLE(3, 2, 3, 2)));
+    // quarter r (one per vector): its s8[i] + s8[i+4]
+    __m512 u = _mm512_add_ps(_mm512_shuffle_f32x4(ab, cd, _MM_SHUFFLE(2, 0, 2, 0)),
+                             _mm512_shuffle_f32x4(ab, cd, _MM_SHUFFLE(3, 1, 3, 1)));
+    u = _mm512_add_ps(u, _mm512_permute_ps(u, _MM_SHUFFLE(1, 0, 3, 2)));  // lanes 0, 1: s[0] + s[2], s[1] + s[3]
+    u = _mm512_add_ps(u, _mm512_permute_ps(u, _MM_SHUFFLE(2, 3, 0, 1)));  // lane 0: s[0] + s[1]
+    return _mm512_castps512_ps128(_mm512_permutexvar_ps(_mm512_setr_epi32(0, 4, 8, 12, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0), u));
+}
+
+// The outputs of R rows x T tokens: y[j][i] = hsum16(acc[i][j]) + add[j][i]
+// (add: a short tail's sums, or null), four rows at a time.
+template <int R, int T>
+__attribute__((always_inline)) inline void store_sums(const __m512 (&acc)[R][T], float* const* y,
+                                                     const float (*add)[R] = nullptr) {
+    for (int j = 0; j < T; j++) {
+        int i = 0;
+        for (; i + 4 <= R; i += 4) {
+            __m128 s = hsum16x4(acc[i][j], acc[i + 1][j], acc[i + 2][j], acc[i + 3][j]);
+            if (add) s = _mm_add_ps(s, _mm_loadu_ps(add[j] + i));
+            _mm_storeu_ps(y[j] + i, s);
+        }
+        for (; i < R; i++) y[j][i] = add ? hsum16(acc[i][j]) + add[j][i] : hsum16(acc[i][j]);
+    }
+}
+
 // The short tails (n blocks of group g) of rows r..r+R-1, side by side as
 // one packed group of R * n blocks in PackedRow's layout, so that one prep
 // unpacks them all.
@@ -589,8 +624,7 @@ struct Kernel {
             case 8: tile_group<8>(wr, xr, ng - 1, acc); break;
             default: tile_group<4>(wr, xr, ng - 1, acc); break;
         }
-        for (int i = 0; i < R; i++)
-            for (int j = 0; j < T; j++) y[j][i] = hsum16(acc[i][j]);
+        store_sums<R, T>(acc, y);
     }
 
     // The outputs of R rows with packed short tails (n blocks each), on L lanes.
@@ -609,8 +643,10 @@ struct Kernel {
         for (int j = 0; j < T; j++) {
             _mm512_store_ps(v[j], scale_add<Q, L>(V::add(p[j][0], p[j][1]), tw, xr[j][g], _mm512_setzero_ps()));
         }
+        float tails[T][R];
         for (int j = 0; j < T; j++)
-            for (int i = 0; i < R; i++) y[j][i] = hsum16(acc[i][j]) + tail_sum(v[j] + i * n, n);
+            for (int i = 0; i < R; i++) tails[j][i] = tail_sum(v[j] + i * n, n);
+        store_sums<R, T>(acc, y, tails);
     }
 };
 
