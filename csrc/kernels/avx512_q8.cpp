@@ -82,6 +82,22 @@ inline __m128 hsum16x4(__m512 a, __m512 b, __m512 c, __m512 d) {
     return _mm512_castps512_ps128(_mm512_permutexvar_ps(_mm512_setr_epi32(0, 4, 8, 12, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0), u));
 }
 
+// hsum16 of each of n vectors, four at a time (a short last four padded
+// with zeros, whose sums are dropped): out[j] = hsum16(v[j]).
+template <int N>
+__attribute__((always_inline)) inline void hsum16_each(const __m512 (&v)[N], float (&out)[N]) {
+    const __m512 zero = _mm512_setzero_ps();
+    for (int j = 0; j < N; j += 4) {
+        if (N - j == 1) {
+            out[j] = hsum16(v[j]);
+            break;
+        }
+        alignas(16) float s[4];
+        _mm_store_ps(s, hsum16x4(v[j], v[j + 1], j + 2 < N ? v[j + 2] : zero, j + 3 < N ? v[j + 3] : zero));
+        for (int i = 0; i < 4 && j + i < N; i++) out[j + i] = s[i];
+    }
+}
+
 // The outputs of R rows x T tokens: y[j][i] = hsum16(acc[i][j]) + add[j][i]
 // (add: a short tail's sums, or null), four rows at a time.
 template <int R, int T>
@@ -534,16 +550,19 @@ struct Kernel {
             }
             W w;
             Q::prep(row, ng - 1, tail, w);
+            float sums[T];
             if (kPackedTailBlocks > 0 && tail <= kPackedTailBlocks) {  // a short tail, summed apart (see pack_tails)
+                hsum16_each<T>(acc, sums);
                 for (int j = 0; j < T; j++) {
                     alignas(64) float v[G];
                     _mm512_store_ps(v, row_group<4>(w, x[j][ng - 1], _mm512_setzero_ps()));
-                    a.y[j * a.y_stride + r] = hsum16(acc[j]) + tail_sum(v, tail);
+                    a.y[j * a.y_stride + r] = sums[j] + tail_sum(v, tail);
                 }
                 continue;
             }
             for (int j = 0; j < T; j++) acc[j] = row_group<L>(w, x[j][ng - 1], acc[j]);
-            for (int j = 0; j < T; j++) a.y[j * a.y_stride + r] = hsum16(acc[j]);
+            hsum16_each<T>(acc, sums);
+            for (int j = 0; j < T; j++) a.y[j * a.y_stride + r] = sums[j];
         }
     }
 
