@@ -145,6 +145,16 @@ inline float tail_sum(const float* v, int n) {
     return s;
 }
 
+// tail_sum of four rows' tails side by side (row i in lanes [i * n, (i + 1)
+// * n), n <= 4), in registers: lane l gathers ((v_l + v_{l+1}) + v_{l+2})...,
+// the same additions in the same order, then lanes 0, n, 2n, 3n are the rows'.
+inline __m128 tail_sums4(__m512 v, int n) {
+    const __m512i lane = _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
+    __m512 s = v;
+    for (int b = 1; b < n; b++) s = _mm512_add_ps(s, _mm512_permutexvar_ps(_mm512_add_epi32(lane, _mm512_set1_epi32(b)), v));
+    return _mm512_castps512_ps128(_mm512_permutexvar_ps(_mm512_mullo_epi32(lane, _mm512_set1_epi32(n)), s));
+}
+
 // ----------------------------------------------------------- the weights --
 
 // Lanes [0, n) of a group (n < 16 only in a row's last group).
@@ -658,14 +668,22 @@ struct Kernel {
         for (int j = 0; j < T; j++) p[j][0] = start_sums<Q, L>(xr[j][g]), p[j][1] = V::low(_mm512_setzero_si512());
         for (int c = 0; c < 8; c++)
             for (int j = 0; j < T; j++) p[j][c & 1] = V::dp(p[j][c & 1], V::low(tw.q[c]), V::load_i(xr[j][g].q[c]));
-        alignas(64) float v[T][G];
-        for (int j = 0; j < T; j++) {
-            _mm512_store_ps(v[j], scale_add<Q, L>(V::add(p[j][0], p[j][1]), tw, xr[j][g], _mm512_setzero_ps()));
+        __m512 v[T];
+        for (int j = 0; j < T; j++) v[j] = scale_add<Q, L>(V::add(p[j][0], p[j][1]), tw, xr[j][g], _mm512_setzero_ps());
+        if constexpr (R == 4) {  // a tile: its rows' sums and tails four at a time
+            for (int j = 0; j < T; j++) {
+                const __m128 s = hsum16x4(acc[0][j], acc[1][j], acc[2][j], acc[3][j]);
+                _mm_storeu_ps(y[j], _mm_add_ps(s, tail_sums4(v[j], n)));
+            }
+        } else {
+            float tails[T][R];
+            for (int j = 0; j < T; j++) {
+                alignas(64) float lanes[G];
+                _mm512_store_ps(lanes, v[j]);
+                for (int i = 0; i < R; i++) tails[j][i] = tail_sum(lanes + i * n, n);
+            }
+            store_sums<R, T>(acc, y, tails);
         }
-        float tails[T][R];
-        for (int j = 0; j < T; j++)
-            for (int i = 0; i < R; i++) tails[j][i] = tail_sum(v[j] + i * n, n);
-        store_sums<R, T>(acc, y, tails);
     }
 };
 
