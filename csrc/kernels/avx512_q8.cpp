@@ -123,18 +123,14 @@ void gather_tails(const MatmulArgs& a, int64_t r, int R, int64_t g, int n, uint8
     const int N = R * n;
     uint32_t* q = (uint32_t*)out;
     uint16_t* d = (uint16_t*)(out + C * N * 4);
+    const __mmask8 blocks = (__mmask8)((1u << n) - 1);  // n <= kShortTail: one xmm of dwords
     for (int i = 0; i < R; i++) {
         const PackedRow<Block> row((const char*)a.w + (r + i) * a.w_row_bytes);
-        for (int c = 0; c < C; c++) {
-            const uint8_t* src = row.quants(g, G, c, n);
-            for (int b = 0; b < n; b++) std::memcpy(q + c * N + i * n + b, src + 4 * b, 4);
-        }
-        const uint16_t* dr = row.d(g, G, n);
-        for (int b = 0; b < n; b++) d[i * n + b] = dr[b];
-        if constexpr (has_min<Block>()) {
-            const uint16_t* mr = row.m(g, G, n);
-            for (int b = 0; b < n; b++) d[N + i * n + b] = mr[b];
-        }
+        for (int c = 0; c < C; c++)
+            _mm_mask_storeu_epi32(q + c * N + i * n, blocks, _mm_maskz_loadu_epi32(blocks, row.quants(g, G, c, n)));
+        _mm_mask_storeu_epi16(d + i * n, blocks, _mm_maskz_loadu_epi16(blocks, row.d(g, G, n)));
+        if constexpr (has_min<Block>())
+            _mm_mask_storeu_epi16(d + N + i * n, blocks, _mm_maskz_loadu_epi16(blocks, row.m(g, G, n)));
     }
 }
 
