@@ -14,6 +14,13 @@ lock; started with --interrupt_requests False so that a new request does not
 cut the one streaming): that is the comparison, not a handicap we add. Then
 the prefix cache on hearth (--prefix-words).
 
+The VM this was written on changes speed by a quarter from one minute to the
+next: --rounds N runs the whole sweep of client counts N times, interleaved,
+and reports for each load its median round (tokens/s of every round listed)
+and the median over rounds of each round's ratio to its own one-client run.
+Each round draws its own prompts (seed + clients + 1000 x round): the same
+prompts again would be served from the prefix cache.
+
     PYTHONPATH=python python bench/serve.py MODEL.gguf --threads 2
 """
 
@@ -26,6 +33,7 @@ import os
 import platform
 import random
 import re
+import statistics
 import subprocess
 import sys
 import threading
@@ -201,6 +209,12 @@ async def shared_prefix(server: Server, requests: int, prefix_words: int, seed: 
     return {"shared": await run([shared] * requests), "unshared": await run([system() for _ in range(requests)])}
 
 
+def median_round(runs: List[dict]) -> dict:
+    """The round whose output tokens/s is the median (the lower one of the
+    middle two for an even count)."""
+    return sorted(runs, key=lambda r: r["tok_s"])[(len(runs) - 1) // 2]
+
+
 def pct(xs: List[float], p: float) -> float:
     if not xs:
         return float("nan")
@@ -223,8 +237,12 @@ def main() -> int:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--prefix-words", type=int, default=400,
                     help="the shared system prompt of the prefix-cache section, in words (0: skip it)")
+    ap.add_argument("--rounds", type=int, default=1,
+                    help="run the sweep of client counts this many times, interleaved; report medians")
     ap.add_argument("--json", help="also write the results here")
     args = ap.parse_args()
+    if args.rounds < 1:
+        ap.error("--rounds must be at least 1")
     lo, hi = (int(x) for x in args.prompt_words.split(":"))
     olo, ohi = (int(x) for x in args.output_tokens.split(":"))
     clients = [int(c) for c in args.clients.split(",")]
@@ -238,10 +256,14 @@ def main() -> int:
                   else start_llama(args.model, args.threads, args.n_ctx))
         try:
             asyncio.run(run_load(server, eos, 1, make_load(1, 999, (lo, lo), (8, 8))))  # warm up
-            for c in clients:
-                load = make_load(max(args.min_requests, c * args.requests_per_client), args.seed + c, (lo, hi), (olo, ohi))
-                print(f"{backend}: {c} clients, {len(load)} requests ...", file=sys.stderr)
-                rows[(backend, c)] = asyncio.run(run_load(server, eos, c, load))
+            for round_ in range(args.rounds):
+                for c in clients:
+                    # a new draw each round: the same prompts again would come from the prefix cache
+                    load = make_load(max(args.min_requests, c * args.requests_per_client),
+                                     args.seed + c + 1000 * round_, (lo, hi), (olo, ohi))
+                    print(f"{backend}: round {round_ + 1}/{args.rounds}, {c} clients, {len(load)} requests ...",
+                          file=sys.stderr)
+                    rows.setdefault((backend, c), []).append(asyncio.run(run_load(server, eos, c, load)))
             if backend == "hearth" and args.prefix_words:
                 print("hearth: shared prefix ...", file=sys.stderr)
                 prefix = asyncio.run(shared_prefix(server, 16, args.prefix_words, args.seed))
@@ -254,18 +276,35 @@ def main() -> int:
     print(f"Each client sends streamed /v1/completions one after another: prompts of {lo}-{hi} random words, "
           f"{olo}-{ohi} output tokens (greedy, end token banned), seed {args.seed}; "
           f"requests per load = max({args.min_requests}, clients x {args.requests_per_client}).\n")
-    print("| server | clients | requests | tokens / max_tokens | output tok/s | TTFT p50 s | TTFT p99 s | ITL p50 ms | ITL p99 ms | hearth ÷ llama.cpp |")
-    print("|---|---|---|---|---|---|---|---|---|---|")
-    for (backend, c), r in rows.items():
+    rounds_col = " output tok/s of each round |" if args.rounds > 1 else ""
+    print("| server | clients | requests | tokens / max_tokens | output tok/s | TTFT p50 s | TTFT p99 s | ITL p50 ms "
+          "| ITL p99 ms | hearth ÷ llama.cpp |" + rounds_col)
+    print("|---" * (10 + (args.rounds > 1)) + "|")
+    median = {key: median_round(runs) for key, runs in rows.items()}
+    for (backend, c), r in median.items():
         ratio = ""
-        if backend == "hearth" and ("llama.cpp", c) in rows:
-            ratio = f"{r['tok_s'] / rows[('llama.cpp', c)]['tok_s']:.2f}"
-        print(f"| {backend} | {c} | {r['requests']} | {r['complete']:.3f} | {r['tok_s']:.1f} | {r['ttft_p50']:.3f} | {r['ttft_p99']:.3f} | "
-              f"{1000 * r['itl_p50']:.1f} | {1000 * r['itl_p99']:.1f} | {ratio} |")
+        if backend == "hearth" and ("llama.cpp", c) in median:
+            ratio = f"{r['tok_s'] / median[('llama.cpp', c)]['tok_s']:.2f}"
+        line = (f"| {backend} | {c} | {r['requests']} | {r['complete']:.3f} | {r['tok_s']:.1f} | {r['ttft_p50']:.3f} | "
+                f"{r['ttft_p99']:.3f} | {1000 * r['itl_p50']:.1f} | {1000 * r['itl_p99']:.1f} | {ratio} |")
+        if rounds_col:
+            line += " " + " / ".join(f"{x['tok_s']:.1f}" for x in rows[(backend, c)]) + " |"
+        print(line)
+    if args.rounds > 1:
+        print(f"\n{args.rounds} rounds; each row is its load's median round by output tokens/s.")
     if ("hearth", 1) in rows:
-        base = rows[("hearth", 1)]["tok_s"]
-        print("\nhearth aggregate tok/s over one client's: " +
-              ", ".join(f"{c} clients {rows[('hearth', c)]['tok_s'] / base:.2f}x" for c in clients if ("hearth", c) in rows))
+        ones = rows[("hearth", 1)]
+        parts = []
+        for c in clients:
+            if ("hearth", c) not in rows or c == 1:
+                continue
+            per_round = [r["tok_s"] / one["tok_s"] for r, one in zip(rows[("hearth", c)], ones)]
+            part = f"{c} clients {statistics.median(per_round):.2f}x"
+            if len(per_round) > 1:
+                part += " (rounds: " + ", ".join(f"{x:.2f}" for x in per_round) + ")"
+            parts.append(part)
+        print("\nhearth aggregate tok/s over one client's in the same round" +
+              (", median over rounds" if args.rounds > 1 else "") + ": " + "; ".join(parts))
     if prefix:
         sh, un = prefix["shared"], prefix["unshared"]
         print(f"\nShared prefix (hearth): 16 concurrent chats behind one system prompt of {args.prefix_words} words "
@@ -275,7 +314,7 @@ def main() -> int:
         for name, r in (("shared", sh), ("unshared", un)):
             print(f"| {name} | {r['prompt_tokens']} | {r['cached_tokens']} | {r['peak_blocks']} |")
     if args.json:
-        out = {f"{b}/{c}": r for (b, c), r in rows.items()}
+        out = {f"{b}/{c}": runs for (b, c), runs in rows.items()}
         if prefix:
             out["prefix"] = prefix
         Path(args.json).write_text(json.dumps(out, indent=1))
