@@ -115,22 +115,57 @@ __attribute__((always_inline)) inline void store_sums(const __m512 (&acc)[R][T],
 }
 
 // The short tails (n blocks of group g) of rows r..r+R-1, side by side as
-// one packed group of R * n blocks in PackedRow's layout, so that one prep
-// unpacks them all.
+// one whole packed group (PackedRow's layout for G blocks: row i's blocks
+// in lanes [i * n, (i + 1) * n), zeros past R * n), so that one prep
+// unpacks them all. Built in registers and stored as whole vectors: the prep
+// right after loads them back whole, which a store buffer forwards (loads
+// over several narrower stores wait until those reach the cache, and that
+// wait cost SmolLM2's 8-sequence step several percent).
 template <class Block>
 void gather_tails(const MatmulArgs& a, int64_t r, int R, int64_t g, int n, uint8_t* out) {
     constexpr int C = PackedRow<Block>::kQuantBytes / 4;  // dwords per block
     const int N = R * n;
-    uint32_t* q = (uint32_t*)out;
-    uint16_t* d = (uint16_t*)(out + C * N * 4);
     const __mmask8 blocks = (__mmask8)((1u << n) - 1);  // n <= kShortTail: one xmm of dwords
-    for (int i = 0; i < R; i++) {
-        const PackedRow<Block> row((const char*)a.w + (r + i) * a.w_row_bytes);
-        for (int c = 0; c < C; c++)
-            _mm_mask_storeu_epi32(q + c * N + i * n, blocks, _mm_maskz_loadu_epi32(blocks, row.quants(g, G, c, n)));
-        _mm_mask_storeu_epi16(d + i * n, blocks, _mm_maskz_loadu_epi16(blocks, row.d(g, G, n)));
-        if constexpr (has_min<Block>())
-            _mm_mask_storeu_epi16(d + N + i * n, blocks, _mm_maskz_loadu_epi16(blocks, row.m(g, G, n)));
+    const __mmask16 lanes = (__mmask16)((1u << N) - 1);
+    // lane l takes block l % n of row l / n, from where row i's blocks sit
+    // below: dwords at 4i (quants), halves at 8i (scales); one table per n
+    struct Lanes4 {
+        alignas(64) int32_t dwords[kShortTail][G];
+        alignas(64) int16_t halves[kShortTail][32];
+        Lanes4() {
+            for (int m = 1; m <= kShortTail; m++)
+                for (int l = 0; l < 32; l++) {
+                    if (l < G) dwords[m - 1][l] = (l / m) * 4 + l % m;
+                    halves[m - 1][l] = (int16_t)((l / m) * 8 + l % m);
+                }
+        }
+    };
+    static const Lanes4 kFrom;
+    const __m512i dword_at = _mm512_load_si512(kFrom.dwords[n - 1]), half_at = _mm512_load_si512(kFrom.halves[n - 1]);
+    const uint8_t* rows[4];
+    for (int i = 0; i < R; i++) rows[i] = (const uint8_t*)a.w + (r + i) * a.w_row_bytes;
+    for (int c = 0; c < C; c++) {
+        __m128i x[4] = {_mm_setzero_si128(), _mm_setzero_si128(), _mm_setzero_si128(), _mm_setzero_si128()};
+        for (int i = 0; i < R; i++) x[i] = _mm_maskz_loadu_epi32(blocks, PackedRow<Block>(rows[i]).quants(g, G, c, n));
+        __m512i v = _mm512_castsi128_si512(x[0]);
+        v = _mm512_inserti32x4(v, x[1], 1);
+        v = _mm512_inserti32x4(v, x[2], 2);
+        v = _mm512_inserti32x4(v, x[3], 3);
+        _mm512_store_si512(out + c * 64, _mm512_maskz_permutexvar_epi32(lanes, dword_at, v));
+    }
+    constexpr int kScales = has_min<Block>() ? 2 : 1;  // d, then q4_1 / q5_1's m
+    for (int k = 0; k < kScales; k++) {
+        __m128i x[4] = {_mm_setzero_si128(), _mm_setzero_si128(), _mm_setzero_si128(), _mm_setzero_si128()};
+        for (int i = 0; i < R; i++) {
+            const PackedRow<Block> row(rows[i]);
+            x[i] = _mm_maskz_loadu_epi16(blocks, k == 0 ? row.d(g, G, n) : row.m(g, G, n));
+        }
+        __m512i v = _mm512_castsi128_si512(x[0]);
+        v = _mm512_inserti32x4(v, x[1], 1);
+        v = _mm512_inserti32x4(v, x[2], 2);
+        v = _mm512_inserti32x4(v, x[3], 3);
+        _mm256_store_si256((__m256i*)(out + C * 64 + k * 32),
+                           _mm512_castsi512_si256(_mm512_maskz_permutexvar_epi16(lanes, half_at, v)));
     }
 }
 
@@ -501,7 +536,7 @@ struct Kernel {
         static_assert(R * kShortTail <= G, "a tile's tails fit one group");
         alignas(64) uint8_t group[G * sizeof(typename Row::BlockType)];
         gather_tails<typename Row::BlockType>(a, r, R, g, n, group);
-        Q::prep(Row(group), 0, R * n, out);
+        Q::prep(Row(group), 0, G, out);  // a whole group, zeros past the R * n tails
     }
 
     // One group of one row and one token, on L lanes.
