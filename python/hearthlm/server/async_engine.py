@@ -172,6 +172,9 @@ class AsyncEngine:
                 self._refresh_snapshot()
 
     def _publish(self, outputs) -> None:
+        # one wake-up per event loop per step (each call_soon_threadsafe
+        # writes to the loop's self-pipe), not one per request
+        by_loop: Dict[asyncio.AbstractEventLoop, list] = {}
         for out in outputs:
             stream = self._streams.get(out.request_id)
             if self._on_output is not None:
@@ -179,7 +182,9 @@ class AsyncEngine:
             if out.finished:
                 self._streams.pop(out.request_id, None)
             if stream is not None:
-                _put(stream, out)
+                by_loop.setdefault(stream.loop, []).append((stream.queue, out))
+        for loop, items in by_loop.items():
+            _put_all(loop, items)
         self._refresh_snapshot()
 
     def _refresh_snapshot(self) -> None:
@@ -214,6 +219,17 @@ def _put(stream: _Stream, item) -> None:
     try:
         stream.loop.call_soon_threadsafe(stream.queue.put_nowait, item)
     except RuntimeError:  # the client's event loop is gone
+        pass
+
+
+def _put_all(loop: asyncio.AbstractEventLoop, items: list) -> None:
+    """(queue, item) pairs of one event loop's streams, handed over at once."""
+    def put():
+        for q, item in items:
+            q.put_nowait(item)
+    try:
+        loop.call_soon_threadsafe(put)
+    except RuntimeError:  # the clients' event loop is gone
         pass
 
 

@@ -18,6 +18,13 @@ _DONE = object()
 async def merged(streams: List[RequestStream]) -> AsyncIterator[Tuple[int, RequestOutput]]:
     """(stream number, output) as any stream produces them. Leaving early
     aborts every stream that has not finished."""
+    if len(streams) == 1:  # the common case, without a task and a queue in between per token
+        try:
+            async for out in streams[0]:
+                yield 0, out
+        finally:
+            streams[0].abort()
+        return
     q: asyncio.Queue = asyncio.Queue()
 
     async def pump(i: int, s: RequestStream):
