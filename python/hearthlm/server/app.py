@@ -52,15 +52,7 @@ def create_app(engine: LLMEngine, served_model_name: str, *, api_key: Optional[s
     app.state.hearth = state
     _install_errors(app)
     app.add_middleware(_BodyLimit, limit=max_body_bytes)
-
-    @app.middleware("http")
-    async def check_api_key(request: Request, call_next):
-        if not is_authorized(request.url.path, request.headers.get("authorization"), state.api_key):
-            response = _error(401, "Invalid or missing API key (Authorization: Bearer ...)", "authentication_error",
-                              code="invalid_api_key")
-            response.headers["WWW-Authenticate"] = CHALLENGE
-            return response
-        return await call_next(request)
+    app.add_middleware(_ApiKey, api_key=state.api_key)  # outermost: checked before the body is read
 
     def check_model(name: Optional[str]) -> None:
         if name is not None and name != state.served_model_name:
@@ -182,6 +174,26 @@ class _TooLarge(StarletteHTTPException):
 
     def __init__(self, limit: int):
         super().__init__(413, f"the request body is larger than {limit} bytes")
+
+
+class _ApiKey:
+    """401 for a request without the API key (auth.py says which paths need
+    it). Plain ASGI rather than @app.middleware("http"): that one relays
+    every chunk of a streamed answer through a memory stream and a task."""
+
+    def __init__(self, app, api_key: Optional[str]):
+        self.app = app
+        self.api_key = api_key
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] == "http":
+            request = Request(scope)
+            if not is_authorized(request.url.path, request.headers.get("authorization"), self.api_key):
+                response = _error(401, "Invalid or missing API key (Authorization: Bearer ...)",
+                                  "authentication_error", code="invalid_api_key")
+                response.headers["WWW-Authenticate"] = CHALLENGE
+                return await response(scope, receive, send)
+        await self.app(scope, receive, send)
 
 
 class _BodyLimit:
