@@ -32,12 +32,16 @@ int64_t rows_per_task(int64_t rows, int threads, int64_t n_tokens) {
 }
 }  // namespace
 
-MatmulInput Matmul::prepare(const float* x, int64_t n_tokens, int64_t k, bool quantize) {
+MatmulInput Matmul::prepare(const float* x, int64_t n_tokens, int64_t k, bool quantize,
+                            const std::function<void(int64_t)>& make_row) {
     MatmulInput in;
     in.x = x;
     in.n_tokens = n_tokens;
     in.k = k;
-    if (!quantize) return in;
+    if (!quantize) {
+        if (make_row) pool_.parallel_for(n_tokens, make_row);
+        return in;
+    }
     HEARTH_CHECK(k % QK == 0, "activation row length " + std::to_string(k) + " is not a multiple of 32");
     const int64_t nb = k / QK;
     const KernelTable& kt = kernels();
@@ -45,7 +49,10 @@ MatmulInput Matmul::prepare(const float* x, int64_t n_tokens, int64_t k, bool qu
     if (act_ == Activations::Q16) {
         if ((int64_t)q16_.size() < n_tokens * nb) q16_.resize(n_tokens * nb);
         block_q16a* q = q16_.data();
-        pool_.parallel_for(n_tokens, [&](int64_t t) { kt.quantize_q16a(x + t * k, q + t * nb, k); });
+        pool_.parallel_for(n_tokens, [&](int64_t t) {
+            if (make_row) make_row(t);
+            kt.quantize_q16a(x + t * k, q + t * nb, k);
+        });
         in.q = q;
         in.q_row_bytes = nb * sizeof(block_q16a);
         return in;
@@ -57,6 +64,7 @@ MatmulInput Matmul::prepare(const float* x, int64_t n_tokens, int64_t k, bool qu
     block_q8a* q8 = q8_.data();
     uint8_t* packed = packed_.data()->bytes;
     pool_.parallel_for(n_tokens, [&](int64_t t) {
+        if (make_row) make_row(t);
         kt.quantize_q8a(x + t * k, q8 + t * nb, k);
         kt.pack_q8a(q8 + t * nb, k, packed + t * row);
     });

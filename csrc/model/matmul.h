@@ -6,6 +6,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <unordered_map>
 #include <vector>
 
@@ -37,8 +38,11 @@ public:
 
     // Prepares x [n_tokens, k] for the matrices that will read it (quantize:
     // some of them are quantized). The returned input borrows a buffer owned
-    // by this object: valid until the next prepare().
-    MatmulInput prepare(const float* x, int64_t n_tokens, int64_t k, bool quantize);
+    // by this object: valid until the next prepare(). make_row, when given,
+    // writes row t of x first (the norm or activation before a matmul), in
+    // the task that then quantizes it: one pass over the pool, not two.
+    MatmulInput prepare(const float* x, int64_t n_tokens, int64_t k, bool quantize,
+                        const std::function<void(int64_t)>& make_row = nullptr);
 
     // y[t * y_stride + r] = sum_k W[r, k] x[t, k], for all rows r of W.
     void run(const GGUFTensor& w, const MatmulInput& in, float* y, int64_t y_stride);

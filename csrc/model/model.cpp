@@ -119,13 +119,27 @@ void Model::forward(const Batch& b, int64_t row0, int64_t n, KVCache& cache, flo
     for (int64_t t = 0; t < n; t++) rope_angles_[t].compute(pos[t], hp_.rope_dim, rope_inv_freq_);
 
     const AttentionShape shape{hp_.n_head, hp_.n_head_kv, hd};
+    // A block's output (in xn) is added to the residual stream x row by row
+    // in the task that then normalizes that row for the next block, and each
+    // norm in the task that quantizes its row for the matmul after it: per
+    // token the same arithmetic, a third fewer passes over the pool (an
+    // 8-sequence decode step has some 400 of them).
+    bool pending_add = false;
+    auto add_and_norm = [&](const GGUFTensor* norm) {
+        return [&, norm](int64_t t) {
+            float* xt = x + t * E;
+            float* out = xn + t * E;
+            if (pending_add)
+                for (int64_t i = 0; i < E; i++) xt[i] += out[i];
+            rmsnorm(xt, f32_data(norm), out, E, hp_.rms_eps);
+        };
+    };
     for (int64_t il = 0; il < hp_.n_layer; il++) {
         const LayerWeights& L = w_.layers[il];
 
-        // attention block (row-wise work on the pool too: a prefill has hundreds of rows)
-        pool_.parallel_for(n, [&](int64_t t) { rmsnorm(x + t * E, f32_data(L.attn_norm), xn + t * E, E, hp_.rms_eps); });
+        // attention block
         const MatmulInput in = mm_.prepare(xn, n, E, is_quantized(L.wq->type) || is_quantized(L.wk->type) ||
-                                                         is_quantized(L.wv->type));
+                                                         is_quantized(L.wv->type), add_and_norm(L.attn_norm));
         const Matmul::Output qkv[] = {{L.wq, q_.data(), QD}, {L.wk, k_.data(), KD}, {L.wv, v_.data(), KD}};
         mm_.run_many(qkv, 3, in);
         pool_.parallel_for(n, [&](int64_t t) {
@@ -153,19 +167,19 @@ void Model::forward(const Batch& b, int64_t row0, int64_t n, KVCache& cache, flo
         const MatmulInput ain = mm_.prepare(attn_.data(), n, QD, is_quantized(L.wo->type));
         mm_.run(*L.wo, ain, xn, E);  // xn is free again: reuse it for the projection
         if (L.attn_post_norm) post_norm(xn, n, L.attn_post_norm);
-        for (int64_t i = 0; i < n * E; i++) x[i] += xn[i];
+        pending_add = true;
 
         // feed-forward block (SwiGLU)
-        pool_.parallel_for(n, [&](int64_t t) { rmsnorm(x + t * E, f32_data(L.ffn_norm), xn + t * E, E, hp_.rms_eps); });
-        const MatmulInput fin = mm_.prepare(xn, n, E, is_quantized(L.w_gate->type) || is_quantized(L.w_up->type));
+        const MatmulInput fin = mm_.prepare(xn, n, E, is_quantized(L.w_gate->type) || is_quantized(L.w_up->type),
+                                            add_and_norm(L.ffn_norm));
         const Matmul::Output gate_up[] = {{L.w_gate, gate_.data(), F}, {L.w_up, up_.data(), F}};
         mm_.run_many(gate_up, 2, fin);
-        pool_.parallel_for(n, [&](int64_t t) { kt.silu_mul(gate_.data() + t * F, up_.data() + t * F, F); });
-        const MatmulInput din = mm_.prepare(gate_.data(), n, F, is_quantized(L.w_down->type));
+        const MatmulInput din = mm_.prepare(gate_.data(), n, F, is_quantized(L.w_down->type),
+                                            [&](int64_t t) { kt.silu_mul(gate_.data() + t * F, up_.data() + t * F, F); });
         mm_.run(*L.w_down, din, xn, E);
         if (L.ffn_post_norm) post_norm(xn, n, L.ffn_post_norm);
-        for (int64_t i = 0; i < n * E; i++) x[i] += xn[i];
     }
+    for (int64_t i = 0; i < n * E; i++) x[i] += xn[i];  // the last block's output
 
     // logits of the rows that want them, in row order
     int64_t rows = 0;
