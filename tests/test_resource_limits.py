@@ -122,6 +122,14 @@ def test_a_template_that_loops_or_builds_a_huge_string_is_stopped(name):
         render_chat_template(HOSTILE_TEMPLATES[name], [{"role": "user", "content": "hi"}])
 
 
+@pytest.mark.parametrize("name", ["endless recursion", "endless recursive loop", "endless caller recursion"])
+def test_endless_recursion_is_stopped_by_the_depth_budget(name):
+    from hearthlm.chat_template import render_chat_template
+
+    with pytest.raises(ChatTemplateError, match="nested more than 64 calls"):
+        render_chat_template(HOSTILE_TEMPLATES[name], [{"role": "user", "content": "hi"}])
+
+
 def test_the_budget_allows_a_macro_nested_as_deep_as_a_real_schema_and_more():
     from hearthlm.chat_template import render_chat_template
 

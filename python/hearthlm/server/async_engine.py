@@ -200,7 +200,7 @@ class AsyncEngine:
                 pass
             if self._on_abort is not None:
                 self._on_abort(request_id)
-            _put(stream, error)
+            _put_all(stream.loop, [(stream.queue, error)])
         self._streams.clear()
         self._refresh_snapshot()
 
@@ -213,13 +213,6 @@ class AsyncEngine:
                 break
             if cmd[0] == "add" and not cmd[6].done():
                 cmd[6].set_exception(EngineDeadError(f"the engine has stopped: {error}"))
-
-
-def _put(stream: _Stream, item) -> None:
-    try:
-        stream.loop.call_soon_threadsafe(stream.queue.put_nowait, item)
-    except RuntimeError:  # the client's event loop is gone
-        pass
 
 
 def _put_all(loop: asyncio.AbstractEventLoop, items: list) -> None:
