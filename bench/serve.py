@@ -41,7 +41,13 @@ import time
 from pathlib import Path
 from typing import List, Optional
 
-import httpx
+import urllib.error
+import urllib.request
+
+# The load generator runs on the server's own CPUs here, so it should cost as
+# little as it can: aiohttp (vLLM's benchmark_serving uses it too) reads a
+# streamed token for about a quarter of httpx's CPU time on this VM.
+import aiohttp
 
 WORDS = ("time river stone market bread apple winter light house field story north garden letter music "
          "window morning paper forest road summer table voice child friend water night city mountain").split()
@@ -81,9 +87,10 @@ class Server:
         threading.Thread(target=lambda: [None for _ in self.proc.stdout], daemon=True).start()
         for _ in range(600):  # until it answers
             try:
-                if httpx.get(self.url + ready_path, timeout=2).status_code == 200:
-                    return
-            except httpx.HTTPError:
+                with urllib.request.urlopen(self.url + ready_path, timeout=2) as r:
+                    if r.status == 200:
+                        return
+            except (urllib.error.URLError, OSError):
                 pass
             time.sleep(0.1)
         raise RuntimeError(f"{name} does not answer at {self.url}{ready_path}")
@@ -124,7 +131,13 @@ def make_load(n: int, seed: int, prompt_words: tuple, out_tokens: tuple) -> List
             for _ in range(n)]
 
 
-async def one_request(client: httpx.AsyncClient, server: Server, eos: int, prompt: str, max_tokens: int) -> dict:
+def session() -> aiohttp.ClientSession:
+    # no connection limit: every client of a load streams at once
+    return aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=600),
+                                 connector=aiohttp.TCPConnector(limit=0))
+
+
+async def one_request(client: aiohttp.ClientSession, server: Server, eos: int, prompt: str, max_tokens: int) -> dict:
     body = {"model": "m", "prompt": prompt, "max_tokens": max_tokens, "temperature": 0, "stream": True}
     if server.name == "hearth":
         body["ignore_eos"] = True
@@ -132,9 +145,10 @@ async def one_request(client: httpx.AsyncClient, server: Server, eos: int, promp
         body["logit_bias"] = {str(eos): -100}
     sent = time.perf_counter()
     times, tokens = [], 0
-    async with client.stream("POST", server.url + "/v1/completions", json=body) as r:
+    async with client.post(server.url + "/v1/completions", json=body) as r:
         r.raise_for_status()
-        async for line in r.aiter_lines():
+        async for raw in r.content:  # one SSE line at a time
+            line = raw.decode().rstrip("\r\n")
             if not line.startswith("data: ") or line == "data: [DONE]":
                 continue
             chunk = json.loads(line[6:])
@@ -154,7 +168,7 @@ async def run_load(server: Server, eos: int, clients: int, load: List[tuple]) ->
             prompt, n = queue.pop(0)
             results.append(await one_request(client, server, eos, prompt, n))
 
-    async with httpx.AsyncClient(timeout=600) as client:
+    async with session() as client:
         start = time.perf_counter()
         await asyncio.gather(*(client_loop(client) for _ in range(clients)))
         wall = time.perf_counter() - start
@@ -184,7 +198,8 @@ async def shared_prefix(server: Server, requests: int, prefix_words: int, seed: 
         async def poll(client):
             nonlocal peak
             while not done.is_set():
-                text = (await client.get(server.url + "/metrics")).text
+                async with client.get(server.url + "/metrics") as r:
+                    text = await r.text()
                 m = re.search(r"^hearth:kv_blocks_used\{[^}]*\} (\S+)$", text, re.M)
                 peak = max(peak, int(float(m.group(1))))
                 await asyncio.sleep(0.01)
@@ -193,11 +208,11 @@ async def shared_prefix(server: Server, requests: int, prefix_words: int, seed: 
             body = {"model": "m", "max_tokens": 32, "temperature": 0,
                     "messages": [{"role": "system", "content": sys_prompt},
                                  {"role": "user", "content": f"Question {i}: name a colour."}]}
-            r = await client.post(server.url + "/v1/chat/completions", json=body)
-            r.raise_for_status()
-            return r.json()["usage"]
+            async with client.post(server.url + "/v1/chat/completions", json=body) as r:
+                r.raise_for_status()
+                return (await r.json())["usage"]
 
-        async with httpx.AsyncClient(timeout=600) as client:
+        async with session() as client:
             poller = asyncio.create_task(poll(client))
             usages = await asyncio.gather(*(ask(client, sp, i) for i, sp in enumerate(systems)))
             done.set()
