@@ -763,26 +763,29 @@ void avx512_matmul_q8a(const MatmulArgs& a) {
 
 namespace {
 
-// A short tail's activations repeated across the lanes, lane l = block
-// l mod n, for the rows of a packed tail (Kernel::pack_tails); lanes past n
-// meet zero weights everywhere else, so they change no other sum. XGroup is
-// 13 arrays of 16 lanes (q[0..7], d, c8, c128, s, hs): one permute each.
-void repeat_tail_lanes(XG& o, int n) {
-    alignas(64) int32_t block_of_lane[G];
-    for (int l = 0; l < G; l++) block_of_lane[l] = l < n ? l : block_of_lane[l - n];
-    const __m512i at = _mm512_load_si512(block_of_lane);
-    __m512i* lanes = (__m512i*)&o;
-    for (int a = 0; a < (int)(sizeof(XG) / sizeof(__m512i)); a++) {
-        lanes[a] = _mm512_permutexvar_epi32(at, _mm512_load_si512(lanes + a));
-    }
-}
-
 // A token's q8a blocks into XGroups (group_tiling.h; tests/test_kernels.py
 // holds every set to the layout). Blocks l and l + 8 share a zmm
 // (their 8 dwords of activations in each half), and an 8 x 8 dword transpose
 // in both halves at once (unpacks, then one two-source permute) makes q[c] =
 // dword c of the 16 blocks. The half sums are exact integer byte sums
 // (vpdpbusd with unsigned ones); blocks past the row's end are zeros.
+// The per-block scalars are gathered into registers too (group_tiling.h's
+// pack_block_scalars, lane for lane): stored one lane at a time, they were
+// read back whole at once, which the store buffer cannot forward.
+//
+// A short tail (n <= kShortTail blocks) has its lanes repeated, lane l =
+// block l mod n, for the rows of a packed tail (Kernel::pack_tails); lanes
+// past n meet zero weights everywhere else, so they change no other sum.
+struct BlockOfLane {  // [n][l] = l mod n, for short tails of n blocks
+    alignas(64) int32_t at[kShortTail + 1][G];
+    constexpr BlockOfLane() : at{} {
+        for (int n = 1; n <= kShortTail; n++)
+            for (int l = 0; l < G; l++) at[n][l] = l % n;
+    }
+};
+constexpr BlockOfLane kBlockOfLaneTable;
+constexpr auto& kBlockOfLane = kBlockOfLaneTable.at;
+
 void pack_row_transposed(const block_q8a* x, int64_t k, void* out) {
     const int64_t nb = k / QK;
     XG* xg = (XG*)out;
@@ -790,6 +793,10 @@ void pack_row_transposed(const block_q8a* x, int64_t k, void* out) {
     // quadword indices of [a.lane0, b.lane0, a.lane2, b.lane2] and of lanes 1 and 3
     const __m512i even_lanes = _mm512_setr_epi64(0, 1, 8, 9, 4, 5, 12, 13);
     const __m512i odd_lanes = _mm512_setr_epi64(2, 3, 10, 11, 6, 7, 14, 15);
+    // byte offsets of block l's d (and, 4 bytes on, its sum)
+    const __m512i block_offsets = _mm512_mullo_epi32(_mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15),
+                                                     _mm512_set1_epi32((int)sizeof(block_q8a)));
+    static_assert(offsetof(block_q8a, sum) == offsetof(block_q8a, d) + 4, "d, then sum");
     for (int64_t g = 0; g < n_groups(nb, G); g++) {
         const int n = group_blocks(nb, g, G);
         const block_q8a* blk = x + g * G;
@@ -808,20 +815,31 @@ void pack_row_transposed(const block_q8a* x, int64_t k, void* out) {
             u[4 * h + 2] = _mm512_unpacklo_epi64(t[4 * h + 1], t[4 * h + 3]);
             u[4 * h + 3] = _mm512_unpackhi_epi64(t[4 * h + 1], t[4 * h + 3]);
         }
-        XG& o = xg[g];
+        // the group in registers, in XGroup's order: q[0..7], d, c8, c128, s, hs
+        constexpr int kVectors = (int)(sizeof(XG) / sizeof(__m512i));
+        static_assert(kVectors == 13, "XGroup: q[8], d, c8, c128, s, hs");
+        __m512i v[kVectors];
         __m512i half[2] = {zero, zero};
         for (int c = 0; c < 4; c++) {  // u[c]: lanes 0 / 2 hold dword c of blocks 0-3 / 8-11, lanes 1 / 3 dword c + 4
-            const __m512i lo = _mm512_permutex2var_epi64(u[c], even_lanes, u[4 + c]);
-            const __m512i hi = _mm512_permutex2var_epi64(u[c], odd_lanes, u[4 + c]);
-            _mm512_store_si512(o.q[c], lo);
-            _mm512_store_si512(o.q[4 + c], hi);
-            half[0] = _mm512_dpbusd_epi32(half[0], ones, lo);
-            half[1] = _mm512_dpbusd_epi32(half[1], ones, hi);
+            v[c] = _mm512_permutex2var_epi64(u[c], even_lanes, u[4 + c]);
+            v[4 + c] = _mm512_permutex2var_epi64(u[c], odd_lanes, u[4 + c]);
+            half[0] = _mm512_dpbusd_epi32(half[0], ones, v[c]);
+            half[1] = _mm512_dpbusd_epi32(half[1], ones, v[4 + c]);
         }
-        pack_block_scalars<G>(blk, n, o);
-        _mm512_store_si512(o.hs, _mm512_or_si512(_mm512_and_si512(half[0], _mm512_set1_epi32(0xffff)),
-                                                 _mm512_slli_epi32(half[1], 16)));
-        if (n <= kShortTail) repeat_tail_lanes(o, n);
+        const __mmask16 in = (__mmask16)((1u << n) - 1);
+        const __m512 d = _mm512_mask_i32gather_ps(_mm512_setzero_ps(), in, block_offsets, &blk->d, 1);
+        const __m512i sum = _mm512_mask_i32gather_epi32(zero, in, block_offsets, &blk->sum, 1);
+        v[8] = _mm512_castps_si512(d);
+        v[9] = _mm512_sub_epi32(zero, _mm512_slli_epi32(sum, 3));    // -8 * sum
+        v[10] = _mm512_sub_epi32(zero, _mm512_slli_epi32(sum, 7));   // -128 * sum
+        v[11] = _mm512_castps_si512(_mm512_mul_ps(d, _mm512_cvtepi32_ps(sum)));
+        v[12] = _mm512_or_si512(_mm512_and_si512(half[0], _mm512_set1_epi32(0xffff)), _mm512_slli_epi32(half[1], 16));
+        if (n <= kShortTail) {
+            const __m512i at = _mm512_load_si512(kBlockOfLane[n]);
+            for (int a = 0; a < kVectors; a++) v[a] = _mm512_permutexvar_epi32(at, v[a]);
+        }
+        __m512i* dst = (__m512i*)&xg[g];
+        for (int a = 0; a < kVectors; a++) _mm512_store_si512(dst + a, v[a]);
     }
 }
 
