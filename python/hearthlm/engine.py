@@ -14,6 +14,7 @@ output does not depend on what else runs with it.
 
 from __future__ import annotations
 
+import functools
 import os
 import threading
 from typing import Dict, Iterable, List, Optional, Union
@@ -89,6 +90,17 @@ def _int64_ids(ids: List[int], n_vocab: int) -> np.ndarray:
         raise HearthError(f"prompt token id {bad} is out of range [0, {n_vocab})", param="prompt") from None
 
 
+def _locked(method):
+    """Runs the method under the engine's lock: one LLMEngine may be used
+    from several threads (one step, add or abort at a time; a step releases
+    the GIL, and the C++ engine is not to be touched while it runs)."""
+    @functools.wraps(method)
+    def locked(self, *args, **kwargs):
+        with self._lock:
+            return method(self, *args, **kwargs)
+    return locked
+
+
 def _is_id(t) -> bool:
     return isinstance(t, (int, np.integer)) and not isinstance(t, bool)
 
@@ -152,8 +164,10 @@ class LLMEngine:
         self._grammars: Optional[GrammarCompiler] = None
         self._grammars_lock = threading.Lock()
         self._matchers: Dict[str, List[Matcher]] = {}  # structured requests: a matcher per completion
+        self._lock = threading.RLock()  # see _locked
 
     # --- requests --------------------------------------------------------------
+    @_locked
     def add_request(self, request_id: str, prompt: PromptType, params: Optional[SamplingParams] = None,
                     *, seed: Optional[int] = None, max_tokens_must_fit: bool = False,
                     matchers: Optional[List[Matcher]] = None) -> None:
@@ -225,6 +239,7 @@ class LLMEngine:
             return prompt.get("prompt"), [int(t) for t in prompt["prompt_token_ids"]]
         return prompt["prompt"], self.tokenize(prompt["prompt"])
 
+    @_locked
     def step(self) -> List[RequestOutput]:
         """One forward pass over every running request. Returns the news of
         each request that has some: its new tokens and text since the last
@@ -251,6 +266,7 @@ class LLMEngine:
                 m.consume(list(d.token_ids))
                 self._engine.allow_tokens(o.request_id, d.index, m.mask())
 
+    @_locked
     def abort_request(self, request_id: Union[str, Iterable[str]]) -> None:
         """Drops the request(s) at once; their KV blocks go back to the pool."""
         for rid in [request_id] if isinstance(request_id, str) else list(request_id):
@@ -258,13 +274,16 @@ class LLMEngine:
             self._prompts.pop(rid, None)
             self._matchers.pop(rid, None)
 
+    @_locked
     def has_unfinished_requests(self) -> bool:
         return self._engine.has_unfinished_requests()
 
+    @_locked
     def get_num_unfinished_requests(self) -> int:
         s = self._engine.stats()
         return s["num_requests_running"] + s["num_requests_waiting"]
 
+    @_locked
     def stats(self) -> dict:
         """Counters (vLLM's names): num_requests_running / _waiting,
         kv_blocks_used / _total, kv_cache_usage_perc, prefix_cache_queries /

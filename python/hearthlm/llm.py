@@ -152,11 +152,15 @@ class LLM:
             raise ValueError("token_ids must be a non-empty 1-D sequence of token ids")
         if not np.issubdtype(ids.dtype, np.integer):
             raise ValueError(f"token_ids must be integers, got dtype {ids.dtype}")
-        return self._core_engine().eval(ids, all_logits)
+        engine = self._core_engine()
+        with self.llm_engine._lock:  # eval's sequence shares the engine's KV pool with every request
+            return engine.eval(ids, all_logits)
 
     def reset(self) -> None:
         """Empties eval's sequence of the KV cache."""
-        self._core_engine().reset()
+        engine = self._core_engine()
+        with self.llm_engine._lock:
+            engine.reset()
 
     def generate_greedy(self, prompt_ids: Iterable[int], max_tokens: int = 16, stop_at_eos: bool = True) -> list:
         """Up to max_tokens greedily chosen token ids after prompt_ids (ending
@@ -201,7 +205,9 @@ class LLM:
         return self._seeds.next() if self._seeds is not None else secrets.randbits(64)
 
     def _add_all(self, reqs, params) -> List[str]:
-        """Queues every request, or none (the ones queued are aborted when one fails)."""
+        """Queues every request, or none (the ones queued are aborted when one
+        fails). Each is watched before it is queued: a step on another thread
+        may produce its first output at once."""
         engine = self.llm_engine
         if engine is None:
             self._weights()
@@ -209,10 +215,12 @@ class LLM:
         try:
             for prompt, p in zip(reqs, params):
                 rid = self._next_id()
-                engine.add_request(rid, prompt, p, seed=self._seed())
                 ids.append(rid)
+                self._router.watch([rid])
+                engine.add_request(rid, prompt, p, seed=self._seed())
         except BaseException:
             engine.abort_request(ids)
+            self._router.forget(ids)
             raise
         return ids
 
@@ -224,13 +232,10 @@ class LLM:
         partial = {rid: None for rid in order}
         bar = None
         try:
-            router.watch(order)
             bar = _progress(len(order), use_tqdm)
             while len(done) < len(order):
-                news = [out for rid in order if rid not in done for out in router.take(rid)]
-                if not news:
-                    router.step()  # outputs of this call's requests, and of open streams, kept for them
-                    continue
+                # a step's outputs of other calls' requests and open streams are kept for them
+                news = router.take_or_step([rid for rid in order if rid not in done])
                 for out in news:
                     merged = _merge(partial[out.request_id], out)
                     partial[out.request_id] = merged
@@ -348,10 +353,7 @@ class _TextStream:
             if self._finished:
                 raise StopIteration
             try:
-                news = self._router.take(self._id)
-                if not news:
-                    self._router.step()
-                for out in news:
+                for out in self._router.take_or_step([self._id]):
                     if out.finished:
                         self._finished = True
                         self._router.forget([self._id])
