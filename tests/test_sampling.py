@@ -84,6 +84,38 @@ def test_top_p_equals_transformers(p):
         same(_core.testing.apply_top_p(x, p), hf(lp.TopPLogitsWarper(top_p=p), x))
 
 
+def top_p_reference(x, p):
+    """Top-p by the definition on a whole vocabulary: sort every token (most
+    likely first, ties by id), keep until the tokens before hold p (a
+    float32, as SamplingParams holds it)."""
+    p = float(np.float32(p))
+    w = np.exp(x.astype(np.float64) - float(x.max()))
+    z = np.cumsum(w)[-1]  # in id order, one add at a time, as the C++ sums
+    order = np.lexsort((np.arange(len(x)), -x))
+    before = np.concatenate([[0.0], np.cumsum(w[order] / z)[:-1]])
+    cut = np.nonzero((before >= p) & (np.arange(len(x)) > 0))[0]
+    keep = cut[0] if len(cut) else len(x)
+    out = np.full_like(x, -np.inf)
+    out[order[:keep]] = x[order[:keep]]
+    return out
+
+
+@pytest.mark.parametrize("vocab", [49152, 151936])
+@pytest.mark.parametrize("p", [0.5, 0.9, 0.95, 0.999])
+def test_top_p_on_a_whole_vocabulary_equals_the_definition(vocab, p):
+    """apply_top_p looks only at the tokens near the max that can be kept (a
+    bound on the mass of the rest) and sorts only those: the kept set must be
+    the definition's, with model-like rows, flat ones and many ties."""
+    rng = np.random.default_rng(vocab + int(p * 1000))
+    for i in range(6):
+        x = rng.normal(0.0, rng.uniform(0.5, 3.0), vocab).astype(np.float32)
+        if i % 3 == 1:
+            x[rng.integers(vocab, size=5)] += 12.0  # a few likely tokens
+        if i % 3 == 2:
+            x = np.round(x * 4) / 4  # quarter-logit steps: thousands of ties
+        same(_core.testing.apply_top_p(x, p), top_p_reference(x, p))
+
+
 @pytest.mark.parametrize("m", [0.0, 0.01, 0.05, 0.2, 0.9, 1.0])
 def test_min_p_equals_transformers(m):
     for x in rows(5):

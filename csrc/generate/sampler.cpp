@@ -20,13 +20,11 @@ std::string num(double v) {
     return s;
 }
 
-// Token ids of the row that are still candidates, most likely first (ties by id).
-std::vector<int32_t> candidates_by_logit(const float* logits, int64_t n_vocab) {
-    std::vector<int32_t> ids;
-    ids.reserve((size_t)n_vocab);
+// Token ids of the row that are still candidates, in id order.
+void candidates_by_logit(const float* logits, int64_t n_vocab, std::vector<int32_t>& ids) {
+    ids.clear();
     for (int64_t i = 0; i < n_vocab; i++)
         if (logits[i] != kRemoved) ids.push_back((int32_t)i);
-    return ids;
 }
 
 bool more_likely(const float* logits, int32_t a, int32_t b) {
@@ -116,31 +114,52 @@ void apply_top_k(float* logits, int64_t n_vocab, int32_t k) {
 
 void apply_top_p(float* logits, int64_t n_vocab, float p) {
     if (p >= 1.0f) return;
-    std::vector<int32_t> ids = candidates_by_logit(logits, n_vocab);
+    std::vector<int32_t> ids;
+    ids.reserve((size_t)n_vocab);
+    candidates_by_logit(logits, n_vocab, ids);
     if (ids.empty()) return;
     const float max = *std::max_element(logits, logits + n_vocab);
     double z = 0.0;
     for (int32_t i : ids) z += std::exp((double)logits[i] - max);
-    // walk the most likely first; sort only as many as needed (a prefix that
-    // doubles until it holds p of the mass)
-    auto by_likelihood = [&](int32_t a, int32_t b) { return more_likely(logits, a, b); };
-    size_t sorted = 0, want = std::min<size_t>(64, ids.size());
-    double above = 0.0;  // the probability of the tokens before this one
-    size_t keep = 0;
-    while (keep == 0) {
-        std::partial_sort(ids.begin() + sorted, ids.begin() + want, ids.end(), by_likelihood);
-        for (size_t i = sorted; i < want; i++) {
-            if (i > 0 && above >= p) {  // always keep the most likely
-                keep = i;
-                break;
-            }
-            above += std::exp((double)logits[ids[i]] - max) / z;
-        }
-        if (keep == 0 && want == ids.size()) keep = ids.size();
-        sorted = want;
-        want = std::min(ids.size(), want * 2);
+    // Only the tokens within D logits of the max can be kept: each of the
+    // n tokens below weighs less than e^-D of the max's 1, so together they
+    // hold under n e^-D = z (1 - p - 1e-9) of z, and the tokens above hold
+    // more than p of the mass (the 1e-9 covers rounding). Those above are a
+    // prefix of the order by likelihood (equal logits fall on one side):
+    // typically a few thousand of a 49k vocabulary.
+    size_t near = ids.size();  // ids[0, near): the tokens within D; the rest after them
+    const double slack = 1.0 - (double)p - 1e-9;
+    if (slack > 0.0) {
+        const double reach = -std::log((double)ids.size() / (z * slack));  // -D
+        near = std::partition(ids.begin(), ids.end(), [&](int32_t i) { return (double)logits[i] - max >= reach; }) -
+               ids.begin();
     }
-    for (size_t i = keep; i < ids.size(); i++) logits[ids[i]] = kRemoved;
+    // Of those, select (nth_element, linear) a prefix of the order that
+    // holds clearly more than p in any order of summation, doubling it
+    // until it does, and sort just that prefix. The walk over it, most
+    // likely first, then keeps exactly what a walk over the whole sorted row
+    // would: the margin covers the rounding between orders of summation.
+    auto by_likelihood = [&](int32_t a, int32_t b) { return more_likely(logits, a, b); };
+    size_t selected = 0, want = std::min<size_t>(64, near);
+    double mass = 0.0;
+    for (;;) {
+        if (want < near) std::nth_element(ids.begin() + selected, ids.begin() + want, ids.begin() + near, by_likelihood);
+        for (size_t i = selected; i < want; i++) mass += std::exp((double)logits[ids[i]] - max) / z;
+        selected = want;
+        if (mass >= (double)p + 1e-9 || want == near) break;
+        want = std::min(near, want * 2);
+    }
+    std::sort(ids.begin(), ids.begin() + selected, by_likelihood);
+    double above = 0.0;  // the probability of the tokens before this one
+    size_t keep = selected;
+    for (size_t i = 0; i < selected; i++) {
+        if (i > 0 && above >= p) {  // always keep the most likely
+            keep = i;
+            break;
+        }
+        above += std::exp((double)logits[ids[i]] - max) / z;
+    }
+    for (size_t i = keep; i < ids.size(); i++) logits[ids[i]] = kRemoved;  // the rest, selected or not
 }
 
 void apply_min_p(float* logits, int64_t n_vocab, float min_p) {
