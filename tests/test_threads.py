@@ -80,6 +80,8 @@ def test_streams_generate_and_eval_on_different_threads(llm):
 def test_an_engine_stepped_on_one_thread_while_another_adds_and_aborts(smollm2_gguf):
     engine = LLMEngine(str(smollm2_gguf), n_threads=2, n_ctx=256, max_num_seqs=4)
     params = SamplingParams(temperature=0.0, max_tokens=8, ignore_eos=True)
+    # the requests aborted right after they are added cannot finish first, however the threads interleave
+    long = SamplingParams(temperature=0.0, max_tokens=200, ignore_eos=True)
     stop = threading.Event()
     finished = {}
 
@@ -92,7 +94,7 @@ def test_an_engine_stepped_on_one_thread_while_another_adds_and_aborts(smollm2_g
     def adder():
         try:
             for i in range(40):
-                engine.add_request(f"r{i}", PROMPTS[i % len(PROMPTS)], params)
+                engine.add_request(f"r{i}", PROMPTS[i % len(PROMPTS)], long if i % 3 == 2 else params)
                 if i % 3 == 2:
                     engine.abort_request(f"r{i}")
         finally:

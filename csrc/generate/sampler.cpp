@@ -21,10 +21,12 @@ std::string num(double v) {
 }
 
 // Token ids of the row that are still candidates, in id order.
-void candidates_by_logit(const float* logits, int64_t n_vocab, std::vector<int32_t>& ids) {
-    ids.clear();
+std::vector<int32_t> candidates(const float* logits, int64_t n_vocab) {
+    std::vector<int32_t> ids;
+    ids.reserve((size_t)n_vocab);
     for (int64_t i = 0; i < n_vocab; i++)
         if (logits[i] != kRemoved) ids.push_back((int32_t)i);
+    return ids;
 }
 
 bool more_likely(const float* logits, int32_t a, int32_t b) {
@@ -114,9 +116,7 @@ void apply_top_k(float* logits, int64_t n_vocab, int32_t k) {
 
 void apply_top_p(float* logits, int64_t n_vocab, float p) {
     if (p >= 1.0f) return;
-    std::vector<int32_t> ids;
-    ids.reserve((size_t)n_vocab);
-    candidates_by_logit(logits, n_vocab, ids);
+    std::vector<int32_t> ids = candidates(logits, n_vocab);
     if (ids.empty()) return;
     const float max = *std::max_element(logits, logits + n_vocab);
     double z = 0.0;

@@ -338,12 +338,12 @@ class _TextStream:
     """The text deltas of one request as the engine steps. Closing it early
     (or dropping it) aborts the request, so its KV blocks go back at once.
     Several streams (and generate() calls) may be open on one LLM: the
-    router keeps each one's outputs for it."""
+    router keeps each one's outputs for it (LLM._add_all watches the request
+    before it is queued)."""
 
     def __init__(self, router: StepRouter, request_id: str):
         self._router, self._id, self._finished = router, request_id, False
         self._pending: List[str] = []
-        router.watch([request_id])
 
     def __iter__(self):
         return self
