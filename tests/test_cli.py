@@ -46,7 +46,7 @@ def test_help_lists_the_options():
     r = run("--help")
     assert r.returncode == 0
     for flag in ("--info", "--bench", "--prompt", "--max-tokens", "--no-chat", "--chat-format", "--threads", "--ctx",
-                 "--kv-type", "--tokens", "HEARTH_KERNELS"):
+                 "--kv-type", "--tokens", "--logit-bias", "HEARTH_KERNELS"):
         assert flag in r.stdout
 
 
@@ -56,6 +56,10 @@ def test_help_lists_the_options():
     (["--tokens", "1,x"], "--tokens needs an integer >= 0, got 'x'"),
     (["--prompt-tokens"], "--prompt-tokens needs a value"),
     (["--frobnicate"], "unknown argument '--frobnicate'"),
+    (["--logit-bias", "12x"], r"--logit-bias needs TOKEN_ID\+BIAS or TOKEN_ID-BIAS \(e.g. 15043\+1\), got '12x'"),
+    (["-l", "5+"], "-l needs TOKEN_ID"),
+    (["-l", "-5+1"], "-l needs TOKEN_ID"),
+    (["-l", "5+inf"], "-l needs a finite bias"),
 ])
 def test_bad_flags_exit_2_naming_the_flag(model, args, words):
     r = run("-m", model, "--bench", *args)
@@ -133,6 +137,28 @@ def test_warnings_for_more_threads_than_cores_and_a_context_above_training(smoll
     assert "-c 9000 is above the model's training context 8192" in r.stderr
     r = run(smollm2_gguf, "-p", "Hi", "-n", 1, "--temp", 0, "-t", 1, "-c", 512)
     assert "warning" not in r.stderr
+
+
+def test_logit_bias_moves_the_greedy_answer_as_llama_cpp_s_flag_does(smollm2_gguf):
+    from hearthlm import LLM
+
+    tok = LLM(str(smollm2_gguf), vocab_only=True).get_tokenizer()
+    (paris,), (london,) = tok.encode(b" Paris", False), tok.encode(b" London", False)
+    ask = [smollm2_gguf, "-p", "The capital of France is", "--no-chat", "-n", 4, "--temp", 0]
+    plain = run(*ask)
+    assert plain.returncode == 0, plain.stderr
+    assert plain.stdout.startswith(" Paris")
+    banned = run(*ask, "-l", f"{paris}-100")
+    assert banned.returncode == 0, banned.stderr
+    assert not banned.stdout.startswith(" Paris") and banned.stdout.strip()
+    # two biases of one token add up, as llama.cpp's do
+    forced = run(*ask, "--logit-bias", f"{london}+50", "-l", f"{london}+50")
+    assert forced.stdout == " London London London London\n", forced.stdout
+    outside = run(*ask, "-l", "99999+1")
+    assert outside.returncode == 1
+    assert "--logit-bias: token id 99999 is outside the vocabulary [0, 49152)" in outside.stderr
+    beams = run(*ask, "-l", f"{paris}+1", "--beams", 2)
+    assert beams.returncode == 2 and "logit_bias does not work with beam search" in beams.stderr
 
 
 def test_ctrl_c_in_p_mode_stops_with_status_130(smollm2_gguf):

@@ -6,6 +6,7 @@
 #include <atomic>
 #include <cerrno>
 #include <chrono>
+#include <cmath>
 #include <csignal>
 #include <cstdio>
 #include <cstdlib>
@@ -13,6 +14,7 @@
 #include <random>
 #include <string>
 #include <thread>
+#include <utility>
 #include <vector>
 
 #include <unistd.h>
@@ -64,6 +66,9 @@ const char* kUsage =
     "  --repeat-penalty R     Hugging Face's repetition penalty (default 1.0: off)\n"
     "  --presence-penalty X   OpenAI's presence penalty (default 0)\n"
     "  --frequency-penalty X  OpenAI's frequency penalty (default 0)\n"
+    "  -l, --logit-bias ID+B  add B to token ID's logit before sampling (ID-B subtracts it; llama.cpp's\n"
+    "                         form, e.g. -l 2+1.5 or -l 2-100, which all but bans token 2); may be\n"
+    "                         given several times, and biases of one token add up\n"
     "  --stop TEXT            stop the answer at TEXT (may be given several times)\n"
     "  --ignore-eos           do not stop at the end-of-generation token (only -n or the context ends it)\n"
     "  --beams N              beam search with N beams (deterministic; the answer comes at once)\n"
@@ -137,6 +142,27 @@ int64_t parse_int(const std::string& flag, const char* v, int64_t min) {
     return x;
 }
 
+// llama.cpp's TOKEN_ID(+|-)BIAS: "15043+1", "15043-0.5".
+std::pair<int32_t, float> parse_logit_bias(const std::string& flag, const char* v) {
+    const std::string text = v;
+    const size_t sign = text.find_first_of("+-", 1);
+    auto bad = [&]() {
+        return UsageError{flag + " needs TOKEN_ID+BIAS or TOKEN_ID-BIAS (e.g. 15043+1), got '" + text + "'"};
+    };
+    if (text.empty() || sign == std::string::npos || sign + 1 == text.size()) throw bad();
+    const std::string id_text = text.substr(0, sign);
+    char* end = nullptr;
+    errno = 0;
+    const long long id = std::strtoll(id_text.c_str(), &end, 10);
+    if (errno || end == id_text.c_str() || *end || id < 0 || id > INT32_MAX) throw bad();
+    const std::string bias_text = text.substr(sign + 1);
+    errno = 0;
+    const double bias = std::strtod(bias_text.c_str(), &end);
+    if (errno || end == bias_text.c_str() || *end || bias_text[0] == '+' || bias_text[0] == '-') throw bad();
+    if (!std::isfinite(bias)) throw UsageError{flag + " needs a finite bias (-100 all but bans a token), got '" + text + "'"};
+    return {(int32_t)id, (float)(text[sign] == '-' ? -bias : bias)};
+}
+
 Args parse_args(int argc, char** argv) {
     Args a;
     for (int i = 1; i < argc; i++) {
@@ -194,6 +220,9 @@ Args parse_args(int argc, char** argv) {
             a.params.sampling.presence_penalty = (float)parse_float(f, value());
         } else if (f == "--frequency-penalty") {
             a.params.sampling.frequency_penalty = (float)parse_float(f, value());
+        } else if (f == "-l" || f == "--logit-bias") {
+            const auto [token, bias] = parse_logit_bias(f, value());
+            a.params.sampling.logit_bias[token] += bias;
         } else if (f == "--stop") {
             a.params.generation.stop.push_back(value());
         } else if (f == "--ignore-eos") {
@@ -424,6 +453,12 @@ Loaded load(const Args& a) {
     }
     c.kv_cache_tokens = n_ctx * std::max<int64_t>(1, a.params.beam.num_beams);
     l.engine = std::make_unique<Engine>(*l.model, l.tokenizer.get(), c);
+    for (const auto& [token, bias] : a.params.sampling.logit_bias) {  // said before any turn
+        if (token >= l.model->n_vocab()) {
+            throw Error("--logit-bias: token id " + std::to_string(token) + " is outside the vocabulary [0, " +
+                        std::to_string(l.model->n_vocab()) + ")");
+        }
+    }
     l.load_seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
     return l;
 }
