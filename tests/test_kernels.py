@@ -488,6 +488,34 @@ def test_scaled_softmax_matches_numpy(kernel, n):
     assert got.sum() == pytest.approx(1.0, abs=1e-5)
 
 
+def exp_shifted_inputs():
+    rng = np.random.default_rng(11)
+    special = np.array([0.0, -0.0, -1e-30, -86.99, -87.0, -87.01, -100.0, -np.inf, 0.34657359, -0.34657359,
+                        0.6931472, -0.6931472, -1.0, -20.5, -43.5], dtype=np.float32)
+    # the sampler's range, l - max <= 0, dense near 0 where the mass is
+    wide = np.concatenate([-rng.exponential(3.0, 3001), -rng.uniform(0, 90, 3001)]).astype(np.float32)
+    return np.concatenate([special, wide])
+
+
+def test_exp_shifted_is_bit_identical_on_every_set_and_within_2_ulp_of_exp():
+    x = exp_shifted_inputs()
+    shift = np.float32(1.5)
+    got = {k: core.testing.kernel_exp_shifted(k, x + shift, shift) for k in core.supported_kernels()}
+    ref = got["scalar"]
+    for k, y in got.items():  # a seeded draw must not depend on the CPU
+        np.testing.assert_array_equal(y, ref, err_msg=k)
+    t = (x + shift).astype(np.float32) - shift  # the kernels' own float32 subtraction
+    want = np.exp(t.astype(np.float64))
+    live = t >= -87.0
+    assert np.all(ref[~live] == 0.0)
+    ulp = np.spacing(want[live].astype(np.float32)).astype(np.float64)
+    assert np.max(np.abs(ref[live] - want[live]) / ulp) <= 2.0
+    # every length: the SIMD bodies and their tails agree
+    for n in (1, 7, 8, 9, 15, 16, 17, 33):
+        for k in got:
+            np.testing.assert_array_equal(core.testing.kernel_exp_shifted(k, x[:n] + shift, shift), ref[:n], err_msg=k)
+
+
 def f16_conversion_inputs():
     rng = np.random.default_rng(5)
     special = np.array([0.0, -0.0, np.inf, -np.inf, 65504.0, -65504.0, 65519.99, 65520.0, 1e6, -1e6,

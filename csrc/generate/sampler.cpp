@@ -6,6 +6,7 @@
 #include <string>
 
 #include "base/error.h"
+#include "kernels/kernels.h"
 
 namespace hearth {
 
@@ -118,7 +119,7 @@ void apply_top_p(float* logits, int64_t n_vocab, float p) {
     if (p >= 1.0f) return;
     std::vector<int32_t> ids = candidates(logits, n_vocab);
     if (ids.empty()) return;
-    const float max = *std::max_element(logits, logits + n_vocab);
+    const float max = logits[argmax(logits, n_vocab)];
     double z = 0.0;
     for (int32_t i : ids) z += std::exp((double)logits[i] - max);
     // Only the tokens within D logits of the max can be kept: each of the
@@ -172,7 +173,21 @@ void apply_min_p(float* logits, int64_t n_vocab, float min_p) {
 }
 
 int32_t argmax(const float* logits, int64_t n_vocab) {
-    return (int32_t)(std::max_element(logits, logits + n_vocab) - logits);
+    // the largest value, as 8 running maxima (a loop the compiler vectorizes;
+    // std::max_element's one chain of compares took 40 µs over 49k logits),
+    // then the first token that has it
+    constexpr int kLanes = 8;
+    float lane[kLanes];
+    for (int l = 0; l < kLanes; l++) lane[l] = -std::numeric_limits<float>::infinity();
+    int64_t i = 0;
+    for (; i + kLanes <= n_vocab; i += kLanes)
+        for (int l = 0; l < kLanes; l++) lane[l] = logits[i + l] > lane[l] ? logits[i + l] : lane[l];
+    for (; i < n_vocab; i++) lane[0] = logits[i] > lane[0] ? logits[i] : lane[0];
+    float max = lane[0];
+    for (int l = 1; l < kLanes; l++) max = lane[l] > max ? lane[l] : max;
+    for (i = 0; i < n_vocab; i++)
+        if (logits[i] == max) return (int32_t)i;
+    return 0;  // every logit NaN
 }
 
 float log_prob(const float* logits, int64_t n_vocab, int32_t token) {
@@ -224,21 +239,47 @@ int32_t Sampler::sample(float* logits, int64_t n_vocab, const std::vector<int32_
     apply_top_p(logits, n_vocab, p_.top_p);
     apply_min_p(logits, n_vocab, p_.min_p);
 
-    // draw from softmax over what is left, walking the ids in order
+    return draw(logits, n_vocab);
+}
+
+// A token from softmax over what is left: the first whose running sum of
+// weights, in id order, passes uniform() times their total. The weights are
+// the kernels' e^(l - max) (the same on every CPU, a few hundred µs less than
+// std::exp over a 49k vocabulary); they are summed in double by blocks of
+// kBlock tokens, so that the walk skips whole blocks and adds weights one
+// by one only inside the block where the sum passes the target.
+int32_t Sampler::draw(const float* logits, int64_t n_vocab) {
+    constexpr int64_t kBlock = 64;
     const float max = logits[argmax(logits, n_vocab)];
+    weights_.resize((size_t)n_vocab);
+    kernels().exp_shifted(logits, n_vocab, max, weights_.data());  // removed tokens (-inf) weigh 0
+    const float* w = weights_.data();
+    const int64_t n_blocks = (n_vocab + kBlock - 1) / kBlock;
+    block_sums_.resize((size_t)n_blocks);
     double z = 0.0;
-    for (int64_t i = 0; i < n_vocab; i++)
-        if (logits[i] != kRemoved) z += std::exp((double)logits[i] - max);
-    const double target = uniform() * z;
-    double cum = 0.0;
-    int32_t last = -1;
-    for (int64_t i = 0; i < n_vocab; i++) {
-        if (logits[i] == kRemoved) continue;
-        cum += std::exp((double)logits[i] - max);
-        last = (int32_t)i;
-        if (cum > target) return last;
+    for (int64_t b = 0; b < n_blocks; b++) {
+        double s = 0.0;
+        for (int64_t i = b * kBlock; i < std::min(n_vocab, (b + 1) * kBlock); i++) s += w[i];
+        block_sums_[b] = s;
+        z += s;
     }
-    return last;  // rounding left target at the very end
+    const double target = uniform() * z;
+    double before = 0.0;  // the sum of the blocks before this one
+    for (int64_t b = 0; b < n_blocks; b++) {
+        if (before + block_sums_[b] > target) {
+            double cum = before;
+            for (int64_t i = b * kBlock; i < std::min(n_vocab, (b + 1) * kBlock); i++) {
+                if (logits[i] == kRemoved) continue;
+                cum += w[i];
+                if (cum > target) return (int32_t)i;
+            }
+        }
+        before += block_sums_[b];
+    }
+    // rounding left the target at the very end: the last token not removed
+    for (int64_t i = n_vocab - 1; i >= 0; i--)
+        if (logits[i] != kRemoved) return (int32_t)i;
+    return -1;
 }
 
 }  // namespace hearth

@@ -74,8 +74,13 @@ public:
     double uniform();
 
 private:
+    int32_t draw(const float* logits, int64_t n_vocab);
+
     SamplingParams p_;
     std::mt19937_64 rng_;  // fully specified by the standard: the same draws everywhere
+    // the draw's scratch, kept between draws: each token's weight, each block's sum
+    std::vector<float> weights_;
+    std::vector<double> block_sums_;
 };
 
 }  // namespace hearth

@@ -22,6 +22,7 @@
 #include "kernels/float_tiling.h"
 #include "gguf/k_quants.h"
 #include "kernels/kernels.h"
+#include "kernels/sampler_exp.h"
 
 namespace hearth {
 namespace {
@@ -489,11 +490,41 @@ void accumulate_f16(const float* w, const uint16_t* v, int64_t n, int64_t hd, fl
 
 }  // namespace
 
+namespace {
+
+// sampler_exp_one on 8 lanes: the same operations, unfused.
+void exp_shifted(const float* x, int64_t n, float shift, float* y) {
+    using namespace sampler_exp;
+    const __m256 s = _mm256_set1_ps(shift);
+    int64_t i = 0;
+    for (; i + 8 <= n; i += 8) {
+        const __m256 t = _mm256_sub_ps(_mm256_loadu_ps(x + i), s);
+        const __m256 keep = _mm256_cmp_ps(t, _mm256_set1_ps(kLowest), _CMP_GE_OQ);
+        const __m256 nf = _mm256_sub_ps(_mm256_add_ps(_mm256_mul_ps(t, _mm256_set1_ps(kLog2e)), _mm256_set1_ps(kRound)),
+                                        _mm256_set1_ps(kRound));
+        const __m256 r = _mm256_sub_ps(_mm256_sub_ps(t, _mm256_mul_ps(nf, _mm256_set1_ps(kLn2Hi))),
+                                       _mm256_mul_ps(nf, _mm256_set1_ps(kLn2Lo)));
+        const __m256 z = _mm256_mul_ps(r, r);
+        __m256 p = _mm256_add_ps(_mm256_mul_ps(_mm256_set1_ps(kP0), r), _mm256_set1_ps(kP1));
+        p = _mm256_add_ps(_mm256_mul_ps(p, r), _mm256_set1_ps(kP2));
+        p = _mm256_add_ps(_mm256_mul_ps(p, r), _mm256_set1_ps(kP3));
+        p = _mm256_add_ps(_mm256_mul_ps(p, r), _mm256_set1_ps(kP4));
+        p = _mm256_add_ps(_mm256_mul_ps(p, r), _mm256_set1_ps(kP5));
+        const __m256 v = _mm256_add_ps(_mm256_add_ps(_mm256_mul_ps(p, z), r), _mm256_set1_ps(1.0f));
+        const __m256i scaled = _mm256_add_epi32(_mm256_castps_si256(v), _mm256_slli_epi32(_mm256_cvtps_epi32(nf), 23));
+        _mm256_storeu_ps(y + i, _mm256_and_ps(_mm256_castsi256_ps(scaled), keep));
+    }
+    for (; i < n; i++) y[i] = sampler_exp_one(x[i], shift);
+}
+
+}  // namespace
+
 const KernelTable& avx2_kernels() {
     static const KernelTable table = {
         "avx2", matmul, quantize_q16a, quantize_q8a, avx2_q8a_packed_row_bytes, avx2_pack_q8a, avx2_pack_q8a_weights,
         axpy_f32, axpy_f16, f32_to_f16_row,
         scores_f32, scores_f16, scores4_f32, scores4_f16, accumulate_f32, accumulate_f16, f16_to_f32_row, scaled_softmax, silu_mul,
+        exp_shifted,
     };
     return table;
 }

@@ -37,6 +37,7 @@
 #include "kernels/group_tiling.h"
 #include "gguf/k_quants.h"
 #include "kernels/kernels.h"
+#include "kernels/sampler_exp.h"
 
 namespace hearth {
 namespace {
@@ -608,6 +609,36 @@ void accumulate_f16(const float* w, const uint16_t* v, int64_t n, int64_t hd, fl
     }
 }
 
+// sampler_exp_one on 16 lanes: the same operations, unfused.
+inline __m512 exp_shifted16(__m512 x, __m512 shift) {
+    using namespace sampler_exp;
+    const __m512 t = _mm512_sub_ps(x, shift);
+    const __mmask16 keep = _mm512_cmp_ps_mask(t, _mm512_set1_ps(kLowest), _CMP_GE_OQ);
+    const __m512 nf = _mm512_sub_ps(_mm512_add_ps(_mm512_mul_ps(t, _mm512_set1_ps(kLog2e)), _mm512_set1_ps(kRound)),
+                                    _mm512_set1_ps(kRound));
+    const __m512 r = _mm512_sub_ps(_mm512_sub_ps(t, _mm512_mul_ps(nf, _mm512_set1_ps(kLn2Hi))),
+                                   _mm512_mul_ps(nf, _mm512_set1_ps(kLn2Lo)));
+    const __m512 z = _mm512_mul_ps(r, r);
+    __m512 p = _mm512_add_ps(_mm512_mul_ps(_mm512_set1_ps(kP0), r), _mm512_set1_ps(kP1));
+    p = _mm512_add_ps(_mm512_mul_ps(p, r), _mm512_set1_ps(kP2));
+    p = _mm512_add_ps(_mm512_mul_ps(p, r), _mm512_set1_ps(kP3));
+    p = _mm512_add_ps(_mm512_mul_ps(p, r), _mm512_set1_ps(kP4));
+    p = _mm512_add_ps(_mm512_mul_ps(p, r), _mm512_set1_ps(kP5));
+    const __m512 v = _mm512_add_ps(_mm512_add_ps(_mm512_mul_ps(p, z), r), _mm512_set1_ps(1.0f));
+    const __m512i scaled = _mm512_add_epi32(_mm512_castps_si512(v), _mm512_slli_epi32(_mm512_cvtps_epi32(nf), 23));
+    return _mm512_maskz_mov_ps(keep, _mm512_castsi512_ps(scaled));
+}
+
+void exp_shifted(const float* x, int64_t n, float shift, float* y) {
+    const __m512 s = _mm512_set1_ps(shift);
+    int64_t i = 0;
+    for (; i + 16 <= n; i += 16) _mm512_storeu_ps(y + i, exp_shifted16(_mm512_loadu_ps(x + i), s));
+    if (i < n) {
+        const __mmask16 m = tail_mask(n - i);
+        _mm512_mask_storeu_ps(y + i, m, exp_shifted16(_mm512_maskz_loadu_ps(m, x + i), s));
+    }
+}
+
 }  // namespace
 
 const KernelTable& avx512_kernels() {
@@ -615,6 +646,7 @@ const KernelTable& avx512_kernels() {
         "avx512", matmul, quantize_q16a, quantize_q8a, avx512_q8a_packed_row_bytes, avx512_pack_q8a, avx512_pack_q8a_weights,
         axpy_f32, axpy_f16, f32_to_f16_row,
         scores_f32, scores_f16, scores4_f32, scores4_f16, accumulate_f32, accumulate_f16, f16_to_f32_row, scaled_softmax, silu_mul,
+        exp_shifted,
     };
     return table;
 }

@@ -110,6 +110,11 @@ struct KernelTable {
     // gate[i] = silu(gate[i]) * up[i], SwiGLU's gating (the SIMD sets use the
     // same polynomial exp as scaled_softmax).
     void (*silu_mul)(float* gate, const float* up, int64_t n);
+
+    // The sampler's weights: y[i] = e^(x[i] - shift), 0 below e^-87 and for
+    // x = -inf, by sampler_exp.h's operations: bit for bit the same in every
+    // set, so that a seeded draw does not depend on the CPU.
+    void (*exp_shifted)(const float* x, int64_t n, float shift, float* y);
 };
 
 // Bytes of a row of k weights of type t as pack_q8a_weights writes it, the

@@ -336,6 +336,11 @@ void bind_kernels(py::module_& m, py::module_& testing) {
         table(name).scaled_softmax(out.mutable_data(), x.size(), scale);
         return out;
     }, "softmax(scale * x) (x is not modified).");
+    testing.def("kernel_exp_shifted", [](const std::string& name, const carray<float>& x, float shift) {
+        py::array_t<float> out(x.size());
+        table(name).exp_shifted(x.data(), x.size(), shift, out.mutable_data());
+        return out;
+    }, "The sampler's weights e^(x - shift), 0 below e^-87.");
     testing.def("kernel_scores", [](const std::string& name, const carray<float>& q, py::array kt) {
         // kt: [hd, kBlockKeys] float32 or float16 bits (uint16), dimension-major
         py::array_t<float> out(kBlockKeys);
