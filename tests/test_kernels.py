@@ -516,6 +516,26 @@ def test_exp_shifted_is_bit_identical_on_every_set_and_within_2_ulp_of_exp():
             np.testing.assert_array_equal(core.testing.kernel_exp_shifted(k, x[:n] + shift, shift), ref[:n], err_msg=k)
 
 
+def test_exp_shifted_f64_is_bit_identical_on_every_set_and_within_2_ulp_of_exp():
+    x = np.concatenate([exp_shifted_inputs(), -np.linspace(0, 720, 2001, dtype=np.float32)])
+    shift = np.float32(2.25)
+    xs = x + shift
+    got = {k: core.testing.kernel_exp_shifted_f64(k, xs, shift) for k in core.supported_kernels()}
+    ref = got["scalar"]
+    assert ref.dtype == np.float64
+    for k, y in got.items():
+        np.testing.assert_array_equal(y, ref, err_msg=k)
+    t = xs.astype(np.float64) - np.float64(shift)
+    live = t >= -708.0
+    assert np.all(ref[~live] == 0.0)
+    want = np.exp(t[live].astype(np.longdouble))  # 80-bit on x86: a reference finer than a double
+    ulp = np.spacing(want.astype(np.float64))
+    assert float(np.max(np.abs(ref[live].astype(np.longdouble) - want) / ulp)) <= 2.0
+    for n in (1, 3, 4, 5, 7, 8, 9, 17):
+        for k in got:
+            np.testing.assert_array_equal(core.testing.kernel_exp_shifted_f64(k, xs[:n], shift), ref[:n], err_msg=k)
+
+
 def f16_conversion_inputs():
     rng = np.random.default_rng(5)
     special = np.array([0.0, -0.0, np.inf, -np.inf, 65504.0, -65504.0, 65519.99, 65520.0, 1e6, -1e6,

@@ -639,6 +639,35 @@ void exp_shifted(const float* x, int64_t n, float shift, float* y) {
     }
 }
 
+// sampler_exp64_one on 8 lanes: the same operations, unfused.
+inline __m512d exp_shifted8_f64(__m256 x, __m512d shift) {
+    using namespace sampler_exp64;
+    const __m512d round = _mm512_set1_pd(kRound);
+    const __m512d t = _mm512_sub_pd(_mm512_cvtps_pd(x), shift);
+    const __mmask8 keep = _mm512_cmp_pd_mask(t, _mm512_set1_pd(kLowest), _CMP_GE_OQ);
+    const __m512d shifted = _mm512_add_pd(_mm512_mul_pd(t, _mm512_set1_pd(kLog2e)), round);
+    const __m512d nf = _mm512_sub_pd(shifted, round);
+    const __m512i ni = _mm512_sub_epi64(_mm512_castpd_si512(shifted), _mm512_castpd_si512(round));
+    const __m512d r = _mm512_sub_pd(_mm512_sub_pd(t, _mm512_mul_pd(nf, _mm512_set1_pd(kLn2Hi))),
+                                    _mm512_mul_pd(nf, _mm512_set1_pd(kLn2Lo)));
+    __m512d p = _mm512_set1_pd(kC[0]);
+    for (int k = 1; k < 12; k++) p = _mm512_add_pd(_mm512_mul_pd(p, r), _mm512_set1_pd(kC[k]));
+    p = _mm512_add_pd(_mm512_mul_pd(p, r), _mm512_set1_pd(1.0));
+    const __m512d v = _mm512_add_pd(_mm512_mul_pd(p, r), _mm512_set1_pd(1.0));
+    const __m512i scaled = _mm512_add_epi64(_mm512_castpd_si512(v), _mm512_slli_epi64(ni, 52));
+    return _mm512_maskz_mov_pd(keep, _mm512_castsi512_pd(scaled));
+}
+
+void exp_shifted_f64(const float* x, int64_t n, float shift, double* y) {
+    const __m512d s = _mm512_set1_pd((double)shift);
+    int64_t i = 0;
+    for (; i + 8 <= n; i += 8) _mm512_storeu_pd(y + i, exp_shifted8_f64(_mm256_loadu_ps(x + i), s));
+    if (i < n) {
+        const __mmask8 m = (__mmask8)((1u << (n - i)) - 1);
+        _mm512_mask_storeu_pd(y + i, m, exp_shifted8_f64(_mm256_maskz_loadu_ps(m, x + i), s));
+    }
+}
+
 }  // namespace
 
 const KernelTable& avx512_kernels() {
@@ -646,7 +675,7 @@ const KernelTable& avx512_kernels() {
         "avx512", matmul, quantize_q16a, quantize_q8a, avx512_q8a_packed_row_bytes, avx512_pack_q8a, avx512_pack_q8a_weights,
         axpy_f32, axpy_f16, f32_to_f16_row,
         scores_f32, scores_f16, scores4_f32, scores4_f16, accumulate_f32, accumulate_f16, f16_to_f32_row, scaled_softmax, silu_mul,
-        exp_shifted,
+        exp_shifted, exp_shifted_f64,
     };
     return table;
 }

@@ -115,6 +115,10 @@ struct KernelTable {
     // x = -inf, by sampler_exp.h's operations: bit for bit the same in every
     // set, so that a seeded draw does not depend on the CPU.
     void (*exp_shifted)(const float* x, int64_t n, float shift, float* y);
+    // The same in double (y[i] = e^((double)x[i] - shift), 0 below e^-708),
+    // for the sums that need a double's rounding: top-p's, min-p's, the
+    // log-probabilities'.
+    void (*exp_shifted_f64)(const float* x, int64_t n, float shift, double* y);
 };
 
 // Bytes of a row of k weights of type t as pack_q8a_weights writes it, the

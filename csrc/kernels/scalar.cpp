@@ -274,13 +274,17 @@ void exp_shifted(const float* x, int64_t n, float shift, float* y) {
     for (int64_t i = 0; i < n; i++) y[i] = sampler_exp_one(x[i], shift);
 }
 
+void exp_shifted_f64(const float* x, int64_t n, float shift, double* y) {
+    for (int64_t i = 0; i < n; i++) y[i] = sampler_exp64_one(x[i], shift);
+}
+
 }  // namespace
 
 const KernelTable& scalar_kernels() {
     static const KernelTable table = {
         "scalar", matmul, quantize_q16a, quantize_q8a, q8a_packed_row_bytes, pack_q8a, nullptr, axpy_f32, axpy_f16, f32_to_f16_row,
         scores_f32, scores_f16, scores4_f32, scores4_f16, accumulate_f32, accumulate_f16, f16_to_f32_row, scaled_softmax, silu_mul,
-        exp_shifted,
+        exp_shifted, exp_shifted_f64,
     };
     return table;
 }

@@ -341,6 +341,11 @@ void bind_kernels(py::module_& m, py::module_& testing) {
         table(name).exp_shifted(x.data(), x.size(), shift, out.mutable_data());
         return out;
     }, "The sampler's weights e^(x - shift), 0 below e^-87.");
+    testing.def("kernel_exp_shifted_f64", [](const std::string& name, const carray<float>& x, float shift) {
+        py::array_t<double> out(x.size());
+        table(name).exp_shifted_f64(x.data(), x.size(), shift, out.mutable_data());
+        return out;
+    }, "e^((double)x - shift) in double, 0 below e^-708.");
     testing.def("kernel_scores", [](const std::string& name, const carray<float>& q, py::array kt) {
         // kt: [hd, kBlockKeys] float32 or float16 bits (uint16), dimension-major
         py::array_t<float> out(kBlockKeys);
