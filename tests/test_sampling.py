@@ -202,6 +202,23 @@ def test_draws_follow_the_processed_distribution(params):
     assert pvalue > 1e-3, (chi2, pvalue)
 
 
+@pytest.mark.parametrize("k", [1, 40, 999])
+def test_after_top_k_the_chain_on_the_tokens_left_draws_as_on_the_whole_row(k):
+    """The sampler runs top-p, min-p and the draw on the tokens top-k left,
+    gathered in id order: the same draws as the whole row with the others
+    removed beforehand (temperature keeps the order, so removing before it
+    keeps the same tokens), tied logits among them."""
+    for i, x in enumerate(rows(9, n=6)):
+        x = x.copy()
+        x[::7] = x[3]  # ties, some of them across the k-th value
+        kth = np.sort(x)[::-1][k - 1]
+        removed = np.where(x >= kth, x, np.float32(-np.inf)).astype(np.float32)
+        for params in (dict(temperature=0.9, top_p=0.9, min_p=0.02), dict(temperature=1.2)):
+            got = sampler(**params, top_k=k, seed=i).sample_many(x, 300)
+            want = sampler(**params, top_k=0, seed=i).sample_many(removed, 300)
+            assert got == want
+
+
 def test_same_seed_same_draws_and_another_seed_other_draws():
     x = np.random.default_rng(0).normal(0, 1, 500).astype(np.float32)
     a = sampler(seed=42).sample_many(x, 200)

@@ -110,9 +110,19 @@ void apply_temperature(float* logits, int64_t n_vocab, float temperature) {
 
 void apply_top_k(float* logits, int64_t n_vocab, int32_t k) {
     if (k <= 0 || k >= n_vocab) return;
-    std::vector<float> v(logits, logits + n_vocab);
-    std::nth_element(v.begin(), v.begin() + (k - 1), v.end(), std::greater<float>());
-    const float kth = v[k - 1];
+    // the k-th largest value (duplicates counted): a min-heap of the k
+    // largest so far, which few of a row's logits enter once it is full
+    // (nth_element over a copy of the row took some 400 µs over 49k logits)
+    std::vector<float> heap(logits, logits + k);
+    std::make_heap(heap.begin(), heap.end(), std::greater<float>());
+    for (int64_t i = k; i < n_vocab; i++) {
+        if (logits[i] > heap.front()) {
+            std::pop_heap(heap.begin(), heap.end(), std::greater<float>());
+            heap.back() = logits[i];
+            std::push_heap(heap.begin(), heap.end(), std::greater<float>());
+        }
+    }
+    const float kth = heap.front();
     for (int64_t i = 0; i < n_vocab; i++)
         if (logits[i] < kth) logits[i] = kRemoved;
 }
@@ -254,10 +264,27 @@ int32_t Sampler::sample(float* logits, int64_t n_vocab, const std::vector<int32_
 
     apply_temperature(logits, n_vocab, p_.temperature);
     apply_top_k(logits, n_vocab, p_.top_k);
-    apply_top_p(logits, n_vocab, p_.top_p);
-    apply_min_p(logits, n_vocab, p_.min_p);
-
-    return draw(logits, n_vocab);
+    if (p_.top_k <= 0 || p_.top_k >= n_vocab) {
+        apply_top_p(logits, n_vocab, p_.top_p);
+        apply_min_p(logits, n_vocab, p_.min_p);
+        return draw(logits, n_vocab);
+    }
+    // After top-k (llama.cpp's default keeps 40) the rest of the chain runs
+    // on the tokens left, side by side in id order: the same order, so the
+    // same ties and the same walk of the draw, without passes over a whole
+    // vocabulary of removed tokens.
+    left_ids_.clear();
+    left_.clear();
+    for (int64_t i = 0; i < n_vocab; i++) {
+        if (logits[i] == kRemoved) continue;
+        left_ids_.push_back((int32_t)i);
+        left_.push_back(logits[i]);
+    }
+    const int64_t n_left = (int64_t)left_.size();
+    apply_top_p(left_.data(), n_left, p_.top_p);
+    apply_min_p(left_.data(), n_left, p_.min_p);
+    const int32_t t = draw(left_.data(), n_left);
+    return t < 0 ? t : left_ids_[(size_t)t];
 }
 
 // A token from softmax over what is left: the first whose running sum of

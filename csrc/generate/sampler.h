@@ -66,8 +66,9 @@ class Sampler {
 public:
     explicit Sampler(const SamplingParams& p);
     const SamplingParams& params() const { return p_; }
-    // The next token for a row of logits (which it processes in place),
-    // given the tokens before it: the prompt's and the output's.
+    // The next token for a row of logits (which it uses as scratch: the row
+    // is left changed), given the tokens before it: the prompt's and the
+    // output's.
     int32_t sample(float* logits, int64_t n_vocab, const std::vector<int32_t>& prompt,
                    const std::vector<int32_t>& output);
     // A uniform double in [0, 1), 53 random bits (the draw; for tests).
@@ -81,6 +82,9 @@ private:
     // the draw's scratch, kept between draws: each token's weight, each block's sum
     std::vector<float> weights_;
     std::vector<double> block_sums_;
+    // after top-k: the tokens left, in id order, and their logits
+    std::vector<int32_t> left_ids_;
+    std::vector<float> left_;
 };
 
 }  // namespace hearth
