@@ -36,7 +36,7 @@ LIST_MODELS_FLAG = "--list-models"
 VALUE_FLAGS = {"--info", "-m", "--model", "-p", "--prompt", "-n", "--max-tokens", "--n-predict",
                "--prompt-tokens", "--gen-tokens", "--tokens", "--reps", "-t", "--threads", "-c", "--ctx",
                "--kv-type", "--system", "--temp", "--top-k", "--top-p", "--min-p", "--repeat-penalty",
-               "--presence-penalty", "--frequency-penalty", "--stop", "--beams", "--seed",
+               "--presence-penalty", "--frequency-penalty", "-l", "--logit-bias", "--stop", "--beams", "--seed",
                "--activations", "--chat-format", "-hf", "--hf-repo", "-hff", "--hf-file"}
 
 
