@@ -8,6 +8,11 @@ and reports microseconds per draw (the best of --reps; the row is copied
 before each draw, as the engine hands the sampler a fresh row).
 
     PYTHONPATH=python python bench/sampler.py MODEL.gguf
+
+With --engine N it also runs an LLMEngine with N sequences in flight (3 x N
+requests: prompts of 10-40 random words, 64-256 generated tokens each, the
+end token ignored) for each setting and greedy, and reports output tokens/s:
+what the sampler's cost means for a whole step.
 """
 from __future__ import annotations
 
@@ -75,12 +80,40 @@ def torch_us(rows, kw, draws, reps):
     return best * 1e6
 
 
+WORDS = ("time river stone market bread apple winter light house field story north garden letter music "
+         "window morning paper forest road summer table voice child friend water night city mountain").split()
+
+
+def engine_tokens_per_s(model, threads, in_flight, kw, seed=7) -> float:
+    """Output tokens/s of an LLMEngine keeping in_flight requests running."""
+    import random
+
+    from hearthlm import LLMEngine, SamplingParams
+
+    rng = random.Random(seed)
+    load = [(" ".join(rng.choice(WORDS) for _ in range(rng.randint(10, 40))), rng.randint(64, 256))
+            for _ in range(3 * in_flight)]
+    engine = LLMEngine(model, n_threads=threads, n_ctx=2048, max_num_seqs=max(1, in_flight))
+    queue, running, k = list(load), 0, 0
+    start = time.perf_counter()
+    while queue or engine.has_unfinished_requests():
+        while queue and running < in_flight:
+            prompt, n = queue.pop(0)
+            engine.add_request(str(k), prompt, SamplingParams(max_tokens=n, ignore_eos=True, seed=k, **kw))
+            k, running = k + 1, running + 1
+        running -= sum(o.finished for o in engine.step())
+    return sum(n for _, n in load) / (time.perf_counter() - start)
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("model", help="a GGUF file (its logits are the rows)")
     ap.add_argument("--rows", type=int, default=5, help="rows of logits: the last positions of the prompt")
     ap.add_argument("--draws", type=int, default=20, help="draws per row and repetition")
     ap.add_argument("--reps", type=int, default=15, help="repetitions; the best is reported")
+    ap.add_argument("--engine", type=int, default=0, metavar="N",
+                    help="also time an LLMEngine with N sequences in flight per setting (0: no)")
+    ap.add_argument("--threads", type=int, default=2, help="the engine's threads (with --engine)")
     args = ap.parse_args()
     llm = LLM(args.model, n_ctx=512)
     ids = llm.tokenize("time river stone market bread apple winter light house field story north garden letter")
@@ -94,6 +127,12 @@ def main() -> int:
         h = hearth_us(rows, kw, args.draws, args.reps)
         t = torch_us(rows, kw, args.draws, max(3, args.reps // 3))
         print(f"| {name} | {h:.0f} | {'' if t is None else f'{t:.0f}'} | {'' if t is None else f'{t / h:.2f}'} |")
+    if args.engine:
+        print(f"\n`LLMEngine`, {args.engine} sequences in flight, {args.threads} threads:\n")
+        print("| setting | output tokens/s |")
+        print("|---|---|")
+        for name, kw in [("greedy", dict(temperature=0.0))] + SETTINGS:
+            print(f"| {name} | {engine_tokens_per_s(args.model, args.threads, args.engine, kw):.1f} |", flush=True)
     return 0
 
 
