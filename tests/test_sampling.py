@@ -219,6 +219,15 @@ def test_after_top_k_the_chain_on_the_tokens_left_draws_as_on_the_whole_row(k):
             assert got == want
 
 
+@pytest.mark.parametrize("k", [0, 40])
+def test_a_row_with_every_token_removed_draws_minus_one_not_a_crash(k):
+    """(The engine never hands the sampler such a row: a grammar that allows
+    nothing is an error before it, and min_tokens is checked against the
+    allowed tokens. The sampler still answers -1 for one, with top-k too.)"""
+    x = np.full(100, -np.inf, dtype=np.float32)
+    assert sampler(top_k=k, seed=1).sample_many(x, 3) == [-1, -1, -1]
+
+
 def test_same_seed_same_draws_and_another_seed_other_draws():
     x = np.random.default_rng(0).normal(0, 1, 500).astype(np.float32)
     a = sampler(seed=42).sample_many(x, 200)

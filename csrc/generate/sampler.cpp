@@ -281,6 +281,7 @@ int32_t Sampler::sample(float* logits, int64_t n_vocab, const std::vector<int32_
         left_.push_back(logits[i]);
     }
     const int64_t n_left = (int64_t)left_.size();
+    if (n_left == 0) return -1;  // every token removed: as draw() says it
     apply_top_p(left_.data(), n_left, p_.top_p);
     apply_min_p(left_.data(), n_left, p_.min_p);
     const int32_t t = draw(left_.data(), n_left);
@@ -295,6 +296,7 @@ int32_t Sampler::sample(float* logits, int64_t n_vocab, const std::vector<int32_
 // by one only inside the block where the sum passes the target.
 int32_t Sampler::draw(const float* logits, int64_t n_vocab) {
     constexpr int64_t kBlock = 64;
+    if (n_vocab <= 0) return -1;
     const float max = logits[argmax(logits, n_vocab)];
     weights_.resize((size_t)n_vocab);
     kernels().exp_shifted(logits, n_vocab, max, weights_.data());  // removed tokens (-inf) weigh 0
