@@ -488,10 +488,6 @@ void accumulate_f16(const float* w, const uint16_t* v, int64_t n, int64_t hd, fl
     for (int64_t j = 0; j < n; j++) axpy_f16(w[j], v + j * hd, out, hd);
 }
 
-}  // namespace
-
-namespace {
-
 // sampler_exp_one on 8 lanes: the same operations, unfused.
 void exp_shifted(const float* x, int64_t n, float shift, float* y) {
     using namespace sampler_exp;
