@@ -18,7 +18,7 @@ from gguf.quants import dequantize, quantize  # noqa: E402
 
 core = pytest.importorskip("hearthlm._core")
 
-ALL_KERNELS = ["scalar", "avx2", "avx512"]
+ALL_KERNELS = ["scalar", "avx2", "avx512", "amx"]
 AVAILABLE = core.supported_kernels()
 
 F32, F16, Q4_0, Q4_1, Q5_0, Q5_1, Q8_0, BF16 = 0, 1, 2, 3, 6, 7, 8, 30
@@ -313,8 +313,8 @@ def test_quantize_activations_bit_identical_to_scalar(kernel, act, data):
 
 
 # Blocks per group of the SIMD sets' packed 8-bit activations (group_tiling.h).
-PACK_GROUP = {"avx2": 8, "avx512": 16}
-SHORT_TAIL = {"avx2": 0, "avx512": 4}  # last groups of at most this many blocks repeat their lanes
+PACK_GROUP = {"avx2": 8, "avx512": 16, "amx": 16}
+SHORT_TAIL = {"avx2": 0, "avx512": 4, "amx": 4}  # last groups of at most this many blocks repeat their lanes
 
 
 def expected_packed_row(d, s, qs, G, short_tail=0):
@@ -354,7 +354,38 @@ def test_packed_activations_follow_the_group_layout(kernel, nb):
     x = np.resize(x, 32 * nb).astype(np.float32) * np.float32(1 + nb / 7)
     d, s, qs = core.testing.kernel_quantize_q8a(kernel, x)
     packed = bytes(core.testing.kernel_pack_q8a(kernel, x))
-    assert packed == expected_packed_row(d, s, qs, PACK_GROUP[kernel], SHORT_TAIL[kernel])
+    want = expected_packed_row(d, s, qs, PACK_GROUP[kernel], SHORT_TAIL[kernel])
+    if kernel == "amx":  # avx512's groups, then the blocks' bytes in order (the tile unit's A tiles)
+        want += qs.astype(np.int8).tobytes()
+    assert packed == want
+
+
+# (rows, k, n_tokens) from 32 tokens on, where the amx set's tile unit takes
+# over: partial row and token tiles, every kind of last group (a short tail
+# of 1-4 blocks, narrow, whole), a single group, several
+AMX_SHAPES = [(37, 576, 32), (16, 544, 33), (129, 2080, 47), (7, 96, 40), (33, 32, 64), (20, 736, 35),
+              (48, 1024, 100), (17, 128, 49), (64, 1536, 36), (5, 160, 32)]
+
+
+@pytest.mark.parametrize("w_type", [Q4_0, Q4_1, Q8_0, Q5_0], ids=lambda t: TYPE_NAMES[t])
+@pytest.mark.parametrize("shape", AMX_SHAPES, ids=lambda s: "x".join(map(str, s)))
+def test_amx_matmul_gives_avx512s_bits(w_type, shape):
+    """The tile unit computes the same integers and the float work does the
+    same operations per output as avx512's, in another layout: the outputs
+    are avx512's bit for bit, for any rows [r0, r1) (so a request's logits
+    do not depend on the kernel path its rows took within the amx set)."""
+    if "amx" not in AVAILABLE:
+        pytest.skip("this CPU/build has no AMX")
+    rows, k, nt = shape
+    rng = np.random.default_rng(rows * 7919 + k * 31 + nt)
+    w = rng.standard_normal((rows, k)).astype(np.float32)
+    w[rng.random(rows) < 0.1] *= 50.0  # rows of larger scales
+    x = rng.standard_normal((nt, k)).astype(np.float32)
+    raw = quantize(w, QUANT_TYPES[w_type]).reshape(-1).view(np.uint8)
+    for r0, r1 in [(0, rows), (min(3, rows - 1), rows), (0, max(1, rows - 5))]:
+        want = core.testing.kernel_matmul("avx512", w_type, raw, rows, k, x, r0, r1)[:, r0:r1]
+        got = core.testing.kernel_matmul("amx", w_type, raw, rows, k, x, r0, r1)[:, r0:r1]
+        assert np.array_equal(got.view(np.uint32), want.view(np.uint32)), (r0, r1)
 
 
 # ----------------------------------------------------- attention helpers --

@@ -95,7 +95,7 @@ def test_the_two_turn_example_works_with_the_official_client(server, model_name)
 def test_startup_line_names_address_model_and_kernels(server):
     line = server.startup_line
     assert "SmolLM2-135M-Instruct" in line and "http://127.0.0.1:" in line
-    assert re.search(r"kernels (scalar|avx2|avx512)", line)
+    assert re.search(r"kernels (scalar|avx2|avx512|amx)", line)
 
 
 # ------------------------------------------------------------------- content --

@@ -89,7 +89,7 @@ const char* kUsage =
     "\n"
     "With no -m, the hearth command chats with SmolLM2-135M-Instruct, fetched once into\n"
     "~/.cache/hearthlm (HEARTH_CACHE sets the folder); hearth --list-models says what is there.\n"
-    "HEARTH_KERNELS=scalar|avx2|avx512 forces a kernel set.\n";
+    "HEARTH_KERNELS=scalar|avx2|avx512|amx forces a kernel set.\n";
 
 struct UsageError {
     std::string msg;

@@ -11,6 +11,10 @@
 #if HEARTH_X86_KERNELS && (defined(__GNUC__) || defined(__clang__))
 #include <cpuid.h>
 #endif
+#if HEARTH_AMX_KERNELS && defined(__linux__)
+#include <sys/syscall.h>
+#include <unistd.h>
+#endif
 
 namespace hearth {
 namespace {
@@ -44,16 +48,39 @@ bool cpu_has_avx512() {
 #endif
 }
 
+// AMX-TILE and AMX-INT8 (CPUID leaf 7, EDX bits 24 and 25), the OS saving
+// the tile state (XCR0 bits 17 and 18), and Linux's permission for this
+// process to use the tile data (asked once; refused on kernels before 5.16).
+bool cpu_has_amx() {
+#if HEARTH_AMX_KERNELS && defined(__linux__)
+    static const bool ok = [] {
+        if (!cpu_has_avx512()) return false;
+        unsigned eax, ebx, ecx, edx;
+        if (!__get_cpuid_count(7, 0, &eax, &ebx, &ecx, &edx) || !(edx & (1u << 24)) || !(edx & (1u << 25)))
+            return false;
+        unsigned xcr0_lo, xcr0_hi;
+        __asm__ volatile("xgetbv" : "=a"(xcr0_lo), "=d"(xcr0_hi) : "c"(0));
+        if ((xcr0_lo & (3u << 17)) != (3u << 17)) return false;
+        constexpr long kArchReqXcompPerm = 0x1023, kXfeatureXtiledata = 18;
+        return syscall(SYS_arch_prctl, kArchReqXcompPerm, kXfeatureXtiledata) == 0;
+    }();
+    return ok;
+#else
+    return false;
+#endif
+}
+
 const KernelTable& choose() {
     const char* forced = std::getenv("HEARTH_KERNELS");
     if (forced && *forced) {
         const KernelTable* t = kernels_by_name(forced);
         if (!t) {
             throw Error(std::string("HEARTH_KERNELS=") + forced +
-                        ": unknown kernel set or not supported by this CPU/build (choose scalar, avx2 or avx512)");
+                        ": unknown kernel set or not supported by this CPU/build (choose scalar, avx2, avx512 or amx)");
         }
         return *t;
     }
+    if (const KernelTable* t = kernels_by_name("amx")) return *t;
     if (const KernelTable* t = kernels_by_name("avx512")) return *t;
     if (const KernelTable* t = kernels_by_name("avx2")) return *t;
     return scalar_kernels();
@@ -66,6 +93,9 @@ const KernelTable* kernels_by_name(const char* name) {
 #if HEARTH_X86_KERNELS
     if (std::strcmp(name, "avx2") == 0) return cpu_has_avx2() ? &avx2_kernels() : nullptr;
     if (std::strcmp(name, "avx512") == 0) return cpu_has_avx512() ? &avx512_kernels() : nullptr;
+#endif
+#if HEARTH_AMX_KERNELS
+    if (std::strcmp(name, "amx") == 0) return cpu_has_amx() ? &amx_kernels() : nullptr;
 #endif
     return nullptr;
 }

@@ -1,7 +1,7 @@
 // The kernel table: every hot loop of the engine, implemented once per
 // instruction set (scalar.cpp is the reference, avx2.cpp and avx512.cpp the
 // fast paths) and chosen at run time from the CPU's features.
-// HEARTH_KERNELS=scalar|avx2|avx512 forces a path.
+// HEARTH_KERNELS=scalar|avx2|avx512|amx forces a path.
 //
 // Contract for every implementation:
 // - results equal the scalar reference within float rounding;
@@ -131,7 +131,7 @@ const KernelTable& kernels();
 // Switches the table in use, for tests and benchmarks; call it only while no
 // model is computing. Throws when the name is unknown or the CPU lacks it.
 void use_kernels(const char* name);
-// A table by name ("scalar", "avx2", "avx512"), or nullptr when this build or
+// A table by name ("scalar", "avx2", "avx512", "amx"), or nullptr when this build or
 // this CPU lacks it. For tests and benchmarks.
 const KernelTable* kernels_by_name(const char* name);
 
@@ -140,6 +140,9 @@ const KernelTable& scalar_kernels();
 #if HEARTH_X86_KERNELS
 const KernelTable& avx2_kernels();
 const KernelTable& avx512_kernels();
+// avx512 with its quantized matmuls of 5+ tokens on the tile unit (AMX-INT8);
+// bit for bit avx512's results.
+const KernelTable& amx_kernels();
 #endif
 // The 8-bit-activation entries of each set (avx2_q8.cpp, avx512_q8.cpp); the
 // set's matmul calls its matmul_q8a when x_type is Q8.
@@ -151,5 +154,8 @@ void avx512_matmul_q8a(const MatmulArgs& a);
 size_t avx512_q8a_packed_row_bytes(int64_t k);
 void avx512_pack_q8a(const block_q8a* x, int64_t k, void* out);
 void avx512_pack_q8a_weights(GgmlType t, const void* w, int64_t r0, int64_t r1, int64_t k, void* out);
+// A last group of at most this many blocks is avx512_q8.cpp's short tail,
+// summed apart from the full groups (amx.cpp follows it).
+constexpr int kAvx512ShortTail = 4;
 
 }  // namespace hearth

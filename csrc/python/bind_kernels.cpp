@@ -1,5 +1,5 @@
 // Test and benchmark hooks for the kernel tables (csrc/kernels): every entry
-// of a named table ("scalar", "avx2", "avx512") callable on numpy arrays, so
+// of a named table ("scalar", "avx2", "avx512", "amx") callable on numpy arrays, so
 // that tests compare the paths with each other and with numpy references.
 // Underscore-free names on purpose: they live in hearthlm._core, which is
 // private; nothing outside tests and bench/ should call them.
@@ -283,7 +283,7 @@ void check_same(int64_t a, int64_t b, const char* what) {
 void bind_kernels(py::module_& m, py::module_& testing) {
     m.def("supported_kernels", [] {
         std::vector<std::string> names;
-        for (const char* n : {"scalar", "avx2", "avx512"})
+        for (const char* n : {"scalar", "avx2", "avx512", "amx"})
             if (kernels_by_name(n)) names.push_back(n);
         return names;
     }, "Kernel sets this build and this CPU support, scalar first.");
