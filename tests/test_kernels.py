@@ -355,25 +355,25 @@ def test_packed_activations_follow_the_group_layout(kernel, nb):
     d, s, qs = core.testing.kernel_quantize_q8a(kernel, x)
     packed = bytes(core.testing.kernel_pack_q8a(kernel, x))
     want = expected_packed_row(d, s, qs, PACK_GROUP[kernel], SHORT_TAIL[kernel])
-    if kernel == "amx":  # avx512's groups, then the blocks' bytes in order (the tile unit's A tiles)
-        want += qs.astype(np.int8).tobytes()
+    if kernel == "amx":  # avx512's groups, then the blocks' bytes in order, their d, sum and d * sum
+        want += (qs.astype(np.int8).tobytes() + d.astype(np.float32).tobytes() + s.astype(np.int32).tobytes()
+                 + (d * s.astype(np.float32)).astype(np.float32).tobytes())
     assert packed == want
 
 
-# (rows, k, n_tokens) from 32 tokens on, where the amx set's tile unit takes
-# over: partial row and token tiles, every kind of last group (a short tail
-# of 1-4 blocks, narrow, whole), a single group, several
+# (rows, k, n_tokens) for the amx set's two paths (vpdpbusd up to 8 tokens,
+# the tile unit from 9): partial row tiles (its weights go in tiles of 16
+# rows) and token tiles (16), one block, a few, many
 AMX_SHAPES = [(37, 576, 32), (16, 544, 33), (129, 2080, 47), (7, 96, 40), (33, 32, 64), (20, 736, 35),
-              (48, 1024, 100), (17, 128, 49), (64, 1536, 36), (5, 160, 32)]
+              (48, 1024, 100), (17, 128, 49), (64, 1536, 36), (5, 160, 21)]
 
 
 @pytest.mark.parametrize("w_type", [Q4_0, Q4_1, Q8_0, Q5_0], ids=lambda t: TYPE_NAMES[t])
 @pytest.mark.parametrize("shape", AMX_SHAPES, ids=lambda s: "x".join(map(str, s)))
-def test_amx_matmul_gives_avx512s_bits(w_type, shape):
-    """The tile unit computes the same integers and the float work does the
-    same operations per output as avx512's, in another layout: the outputs
-    are avx512's bit for bit, for any rows [r0, r1) (so a request's logits
-    do not depend on the kernel path its rows took within the amx set)."""
+def test_amx_tile_unit_and_vpdpbusd_give_the_same_bits(w_type, shape):
+    """The amx set's outputs depend on (row, token, data) only: a token
+    alone (vpdpbusd) or among 8 to 100 (the tile unit), rows split at any
+    row, inside a tile of 16 or not."""
     if "amx" not in AVAILABLE:
         pytest.skip("this CPU/build has no AMX")
     rows, k, nt = shape
@@ -382,10 +382,19 @@ def test_amx_matmul_gives_avx512s_bits(w_type, shape):
     w[rng.random(rows) < 0.1] *= 50.0  # rows of larger scales
     x = rng.standard_normal((nt, k)).astype(np.float32)
     raw = quantize(w, QUANT_TYPES[w_type]).reshape(-1).view(np.uint8)
-    for r0, r1 in [(0, rows), (min(3, rows - 1), rows), (0, max(1, rows - 5))]:
-        want = core.testing.kernel_matmul("avx512", w_type, raw, rows, k, x, r0, r1)[:, r0:r1]
-        got = core.testing.kernel_matmul("amx", w_type, raw, rows, k, x, r0, r1)[:, r0:r1]
-        assert np.array_equal(got.view(np.uint32), want.view(np.uint32)), (r0, r1)
+    full = core.testing.kernel_matmul("amx", w_type, raw, rows, k, x, 0, rows)
+    for cuts in ([0, rows], [0, min(3, rows), rows], [0, rows // 2, rows], [0, 1, min(17, rows), rows]):
+        parts = np.full_like(full, np.nan)
+        for r0, r1 in zip(cuts[:-1], cuts[1:]):
+            parts[:, r0:r1] = core.testing.kernel_matmul("amx", w_type, raw, rows, k, x, r0, r1)[:, r0:r1]
+        assert np.array_equal(parts.view(np.uint32), full.view(np.uint32)), f"split {cuts} differs"
+    for groups in ([1] * nt, [3, 8, 1, nt - 12], [9, nt - 9], [nt - 5, 5], [16, nt - 16]):
+        t0 = 0
+        for g in groups:
+            y = core.testing.kernel_matmul("amx", w_type, raw, rows, k, x[t0:t0 + g], 0, rows)
+            assert np.array_equal(y.view(np.uint32), full[t0:t0 + g].view(np.uint32)), \
+                f"tokens {t0}..{t0 + g} computed {g} at a time differ"
+            t0 += g
 
 
 # ----------------------------------------------------- attention helpers --

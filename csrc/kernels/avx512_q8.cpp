@@ -43,7 +43,7 @@ namespace {
 constexpr int G = 16;  // blocks per group
 // A row's last group of at most this many blocks is a short tail (k = 576:
 // 16 + 2), computed for a row tile's rows at once (Kernel::pack_tails).
-constexpr int kShortTail = kAvx512ShortTail;
+constexpr int kShortTail = 4;
 
 using XG = XGroup<G>;
 static_assert(sizeof(XG) == 832, "XGroup layout");

@@ -140,7 +140,7 @@ MatmulArgs make_args(const GGUFTensor& w, const void* w_data, const MatmulInput&
     a.k = in.k;
     a.n_tokens = in.n_tokens;
     a.r0 = 0;
-    a.r1 = w.rows();
+    a.r1 = a.w_rows = w.rows();
     return a;
 }
 

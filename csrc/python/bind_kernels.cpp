@@ -80,6 +80,7 @@ Prepared prepare(const KernelTable& kt, int w_type, const carray<uint8_t>& w, in
     p.args.w = w.data();
     p.args.w_row_bytes = rb;
     p.args.k = k;
+    p.args.w_rows = rows;
     p.args.n_tokens = nt;
     p.args.x_type = activations_arg(activations);
     if (is_quantized(t) && p.args.x_type == Activations::Q16) {
