@@ -1,8 +1,8 @@
 // The AMX kernel set: for q4_0, q4_1 and q8_0 weights with 8-bit
 // activations, its own layout and matmuls, with Intel's tile unit
-// (AMX-INT8, Sapphire Rapids and later) doing the products of 9 tokens and
-// more; everything else is the AVX-512 set's. Compiled with the AVX-512
-// flags plus -mamx-tile -mamx-int8; only the amx_* entries have external
+// (AMX-INT8, Sapphire Rapids and later) doing the products of whole tiles
+// of 16 tokens; everything else is the AVX-512 set's. Compiled with the
+// AVX-512 flags plus -mamx-tile -mamx-int8; only amx_kernels() has external
 // linkage.
 //
 // The arithmetic, one (row, token) output: for each block b in order,
