@@ -89,7 +89,9 @@ def llama_cpp_perplexity(model, ids, n_ctx, max_chunks=None, n_threads=None, kv_
                          progress=None) -> Perplexity:
     import os
 
-    from llama_cpp import GGML_TYPE_F16, GGML_TYPE_F32, Llama
+    from llama_cpp import GGML_TYPE_F16, GGML_TYPE_F32
+
+    from .llama_cpp_compat import open_llama
 
     threads = n_threads or len(os.sched_getaffinity(0))
     kv = GGML_TYPE_F16 if kv_type == "f16" else GGML_TYPE_F32
@@ -97,8 +99,8 @@ def llama_cpp_perplexity(model, ids, n_ctx, max_chunks=None, n_threads=None, kv_
     from .llm import LLM
 
     bos = _window_bos(LLM(model, vocab_only=True))
-    llm = Llama(model, n_ctx=n_ctx, n_batch=n_ctx, n_ubatch=min(n_ctx, 512), n_threads=threads,
-                n_threads_batch=threads, logits_all=True, type_k=kv, type_v=kv, verbose=False)
+    llm = open_llama(model, n_ctx=n_ctx, n_batch=n_ctx, n_ubatch=min(n_ctx, 512), n_threads=threads,
+                     n_threads_batch=threads, logits_all=True, type_k=kv, type_v=kv, verbose=False)
 
     def logits_of(w):
         llm.reset()

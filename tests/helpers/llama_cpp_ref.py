@@ -204,6 +204,8 @@ GGML_TYPE_F32 = 0
 GGML_TYPE_F16 = 1
 
 
+# (hearthlm/llama_cpp_compat.py opens llama.cpp the same way for
+# `hearth-perplexity --llama-cpp`: a copy, since nothing here imports hearthlm.)
 def llama_cpp_extra_bufts_enabled() -> bool:
     """llama.cpp's "extra buffer types" (AMX and the repacked CPU_REPACK
     layouts) are OFF unless HEARTH_LLAMA_CPP_EXTRA_BUFTS=1.
