@@ -1,6 +1,6 @@
 // The kernel table: every hot loop of the engine, implemented once per
-// instruction set (scalar.cpp is the reference, avx2.cpp and avx512.cpp the
-// fast paths) and chosen at run time from the CPU's features.
+// instruction set (scalar.cpp is the reference, avx2.cpp, avx512.cpp and
+// amx.cpp the fast paths) and chosen at run time from the CPU's features.
 // HEARTH_KERNELS=scalar|avx2|avx512|amx forces a path.
 //
 // Contract for every implementation:
@@ -145,7 +145,7 @@ const KernelTable& scalar_kernels();
 const KernelTable& avx2_kernels();
 const KernelTable& avx512_kernels();
 // avx512, but q4_0 / q4_1 / q8_0 weights in tiles of 16 rows, their
-// matmuls of 9+ tokens on the tile unit (AMX-INT8).
+// matmuls' whole tiles of 16 tokens on the tile unit (AMX-INT8).
 const KernelTable& amx_kernels();
 #endif
 // The 8-bit-activation entries of each set (avx2_q8.cpp, avx512_q8.cpp); the
