@@ -257,12 +257,20 @@ struct Unpacked {
     float* m;          // nb x 16
 };
 
+// Unpacks a weight tile and asks for the next one's bytes (next_r0 < 0:
+// none), a block at a time: with one tile of tokens (an engine's decode
+// step) the tile's work is short, and the CPU's prefetcher does not reach
+// far enough ahead to hide memory behind it.
 template <WKind kKind>
-void unpack_tile(const MatmulArgs& a, int64_t tile_r0, int n_rows, const Unpacked& u) {
+void unpack_tile(const MatmulArgs& a, int64_t tile_r0, int n_rows, const Unpacked& u, int64_t next_r0) {
     using Tr = Traits<kKind>;
     const int64_t nb = a.k / QK;
+    const uint8_t* next = next_r0 >= 0 ? (const uint8_t*)a.w + next_r0 * a.w_row_bytes : nullptr;
+    constexpr size_t kTileBlockBytes = kRows * sizeof(typename Tr::Block);
     for (int64_t b = 0; b < nb; b++) {
         const TileBlock<kKind> blk(a, tile_r0, n_rows, b);
+        if (next)
+            for (size_t off = 0; off < kTileBlockBytes; off += 64) __builtin_prefetch(next + b * kTileBlockBytes + off, 0, 2);
         uint8_t* bt = u.b_tiles + b * 512;
         if constexpr (Tr::kDwords == 4) {
             const __m512i mask = _mm512_set1_epi8(0x0f);
@@ -374,7 +382,7 @@ void tiles(const MatmulArgs& a) {
     int configured = -1;
     for (int64_t tr = tile_of(a.r0); tr < a.r1; tr += kRows) {
         const int n = tile_rows(a, tr);
-        unpack_tile<kKind>(a, tr, n, u);
+        unpack_tile<kKind>(a, tr, n, u, tr + kRows < a.r1 ? tr + kRows : -1);
         const int lo = a.r0 > tr ? (int)(a.r0 - tr) : 0, hi = a.r1 < tr + n ? (int)(a.r1 - tr) : n;
         for (int64_t t0 = 0; t0 < a.n_tokens; t0 += kTokens) {
             const int n_tok = (int)(a.n_tokens - t0 < kTokens ? a.n_tokens - t0 : kTokens);
