@@ -432,19 +432,42 @@ def test_scores_of_a_dimension_major_block_match_numpy(kernel, hd):
         assert (np.abs(got - want) <= 1e-6 * scale).all()
 
 
+@pytest.mark.parametrize("nq", [1, 2, 3, 4])
 @pytest.mark.parametrize("hd", [64, 128, 80, 6])
-def test_four_queries_at_once_score_as_each_alone(kernel, hd):
-    """scores4 (the attention's shared-load form) gives each query exactly
-    the bits scores gives it alone, so grouping never changes a result."""
-    rng = np.random.default_rng(100 + hd)
-    q = rng.standard_normal((4, hd)).astype(np.float32)
+def test_a_group_of_queries_scores_as_each_alone(kernel, hd, nq):
+    """scores_group (the attention's shared-load form for the heads of one
+    KV head) gives each query exactly the bits scores gives it alone, so
+    grouping never changes a result."""
+    rng = np.random.default_rng(100 + hd + nq)
+    q = rng.standard_normal((nq, hd)).astype(np.float32)
     keys = rng.standard_normal((16, hd)).astype(np.float32)
     for cache in (keys, keys.astype(np.float16)):
         kt = np.ascontiguousarray(cache.T)
         kt = kt if cache.dtype == np.float32 else kt.view(np.uint16)
-        together = core.testing.kernel_scores4(kernel, q.reshape(-1), kt)
-        alone = np.stack([core.testing.kernel_scores(kernel, q[m], kt) for m in range(4)])
+        together = core.testing.kernel_scores_group(kernel, q.reshape(-1), kt, nq)
+        alone = np.stack([core.testing.kernel_scores(kernel, q[m], kt) for m in range(nq)])
         assert np.array_equal(together.view(np.uint32), alone.view(np.uint32))
+
+
+@pytest.mark.parametrize("nq", [1, 2, 3, 4])
+@pytest.mark.parametrize("hd", [64, 128, 80, 6])
+@pytest.mark.parametrize("n", [1, 2, 7, 16])
+def test_a_group_of_weight_rows_accumulates_as_each_alone(kernel, hd, nq, n):
+    """accumulate_group gives each row exactly the bits accumulate gives it
+    alone, whatever the group's size."""
+    rng = np.random.default_rng(hd * 1000 + nq * 100 + n)
+    w = rng.random((nq, n)).astype(np.float32)
+    out0 = rng.standard_normal((nq, hd)).astype(np.float32)
+    values = rng.standard_normal((n, hd)).astype(np.float32)
+    for v in (values, values.astype(np.float16).view(np.uint16)):
+        together = core.testing.kernel_accumulate_group(kernel, w.reshape(-1), v, out0.reshape(-1), nq)
+        alone = np.stack([core.testing.kernel_accumulate(kernel, w[m], v, out0[m]) for m in range(nq)])
+        assert np.array_equal(together.view(np.uint32), alone.view(np.uint32))
+
+
+def test_group_kernels_refuse_a_group_too_large():
+    with pytest.raises(ValueError, match="nq must be 1 .. 4"):
+        core.testing.kernel_scores_group("scalar", np.zeros(5 * 64, np.float32), np.zeros((64, 16), np.float32), 5)
 
 
 @pytest.mark.parametrize("hd", [64, 128, 80, 6])

@@ -379,13 +379,13 @@ void scores_f16(const float* q, const uint16_t* kt, int64_t hd, float* out) {
     scores16(q, hd, out, [kt](int64_t i) { return _mm256_cvtph_ps(_mm_loadu_si128((const __m128i*)(kt + i))); });
 }
 
-// Four queries, one after the other (the set has no shared-load form).
-void scores4_f32(const float* const* q, const float* kt, int64_t hd, float* const* out) {
-    for (int m = 0; m < 4; m++) scores_f32(q[m], kt, hd, out[m]);
+// A group of queries, one after the other (the set has no shared-load form).
+void scores_group_f32(const float* const* q, int nq, const float* kt, int64_t hd, float* const* out) {
+    for (int m = 0; m < nq; m++) scores_f32(q[m], kt, hd, out[m]);
 }
 
-void scores4_f16(const float* const* q, const uint16_t* kt, int64_t hd, float* const* out) {
-    for (int m = 0; m < 4; m++) scores_f16(q[m], kt, hd, out[m]);
+void scores_group_f16(const float* const* q, int nq, const uint16_t* kt, int64_t hd, float* const* out) {
+    for (int m = 0; m < nq; m++) scores_f16(q[m], kt, hd, out[m]);
 }
 
 void f16_to_f32_row(const uint16_t* x, float* y, int64_t n) {
@@ -488,6 +488,15 @@ void accumulate_f16(const float* w, const uint16_t* v, int64_t n, int64_t hd, fl
     for (int64_t j = 0; j < n; j++) axpy_f16(w[j], v + j * hd, out, hd);
 }
 
+// A group of weight rows, one after the other (no shared-load form here).
+void accumulate_group_f32(const float* const* w, int nq, const float* v, int64_t n, int64_t hd, float* const* out) {
+    for (int m = 0; m < nq; m++) accumulate_f32(w[m], v, n, hd, out[m]);
+}
+
+void accumulate_group_f16(const float* const* w, int nq, const uint16_t* v, int64_t n, int64_t hd, float* const* out) {
+    for (int m = 0; m < nq; m++) accumulate_f16(w[m], v, n, hd, out[m]);
+}
+
 // sampler_exp_one on 8 lanes: the same operations, unfused.
 void exp_shifted(const float* x, int64_t n, float shift, float* y) {
     using namespace sampler_exp;
@@ -544,7 +553,8 @@ const KernelTable& avx2_kernels() {
     static const KernelTable table = {
         "avx2", matmul, quantize_q16a, quantize_q8a, avx2_q8a_packed_row_bytes, avx2_pack_q8a, avx2_pack_q8a_weights,
         axpy_f32, axpy_f16, f32_to_f16_row,
-        scores_f32, scores_f16, scores4_f32, scores4_f16, accumulate_f32, accumulate_f16, f16_to_f32_row, scaled_softmax, silu_mul,
+        scores_f32, scores_f16, scores_group_f32, scores_group_f16, accumulate_f32, accumulate_f16,
+        accumulate_group_f32, accumulate_group_f16, f16_to_f32_row, scaled_softmax, silu_mul,
         exp_shifted, exp_shifted_f64,
     };
     return table;

@@ -431,57 +431,56 @@ void f32_to_f16_row(const float* x, uint16_t* y, int64_t n) {
     }
 }
 
-// A query's scores against one block (kBlockKeys = 16 keys, dimension-major):
-// key j in lane j, so each dimension is one load and one multiply-add with
-// the query's value broadcast; four accumulators (d mod 4) keep the
-// multiply-adds from waiting on each other.
-template <typename Load>
-inline void scores16(const float* q, int64_t hd, float* out, Load load) {
+// N queries' scores against one block (kBlockKeys = 16 keys,
+// dimension-major): key j in lane j, so each dimension is one load (and
+// conversion), shared by the N queries, and one multiply-add per query with
+// its value broadcast; four accumulators per query (d mod 4) keep the
+// multiply-adds from waiting on each other. A query's operations are the
+// same whatever N, so grouping never changes its scores.
+template <int N, typename Load>
+inline void scores16xN(const float* const* q, int64_t hd, float* const* out, Load load) {
     static_assert(kBlockKeys == 16, "one register per key dimension");
-    __m512 part[4] = {_mm512_setzero_ps(), _mm512_setzero_ps(), _mm512_setzero_ps(), _mm512_setzero_ps()};
-    int64_t d = 0;
-    for (; d + 4 <= hd; d += 4)
-        for (int c = 0; c < 4; c++) part[c] = _mm512_fmadd_ps(load(d + c), _mm512_set1_ps(q[d + c]), part[c]);
-    for (int c = 0; c < 4; c++)  // hd % 4 dimensions left (constant indices keep part in registers)
-        if (d + c < hd) part[c] = _mm512_fmadd_ps(load(d + c), _mm512_set1_ps(q[d + c]), part[c]);
-    _mm512_storeu_ps(out, _mm512_add_ps(_mm512_add_ps(part[0], part[1]), _mm512_add_ps(part[2], part[3])));
-}
-
-void scores_f32(const float* q, const float* kt, int64_t hd, float* out) {
-    scores16(q, hd, out, [kt](int64_t d) { return _mm512_loadu_ps(kt + d * 16); });
-}
-
-void scores_f16(const float* q, const uint16_t* kt, int64_t hd, float* out) {
-    scores16(q, hd, out, [kt](int64_t d) { return _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i*)(kt + d * 16))); });
-}
-
-// scores16 for four queries at once: each key dimension is loaded (and
-// converted) once for the four; each query keeps its own four parts and
-// the same order of operations, so its scores are scores16's bit for bit.
-template <typename Load>
-inline void scores16x4(const float* const* q, int64_t hd, float* const* out, Load load) {
-    __m512 part[4][4];
-    for (int m = 0; m < 4; m++)
+    __m512 part[N][4];
+    for (int m = 0; m < N; m++)
         for (int c = 0; c < 4; c++) part[m][c] = _mm512_setzero_ps();
     auto dimension = [&](int64_t d, int c) {
         const __m512 k = load(d);
-        for (int m = 0; m < 4; m++) part[m][c] = _mm512_fmadd_ps(k, _mm512_set1_ps(q[m][d]), part[m][c]);
+        for (int m = 0; m < N; m++) part[m][c] = _mm512_fmadd_ps(k, _mm512_set1_ps(q[m][d]), part[m][c]);
     };
     int64_t d = 0;
     for (; d + 4 <= hd; d += 4)
         for (int c = 0; c < 4; c++) dimension(d + c, c);
     for (int c = 0; c < 4; c++)
         if (d + c < hd) dimension(d + c, c);
-    for (int m = 0; m < 4; m++)
+    for (int m = 0; m < N; m++)
         _mm512_storeu_ps(out[m], _mm512_add_ps(_mm512_add_ps(part[m][0], part[m][1]), _mm512_add_ps(part[m][2], part[m][3])));
 }
 
-void scores4_f32(const float* const* q, const float* kt, int64_t hd, float* const* out) {
-    scores16x4(q, hd, out, [kt](int64_t d) { return _mm512_loadu_ps(kt + d * 16); });
+template <typename Load>
+inline void scores16_group(const float* const* q, int nq, int64_t hd, float* const* out, Load load) {
+    static_assert(kGroupQueries == 4, "one case per group size");
+    switch (nq) {
+        case 1: return scores16xN<1>(q, hd, out, load);
+        case 2: return scores16xN<2>(q, hd, out, load);
+        case 3: return scores16xN<3>(q, hd, out, load);
+        default: return scores16xN<4>(q, hd, out, load);
+    }
 }
 
-void scores4_f16(const float* const* q, const uint16_t* kt, int64_t hd, float* const* out) {
-    scores16x4(q, hd, out, [kt](int64_t d) { return _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i*)(kt + d * 16))); });
+void scores_group_f32(const float* const* q, int nq, const float* kt, int64_t hd, float* const* out) {
+    scores16_group(q, nq, hd, out, [kt](int64_t d) { return _mm512_loadu_ps(kt + d * 16); });
+}
+
+void scores_group_f16(const float* const* q, int nq, const uint16_t* kt, int64_t hd, float* const* out) {
+    scores16_group(q, nq, hd, out, [kt](int64_t d) { return _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i*)(kt + d * 16))); });
+}
+
+void scores_f32(const float* q, const float* kt, int64_t hd, float* out) {
+    scores_group_f32(&q, 1, kt, hd, &out);
+}
+
+void scores_f16(const float* q, const uint16_t* kt, int64_t hd, float* out) {
+    scores_group_f16(&q, 1, kt, hd, &out);
 }
 
 void f16_to_f32_row(const uint16_t* x, float* y, int64_t n) {
@@ -567,46 +566,67 @@ void silu_mul(float* gate, const float* up, int64_t n) {
     }
 }
 
-// out += sum_j w[j] * v[j], the row of 16 * R floats held in registers
-// across the block, in two sets (even and odd positions) added at the end:
-// with R = 4 (head_dim 64) one set would leave the FMAs waiting on each other.
-template <int R, typename Load>
-void accumulate_rows(const float* w, int64_t n, int64_t hd, float* out, Load load) {
-    __m512 acc[R], odd[R];
-    for (int r = 0; r < R; r++) acc[r] = _mm512_loadu_ps(out + 16 * r), odd[r] = _mm512_setzero_ps();
+// out[m] += sum_j w[m][j] * v[j] for N weight rows, each output row of
+// 16 * R floats held in registers across the block, in two sets (even and
+// odd positions) added at the end: with R = 4 (head_dim 64) one set would
+// leave the FMAs waiting on each other. Each value is loaded (and converted)
+// once for the N rows; each row's operations are the same whatever N.
+template <int R, int N, typename Load>
+void accumulate_rows(const float* const* w, int64_t n, int64_t hd, float* const* out, Load load) {
+    __m512 acc[N][R], odd[N][R];
+    for (int m = 0; m < N; m++)
+        for (int r = 0; r < R; r++) acc[m][r] = _mm512_loadu_ps(out[m] + 16 * r), odd[m][r] = _mm512_setzero_ps();
     int64_t j = 0;
-    for (; j + 2 <= n; j += 2) {
-        const __m512 w0 = _mm512_set1_ps(w[j]), w1 = _mm512_set1_ps(w[j + 1]);
+    for (; j + 2 <= n; j += 2)
         for (int r = 0; r < R; r++) {
-            acc[r] = _mm512_fmadd_ps(w0, load(j * hd + 16 * r), acc[r]);
-            odd[r] = _mm512_fmadd_ps(w1, load((j + 1) * hd + 16 * r), odd[r]);
+            const __m512 even_v = load(j * hd + 16 * r), odd_v = load((j + 1) * hd + 16 * r);
+            for (int m = 0; m < N; m++) {
+                acc[m][r] = _mm512_fmadd_ps(_mm512_set1_ps(w[m][j]), even_v, acc[m][r]);
+                odd[m][r] = _mm512_fmadd_ps(_mm512_set1_ps(w[m][j + 1]), odd_v, odd[m][r]);
+            }
+        }
+    if (j < n)
+        for (int r = 0; r < R; r++) {
+            const __m512 even_v = load(j * hd + 16 * r);
+            for (int m = 0; m < N; m++) acc[m][r] = _mm512_fmadd_ps(_mm512_set1_ps(w[m][j]), even_v, acc[m][r]);
+        }
+    for (int m = 0; m < N; m++)
+        for (int r = 0; r < R; r++) _mm512_storeu_ps(out[m] + 16 * r, _mm512_add_ps(acc[m][r], odd[m][r]));
+}
+
+// Groups of rows as the registers allow (2 * R * N accumulators of 32):
+// three rows at head_dim 64, one at 128; other head sizes one row at a time
+// through axpy.
+template <typename Load, typename Axpy>
+void accumulate_group(const float* const* w, int nq, int64_t n, int64_t hd, float* const* out, Load load, Axpy axpy) {
+    for (int m = 0; m < nq;) {
+        if (hd == 64 && nq - m >= 3) accumulate_rows<4, 3>(w + m, n, hd, out + m, load), m += 3;
+        else if (hd == 64 && nq - m == 2) accumulate_rows<4, 2>(w + m, n, hd, out + m, load), m += 2;
+        else if (hd == 64) accumulate_rows<4, 1>(w + m, n, hd, out + m, load), m += 1;
+        else if (hd == 128) accumulate_rows<8, 1>(w + m, n, hd, out + m, load), m += 1;
+        else {
+            for (int64_t j = 0; j < n; j++) axpy(w[m][j], j * hd, out[m]);
+            m += 1;
         }
     }
-    if (j < n) {
-        const __m512 w0 = _mm512_set1_ps(w[j]);
-        for (int r = 0; r < R; r++) acc[r] = _mm512_fmadd_ps(w0, load(j * hd + 16 * r), acc[r]);
-    }
-    for (int r = 0; r < R; r++) _mm512_storeu_ps(out + 16 * r, _mm512_add_ps(acc[r], odd[r]));
+}
+
+void accumulate_group_f32(const float* const* w, int nq, const float* v, int64_t n, int64_t hd, float* const* out) {
+    accumulate_group(w, nq, n, hd, out, [v](int64_t i) { return _mm512_loadu_ps(v + i); },
+                     [v, hd](float a, int64_t i, float* y) { axpy_f32(a, v + i, y, hd); });
+}
+
+void accumulate_group_f16(const float* const* w, int nq, const uint16_t* v, int64_t n, int64_t hd, float* const* out) {
+    accumulate_group(w, nq, n, hd, out, [v](int64_t i) { return _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i*)(v + i))); },
+                     [v, hd](float a, int64_t i, float* y) { axpy_f16(a, v + i, y, hd); });
 }
 
 void accumulate_f32(const float* w, const float* v, int64_t n, int64_t hd, float* out) {
-    auto load = [v](int64_t i) { return _mm512_loadu_ps(v + i); };
-    switch (hd) {
-        case 64: return accumulate_rows<4>(w, n, hd, out, load);
-        case 128: return accumulate_rows<8>(w, n, hd, out, load);
-        default:
-            for (int64_t j = 0; j < n; j++) axpy_f32(w[j], v + j * hd, out, hd);
-    }
+    accumulate_group_f32(&w, 1, v, n, hd, &out);
 }
 
 void accumulate_f16(const float* w, const uint16_t* v, int64_t n, int64_t hd, float* out) {
-    auto load = [v](int64_t i) { return _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i*)(v + i))); };
-    switch (hd) {
-        case 64: return accumulate_rows<4>(w, n, hd, out, load);
-        case 128: return accumulate_rows<8>(w, n, hd, out, load);
-        default:
-            for (int64_t j = 0; j < n; j++) axpy_f16(w[j], v + j * hd, out, hd);
-    }
+    accumulate_group_f16(&w, 1, v, n, hd, &out);
 }
 
 // sampler_exp_one on 16 lanes: the same operations, unfused.
@@ -674,7 +694,8 @@ const KernelTable& avx512_kernels() {
     static const KernelTable table = {
         "avx512", matmul, quantize_q16a, quantize_q8a, avx512_q8a_packed_row_bytes, avx512_pack_q8a, avx512_pack_q8a_weights,
         axpy_f32, axpy_f16, f32_to_f16_row,
-        scores_f32, scores_f16, scores4_f32, scores4_f16, accumulate_f32, accumulate_f16, f16_to_f32_row, scaled_softmax, silu_mul,
+        scores_f32, scores_f16, scores_group_f32, scores_group_f16, accumulate_f32, accumulate_f16,
+        accumulate_group_f32, accumulate_group_f16, f16_to_f32_row, scaled_softmax, silu_mul,
         exp_shifted, exp_shifted_f64,
     };
     return table;

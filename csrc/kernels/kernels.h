@@ -53,6 +53,8 @@ struct MatmulArgs {
 // Positions per KV-cache block, as the attention kernels lay a block out
 // (one AVX-512 register of f32 per key dimension).
 constexpr int kBlockKeys = 16;
+// The most queries (heads) the attention kernels' group forms take at once.
+constexpr int kGroupQueries = 4;
 
 struct KernelTable {
     const char* name;
@@ -98,12 +100,18 @@ struct KernelTable {
     // or weights and n, never on other rows.
     void (*scores_f32)(const float* q, const float* kt, int64_t hd, float* out);
     void (*scores_f16)(const float* q, const uint16_t* kt, int64_t hd, float* out);
-    // Four queries against the same block: out[m] is exactly what scores
-    // gives for q[m] (AVX-512 loads each key dimension once for the four).
-    void (*scores4_f32)(const float* const* q, const float* kt, int64_t hd, float* const* out);
-    void (*scores4_f16)(const float* const* q, const uint16_t* kt, int64_t hd, float* const* out);
+    // nq (1 .. kGroupQueries) queries against the same block: out[m] is
+    // exactly what scores gives for q[m] (AVX-512 loads and converts each key
+    // dimension once for the group: the heads that share a KV head).
+    void (*scores_group_f32)(const float* const* q, int nq, const float* kt, int64_t hd, float* const* out);
+    void (*scores_group_f16)(const float* const* q, int nq, const uint16_t* kt, int64_t hd, float* const* out);
     void (*accumulate_f32)(const float* w, const float* v, int64_t n, int64_t hd, float* out);
     void (*accumulate_f16)(const float* w, const uint16_t* v, int64_t n, int64_t hd, float* out);
+    // nq (1 .. kGroupQueries) weight rows over the same n values: out[m] is
+    // exactly what accumulate gives for w[m] and out[m].
+    void (*accumulate_group_f32)(const float* const* w, int nq, const float* v, int64_t n, int64_t hd, float* const* out);
+    void (*accumulate_group_f16)(const float* const* w, int nq, const uint16_t* v, int64_t n, int64_t hd,
+                                 float* const* out);
     void (*f16_to_f32_row)(const uint16_t* x, float* y, int64_t n);  // exact
 
     // Attention weights in place: x = softmax(scale * x) over n scores

@@ -227,13 +227,13 @@ void scores_f16(const float* q, const uint16_t* kt, int64_t hd, float* out) {
     scores<uint16_t>(q, kt, hd, out, [](uint16_t h) { return f16_to_f32(h); });
 }
 
-// Four queries, one after the other (the set has no shared-load form).
-void scores4_f32(const float* const* q, const float* kt, int64_t hd, float* const* out) {
-    for (int m = 0; m < 4; m++) scores_f32(q[m], kt, hd, out[m]);
+// A group of queries, one after the other (the set has no shared-load form).
+void scores_group_f32(const float* const* q, int nq, const float* kt, int64_t hd, float* const* out) {
+    for (int m = 0; m < nq; m++) scores_f32(q[m], kt, hd, out[m]);
 }
 
-void scores4_f16(const float* const* q, const uint16_t* kt, int64_t hd, float* const* out) {
-    for (int m = 0; m < 4; m++) scores_f16(q[m], kt, hd, out[m]);
+void scores_group_f16(const float* const* q, int nq, const uint16_t* kt, int64_t hd, float* const* out) {
+    for (int m = 0; m < nq; m++) scores_f16(q[m], kt, hd, out[m]);
 }
 
 void f16_to_f32_row(const uint16_t* x, float* y, int64_t n) {
@@ -246,6 +246,14 @@ void accumulate_f32(const float* w, const float* v, int64_t n, int64_t hd, float
 
 void accumulate_f16(const float* w, const uint16_t* v, int64_t n, int64_t hd, float* out) {
     for (int64_t j = 0; j < n; j++) axpy_f16(w[j], v + j * hd, out, hd);
+}
+
+void accumulate_group_f32(const float* const* w, int nq, const float* v, int64_t n, int64_t hd, float* const* out) {
+    for (int m = 0; m < nq; m++) accumulate_f32(w[m], v, n, hd, out[m]);
+}
+
+void accumulate_group_f16(const float* const* w, int nq, const uint16_t* v, int64_t n, int64_t hd, float* const* out) {
+    for (int m = 0; m < nq; m++) accumulate_f16(w[m], v, n, hd, out[m]);
 }
 
 void scaled_softmax(float* x, int64_t n, float scale) {
@@ -283,7 +291,8 @@ void exp_shifted_f64(const float* x, int64_t n, float shift, double* y) {
 const KernelTable& scalar_kernels() {
     static const KernelTable table = {
         "scalar", matmul, quantize_q16a, quantize_q8a, q8a_packed_row_bytes, pack_q8a, nullptr, axpy_f32, axpy_f16, f32_to_f16_row,
-        scores_f32, scores_f16, scores4_f32, scores4_f16, accumulate_f32, accumulate_f16, f16_to_f32_row, scaled_softmax, silu_mul,
+        scores_f32, scores_f16, scores_group_f32, scores_group_f16, accumulate_f32, accumulate_f16,
+        accumulate_group_f32, accumulate_group_f16, f16_to_f32_row, scaled_softmax, silu_mul,
         exp_shifted, exp_shifted_f64,
     };
     return table;

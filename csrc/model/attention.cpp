@@ -18,9 +18,10 @@ constexpr int64_t B = KVCache::kBlockTokens;
 // share is read, and converted from f16, once for all of them.
 constexpr int64_t kRunRows = 16;
 // From this many queries (rows × heads) on, a task converts each f16 block
-// to f32 once instead of converting it in every query's loads (the same
-// values: the kernels promise bit-identical results either way).
-constexpr int64_t kConvertQueries = 4;
+// to f32 once instead of converting it in the loads of each group of
+// queries (the same values: the kernels promise bit-identical results
+// either way): when more than one group reads the block.
+constexpr int64_t kConvertQueries = kGroupQueries + 1;
 
 struct RowRun {
     int64_t first, count;  // rows of the batch
@@ -70,26 +71,25 @@ void attend(const KVCache& cache, const Batch& b, int64_t row0, int64_t layer, c
         const void* k = cache.block_data(blocks[p / B], layer, task.kvh, 0);
         if (convert) kt.f16_to_f32_row((const uint16_t*)k, block_f32.data(), B * hd);
         const float* kf = convert ? block_f32.data() : f16 ? nullptr : (const float*)k;
-        // the queries that see this block, four at a time where they can
-        // share its loads (each query's scores are the same either way)
-        const float* qs[4];
-        float* outs[4];
+        // the queries that see this block, in groups that share its loads
+        // (each query's scores are the same either way)
+        const float* qs[kGroupQueries];
+        float* outs[kGroupQueries];
         int nq = 0;
+        auto flush = [&] {
+            if (kf) kt.scores_group_f32(qs, nq, kf, hd, outs);
+            else kt.scores_group_f16(qs, nq, (const uint16_t*)k, hd, outs);
+            nq = 0;
+        };
         for (int64_t r = 0; r < rows; r++) {
             if (n_pos(r) <= p) continue;
             for (int64_t i = 0; i < nh; i++) {
                 qs[nq] = query(r, i);
                 outs[nq] = score_row(r, i) + p;
-                if (++nq < 4) continue;
-                if (kf) kt.scores4_f32(qs, kf, hd, outs);
-                else kt.scores4_f16(qs, (const uint16_t*)k, hd, outs);
-                nq = 0;
+                if (++nq == kGroupQueries) flush();
             }
         }
-        for (int m = 0; m < nq; m++) {
-            if (kf) kt.scores_f32(qs[m], kf, hd, outs[m]);
-            else kt.scores_f16(qs[m], (const uint16_t*)k, hd, outs[m]);
-        }
+        if (nq > 0) flush();
     }
     for (int64_t r = 0; r < rows; r++)
         for (int64_t i = 0; i < nh; i++) {
@@ -105,9 +105,14 @@ void attend(const KVCache& cache, const Batch& b, int64_t row0, int64_t layer, c
         for (int64_t r = 0; r < rows; r++) {
             if (n_pos(r) <= p) continue;
             const int64_t n = std::min(B, n_pos(r) - p);
-            for (int64_t i = 0; i < nh; i++) {
-                if (vf) kt.accumulate_f32(score_row(r, i) + p, vf, n, hd, output(r, i));
-                else kt.accumulate_f16(score_row(r, i) + p, (const uint16_t*)v, n, hd, output(r, i));
+            // the row's heads weigh the same n values: in groups that share their loads
+            for (int64_t i0 = 0; i0 < nh; i0 += kGroupQueries) {
+                const int nq = (int)std::min<int64_t>(kGroupQueries, nh - i0);
+                const float* ws[kGroupQueries];
+                float* outs[kGroupQueries];
+                for (int m = 0; m < nq; m++) ws[m] = score_row(r, i0 + m) + p, outs[m] = output(r, i0 + m);
+                if (vf) kt.accumulate_group_f32(ws, nq, vf, n, hd, outs);
+                else kt.accumulate_group_f16(ws, nq, (const uint16_t*)v, n, hd, outs);
             }
         }
     }

@@ -362,25 +362,49 @@ void bind_kernels(py::module_& m, py::module_& testing) {
         }
         return out;
     }, "scores of q against one block of 16 keys stored dimension-major ([hd, 16]; float32, or float16 bits as uint16)");
-    testing.def("kernel_scores4", [](const std::string& name, const carray<float>& q, py::array kt) {
-        // q: [4, hd]; kt as kernel_scores'; returns [4, kBlockKeys]
-        const int64_t hd = q.size() / 4;
-        check_same(q.size(), 4 * hd, "kernel_scores4");
-        py::array_t<float> out({(int64_t)4, (int64_t)kBlockKeys});
-        const float* qs[4];
-        float* outs[4];
-        for (int m = 0; m < 4; m++) qs[m] = q.data() + m * hd, outs[m] = out.mutable_data() + m * kBlockKeys;
+    testing.def("kernel_scores_group", [](const std::string& name, const carray<float>& q, py::array kt, int nq) {
+        // q: [nq, hd]; kt as kernel_scores'; returns [nq, kBlockKeys]
+        if (nq < 1 || nq > kGroupQueries) throw Error("kernel_scores_group: nq must be 1 .. " + std::to_string(kGroupQueries));
+        const int64_t hd = q.size() / nq;
+        check_same(q.size(), nq * hd, "kernel_scores_group");
+        py::array_t<float> out({(int64_t)nq, (int64_t)kBlockKeys});
+        const float* qs[kGroupQueries];
+        float* outs[kGroupQueries];
+        for (int m = 0; m < nq; m++) qs[m] = q.data() + m * hd, outs[m] = out.mutable_data() + m * kBlockKeys;
         if (py::isinstance<py::array_t<uint16_t>>(kt)) {
             const carray<uint16_t> kk(kt);
-            check_same(kk.size(), hd * kBlockKeys, "kernel_scores4");
-            table(name).scores4_f16(qs, kk.data(), hd, outs);
+            check_same(kk.size(), hd * kBlockKeys, "kernel_scores_group");
+            table(name).scores_group_f16(qs, nq, kk.data(), hd, outs);
         } else {
             const carray<float> kk(kt);
-            check_same(kk.size(), hd * kBlockKeys, "kernel_scores4");
-            table(name).scores4_f32(qs, kk.data(), hd, outs);
+            check_same(kk.size(), hd * kBlockKeys, "kernel_scores_group");
+            table(name).scores_group_f32(qs, nq, kk.data(), hd, outs);
         }
         return out;
-    }, "scores4: four queries (q [4, hd]) against one block, as kernel_scores takes it: [4, 16]");
+    }, "scores_group: nq queries (q [nq, hd]) against one block, as kernel_scores takes it: [nq, 16]");
+    testing.def("kernel_accumulate_group", [](const std::string& name, const carray<float>& w, py::array v,
+                                              const carray<float>& out0, int nq) {
+        // w: [nq, n]; v: [n, hd]; out0: [nq, hd]; returns out0 + w · v, [nq, hd]
+        if (nq < 1 || nq > kGroupQueries) throw Error("kernel_accumulate_group: nq must be 1 .. " + std::to_string(kGroupQueries));
+        const int64_t n = w.size() / nq, hd = out0.size() / nq;
+        check_same(w.size(), nq * n, "kernel_accumulate_group");
+        check_same(out0.size(), nq * hd, "kernel_accumulate_group");
+        py::array_t<float> out({(int64_t)nq, hd});
+        std::copy(out0.data(), out0.data() + nq * hd, out.mutable_data());
+        const float* ws[kGroupQueries];
+        float* outs[kGroupQueries];
+        for (int m = 0; m < nq; m++) ws[m] = w.data() + m * n, outs[m] = out.mutable_data() + m * hd;
+        if (py::isinstance<py::array_t<uint16_t>>(v)) {
+            const carray<uint16_t> vv(v);
+            check_same(vv.size(), n * hd, "kernel_accumulate_group");
+            table(name).accumulate_group_f16(ws, nq, vv.data(), n, hd, outs);
+        } else {
+            const carray<float> vv(v);
+            check_same(vv.size(), n * hd, "kernel_accumulate_group");
+            table(name).accumulate_group_f32(ws, nq, vv.data(), n, hd, outs);
+        }
+        return out;
+    }, "accumulate_group: nq weight rows (w [nq, n]) over the same n values, into out0 [nq, hd]");
     testing.def("kernel_accumulate", [](const std::string& name, const carray<float>& w, py::array v,
                                         const carray<float>& out0) {
         const int64_t n = w.size(), hd = out0.size();
