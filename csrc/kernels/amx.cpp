@@ -391,7 +391,10 @@ void tiles(const MatmulArgs& a) {
             for (int t = 0; t < kTokens; t++) run.tok[t].row = (const uint8_t*)a.x + (t0 + (t < n_tok ? t : 0)) * a.x_row_bytes;
             __m512 acc[kTokens];
             run.run(nb, acc);  // inlined: acc stays in registers
-            for (int t = 0; t < n_tok; t++) store_rows(a, t0 + t, tr, lo, hi, acc[t]);
+            // constant indices (a loop to n_tok would keep acc in memory)
+#pragma GCC unroll 16
+            for (int t = 0; t < kTokens; t++)
+                if (t < n_tok) store_rows(a, t0 + t, tr, lo, hi, acc[t]);
         }
     }
     _tile_release();
