@@ -257,20 +257,12 @@ struct Unpacked {
     float* m;          // nb x 16
 };
 
-// Unpacks a weight tile and asks for the next one's bytes (next_r0 < 0:
-// none), a block at a time: with one tile of tokens (an engine's decode
-// step) the tile's work is short, and the CPU's prefetcher does not reach
-// far enough ahead to hide memory behind it.
 template <WKind kKind>
-void unpack_tile(const MatmulArgs& a, int64_t tile_r0, int n_rows, const Unpacked& u, int64_t next_r0) {
+void unpack_tile(const MatmulArgs& a, int64_t tile_r0, int n_rows, const Unpacked& u) {
     using Tr = Traits<kKind>;
     const int64_t nb = a.k / QK;
-    const uint8_t* next = next_r0 >= 0 ? (const uint8_t*)a.w + next_r0 * a.w_row_bytes : nullptr;
-    constexpr size_t kTileBlockBytes = kRows * sizeof(typename Tr::Block);
     for (int64_t b = 0; b < nb; b++) {
         const TileBlock<kKind> blk(a, tile_r0, n_rows, b);
-        if (next)
-            for (size_t off = 0; off < kTileBlockBytes; off += 64) __builtin_prefetch(next + b * kTileBlockBytes + off, 0, 2);
         uint8_t* bt = u.b_tiles + b * 512;
         if constexpr (Tr::kDwords == 4) {
             const __m512i mask = _mm512_set1_epi8(0x0f);
@@ -305,6 +297,12 @@ struct TileRun {
     Token tok[kTokens];   // past the last token: the first
     RawRow o;
     int32_t* c;           // two C buffers
+    // The next weight tile, asked for a block at a time during the first
+    // tile of tokens (null: none). With one tile of tokens (an engine's
+    // decode step) the work per weight tile is short, and the CPU's own
+    // prefetcher does not reach far enough ahead to hide memory behind it;
+    // asked for all at once, the requests would queue up behind each other.
+    const uint8_t* prefetch = nullptr;
 
     explicit TileRun(int64_t k) : o(k) {}
 
@@ -352,8 +350,11 @@ struct TileRun {
         for (int t = 0; t < kTokens; t++) acc[t] = _mm512_setzero_ps();
         issue(0, 0), store(0);
         if (nb > 1) issue(1, 1);
+        constexpr size_t kTileBlockBytes = kRows * sizeof(typename Traits<kKind>::Block);
         for (int64_t b = 0; b < nb; b++) {
             const int set = (int)(b & 1);
+            if (prefetch)
+                for (size_t off = 0; off < kTileBlockBytes; off += 64) __builtin_prefetch(prefetch + b * kTileBlockBytes + off, 0, 2);
             if (b + 1 < nb) store(set ^ 1);
             if (b + 2 < nb) issue(set, b + 2);
             scale_add(set, b, acc);
@@ -382,7 +383,8 @@ void tiles(const MatmulArgs& a) {
     int configured = -1;
     for (int64_t tr = tile_of(a.r0); tr < a.r1; tr += kRows) {
         const int n = tile_rows(a, tr);
-        unpack_tile<kKind>(a, tr, n, u, tr + kRows < a.r1 ? tr + kRows : -1);
+        unpack_tile<kKind>(a, tr, n, u);
+        run.prefetch = tr + kRows < a.r1 ? (const uint8_t*)a.w + (tr + kRows) * a.w_row_bytes : nullptr;
         const int lo = a.r0 > tr ? (int)(a.r0 - tr) : 0, hi = a.r1 < tr + n ? (int)(a.r1 - tr) : n;
         for (int64_t t0 = 0; t0 < a.n_tokens; t0 += kTokens) {
             const int n_tok = (int)(a.n_tokens - t0 < kTokens ? a.n_tokens - t0 : kTokens);
@@ -391,6 +393,7 @@ void tiles(const MatmulArgs& a) {
             for (int t = 0; t < kTokens; t++) run.tok[t].row = (const uint8_t*)a.x + (t0 + (t < n_tok ? t : 0)) * a.x_row_bytes;
             __m512 acc[kTokens];
             run.run(nb, acc);  // inlined: acc stays in registers
+            run.prefetch = nullptr;
             // constant indices (a loop to n_tok would keep acc in memory)
 #pragma GCC unroll 16
             for (int t = 0; t < kTokens; t++)
