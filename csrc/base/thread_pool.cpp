@@ -2,6 +2,7 @@
 
 #include <sched.h>
 
+#include <algorithm>
 #include <chrono>
 
 namespace hearth {
@@ -102,6 +103,18 @@ void ThreadPool::parallel_for(int64_t n, const std::function<void(int64_t)>& fn)
         else std::this_thread::yield();
     }
     job_ = nullptr;
+}
+
+void ThreadPool::parallel_for_rows(int64_t n, const std::function<void(int64_t)>& fn) {
+    // four runs per thread: even work, and a thread slowed by the machine
+    // still leaves the others something to take
+    const int64_t runs = 4 * (int64_t)n_threads_;
+    if (n <= runs) return parallel_for(n, fn);
+    const int64_t per_run = (n + runs - 1) / runs;
+    parallel_for((n + per_run - 1) / per_run, [&](int64_t r) {
+        const int64_t end = std::min(n, (r + 1) * per_run);
+        for (int64_t i = r * per_run; i < end; i++) fn(i);
+    });
 }
 
 }  // namespace hearth

@@ -28,6 +28,12 @@ public:
     // order from a shared counter, so uneven tasks balance themselves.
     void parallel_for(int64_t n, const std::function<void(int64_t)>& fn);
 
+    // The same for cheap, even work per row (quantizing, norms, rope): a
+    // few runs of rows per thread instead of a task per row, since taking a
+    // task costs an atomic on a cache line the threads pass between them,
+    // as much as a row's work.
+    void parallel_for_rows(int64_t n, const std::function<void(int64_t)>& fn);
+
 private:
     void worker_loop();
     void run_tasks();
@@ -38,8 +44,10 @@ private:
     // the current job
     const std::function<void(int64_t)>* job_ = nullptr;
     int64_t job_size_ = 0;
-    std::atomic<int64_t> next_task_{0};
-    std::atomic<int> busy_workers_{0};
+    // on its own cache line: the threads take tasks from it while idle
+    // workers poll generation_
+    alignas(64) std::atomic<int64_t> next_task_{0};
+    alignas(64) std::atomic<int> busy_workers_{0};
     std::atomic<uint64_t> generation_{0};
     std::atomic<bool> stop_{false};
 

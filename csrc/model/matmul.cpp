@@ -39,7 +39,7 @@ MatmulInput Matmul::prepare(const float* x, int64_t n_tokens, int64_t k, bool qu
     in.n_tokens = n_tokens;
     in.k = k;
     if (!quantize) {
-        if (make_row) pool_.parallel_for(n_tokens, make_row);
+        if (make_row) pool_.parallel_for_rows(n_tokens, make_row);
         return in;
     }
     HEARTH_CHECK(k % QK == 0, "activation row length " + std::to_string(k) + " is not a multiple of 32");
@@ -49,7 +49,7 @@ MatmulInput Matmul::prepare(const float* x, int64_t n_tokens, int64_t k, bool qu
     if (act_ == Activations::Q16) {
         if ((int64_t)q16_.size() < n_tokens * nb) q16_.resize(n_tokens * nb);
         block_q16a* q = q16_.data();
-        pool_.parallel_for(n_tokens, [&](int64_t t) {
+        pool_.parallel_for_rows(n_tokens, [&](int64_t t) {
             if (make_row) make_row(t);
             kt.quantize_q16a(x + t * k, q + t * nb, k);
         });
@@ -63,7 +63,7 @@ MatmulInput Matmul::prepare(const float* x, int64_t n_tokens, int64_t k, bool qu
     if (packed_.size() * 64 < row * n_tokens) packed_.resize(row / 64 * n_tokens);
     block_q8a* q8 = q8_.data();
     uint8_t* packed = packed_.data()->bytes;
-    pool_.parallel_for(n_tokens, [&](int64_t t) {
+    pool_.parallel_for_rows(n_tokens, [&](int64_t t) {
         if (make_row) make_row(t);
         kt.quantize_q8a(x + t * k, q8 + t * nb, k);
         kt.pack_q8a(q8 + t * nb, k, packed + t * row);

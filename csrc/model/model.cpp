@@ -97,7 +97,7 @@ void Model::decode(const Batch& b, KVCache& cache, float* logits) {
 // GLM-4's norm of a block's output, row by row in place, before the residual add.
 void Model::post_norm(float* rows, int64_t n, const GGUFTensor* weight) {
     const int64_t E = hp_.n_embd;
-    pool_.parallel_for(n, [&](int64_t t) { rmsnorm(rows + t * E, f32_data(weight), rows + t * E, E, hp_.rms_eps); });
+    pool_.parallel_for_rows(n, [&](int64_t t) { rmsnorm(rows + t * E, f32_data(weight), rows + t * E, E, hp_.rms_eps); });
 }
 
 void Model::forward(const Batch& b, int64_t row0, int64_t n, KVCache& cache, float* logits) {
@@ -142,7 +142,7 @@ void Model::forward(const Batch& b, int64_t row0, int64_t n, KVCache& cache, flo
                                                          is_quantized(L.wv->type), add_and_norm(L.attn_norm));
         const Matmul::Output qkv[] = {{L.wq, q_.data(), QD}, {L.wk, k_.data(), KD}, {L.wv, v_.data(), KD}};
         mm_.run_many(qkv, 3, in);
-        pool_.parallel_for(n, [&](int64_t t) {
+        pool_.parallel_for_rows(n, [&](int64_t t) {
             float* q = q_.data() + t * QD;
             float* k = k_.data() + t * KD;
             float* v = v_.data() + t * KD;
