@@ -6,8 +6,17 @@
 namespace hearth {
 
 void rmsnorm(const float* x, const float* weight, float* y, int64_t n, float eps) {
-    double ss = 0.0;  // in double: the mean of squares is the one reduction here that drifts in f32
-    for (int64_t i = 0; i < n; i++) ss += (double)x[i] * x[i];
+    // in double: the mean of squares is the one reduction here that drifts
+    // in f32; eight sums (i mod 8), which the compiler keeps in vectors,
+    // instead of one chain of dependent adds
+    constexpr int kSums = 8;
+    double part[kSums] = {};
+    int64_t i = 0;
+    for (; i + kSums <= n; i += kSums)
+        for (int j = 0; j < kSums; j++) part[j] += (double)x[i + j] * x[i + j];
+    for (; i < n; i++) part[i % kSums] += (double)x[i] * x[i];
+    double ss = 0.0;
+    for (int j = 0; j < kSums; j++) ss += part[j];
     const float scale = (float)(1.0 / std::sqrt(ss / (double)n + (double)eps));
     for (int64_t i = 0; i < n; i++) y[i] = (x[i] * scale) * weight[i];
 }
