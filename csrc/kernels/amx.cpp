@@ -82,6 +82,14 @@ struct Traits<WKind::Q8_0> {
 
 inline __mmask16 first_lanes(int n) { return (__mmask16)((1u << n) - 1); }
 
+// A q4 dword of 16 rows into its elements as bytes (0..15): lo, the low
+// nibbles (elements 4c..4c+3 of each row), hi the high ones (16+4c..).
+inline void split_nibbles(__m512i q, __m512i& lo, __m512i& hi) {
+    const __m512i mask = _mm512_set1_epi8(0x0f);
+    lo = _mm512_and_si512(q, mask);
+    hi = _mm512_and_si512(_mm512_srli_epi16(q, 4), mask);
+}
+
 // ------------------------------------------------------------ weights --
 
 // Where block b of the weight tile that starts at row r0 lies.
@@ -157,12 +165,7 @@ void decode_tile(const MatmulArgs& a, const RawRow& o, const Token* tok, int64_t
         const TileBlock<kKind> blk(a, tile_r0, n_rows, b);
         __m512i w[8];
         if constexpr (Tr::kDwords == 4) {
-            const __m512i mask = _mm512_set1_epi8(0x0f);
-            for (int c = 0; c < 4; c++) {
-                const __m512i q = blk.quants(c);
-                w[c] = _mm512_and_si512(q, mask);
-                w[4 + c] = _mm512_and_si512(_mm512_srli_epi16(q, 4), mask);
-            }
+            for (int c = 0; c < 4; c++) split_nibbles(blk.quants(c), w[c], w[4 + c]);
         } else {
             for (int c = 0; c < 8; c++) w[c] = _mm512_xor_si512(blk.quants(c), _mm512_set1_epi8((char)0x80));
         }
@@ -265,10 +268,9 @@ void unpack_tile(const MatmulArgs& a, int64_t tile_r0, int n_rows, const Unpacke
         const TileBlock<kKind> blk(a, tile_r0, n_rows, b);
         uint8_t* bt = u.b_tiles + b * 512;
         if constexpr (Tr::kDwords == 4) {
-            const __m512i mask = _mm512_set1_epi8(0x0f);
             for (int c = 0; c < 4; c++) {
-                const __m512i q = blk.quants(c);
-                __m512i lo = _mm512_and_si512(q, mask), hi = _mm512_and_si512(_mm512_srli_epi16(q, 4), mask);
+                __m512i lo, hi;
+                split_nibbles(blk.quants(c), lo, hi);
                 if constexpr (Tr::kOffset == 8) {
                     lo = _mm512_sub_epi8(lo, _mm512_set1_epi8(8));
                     hi = _mm512_sub_epi8(hi, _mm512_set1_epi8(8));

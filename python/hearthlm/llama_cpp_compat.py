@@ -1,5 +1,7 @@
 """llama.cpp (through llama-cpp-python) opened the way hearth's comparisons
-need it: `hearth-perplexity --llama-cpp`, bench/ and the tests.
+need it, for `hearth-perplexity --llama-cpp`. (bench/ and the tests open it
+through tests/helpers/llama_cpp_ref.py, which does the same and imports no
+hearthlm code.)
 
 llama.cpp's "extra buffer types" (its AMX kernels and the repacked CPU_REPACK
 weight layouts) stay OFF unless HEARTH_LLAMA_CPP_EXTRA_BUFTS=1: in the VMs
