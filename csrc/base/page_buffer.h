@@ -1,8 +1,10 @@
 // Big buffers straight from the kernel: anonymous memory in whole pages,
 // zero-filled and touched only when used, optionally in huge pages where the
 // kernel gives them (transparent huge pages in madvise mode): for memory swept
-// on every token (the KV pool, one layer's slice of every block; the repacked
-// weights), where 4 KiB pages cost a TLB miss every few cache lines.
+// on every token and touched once at load (the repacked weights), where 4 KiB
+// pages cost a TLB miss every few cache lines. The KV pool takes plain pages:
+// it is touched bit by bit while serving, where a fresh huge page can cost
+// milliseconds (kv_cache.cpp).
 #pragma once
 
 #include <cstddef>

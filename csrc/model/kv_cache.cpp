@@ -19,9 +19,13 @@ KVCache::KVCache(int64_t n_layers, int64_t n_kv_heads, int64_t head_dim, KVType 
     : n_layers_(n_layers), n_kv_heads_(n_kv_heads), head_dim_(head_dim), type_(type), n_blocks_(n_blocks) {
     if (n_blocks < 1) throw Error("the KV cache needs at least one block, got " + std::to_string(n_blocks));
     block_bytes_ = (size_t)(n_layers * 2 * n_kv_heads * kBlockTokens * head_dim) * elem_bytes();
-    // pages touched only when used (an extent at a time), huge where the
-    // kernel gives them: attention streams through them
-    pages_ = PageBuffer(total_bytes(), "the KV cache", true);
+    // pages touched only when used, an extent at a time. Plain 4 KiB pages,
+    // not huge ones: on the Xeon VM (bench/README.md, 2026-12-06) each fresh
+    // huge page cost ~12 ms on first touch (the hypervisor backs it then), so
+    // the 64-prompt job's 236 MiB pool spent 1.7-3 s of its 21.7-23.1 s faulting;
+    // with plain pages that went away, for 2-3 % slower decode steps once
+    // resident (the extent layout keeps a head's blocks in few pages)
+    pages_ = PageBuffer(total_bytes(), "the KV cache", false);
 }
 
 void KVCache::write(int32_t block, int64_t layer, int64_t kv_head, int64_t slot, const float* k, const float* v) {
