@@ -24,11 +24,17 @@ constexpr int64_t kRowsPerTask = 64;
 // kernels promise that).
 constexpr int64_t kStreamingTokens = 32;
 int64_t rows_per_task(int64_t rows, int threads, int64_t n_tokens) {
-    const int64_t max_rows = n_tokens <= kStreamingTokens ? 512 : 64;
-    const int64_t per_thread = (rows + threads - 1) / threads;
-    const int64_t tasks_per_thread = (per_thread + max_rows - 1) / max_rows;
+    const int64_t max_tiles = (n_tokens <= kStreamingTokens ? 512 : 64) / 16;
+    const int64_t tiles = (rows + 15) / 16, per_thread = (tiles + threads - 1) / threads;
+    const int64_t fewest = (per_thread + max_tiles - 1) / max_tiles;
+    // whole tiles per task, and the same number in every task where up to
+    // twice as many tasks allow it (576 rows on 2 threads, 36 tiles: 6 tasks
+    // of 3 tiles per thread, not 9 tasks of 4, which left one thread a task more)
+    int64_t tasks_per_thread = fewest;
+    while (per_thread % tasks_per_thread != 0 && tasks_per_thread < 2 * fewest) tasks_per_thread++;
+    if (per_thread % tasks_per_thread != 0) tasks_per_thread = fewest;
     const int64_t per_task = (per_thread + tasks_per_thread - 1) / tasks_per_thread;
-    return (per_task + 15) / 16 * 16;
+    return per_task * 16;
 }
 }  // namespace
 
