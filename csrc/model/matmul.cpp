@@ -26,6 +26,7 @@ constexpr int64_t kStreamingTokens = 32;
 int64_t rows_per_task(int64_t rows, int threads, int64_t n_tokens) {
     const int64_t max_tiles = (n_tokens <= kStreamingTokens ? 512 : 64) / 16;
     const int64_t tiles = (rows + 15) / 16, per_thread = (tiles + threads - 1) / threads;
+    if (per_thread == 0) return 16;  // no rows: one empty task
     const int64_t fewest = (per_thread + max_tiles - 1) / max_tiles;
     // whole tiles per task, and the same number in every task where up to
     // twice as many tasks allow it (576 rows on 2 threads, 36 tiles: 6 tasks
