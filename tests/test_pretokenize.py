@@ -10,13 +10,12 @@ its offsets are mapped back to bytes.
 """
 from __future__ import annotations
 
+import functools
 import pathlib
 import subprocess
 import sys
 
 import pytest
-import functools
-
 from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 

@@ -23,7 +23,7 @@ KVCache::KVCache(int64_t n_layers, int64_t n_kv_heads, int64_t head_dim, KVType 
     // not huge ones: on the Xeon VM (bench/README.md, 2026-12-06) each fresh
     // huge page cost ~12 ms on first touch (the hypervisor backs it then), so
     // the 64-prompt job's 225 MiB pool spent 1.7-3 s of its 21.7-23.1 s faulting;
-    // with plain pages that went away, for 2-3 % slower decode steps once
+    // with plain pages that went away, for 0-5 % slower decode steps once
     // resident (the extent layout keeps a head's blocks in few pages)
     pages_ = PageBuffer(total_bytes(), "the KV cache", false);
 }
