@@ -365,7 +365,7 @@ def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("model", metavar="MODEL.gguf")
     ap.add_argument("--threads", type=int, default=2)
-    ap.add_argument("--kv-type", choices=("f16", "f32"), default="f16", help="every engine (default f16)")
+    ap.add_argument("--kv-type", choices=("f16", "f32", "q8_0"), default="f16", help="every engine (default f16)")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--sections", default=",".join(SECTIONS), help="comma-separated subset of " + ",".join(SECTIONS))
     # throughput

@@ -52,7 +52,7 @@ def test_help_lists_the_options():
 
 @pytest.mark.parametrize("args, words", [
     (["--threads", "0"], "-t needs|--threads needs an integer >= 1, got '0'"),
-    (["--kv-type", "q8_0"], "--kv-type must be f16 or f32, got 'q8_0'"),
+    (["--kv-type", "q4_0"], "--kv-type must be f16, f32 or q8_0, got 'q4_0'"),
     (["--tokens", "1,x"], "--tokens needs an integer >= 0, got 'x'"),
     (["--prompt-tokens"], "--prompt-tokens needs a value"),
     (["--frobnicate"], "unknown argument '--frobnicate'"),

@@ -76,7 +76,8 @@ const char* kUsage =
     "  --stats                after each answer, the prefill and decode speed (and at exit, the load time)\n"
     "  -t, --threads N        worker threads (default: all available CPUs)\n"
     "  -c, --ctx N            context length (default: the model's, at most 4096)\n"
-    "  --kv-type f16|f32      KV cache element type (default f16)\n"
+    "  --kv-type f16|f32|q8_0 KV cache element type (default f16; q8_0: half the memory, as\n"
+    "                         llama.cpp's --cache-type-k/v q8_0)\n"
     "  --activations q8|q16   activations of the quantized matmuls: q8 (default, fast, as llama.cpp)\n"
     "                         or q16 (exact: nearly no rounding of the activations)\n"
     "  --info FILE            print the file's metadata and tensor table\n"
@@ -246,7 +247,7 @@ Args parse_args(int argc, char** argv) {
             a.engine.n_ctx = parse_int(f, value(), 1);
         } else if (f == "--kv-type") {
             const std::string v = value();
-            if (v != "f16" && v != "f32") throw UsageError{"--kv-type must be f16 or f32, got '" + v + "'"};
+            if (v != "f16" && v != "f32" && v != "q8_0") throw UsageError{"--kv-type must be f16, f32 or q8_0, got '" + v + "'"};
             a.engine.kv_type = parse_kv_type(v);
         } else if (f == "--activations") {
             const std::string v = value();

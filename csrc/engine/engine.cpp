@@ -1,6 +1,7 @@
 #include "engine/engine.h"
 
 #include <algorithm>
+#include <cmath>
 #include <cstdio>
 #include <random>
 
@@ -18,7 +19,7 @@ int64_t blocks_for(int64_t tokens) { return (tokens + B - 1) / B; }
 constexpr int64_t kDefaultKVBytes = int64_t(1) << 30;  // the default pool's ceiling, 1 GiB
 
 int64_t kv_bytes_per_token(const HParams& hp, KVType type) {
-    return hp.n_layer * 2 * hp.n_head_kv * hp.head_dim * (type == KVType::F32 ? 4 : 2);
+    return (int64_t)std::ceil(hp.n_layer * 2 * hp.n_head_kv * KVCache::position_bytes(type, hp.head_dim));
 }
 
 // Refuse, before mapping a byte, a KV cache the machine could never hold: its

@@ -471,19 +471,19 @@ void accumulate_rows(const float* w, int64_t n, int64_t hd, float* out, Load loa
     for (int r = 0; r < R; r++) acc[r] = _mm256_loadu_ps(out + 8 * r);
     for (int64_t j = 0; j < n; j++) {
         const __m256 wj = _mm256_set1_ps(w[j]);
-        for (int r = 0; r < R; r++) acc[r] = _mm256_fmadd_ps(wj, load(j * hd + 8 * r), acc[r]);
+        for (int r = 0; r < R; r++) acc[r] = _mm256_fmadd_ps(wj, load(j, 8 * r), acc[r]);
     }
     for (int r = 0; r < R; r++) _mm256_storeu_ps(out + 8 * r, acc[r]);
 }
 
 void accumulate_f32(const float* w, const float* v, int64_t n, int64_t hd, float* out) {
-    auto load = [v](int64_t i) { return _mm256_loadu_ps(v + i); };
+    auto load = [v, hd](int64_t j, int64_t i) { return _mm256_loadu_ps(v + j * hd + i); };
     if (hd == 64) return accumulate_rows<8>(w, n, hd, out, load);
     for (int64_t j = 0; j < n; j++) axpy_f32(w[j], v + j * hd, out, hd);
 }
 
 void accumulate_f16(const float* w, const uint16_t* v, int64_t n, int64_t hd, float* out) {
-    auto load = [v](int64_t i) { return _mm256_cvtph_ps(_mm_loadu_si128((const __m128i*)(v + i))); };
+    auto load = [v, hd](int64_t j, int64_t i) { return _mm256_cvtph_ps(_mm_loadu_si128((const __m128i*)(v + j * hd + i))); };
     if (hd == 64) return accumulate_rows<8>(w, n, hd, out, load);
     for (int64_t j = 0; j < n; j++) axpy_f16(w[j], v + j * hd, out, hd);
 }
@@ -495,6 +495,77 @@ void accumulate_group_f32(const float* const* w, int nq, const float* v, int64_t
 
 void accumulate_group_f16(const float* const* w, int nq, const uint16_t* v, int64_t n, int64_t hd, float* const* out) {
     for (int m = 0; m < nq; m++) accumulate_f16(w[m], v, n, hd, out[m]);
+}
+
+// The q8_0 cache's values: each load dequantizes 8 elements (sign-extended,
+// to float, times their scale: exact), so accumulate_group_q8 does the f32
+// form's operations on the dequantized values.
+struct ValuesQ8 {
+    const int8_t* x;
+    const float* scale;
+    int64_t hd;
+    ValuesQ8(const void* block, int64_t hd) : x((const int8_t*)block), scale(kv_q8_scales(block, hd)), hd(hd) {}
+    // elements i .. i + 7 of value j (i a multiple of 8)
+    __m256 value(int64_t j, int64_t i) const {
+        const __m256 q = _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(_mm_loadl_epi64((const __m128i*)(x + j * hd + i))));
+        return _mm256_mul_ps(q, _mm256_set1_ps(scale[j * (hd / kKVQuantGroup) + i / kKVQuantGroup]));
+    }
+};
+
+void dequantize_kv_q8(const void* block, int kv, int64_t n, int64_t hd, float* out) {
+    if (kv == 0) return scalar_kernels().dequantize_kv_q8(block, kv, n, hd, out);  // keys: for tests only
+    const ValuesQ8 b(block, hd);
+    for (int64_t j = 0; j < n; j++)
+        for (int64_t i = 0; i < hd; i += 8) _mm256_storeu_ps(out + j * hd + i, b.value(j, i));
+}
+
+// A quantized query against a block of q8_0 keys, keys 0-7 and 8-15 in two
+// registers: per 32 dimensions, 8 loads of a dword (4 dimensions) of 8 keys
+// for each half; maddubs on |key| and the query's bytes with the key's
+// sign (pairs of products at most 2 * 127 * 127: no saturation), then
+// pairs to dwords. Then the float step, as the scalar set's.
+void scores_group_q8(const QueryQ8* q, int nq, const void* kt, int64_t hd, float* const* out) {
+    const int8_t* x = (const int8_t*)kt;
+    const float* scale = kv_q8_scales(kt, hd);
+    const __m256i ones = _mm256_set1_epi16(1);
+    for (int m = 0; m < nq; m++) {
+        __m256 acc[2] = {_mm256_setzero_ps(), _mm256_setzero_ps()};
+        for (int64_t c = 0; c < hd / kKVQuantGroup; c++) {
+            __m256i dot[2] = {_mm256_setzero_si256(), _mm256_setzero_si256()};
+            for (int g = 0; g < kKVQuantGroup / 4; g++) {
+                int32_t qd;
+                std::memcpy(&qd, q[m].q + c * kKVQuantGroup + 4 * g, 4);
+                const __m256i qv = _mm256_set1_epi32(qd);
+                for (int h = 0; h < 2; h++) {
+                    const __m256i k = _mm256_loadu_si256((const __m256i*)(x + (c * kKVQuantGroup / 4 + g) * 64 + 32 * h));
+                    const __m256i pairs = _mm256_maddubs_epi16(_mm256_sign_epi8(k, k), _mm256_sign_epi8(qv, k));
+                    dot[h] = _mm256_add_epi32(dot[h], _mm256_madd_epi16(pairs, ones));
+                }
+            }
+            const __m256 dq = _mm256_set1_ps(q[m].d[c]);
+            for (int h = 0; h < 2; h++) {
+                const __m256 dk = _mm256_loadu_ps(scale + c * kBlockKeys + 8 * h);
+                acc[h] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(dot[h]), _mm256_mul_ps(dk, dq), acc[h]);
+            }
+        }
+        _mm256_storeu_ps(out[m], acc[0]);
+        _mm256_storeu_ps(out[m] + 8, acc[1]);
+    }
+}
+
+void accumulate_group_q8(const float* const* w, int nq, const void* v, int64_t n, int64_t hd, float* const* out) {
+    const ValuesQ8 b(v, hd);
+    for (int m = 0; m < nq; m++) {
+        if (hd == 64) {
+            accumulate_rows<8>(w[m], n, hd, out[m], [&b](int64_t j, int64_t i) { return b.value(j, i); });
+            continue;
+        }
+        for (int64_t j = 0; j < n; j++) {  // axpy_f32's multiply-adds (hd is a multiple of 32: no tail)
+            const __m256 wj = _mm256_set1_ps(w[m][j]);
+            for (int64_t i = 0; i < hd; i += 8)
+                _mm256_storeu_ps(out[m] + i, _mm256_fmadd_ps(wj, b.value(j, i), _mm256_loadu_ps(out[m] + i)));
+        }
+    }
 }
 
 // sampler_exp_one on 8 lanes: the same operations, unfused.
@@ -554,8 +625,8 @@ const KernelTable& avx2_kernels() {
         "avx2", matmul, quantize_q16a, quantize_q8a, avx2_q8a_packed_row_bytes, avx2_pack_q8a, avx2_pack_q8a_weights,
         axpy_f32, axpy_f16, f32_to_f16_row,
         scores_f32, scores_f16, scores_group_f32, scores_group_f16, accumulate_f32, accumulate_f16,
-        accumulate_group_f32, accumulate_group_f16, f16_to_f32_row, scaled_softmax, silu_mul,
-        exp_shifted, exp_shifted_f64,
+        accumulate_group_f32, accumulate_group_f16, f16_to_f32_row, dequantize_kv_q8, scores_group_q8, accumulate_group_q8,
+        scaled_softmax, silu_mul, exp_shifted, exp_shifted_f64,
     };
     return table;
 }

@@ -579,7 +579,7 @@ void accumulate_rows(const float* const* w, int64_t n, int64_t hd, float* const*
     int64_t j = 0;
     for (; j + 2 <= n; j += 2)
         for (int r = 0; r < R; r++) {
-            const __m512 even_v = load(j * hd + 16 * r), odd_v = load((j + 1) * hd + 16 * r);
+            const __m512 even_v = load(j, 16 * r), odd_v = load(j + 1, 16 * r);
             for (int m = 0; m < N; m++) {
                 acc[m][r] = _mm512_fmadd_ps(_mm512_set1_ps(w[m][j]), even_v, acc[m][r]);
                 odd[m][r] = _mm512_fmadd_ps(_mm512_set1_ps(w[m][j + 1]), odd_v, odd[m][r]);
@@ -587,7 +587,7 @@ void accumulate_rows(const float* const* w, int64_t n, int64_t hd, float* const*
         }
     if (j < n)
         for (int r = 0; r < R; r++) {
-            const __m512 even_v = load(j * hd + 16 * r);
+            const __m512 even_v = load(j, 16 * r);
             for (int m = 0; m < N; m++) acc[m][r] = _mm512_fmadd_ps(_mm512_set1_ps(w[m][j]), even_v, acc[m][r]);
         }
     for (int m = 0; m < N; m++)
@@ -605,20 +605,21 @@ void accumulate_group(const float* const* w, int nq, int64_t n, int64_t hd, floa
         else if (hd == 64) accumulate_rows<4, 1>(w + m, n, hd, out + m, load), m += 1;
         else if (hd == 128) accumulate_rows<8, 1>(w + m, n, hd, out + m, load), m += 1;
         else {
-            for (int64_t j = 0; j < n; j++) axpy(w[m][j], j * hd, out[m]);
+            for (int64_t j = 0; j < n; j++) axpy(w[m][j], j, out[m]);
             m += 1;
         }
     }
 }
 
 void accumulate_group_f32(const float* const* w, int nq, const float* v, int64_t n, int64_t hd, float* const* out) {
-    accumulate_group(w, nq, n, hd, out, [v](int64_t i) { return _mm512_loadu_ps(v + i); },
-                     [v, hd](float a, int64_t i, float* y) { axpy_f32(a, v + i, y, hd); });
+    accumulate_group(w, nq, n, hd, out, [v, hd](int64_t j, int64_t i) { return _mm512_loadu_ps(v + j * hd + i); },
+                     [v, hd](float a, int64_t j, float* y) { axpy_f32(a, v + j * hd, y, hd); });
 }
 
 void accumulate_group_f16(const float* const* w, int nq, const uint16_t* v, int64_t n, int64_t hd, float* const* out) {
-    accumulate_group(w, nq, n, hd, out, [v](int64_t i) { return _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i*)(v + i))); },
-                     [v, hd](float a, int64_t i, float* y) { axpy_f16(a, v + i, y, hd); });
+    accumulate_group(w, nq, n, hd, out,
+                     [v, hd](int64_t j, int64_t i) { return _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i*)(v + j * hd + i))); },
+                     [v, hd](float a, int64_t j, float* y) { axpy_f16(a, v + j * hd, y, hd); });
 }
 
 void accumulate_f32(const float* w, const float* v, int64_t n, int64_t hd, float* out) {
@@ -627,6 +628,82 @@ void accumulate_f32(const float* w, const float* v, int64_t n, int64_t hd, float
 
 void accumulate_f16(const float* w, const uint16_t* v, int64_t n, int64_t hd, float* out) {
     accumulate_group_f16(&w, 1, v, n, hd, &out);
+}
+
+// The q8_0 cache's values: each load dequantizes 16 elements (sign-extended,
+// to float, times their scale: exact), so accumulate_group_q8 does the f32
+// form's operations on the dequantized values.
+struct ValuesQ8 {
+    const int8_t* x;
+    const float* scale;
+    int64_t hd;
+    ValuesQ8(const void* block, int64_t hd) : x((const int8_t*)block), scale(kv_q8_scales(block, hd)), hd(hd) {}
+    // elements i .. i + 15 of value j (i a multiple of 16)
+    __m512 value(int64_t j, int64_t i) const {
+        const __m512 q = _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(_mm_loadu_si128((const __m128i*)(x + j * hd + i))));
+        return _mm512_mul_ps(q, _mm512_set1_ps(scale[j * (hd / kKVQuantGroup) + i / kKVQuantGroup]));
+    }
+};
+
+void dequantize_kv_q8(const void* block, int kv, int64_t n, int64_t hd, float* out) {
+    if (kv == 0) return scalar_kernels().dequantize_kv_q8(block, kv, n, hd, out);  // keys: for tests only
+    const ValuesQ8 b(block, hd);
+    for (int64_t j = 0; j < n; j++)
+        for (int64_t i = 0; i < hd; i += 16) _mm512_storeu_ps(out + j * hd + i, b.value(j, i));
+}
+
+// N quantized queries against a block of q8_0 keys, 16 keys in the lanes:
+// per 32 dimensions, 8 loads of a dword (4 dimensions) of each key, shared
+// by the queries; vpdpbusd takes the query's bytes as unsigned (+128), so
+// the keys' own sums, 128 times, come off after. Then the group's float
+// step, as the scalar set's.
+template <int N>
+void scores16_q8xN(const QueryQ8* q, const int8_t* x, const float* scale, int64_t hd, float* const* out) {
+    __m512 acc[N];
+    for (int m = 0; m < N; m++) acc[m] = _mm512_setzero_ps();
+    const __m512i ones = _mm512_set1_epi8(1);
+    for (int64_t c = 0; c < hd / kKVQuantGroup; c++) {
+        __m512i key_sum = _mm512_setzero_si512(), dot[N];
+        for (int m = 0; m < N; m++) dot[m] = _mm512_setzero_si512();
+        for (int g = 0; g < kKVQuantGroup / 4; g++) {
+            const __m512i k = _mm512_loadu_si512(x + (c * kKVQuantGroup / 4 + g) * 64);
+            key_sum = _mm512_dpbusd_epi32(key_sum, ones, k);
+            for (int m = 0; m < N; m++) {
+                uint32_t qd;
+                std::memcpy(&qd, q[m].q + c * kKVQuantGroup + 4 * g, 4);
+                dot[m] = _mm512_dpbusd_epi32(dot[m], _mm512_set1_epi32((int)(qd ^ 0x80808080u)), k);
+            }
+        }
+        const __m512 dk = _mm512_loadu_ps(scale + c * kBlockKeys);
+        const __m512i offset = _mm512_slli_epi32(key_sum, 7);
+        for (int m = 0; m < N; m++) {
+            const __m512 exact = _mm512_cvtepi32_ps(_mm512_sub_epi32(dot[m], offset));
+            acc[m] = _mm512_fmadd_ps(exact, _mm512_mul_ps(dk, _mm512_set1_ps(q[m].d[c])), acc[m]);
+        }
+    }
+    for (int m = 0; m < N; m++) _mm512_storeu_ps(out[m], acc[m]);
+}
+
+void scores_group_q8(const QueryQ8* q, int nq, const void* kt, int64_t hd, float* const* out) {
+    const int8_t* x = (const int8_t*)kt;
+    const float* scale = kv_q8_scales(kt, hd);
+    switch (nq) {
+        case 1: return scores16_q8xN<1>(q, x, scale, hd, out);
+        case 2: return scores16_q8xN<2>(q, x, scale, hd, out);
+        case 3: return scores16_q8xN<3>(q, x, scale, hd, out);
+        default: return scores16_q8xN<4>(q, x, scale, hd, out);
+    }
+}
+
+void accumulate_group_q8(const float* const* w, int nq, const void* v, int64_t n, int64_t hd, float* const* out) {
+    const ValuesQ8 b(v, hd);
+    // axpy_f32's multiply-adds (hd is a multiple of 32: no tail)
+    accumulate_group(w, nq, n, hd, out, [&b](int64_t j, int64_t i) { return b.value(j, i); },
+                     [&b, hd](float a, int64_t j, float* y) {
+                         const __m512 va = _mm512_set1_ps(a);
+                         for (int64_t i = 0; i < hd; i += 16)
+                             _mm512_storeu_ps(y + i, _mm512_fmadd_ps(va, b.value(j, i), _mm512_loadu_ps(y + i)));
+                     });
 }
 
 // sampler_exp_one on 16 lanes: the same operations, unfused.
@@ -695,8 +772,8 @@ const KernelTable& avx512_kernels() {
         "avx512", matmul, quantize_q16a, quantize_q8a, avx512_q8a_packed_row_bytes, avx512_pack_q8a, avx512_pack_q8a_weights,
         axpy_f32, axpy_f16, f32_to_f16_row,
         scores_f32, scores_f16, scores_group_f32, scores_group_f16, accumulate_f32, accumulate_f16,
-        accumulate_group_f32, accumulate_group_f16, f16_to_f32_row, scaled_softmax, silu_mul,
-        exp_shifted, exp_shifted_f64,
+        accumulate_group_f32, accumulate_group_f16, f16_to_f32_row, dequantize_kv_q8, scores_group_q8, accumulate_group_q8,
+        scaled_softmax, silu_mul, exp_shifted, exp_shifted_f64,
     };
     return table;
 }

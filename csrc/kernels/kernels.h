@@ -56,6 +56,26 @@ constexpr int kBlockKeys = 16;
 // The most queries (heads) the attention kernels' group forms take at once.
 constexpr int kGroupQueries = 4;
 
+// A block of the q8_0 KV cache (one head's keys or values of kBlockKeys
+// positions; head_dim a multiple of kKVQuantGroup): int8 quants, then one
+// float scale per position and kKVQuantGroup dimensions. As in GGUF's
+// q8_0, a scale is an f16 value, so quant × scale is exact in f32.
+//   keys: quant of dimension d of key j at (d / 4) * 64 + j * 4 + d % 4 (a
+//     dword per key holds 4 dimensions: the integer dot products' order),
+//     scale at (d / 32) * kBlockKeys + j;
+//   values: position-major, quant at j * hd + i, scale at j * (hd / 32) + i / 32.
+constexpr int kKVQuantGroup = 32;
+inline size_t kv_q8_block_bytes(int64_t hd) {
+    return (size_t)(kBlockKeys * hd) + (size_t)(kBlockKeys * (hd / kKVQuantGroup)) * sizeof(float);
+}
+inline const float* kv_q8_scales(const void* block, int64_t hd) { return (const float*)((const int8_t*)block + kBlockKeys * hd); }
+// A query as the q8_0 cache's keys take it (llama.cpp's too): quantized
+// as q8_0, hd quants and a scale per 32.
+struct QueryQ8 {
+    const int8_t* q;
+    const float* d;
+};
+
 struct KernelTable {
     const char* name;
 
@@ -113,6 +133,18 @@ struct KernelTable {
     void (*accumulate_group_f16)(const float* const* w, int nq, const uint16_t* v, int64_t n, int64_t hd,
                                  float* const* out);
     void (*f16_to_f32_row)(const uint16_t* x, float* y, int64_t n);  // exact
+    // The q8_0 cache's forms (blocks laid out as kv_q8_block_bytes says).
+    // scores: for each key j, over its groups of 32 dimensions c in order,
+    //   out[j] = fma((float)dot_c, d_key[c][j] * d_q[c], out[j])   from 0,
+    // dot_c the exact integer dot product of the quants: the same bits in
+    // every set. dequantize_kv_q8 writes a block's keys (kv = 0: all
+    // kBlockKeys, dimension-major as the f32 forms take them) or its first
+    // n values (kv = 1) as f32, exactly; accumulate_group_q8 gives bit for
+    // bit what accumulate_group_f32 gives on those values, so a caller may
+    // dequantize values once for many queries or in the loads for a few.
+    void (*dequantize_kv_q8)(const void* block, int kv, int64_t n, int64_t hd, float* out);
+    void (*scores_group_q8)(const QueryQ8* q, int nq, const void* kt, int64_t hd, float* const* out);
+    void (*accumulate_group_q8)(const float* const* w, int nq, const void* v, int64_t n, int64_t hd, float* const* out);
 
     // Attention weights in place: x = softmax(scale * x) over n scores
     // (max subtracted first; the SIMD sets use a polynomial exp within a few

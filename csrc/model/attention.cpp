@@ -16,12 +16,12 @@ constexpr int64_t B = KVCache::kBlockTokens;
 
 // Rows a task takes together: consecutive rows of one sequence (a prefill
 // chunk), up to this many, so that every block of keys and values they
-// share is read, and converted from f16, once for all of them.
+// share is read, and converted from f16 or q8_0, once for all of them.
 constexpr int64_t kRunRows = 16;
-// From this many queries (rows × heads) on, a task converts each f16 block
-// to f32 once instead of converting it in the loads of each group of
-// queries (the same values: the kernels promise bit-identical results
-// either way): when more than one group reads the block.
+// From this many queries (rows × heads) on, a task converts each f16 or
+// q8_0 block to f32 once instead of converting it in the loads of each
+// group of queries (the same values: the kernels promise bit-identical
+// results either way): when more than one group reads the block.
 constexpr int64_t kConvertQueries = kGroupQueries + 1;
 // How far ahead of use a task asks for its keys and values, in bursts of
 // how many blocks (see attend): ahead enough to cover the memory's latency,
@@ -56,7 +56,7 @@ void attend(const KVCache& cache, const Batch& b, int64_t row0, int64_t layer, c
     const KernelTable& kt = kernels();
     const int64_t hd = s.head_dim, QD = s.n_head * hd;
     const float scale = 1.0f / std::sqrt((float)hd);
-    const bool f16 = cache.type() == KVType::F16;
+    const KVType type = cache.type();
     const std::vector<int32_t>& blocks = *b.block_tables[b.seq[task.run.first]];
     const int64_t rows = task.run.count, nh = task.nh;
     auto n_pos = [&](int64_t r) { return b.pos[task.run.first + r] + 1; };  // causal: positions 0 .. pos
@@ -65,12 +65,31 @@ void attend(const KVCache& cache, const Batch& b, int64_t row0, int64_t layer, c
     int64_t longest = 0;
     for (int64_t r = 0; r < rows; r++) longest = std::max(longest, n_pos(r));
     const int64_t stride = (longest + B - 1) / B * B;  // a query's scores, whole blocks
-    const bool convert = f16 && rows * nh >= kConvertQueries;
+    const bool convert = type != KVType::F32 && rows * nh >= kConvertQueries;
 
     thread_local std::vector<float> scores, block_f32;
     if ((int64_t)scores.size() < rows * nh * stride) scores.resize(rows * nh * stride);
     if (convert && (int64_t)block_f32.size() < B * hd) block_f32.resize(B * hd);
     auto score_row = [&](int64_t r, int64_t i) { return scores.data() + (r * nh + i) * stride; };
+    // q8_0 keys take the queries quantized (as llama.cpp's do): once per task
+    thread_local std::vector<int8_t> q_quants;
+    thread_local std::vector<float> q_scales;
+    const int64_t groups = hd / kKVQuantGroup;
+    if (type == KVType::Q8_0) {
+        q_quants.resize(rows * nh * hd);
+        q_scales.resize(rows * nh * groups);
+        for (int64_t r = 0; r < rows; r++)
+            for (int64_t i = 0; i < nh; i++)
+                quantize_q8_0(query(r, i), hd, &q_quants[(r * nh + i) * hd], &q_scales[(r * nh + i) * groups]);
+    }
+    // a block as f32 (converted once for all the task's queries, or stored so)
+    auto as_f32 = [&](const void* block, int kv, int64_t n) -> const float* {
+        if (type == KVType::F32) return (const float*)block;
+        if (!convert) return nullptr;
+        if (type == KVType::F16) kt.f16_to_f32_row((const uint16_t*)block, block_f32.data(), n * hd);
+        else kt.dequantize_kv_q8(block, kv, n, hd, block_f32.data());
+        return block_f32.data();
+    };
 
     // The task's blocks, keys then values (block i < n_blocks: keys of
     // block i; then the values), asked for into L2 ahead of use: the first
@@ -80,7 +99,7 @@ void attend(const KVCache& cache, const Batch& b, int64_t row0, int64_t layer, c
     // over. On the Xeon VM a decode step of 16 SmolLM2 sequences at 384-512
     // positions took 7-9 % less, of 8 at 1,900 positions 11-14 % less;
     // blocks asked for one at a time as far ahead helped half as much.
-    const size_t block_bytes = (size_t)(B * hd) * cache.elem_bytes();
+    const size_t block_bytes = cache.run_bytes();
     const int64_t n_blocks = (longest + B - 1) / B;
     const int64_t ahead = std::max<int64_t>(1, (int64_t)(kPrefetchBytes / block_bytes));
     auto prefetch = [&](int64_t i0, int64_t i1) {  // blocks [i0, i1)
@@ -98,22 +117,24 @@ void attend(const KVCache& cache, const Batch& b, int64_t row0, int64_t layer, c
     for (int64_t p = 0; p < longest; p += B) {
         prefetch_ahead_of(p / B);
         const void* k = cache.block_data(blocks[p / B], layer, task.kvh, 0);
-        if (convert) kt.f16_to_f32_row((const uint16_t*)k, block_f32.data(), B * hd);
-        const float* kf = convert ? block_f32.data() : f16 ? nullptr : (const float*)k;
+        const float* kf = type == KVType::Q8_0 ? nullptr : as_f32(k, 0, B);
         // the queries that see this block, in groups that share its loads
         // (each query's scores are the same either way)
         const float* qs[kGroupQueries];
+        QueryQ8 qq[kGroupQueries];
         float* outs[kGroupQueries];
         int nq = 0;
         auto flush = [&] {
             if (kf) kt.scores_group_f32(qs, nq, kf, hd, outs);
-            else kt.scores_group_f16(qs, nq, (const uint16_t*)k, hd, outs);
+            else if (type == KVType::F16) kt.scores_group_f16(qs, nq, (const uint16_t*)k, hd, outs);
+            else kt.scores_group_q8(qq, nq, k, hd, outs);
             nq = 0;
         };
         for (int64_t r = 0; r < rows; r++) {
             if (n_pos(r) <= p) continue;
             for (int64_t i = 0; i < nh; i++) {
                 qs[nq] = query(r, i);
+                qq[nq] = {q_quants.data() + (r * nh + i) * hd, q_scales.data() + (r * nh + i) * groups};
                 outs[nq] = score_row(r, i) + p;
                 if (++nq == kGroupQueries) flush();
             }
@@ -129,9 +150,7 @@ void attend(const KVCache& cache, const Batch& b, int64_t row0, int64_t layer, c
     for (int64_t p = 0; p < longest; p += B) {
         prefetch_ahead_of(n_blocks + p / B);
         const void* v = cache.block_data(blocks[p / B], layer, task.kvh, 1);
-        const int64_t filled = std::min(B, longest - p);
-        if (convert) kt.f16_to_f32_row((const uint16_t*)v, block_f32.data(), filled * hd);
-        const float* vf = convert ? block_f32.data() : f16 ? nullptr : (const float*)v;
+        const float* vf = as_f32(v, 1, std::min(B, longest - p));
         for (int64_t r = 0; r < rows; r++) {
             if (n_pos(r) <= p) continue;
             const int64_t n = std::min(B, n_pos(r) - p);
@@ -142,7 +161,8 @@ void attend(const KVCache& cache, const Batch& b, int64_t row0, int64_t layer, c
                 float* outs[kGroupQueries];
                 for (int m = 0; m < nq; m++) ws[m] = score_row(r, i0 + m) + p, outs[m] = output(r, i0 + m);
                 if (vf) kt.accumulate_group_f32(ws, nq, vf, n, hd, outs);
-                else kt.accumulate_group_f16(ws, nq, (const uint16_t*)v, n, hd, outs);
+                else if (type == KVType::F16) kt.accumulate_group_f16(ws, nq, (const uint16_t*)v, n, hd, outs);
+                else kt.accumulate_group_q8(ws, nq, v, n, hd, outs);
             }
         }
     }

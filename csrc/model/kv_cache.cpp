@@ -1,24 +1,82 @@
 #include "model/kv_cache.h"
 
+#include <algorithm>
+#include <cfloat>
+#include <cmath>
 #include <cstring>
 #include <vector>
 
 #include "base/error.h"
+#include "base/fp16.h"
 
 namespace hearth {
 
 KVType parse_kv_type(const std::string& name) {
     if (name == "f32") return KVType::F32;
     if (name == "f16") return KVType::F16;
-    throw Error("kv_type must be 'f16' or 'f32', got '" + name + "'");
+    if (name == "q8_0") return KVType::Q8_0;
+    throw Error("kv_type must be 'f16', 'f32' or 'q8_0', got '" + name + "'");
 }
 
-const char* kv_type_name(KVType t) { return t == KVType::F32 ? "f32" : "f16"; }
+const char* kv_type_name(KVType t) {
+    switch (t) {
+        case KVType::F32: return "f32";
+        case KVType::F16: return "f16";
+        case KVType::Q8_0: return "q8_0";
+    }
+    return "?";
+}
+
+size_t KVCache::run_bytes(KVType type, int64_t head_dim) {
+    switch (type) {
+        case KVType::F32: return (size_t)(kBlockTokens * head_dim) * 4;
+        case KVType::F16: return (size_t)(kBlockTokens * head_dim) * 2;
+        case KVType::Q8_0: return kv_q8_block_bytes(head_dim);
+    }
+    return 0;
+}
+
+void quantize_q8_0(const float* x, int64_t n, int8_t* q, float* d) {
+    for (int64_t g = 0; g < n; g += kKVQuantGroup) {
+        const float* xg = x + g;
+        int8_t* qg = q + g;
+        float amax = 0.0f;
+        bool broken = false;  // a NaN or inf: no branch per value (this runs for every key, value and query)
+        for (int i = 0; i < kKVQuantGroup; i++) {
+            const float a = std::fabs(xg[i]);
+            amax = std::max(amax, a);
+            broken |= !(a <= FLT_MAX);
+        }
+        if (broken) {  // a broken model: the group dequantizes to NaN (or inf), as an f16 cache would keep it
+            bool nan = false;
+            for (int i = 0; i < kKVQuantGroup; i++) nan |= xg[i] != xg[i];
+            d[g / kKVQuantGroup] = nan ? NAN : INFINITY;
+            std::memset(qg, 0, kKVQuantGroup);
+            continue;
+        }
+        const float dg = amax / 127.0f, id = dg != 0.0f ? 1.0f / dg : 0.0f;
+        d[g / kKVQuantGroup] = f16_to_f32(f32_to_f16(dg));
+        for (int i = 0; i < kKVQuantGroup; i++) {
+            // roundf (halves away from zero) of |v| <= 127, without its call
+            // or a branch: truncate, then step away from zero when half or
+            // more was cut off
+            const float v = xg[i] * id;
+            int t = (int)v;
+            const float cut = v - (float)t;
+            t += (int)(cut >= 0.5f) - (int)(cut <= -0.5f);
+            qg[i] = (int8_t)std::clamp(t, -127, 127);
+        }
+    }
+}
 
 KVCache::KVCache(int64_t n_layers, int64_t n_kv_heads, int64_t head_dim, KVType type, int64_t n_blocks)
     : n_layers_(n_layers), n_kv_heads_(n_kv_heads), head_dim_(head_dim), type_(type), n_blocks_(n_blocks) {
     if (n_blocks < 1) throw Error("the KV cache needs at least one block, got " + std::to_string(n_blocks));
-    block_bytes_ = (size_t)(n_layers * 2 * n_kv_heads * kBlockTokens * head_dim) * elem_bytes();
+    if (type == KVType::Q8_0 && (head_dim % kKVQuantGroup != 0 || head_dim > kMaxQ8Groups * kKVQuantGroup))
+        throw Error("kv_type q8_0 needs a head size that is a multiple of 32, at most 1024; this model's is " +
+                    std::to_string(head_dim) + ": use kv_type f16");
+    run_bytes_ = run_bytes(type, head_dim);
+    block_bytes_ = (size_t)(n_layers * 2 * n_kv_heads) * run_bytes_;
     // pages touched only when used, an extent at a time. Plain 4 KiB pages,
     // not huge ones: on the Xeon VM (bench/README.md, 2026-12-06) each fresh
     // huge page cost ~12 ms on first touch (the hypervisor backs it then), so
@@ -37,6 +95,18 @@ void KVCache::write(int32_t block, int64_t layer, int64_t kv_head, int64_t slot,
         std::memcpy((float*)vb + slot * hd, v, sizeof(float) * hd);
         return;
     }
+    if (type_ == KVType::Q8_0) {  // the layout of kernels.h's kv_q8_block_bytes
+        thread_local std::vector<int8_t> quants;
+        quants.resize(hd);
+        const int64_t groups = hd / kKVQuantGroup;
+        float* key_scale = (float*)kv_q8_scales(kb, hd);
+        float d[kMaxQ8Groups];
+        quantize_q8_0(k, hd, quants.data(), d);
+        for (int64_t i = 0; i < hd; i++) ((int8_t*)kb)[(i / 4) * 4 * B + slot * 4 + i % 4] = quants[i];
+        for (int64_t c = 0; c < groups; c++) key_scale[c * B + slot] = d[c];
+        quantize_q8_0(v, hd, (int8_t*)vb + slot * hd, (float*)kv_q8_scales(vb, hd) + slot * groups);
+        return;
+    }
     const KernelTable& kt = kernels();
     thread_local std::vector<uint16_t> key;
     key.resize(hd);
@@ -47,7 +117,7 @@ void KVCache::write(int32_t block, int64_t layer, int64_t kv_head, int64_t slot,
 
 void KVCache::copy_block(int32_t src, int32_t dst) {
     HEARTH_CHECK(src >= 0 && src < n_blocks_ && dst >= 0 && dst < n_blocks_, "KV cache: copy of a block out of range");
-    const size_t run = (size_t)(kBlockTokens * head_dim_) * elem_bytes();
+    const size_t run = run_bytes_;
     for (int64_t l = 0; l < n_layers_; l++)
         for (int64_t h = 0; h < n_kv_heads_; h++)
             for (int kv = 0; kv < 2; kv++) std::memcpy(block_data(dst, l, h, kv), block_data(src, l, h, kv), run);

@@ -17,7 +17,10 @@
 //
 // Inside a block, keys are dimension-major ([head_dim][slot]: one load gives
 // a dimension of every position, see the attention kernels) and values
-// position-major ([slot][head_dim]).
+// position-major ([slot][head_dim]). The q8_0 type (llama.cpp's
+// --cache-type-k/v q8_0) stores int8 in that order and then a scale per
+// position and 32 dimensions (kernels.h, kv_q8_block_bytes): 9/16 of f16's
+// bytes, which is what decode steps of many long sequences wait on.
 #pragma once
 
 #include <algorithm>
@@ -29,8 +32,16 @@
 
 namespace hearth {
 
-enum class KVType { F32, F16 };
-KVType parse_kv_type(const std::string& name);  // "f32" | "f16", else a clear error
+enum class KVType { F32, F16, Q8_0 };
+// n floats (n % 32 == 0) as GGUF's q8_0 quantizes them (ggml's reference
+// quantize_row_q8_0): per 32, d = max |x| / 127 rounded to f16 (d[i / 32],
+// as f32), q[i] = round(x[i] / d) with the unrounded d. One scalar loop for
+// every kernel set: a position is written once, and every set must store
+// the same bytes.
+void quantize_q8_0(const float* x, int64_t n, int8_t* q, float* d);
+// The most groups of 32 a q8_0 head may have (head_dim 1,024).
+constexpr int64_t kMaxQ8Groups = 32;
+KVType parse_kv_type(const std::string& name);  // "f32" | "f16" | "q8_0", else a clear error
 const char* kv_type_name(KVType t);
 
 class KVCache {
@@ -39,13 +50,18 @@ public:
     static constexpr int64_t kExtentBlocks = 64;
 
     // Room for n_blocks blocks of n_layers × n_kv_heads × head_dim keys and
-    // values per position. The memory is not touched until used.
+    // values per position. The memory is not touched until used. q8_0
+    // needs head_dim a multiple of 32, at most 1,024 (a clear error otherwise).
     KVCache(int64_t n_layers, int64_t n_kv_heads, int64_t head_dim, KVType type, int64_t n_blocks);
     KVCache(const KVCache&) = delete;
     KVCache& operator=(const KVCache&) = delete;
 
     KVType type() const { return type_; }
-    size_t elem_bytes() const { return type_ == KVType::F32 ? 4 : 2; }
+    // Bytes of one head's keys (or values) in one block, and of one
+    // position's key (or value) of one head, for a type.
+    static size_t run_bytes(KVType type, int64_t head_dim);
+    static double position_bytes(KVType type, int64_t head_dim) { return (double)run_bytes(type, head_dim) / kBlockTokens; }
+    size_t run_bytes() const { return run_bytes_; }
     int64_t head_dim() const { return head_dim_; }
     int64_t n_blocks() const { return n_blocks_; }
     size_t block_bytes() const { return block_bytes_; }
@@ -53,7 +69,7 @@ public:
 
     // The keys (kv = 0) or values (kv = 1) of one head in one block of one
     // layer: kBlockTokens × head_dim elements, keys dimension-major, values
-    // position-major.
+    // position-major (run_bytes() of them).
     void* block_data(int32_t block, int64_t layer, int64_t kv_head, int kv) {
         return pages_.data() + offset(block, layer, kv_head, kv);
     }
@@ -61,7 +77,8 @@ public:
         return pages_.data() + offset(block, layer, kv_head, kv);
     }
     // One position's key and value (head_dim floats each) into slot
-    // (< kBlockTokens) of a block, converted to the cache's type.
+    // (< kBlockTokens) of a block, converted to the cache's type (q8_0:
+    // quantized as GGUF's q8_0 is, each 32 values apart).
     void write(int32_t block, int64_t layer, int64_t kv_head, int64_t slot, const float* k, const float* v);
     // dst takes src's contents (copy on write of a shared block).
     void copy_block(int32_t src, int32_t dst);
@@ -73,13 +90,13 @@ private:
         const int64_t extent = block / kExtentBlocks, first = extent * kExtentBlocks;
         const int64_t blocks = std::min(kExtentBlocks, n_blocks_ - first);
         const int64_t run = ((layer * n_kv_heads_ + kv_head) * 2 + kv) * blocks + (block - first);
-        const int64_t idx = (first * n_layers_ * n_kv_heads_ * 2 + run) * kBlockTokens * head_dim_;
-        return (size_t)idx * elem_bytes();
+        return (size_t)(first * n_layers_ * n_kv_heads_ * 2 + run) * run_bytes_;
     }
 
     int64_t n_layers_, n_kv_heads_, head_dim_;
     KVType type_;
     int64_t n_blocks_;
+    size_t run_bytes_;
     size_t block_bytes_;
     PageBuffer pages_;
 };

@@ -1,11 +1,14 @@
 // _core.testing.KVCacheManager: the KV cache's block tables on a pool of
 // their own, so that tests can check sharing, copy on write, the prefix
-// cache and its LRU eviction without a model.
+// cache and its LRU eviction without a model. And kv_cache_block: the bytes
+// the KV cache stores for some keys and values, in each type.
+#include <pybind11/numpy.h>
 #include <pybind11/pybind11.h>
 #include <pybind11/stl.h>
 
 #include <memory>
 
+#include "base/error.h"
 #include "engine/kv_cache_manager.h"
 
 namespace py = pybind11;
@@ -22,6 +25,32 @@ struct ManagerWithCache {
 }  // namespace
 
 void bind_block_pool(py::module_& testing) {
+    testing.def("quantize_q8_0", [](const py::array_t<float, py::array::c_style | py::array::forcecast>& x) {
+        if (x.size() % 32 != 0) throw Error("quantize_q8_0: the length must be a multiple of 32");
+        py::array_t<int8_t> q(x.size());
+        py::array_t<float> d(x.size() / 32);
+        quantize_q8_0(x.data(), x.size(), q.mutable_data(), d.mutable_data());
+        return py::make_tuple(q, d);
+    }, "x (a multiple of 32 floats) as the q8_0 KV cache and its queries quantize it: (quants, scales per 32).");
+    testing.def("kv_cache_block", [](const std::string& type, const py::array_t<float, py::array::c_style | py::array::forcecast>& keys,
+                                     const py::array_t<float, py::array::c_style | py::array::forcecast>& values) {
+        // keys, values: [n, hd], n <= 16 positions of one head, written to
+        // slots 0 .. n - 1 of a one-block cache
+        if (keys.ndim() != 2 || values.ndim() != 2 || keys.shape(0) != values.shape(0) || keys.shape(1) != values.shape(1))
+            throw Error("kv_cache_block: keys and values must both be [n, head_dim]");
+        const int64_t n = keys.shape(0), hd = keys.shape(1);
+        if (n > KVCache::kBlockTokens) throw Error("kv_cache_block: at most 16 positions");
+        KVCache cache(1, 1, hd, parse_kv_type(type), 1);
+        for (int64_t j = 0; j < n; j++) cache.write(0, 0, 0, j, keys.data() + j * hd, values.data() + j * hd);
+        auto bytes = [&](int kv) {
+            py::array_t<uint8_t> out((py::ssize_t)cache.run_bytes());
+            const uint8_t* p = (const uint8_t*)cache.block_data(0, 0, 0, kv);
+            std::copy(p, p + cache.run_bytes(), out.mutable_data());
+            return out;
+        };
+        return py::make_tuple(bytes(0), bytes(1));
+    }, py::arg("kv_type"), py::arg("keys"), py::arg("values"),
+       "The bytes of a one-block KV cache of kv_type after writing keys and values [n, head_dim] to slots 0 .. n - 1: (keys, values).");
     py::class_<ManagerWithCache>(testing, "KVCacheManager")
         .def(py::init([](int64_t n_blocks, bool prefix_caching) {
                  auto m = std::make_unique<ManagerWithCache>();

@@ -405,6 +405,57 @@ void bind_kernels(py::module_& m, py::module_& testing) {
         }
         return out;
     }, "accumulate_group: nq weight rows (w [nq, n]) over the same n values, into out0 [nq, hd]");
+    // The q8_0 cache's kernels on one block's bytes (as kv_cache_block writes them).
+    auto q8_block = [](const carray<uint8_t>& block, int64_t hd, const char* what) {
+        if (hd <= 0 || hd % kKVQuantGroup != 0)
+            throw Error(std::string(what) + ": head size must be a multiple of 32, got " + std::to_string(hd));
+        check_same(block.size(), (int64_t)kv_q8_block_bytes(hd), what);
+        return (const void*)block.data();
+    };
+    testing.def("kernel_dequantize_kv_q8", [q8_block](const std::string& name, const carray<uint8_t>& block, int64_t hd,
+                                                      int kv, int64_t n) {
+        if (kv != 0 && kv != 1) throw Error("kernel_dequantize_kv_q8: kv must be 0 (keys) or 1 (values)");
+        if (n < 0 || n > kBlockKeys) throw Error("kernel_dequantize_kv_q8: n must be 0 .. 16");
+        const void* b = q8_block(block, hd, "kernel_dequantize_kv_q8");
+        py::array_t<float> out(kv == 0 ? hd * kBlockKeys : n * hd);
+        table(name).dequantize_kv_q8(b, kv, n, hd, out.mutable_data());
+        return out;
+    }, "A q8_0 block as f32: its keys (kv 0: [hd * 16], dimension-major) or first n values (kv 1: [n * hd]).");
+    testing.def("kernel_scores_group_q8", [q8_block](const std::string& name, const carray<int8_t>& quants,
+                                                     const carray<float>& scales, const carray<uint8_t>& block, int nq) {
+        // quants: [nq, hd] and scales: [nq, hd / 32], nq queries quantized as q8_0
+        if (nq < 1 || nq > kGroupQueries) throw Error("kernel_scores_group_q8: nq must be 1 .. " + std::to_string(kGroupQueries));
+        const int64_t hd = quants.size() / nq;
+        check_same(quants.size(), nq * hd, "kernel_scores_group_q8");
+        const void* b = q8_block(block, hd, "kernel_scores_group_q8");
+        check_same(scales.size(), nq * (hd / kKVQuantGroup), "kernel_scores_group_q8");
+        py::array_t<float> out({(int64_t)nq, (int64_t)kBlockKeys});
+        QueryQ8 qs[kGroupQueries];
+        float* outs[kGroupQueries];
+        for (int m = 0; m < nq; m++) {
+            qs[m] = {quants.data() + m * hd, scales.data() + m * (hd / kKVQuantGroup)};
+            outs[m] = out.mutable_data() + m * kBlockKeys;
+        }
+        table(name).scores_group_q8(qs, nq, b, hd, outs);
+        return out;
+    }, "scores_group_q8: nq q8_0 queries (quants [nq, hd], scales [nq, hd / 32]) against a q8_0 block of keys: [nq, 16]");
+    testing.def("kernel_accumulate_group_q8", [q8_block](const std::string& name, const carray<float>& w,
+                                                         const carray<uint8_t>& block, const carray<float>& out0, int nq) {
+        // w: [nq, n]; out0: [nq, hd]; returns out0 + w · values, [nq, hd]
+        if (nq < 1 || nq > kGroupQueries) throw Error("kernel_accumulate_group_q8: nq must be 1 .. " + std::to_string(kGroupQueries));
+        const int64_t n = w.size() / nq, hd = out0.size() / nq;
+        check_same(w.size(), nq * n, "kernel_accumulate_group_q8");
+        check_same(out0.size(), nq * hd, "kernel_accumulate_group_q8");
+        if (n > kBlockKeys) throw Error("kernel_accumulate_group_q8: at most 16 values a block");
+        const void* b = q8_block(block, hd, "kernel_accumulate_group_q8");
+        py::array_t<float> out({(int64_t)nq, hd});
+        std::copy(out0.data(), out0.data() + nq * hd, out.mutable_data());
+        const float* ws[kGroupQueries];
+        float* outs[kGroupQueries];
+        for (int m = 0; m < nq; m++) ws[m] = w.data() + m * n, outs[m] = out.mutable_data() + m * hd;
+        table(name).accumulate_group_q8(ws, nq, b, n, hd, outs);
+        return out;
+    }, "accumulate_group_q8: nq weight rows (w [nq, n]) over a q8_0 block's first n values, into out0 [nq, hd]");
     testing.def("kernel_accumulate", [](const std::string& name, const carray<float>& w, py::array v,
                                         const carray<float>& out0) {
         const int64_t n = w.size(), hd = out0.size();

@@ -27,7 +27,7 @@ from .outputs import CompletionOutput, Logprob, RequestOutput
 from .sampling_params import SamplingParams
 from .structured import GrammarCompiler, Matcher
 
-KV_TYPES = ("f16", "f32")
+KV_TYPES = ("f16", "f32", "q8_0")
 
 PromptType = Union[str, List[int], dict]
 
@@ -123,7 +123,9 @@ class LLMEngine:
         n_threads: worker threads (default: every CPU this process may use).
         n_ctx: the longest a sequence may grow, prompt and output (default:
             the model's context, at most 4096).
-        kv_type: "f16" (default, as llama.cpp) or "f32" (exact parity).
+        kv_type: "f16" (default, as llama.cpp), "f32" (exact parity) or
+            "q8_0" (8-bit keys and values, as llama.cpp's q8_0 cache: about
+            half f16's memory, so faster decoding of many long sequences).
         activations: how quantized weights' matmuls round their inputs:
             "q8" (default: 8 bits per activation, fast, as llama.cpp) or "q16"
             (16 bits: nearly exact, slower).

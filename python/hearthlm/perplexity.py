@@ -89,18 +89,21 @@ def llama_cpp_perplexity(model, ids, n_ctx, max_chunks=None, n_threads=None, kv_
                          progress=None) -> Perplexity:
     import os
 
-    from llama_cpp import GGML_TYPE_F16, GGML_TYPE_F32
+    from llama_cpp import GGML_TYPE_F16, GGML_TYPE_F32, GGML_TYPE_Q8_0
 
     from .llama_cpp_compat import open_llama
 
     threads = n_threads or len(os.sched_getaffinity(0))
-    kv = GGML_TYPE_F16 if kv_type == "f16" else GGML_TYPE_F32
+    kv = {"f16": GGML_TYPE_F16, "f32": GGML_TYPE_F32, "q8_0": GGML_TYPE_Q8_0}[kv_type]
+    # llama.cpp quantizes its V cache only in its flash-attention path
+    flash = {"flash_attn": True} if kv_type == "q8_0" else {}
     # the same windows as hearth's: the BOS rule of hearth's tokenizer
     from .llm import LLM
 
     bos = _window_bos(LLM(model, vocab_only=True))
     llm = open_llama(model, n_ctx=n_ctx, n_batch=n_ctx, n_ubatch=min(n_ctx, 512), n_threads=threads,
-                     n_threads_batch=threads, logits_all=True, type_k=kv, type_v=kv, verbose=False)
+                     n_threads_batch=threads, logits_all=True, type_k=kv, type_v=kv, verbose=False,
+                     **flash)
 
     def logits_of(w):
         llm.reset()
@@ -125,7 +128,7 @@ def main(argv=None) -> int:
     ap.add_argument("-t", "--threads", type=int, default=None)
     ap.add_argument("--activations", choices=("q8", "q16"), default="q8",
                     help="hearth's activation path for quantized weights (default q8)")
-    ap.add_argument("--kv-type", choices=("f16", "f32"), default="f16")
+    ap.add_argument("--kv-type", choices=("f16", "f32", "q8_0"), default="f16")
     ap.add_argument("--llama-cpp", action="store_true",
                     help="also score with llama.cpp (llama-cpp-python) on the same windows")
     a = ap.parse_args(argv)
