@@ -214,7 +214,7 @@ def main(argv=None):
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--reps", type=int, default=3)
     ap.add_argument("--n-ctx", type=int, default=1024)
-    ap.add_argument("--kv-type", choices=("f16", "f32"), default="f16", help="both engines (default f16)")
+    ap.add_argument("--kv-type", choices=("f16", "f32", "q8_0"), default="f16", help="both engines (default f16)")
     ap.add_argument("--seed", type=int, default=1234)
     ap.add_argument("--tests", default="pp128,pp512,tg128",
                     help="comma-separated subset of " + ",".join(t[0] for t in TESTS))

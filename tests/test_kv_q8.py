@@ -7,11 +7,14 @@ invariance; and its answers stay close to the f16 cache's."""
 
 from __future__ import annotations
 
+import subprocess
+
 import gguf
 import numpy as np
 import pytest
 from gguf.quants import quantize
 
+from helpers.engine_helpers import hearth_binary
 from helpers.gguf_files import write_tiny_model
 
 import hearthlm._core as core
@@ -198,6 +201,13 @@ def test_the_engine_reports_q8_0_and_its_smaller_pool(tiny):
     f16 = LLMEngine(tiny, n_threads=1, kv_type="f16", kv_cache_tokens=1024)
     assert q8._engine.kv_type == "q8_0"
     assert q8._engine.kv_cache_bytes * 64 == f16._engine.kv_cache_bytes * 36  # 36 bytes per 32 values against 64
+
+
+def test_hearth_runs_on_a_q8_0_cache_and_says_so(tiny):
+    args = ["-m", tiny, "--bench", "--prompt-tokens", 40, "--gen-tokens", 4, "--reps", 1, "--kv-type", "q8_0"]
+    r = subprocess.run([hearth_binary(), *map(str, args)], capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stderr
+    assert "kv q8_0" in r.stdout
 
 
 def test_q8_0_on_a_model_whose_heads_it_cannot_group_is_refused(tmp_path):

@@ -137,9 +137,9 @@ struct KernelTable {
     // scores: for each key j, over its groups of 32 dimensions c in order,
     //   out[j] = fma((float)dot_c, d_key[c][j] * d_q[c], out[j])   from 0,
     // dot_c the exact integer dot product of the quants: the same bits in
-    // every set. dequantize_kv_q8 writes a block's keys (kv = 0: all
-    // kBlockKeys, dimension-major as the f32 forms take them) or its first
-    // n values (kv = 1) as f32, exactly; accumulate_group_q8 gives bit for
+    // every set. dequantize_kv_q8 writes a block's first n values (kv = 1)
+    // as f32, exactly, or its keys (kv = 0: all kBlockKeys, dimension-major
+    // as the f32 forms take them; for tests); accumulate_group_q8 gives bit for
     // bit what accumulate_group_f32 gives on those values, so a caller may
     // dequantize values once for many queries or in the loads for a few.
     void (*dequantize_kv_q8)(const void* block, int kv, int64_t n, int64_t hd, float* out);

@@ -16,12 +16,13 @@ constexpr int64_t B = KVCache::kBlockTokens;
 
 // Rows a task takes together: consecutive rows of one sequence (a prefill
 // chunk), up to this many, so that every block of keys and values they
-// share is read, and converted from f16 or q8_0, once for all of them.
+// share is read, and converted to f32, once for all of them.
 constexpr int64_t kRunRows = 16;
-// From this many queries (rows × heads) on, a task converts each f16 or
-// q8_0 block to f32 once instead of converting it in the loads of each
-// group of queries (the same values: the kernels promise bit-identical
-// results either way): when more than one group reads the block.
+// From this many queries (rows × heads) on, a task converts each f16 block
+// (of q8_0, each block of values: its keys are scored on integers) to f32
+// once instead of converting it in the loads of each group of queries (the
+// same values: the kernels promise bit-identical results either way): when
+// more than one group reads the block.
 constexpr int64_t kConvertQueries = kGroupQueries + 1;
 // How far ahead of use a task asks for its keys and values, in bursts of
 // how many blocks (see attend): ahead enough to cover the memory's latency,

@@ -18,9 +18,11 @@
 // Inside a block, keys are dimension-major ([head_dim][slot]: one load gives
 // a dimension of every position, see the attention kernels) and values
 // position-major ([slot][head_dim]). The q8_0 type (llama.cpp's
-// --cache-type-k/v q8_0) stores int8 in that order and then a scale per
-// position and 32 dimensions (kernels.h, kv_q8_block_bytes): 9/16 of f16's
-// bytes, which is what decode steps of many long sequences wait on.
+// --cache-type-k/v q8_0) stores int8 quants, values in that order, keys a
+// dword of 4 dimensions per slot ([head_dim / 4][slot][4]: the order of the
+// integer dot products that score them), then a scale per position and 32
+// dimensions (kernels.h, kv_q8_block_bytes): 9/16 of f16's bytes, which is
+// what decode steps of many long sequences wait on.
 #pragma once
 
 #include <algorithm>

@@ -202,6 +202,7 @@ def top2(row: np.ndarray):
 
 GGML_TYPE_F32 = 0
 GGML_TYPE_F16 = 1
+GGML_TYPE_Q8_0 = 8
 
 
 # (hearthlm/llama_cpp_compat.py opens llama.cpp the same way for
@@ -226,7 +227,9 @@ def open_llama_cpp(path, *, n_ctx: int = 512, n_threads: int = 2,
 
     if extra_bufts is None:
         extra_bufts = llama_cpp_extra_bufts_enabled()
-    ggml_type = {"f32": GGML_TYPE_F32, "f16": GGML_TYPE_F16}[kv_type]
+    ggml_type = {"f32": GGML_TYPE_F32, "f16": GGML_TYPE_F16, "q8_0": GGML_TYPE_Q8_0}[kv_type]
+    if kv_type == "q8_0":
+        kw.setdefault("flash_attn", True)  # llama.cpp quantizes its V cache only in flash attention
     orig = lc.llama_model_default_params
 
     def params():
