@@ -67,14 +67,14 @@ def kv_bytes(model, n_ctx, kv_type):
     n_head_kv = int(f(f"{arch}.attention.head_count_kv")) if f"{arch}.attention.head_count_kv" in r.fields else n_head
     n_embd = int(f(f"{arch}.embedding_length"))
     head_dim = int(f(f"{arch}.attention.key_length")) if f"{arch}.attention.key_length" in r.fields else n_embd // n_head
-    return int(2 * n_layer * n_ctx * n_head_kv * head_dim * {"f16": 2, "f32": 4, "q8_0": 36 / 32}[kv_type]), arch
+    return 2 * n_layer * n_ctx * n_head_kv * head_dim * {"f16": 2, "f32": 4}[kv_type], arch
 
 
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("model", metavar="MODEL.gguf")
     ap.add_argument("--n-ctx", type=int, default=512)
-    ap.add_argument("--kv-type", choices=("f16", "f32", "q8_0"), default="f16")
+    ap.add_argument("--kv-type", choices=("f16", "f32"), default="f16")
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--tokens", type=int, default=8, help="tokens in the forward pass (default 8)")
     ap.add_argument("--engines", default="hearth,llama.cpp")

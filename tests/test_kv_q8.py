@@ -81,6 +81,13 @@ def test_a_broken_value_makes_its_groups_scale_nan_or_inf_as_f16_would_keep_it()
     assert (q[64:] == 127).all() and d[2] == np.float32(np.float16(1 / 127))
 
 
+def test_a_group_too_small_for_an_f16_scale_stores_zeros():
+    x = np.full(32, 1e-38, np.float32)  # 1 / d overflows a float
+    x[::2] *= -1
+    q, d = core.testing.quantize_q8_0(x)
+    assert (q == 0).all() and d[0] == 0.0
+
+
 @pytest.mark.parametrize("hd", [32, 64, 128])
 @pytest.mark.parametrize("n", [1, 7, 16])
 def test_the_cache_stores_ggufs_q8_0_of_each_key_and_value(hd, n):

@@ -538,7 +538,7 @@ void scores_group_q8(const QueryQ8* q, int nq, const void* kt, int64_t hd, float
                 const __m256i qv = _mm256_set1_epi32(qd);
                 for (int h = 0; h < 2; h++) {
                     const __m256i k = _mm256_loadu_si256((const __m256i*)(x + (c * kKVQuantGroup / 4 + g) * 64 + 32 * h));
-                    const __m256i pairs = _mm256_maddubs_epi16(_mm256_sign_epi8(k, k), _mm256_sign_epi8(qv, k));
+                    const __m256i pairs = _mm256_maddubs_epi16(_mm256_abs_epi8(k), _mm256_sign_epi8(qv, k));
                     dot[h] = _mm256_add_epi32(dot[h], _mm256_madd_epi16(pairs, ones));
                 }
             }

@@ -69,8 +69,11 @@ inline size_t kv_q8_block_bytes(int64_t hd) {
     return (size_t)(kBlockKeys * hd) + (size_t)(kBlockKeys * (hd / kKVQuantGroup)) * sizeof(float);
 }
 inline const float* kv_q8_scales(const void* block, int64_t hd) { return (const float*)((const int8_t*)block + kBlockKeys * hd); }
+// Where the quant of dimension d of key j sits in a q8_0 block of keys.
+inline int64_t kv_q8_key_index(int64_t d, int64_t j) { return (d / 4) * 4 * kBlockKeys + j * 4 + d % 4; }
 // A query as the q8_0 cache's keys take it (llama.cpp's too): quantized
-// as q8_0, hd quants and a scale per 32.
+// as q8_0, hd quants and a scale per 32. Quants, the keys' too, are in
+// -127 .. 127 (as q8_0 makes them): AVX2's sign trick needs it.
 struct QueryQ8 {
     const int8_t* q;
     const float* d;

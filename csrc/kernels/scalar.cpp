@@ -266,7 +266,7 @@ void dequantize_kv_q8(const void* block, int kv, int64_t n, int64_t hd, float* o
         for (int64_t d = 0; d < hd; d++)
             for (int64_t j = 0; j < kBlockKeys; j++)
                 out[d * kBlockKeys + j] =
-                    (float)x[(d / 4) * 4 * kBlockKeys + j * 4 + d % 4] * scale[(d / kKVQuantGroup) * kBlockKeys + j];
+                    (float)x[kv_q8_key_index(d, j)] * scale[(d / kKVQuantGroup) * kBlockKeys + j];
         return;
     }
     for (int64_t j = 0; j < n; j++)
@@ -282,7 +282,7 @@ void scores_group_q8(const QueryQ8* q, int nq, const void* kt, int64_t hd, float
             for (int64_t c = 0; c < hd / kKVQuantGroup; c++) {
                 int32_t dot = 0;
                 for (int64_t d = c * kKVQuantGroup; d < (c + 1) * kKVQuantGroup; d++)
-                    dot += (int32_t)x[(d / 4) * 4 * kBlockKeys + j * 4 + d % 4] * q[m].q[d];
+                    dot += (int32_t)x[kv_q8_key_index(d, j)] * q[m].q[d];
                 acc = std::fma((float)dot, scale[c * kBlockKeys + j] * q[m].d[c], acc);
             }
             out[m][j] = acc;

@@ -135,7 +135,7 @@ void attend(const KVCache& cache, const Batch& b, int64_t row0, int64_t layer, c
             if (n_pos(r) <= p) continue;
             for (int64_t i = 0; i < nh; i++) {
                 qs[nq] = query(r, i);
-                qq[nq] = {q_quants.data() + (r * nh + i) * hd, q_scales.data() + (r * nh + i) * groups};
+                if (type == KVType::Q8_0) qq[nq] = {&q_quants[(r * nh + i) * hd], &q_scales[(r * nh + i) * groups]};
                 outs[nq] = score_row(r, i) + p;
                 if (++nq == kGroupQueries) flush();
             }

@@ -47,14 +47,18 @@ void quantize_q8_0(const float* x, int64_t n, int8_t* q, float* d) {
             amax = std::max(amax, a);
             broken |= !(a <= FLT_MAX);
         }
-        if (broken) {  // a broken model: the group dequantizes to NaN (or inf), as an f16 cache would keep it
+        // a broken model: the whole group dequantizes to NaN (an f16 cache
+        // would keep its other values; attention's output is NaN either way)
+        if (broken) {
             bool nan = false;
             for (int i = 0; i < kKVQuantGroup; i++) nan |= xg[i] != xg[i];
             d[g / kKVQuantGroup] = nan ? NAN : INFINITY;
             std::memset(qg, 0, kKVQuantGroup);
             continue;
         }
-        const float dg = amax / 127.0f, id = dg != 0.0f ? 1.0f / dg : 0.0f;
+        const float dg = amax / 127.0f;
+        float id = dg != 0.0f ? 1.0f / dg : 0.0f;
+        if (!(id <= FLT_MAX)) id = 0.0f;  // a group below ~4e-37: 1 / d overflows (and d rounds to f16 0)
         d[g / kKVQuantGroup] = f16_to_f32(f32_to_f16(dg));
         for (int i = 0; i < kKVQuantGroup; i++) {
             // roundf (halves away from zero) of |v| <= 127, without its call
@@ -72,7 +76,7 @@ void quantize_q8_0(const float* x, int64_t n, int8_t* q, float* d) {
 KVCache::KVCache(int64_t n_layers, int64_t n_kv_heads, int64_t head_dim, KVType type, int64_t n_blocks)
     : n_layers_(n_layers), n_kv_heads_(n_kv_heads), head_dim_(head_dim), type_(type), n_blocks_(n_blocks) {
     if (n_blocks < 1) throw Error("the KV cache needs at least one block, got " + std::to_string(n_blocks));
-    if (type == KVType::Q8_0 && (head_dim % kKVQuantGroup != 0 || head_dim > kMaxQ8Groups * kKVQuantGroup))
+    if (type == KVType::Q8_0 && (head_dim < 1 || head_dim % kKVQuantGroup != 0 || head_dim > kMaxQ8Groups * kKVQuantGroup))
         throw Error("kv_type q8_0 needs a head size that is a multiple of 32, at most 1024; this model's is " +
                     std::to_string(head_dim) + ": use kv_type f16");
     run_bytes_ = run_bytes(type, head_dim);
@@ -102,7 +106,7 @@ void KVCache::write(int32_t block, int64_t layer, int64_t kv_head, int64_t slot,
         float* key_scale = (float*)kv_q8_scales(kb, hd);
         float d[kMaxQ8Groups];
         quantize_q8_0(k, hd, quants.data(), d);
-        for (int64_t i = 0; i < hd; i++) ((int8_t*)kb)[(i / 4) * 4 * B + slot * 4 + i % 4] = quants[i];
+        for (int64_t i = 0; i < hd; i++) ((int8_t*)kb)[kv_q8_key_index(i, slot)] = quants[i];
         for (int64_t c = 0; c < groups; c++) key_scale[c * B + slot] = d[c];
         quantize_q8_0(v, hd, (int8_t*)vb + slot * hd, (float*)kv_q8_scales(vb, hd) + slot * groups);
         return;

@@ -37,7 +37,8 @@ namespace hearth {
 enum class KVType { F32, F16, Q8_0 };
 // n floats (n % 32 == 0) as GGUF's q8_0 quantizes them (ggml's reference
 // quantize_row_q8_0): per 32, d = max |x| / 127 rounded to f16 (d[i / 32],
-// as f32), q[i] = round(x[i] / d) with the unrounded d. One scalar loop for
+// as f32), q[i] = round(x[i] * (1 / d)) with the unrounded d, halves away
+// from zero. One scalar loop for
 // every kernel set: a position is written once, and every set must store
 // the same bytes.
 void quantize_q8_0(const float* x, int64_t n, int8_t* q, float* d);
@@ -70,8 +71,9 @@ public:
     size_t total_bytes() const { return block_bytes_ * (size_t)n_blocks_; }
 
     // The keys (kv = 0) or values (kv = 1) of one head in one block of one
-    // layer: kBlockTokens × head_dim elements, keys dimension-major, values
-    // position-major (run_bytes() of them).
+    // layer, run_bytes() of them: kBlockTokens × head_dim elements, keys
+    // dimension-major (q8_0: a dword of 4 dimensions per slot), values
+    // position-major; q8_0's scales after its quants.
     void* block_data(int32_t block, int64_t layer, int64_t kv_head, int kv) {
         return pages_.data() + offset(block, layer, kv_head, kv);
     }
