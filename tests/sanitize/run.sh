@@ -29,7 +29,7 @@ DEFAULT_TESTS=(
   tests/test_kernels.py tests/test_quants.py tests/test_k_quants.py
   tests/test_bad_files.py tests/test_fuzz_regressions.py tests/test_resource_limits.py
   tests/test_tokenizer.py tests/test_pretokenize.py
-  tests/test_kv_cache.py tests/test_continuous_batching.py tests/test_generate.py tests/test_sampling.py
+  tests/test_kv_cache.py tests/test_kv_q8.py tests/test_continuous_batching.py tests/test_generate.py tests/test_sampling.py
 )
 # Not meaningful under ASan, deselected in every run here:
 # - qemu-user cannot run an ASan process (its shadow memory does not fit the
