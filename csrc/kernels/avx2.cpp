@@ -512,8 +512,7 @@ struct ValuesQ8 {
     }
 };
 
-void dequantize_kv_q8(const void* block, int kv, int64_t n, int64_t hd, float* out) {
-    if (kv == 0) return scalar_kernels().dequantize_kv_q8(block, kv, n, hd, out);  // keys: for tests only
+void dequantize_values_q8(const void* block, int64_t n, int64_t hd, float* out) {
     const ValuesQ8 b(block, hd);
     for (int64_t j = 0; j < n; j++)
         for (int64_t i = 0; i < hd; i += 8) _mm256_storeu_ps(out + j * hd + i, b.value(j, i));
@@ -625,7 +624,7 @@ const KernelTable& avx2_kernels() {
         "avx2", matmul, quantize_q16a, quantize_q8a, avx2_q8a_packed_row_bytes, avx2_pack_q8a, avx2_pack_q8a_weights,
         axpy_f32, axpy_f16, f32_to_f16_row,
         scores_f32, scores_f16, scores_group_f32, scores_group_f16, accumulate_f32, accumulate_f16,
-        accumulate_group_f32, accumulate_group_f16, f16_to_f32_row, dequantize_kv_q8, scores_group_q8, accumulate_group_q8,
+        accumulate_group_f32, accumulate_group_f16, f16_to_f32_row, dequantize_values_q8, scores_group_q8, accumulate_group_q8,
         scaled_softmax, silu_mul, exp_shifted, exp_shifted_f64,
     };
     return table;

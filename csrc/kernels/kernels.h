@@ -140,12 +140,11 @@ struct KernelTable {
     // scores: for each key j, over its groups of 32 dimensions c in order,
     //   out[j] = fma((float)dot_c, d_key[c][j] * d_q[c], out[j])   from 0,
     // dot_c the exact integer dot product of the quants: the same bits in
-    // every set. dequantize_kv_q8 writes a block's first n values (kv = 1)
-    // as f32, exactly, or its keys (kv = 0: all kBlockKeys, dimension-major
-    // as the f32 forms take them; for tests); accumulate_group_q8 gives bit for
+    // every set. dequantize_values_q8 writes a block's first n values as
+    // f32, exactly; accumulate_group_q8 gives bit for
     // bit what accumulate_group_f32 gives on those values, so a caller may
     // dequantize values once for many queries or in the loads for a few.
-    void (*dequantize_kv_q8)(const void* block, int kv, int64_t n, int64_t hd, float* out);
+    void (*dequantize_values_q8)(const void* block, int64_t n, int64_t hd, float* out);
     void (*scores_group_q8)(const QueryQ8* q, int nq, const void* kt, int64_t hd, float* const* out);
     void (*accumulate_group_q8)(const float* const* w, int nq, const void* v, int64_t n, int64_t hd, float* const* out);
 

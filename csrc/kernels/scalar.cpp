@@ -257,18 +257,11 @@ void accumulate_group_f16(const float* const* w, int nq, const uint16_t* v, int6
     for (int m = 0; m < nq; m++) accumulate_f16(w[m], v, n, hd, out[m]);
 }
 
-// The q8_0 cache: a block's quants times their scales (exact in f32).
-void dequantize_kv_q8(const void* block, int kv, int64_t n, int64_t hd, float* out) {
+// The q8_0 cache: a block's values, quants times their scales (exact in f32).
+void dequantize_values_q8(const void* block, int64_t n, int64_t hd, float* out) {
     const int8_t* x = (const int8_t*)block;
     const float* scale = kv_q8_scales(block, hd);
     const int64_t groups = hd / kKVQuantGroup;
-    if (kv == 0) {
-        for (int64_t d = 0; d < hd; d++)
-            for (int64_t j = 0; j < kBlockKeys; j++)
-                out[d * kBlockKeys + j] =
-                    (float)x[kv_q8_key_index(d, j)] * scale[(d / kKVQuantGroup) * kBlockKeys + j];
-        return;
-    }
     for (int64_t j = 0; j < n; j++)
         for (int64_t i = 0; i < hd; i++) out[j * hd + i] = (float)x[j * hd + i] * scale[j * groups + i / kKVQuantGroup];
 }
@@ -291,7 +284,7 @@ void scores_group_q8(const QueryQ8* q, int nq, const void* kt, int64_t hd, float
 
 void accumulate_group_q8(const float* const* w, int nq, const void* v, int64_t n, int64_t hd, float* const* out) {
     std::vector<float> values(n * hd);
-    dequantize_kv_q8(v, 1, n, hd, values.data());
+    dequantize_values_q8(v, n, hd, values.data());
     accumulate_group_f32(w, nq, values.data(), n, hd, out);
 }
 
@@ -331,7 +324,7 @@ const KernelTable& scalar_kernels() {
     static const KernelTable table = {
         "scalar", matmul, quantize_q16a, quantize_q8a, q8a_packed_row_bytes, pack_q8a, nullptr, axpy_f32, axpy_f16, f32_to_f16_row,
         scores_f32, scores_f16, scores_group_f32, scores_group_f16, accumulate_f32, accumulate_f16,
-        accumulate_group_f32, accumulate_group_f16, f16_to_f32_row, dequantize_kv_q8, scores_group_q8, accumulate_group_q8,
+        accumulate_group_f32, accumulate_group_f16, f16_to_f32_row, dequantize_values_q8, scores_group_q8, accumulate_group_q8,
         scaled_softmax, silu_mul, exp_shifted, exp_shifted_f64,
     };
     return table;

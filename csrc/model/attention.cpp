@@ -84,11 +84,11 @@ void attend(const KVCache& cache, const Batch& b, int64_t row0, int64_t layer, c
                 quantize_q8_0(query(r, i), hd, &q_quants[(r * nh + i) * hd], &q_scales[(r * nh + i) * groups]);
     }
     // a block as f32 (converted once for all the task's queries, or stored so)
-    auto as_f32 = [&](const void* block, int kv, int64_t n) -> const float* {
+    auto as_f32 = [&](const void* block, int64_t n) -> const float* {
         if (type == KVType::F32) return (const float*)block;
         if (!convert) return nullptr;
         if (type == KVType::F16) kt.f16_to_f32_row((const uint16_t*)block, block_f32.data(), n * hd);
-        else kt.dequantize_kv_q8(block, kv, n, hd, block_f32.data());
+        else kt.dequantize_values_q8(block, n, hd, block_f32.data());  // q8_0 keys are never converted
         return block_f32.data();
     };
 
@@ -118,7 +118,7 @@ void attend(const KVCache& cache, const Batch& b, int64_t row0, int64_t layer, c
     for (int64_t p = 0; p < longest; p += B) {
         prefetch_ahead_of(p / B);
         const void* k = cache.block_data(blocks[p / B], layer, task.kvh, 0);
-        const float* kf = type == KVType::Q8_0 ? nullptr : as_f32(k, 0, B);
+        const float* kf = type == KVType::Q8_0 ? nullptr : as_f32(k, B);
         // the queries that see this block, in groups that share its loads
         // (each query's scores are the same either way)
         const float* qs[kGroupQueries];
@@ -151,7 +151,7 @@ void attend(const KVCache& cache, const Batch& b, int64_t row0, int64_t layer, c
     for (int64_t p = 0; p < longest; p += B) {
         prefetch_ahead_of(n_blocks + p / B);
         const void* v = cache.block_data(blocks[p / B], layer, task.kvh, 1);
-        const float* vf = as_f32(v, 1, std::min(B, longest - p));
+        const float* vf = as_f32(v, std::min(B, longest - p));
         for (int64_t r = 0; r < rows; r++) {
             if (n_pos(r) <= p) continue;
             const int64_t n = std::min(B, n_pos(r) - p);

@@ -412,15 +412,14 @@ void bind_kernels(py::module_& m, py::module_& testing) {
         check_same(block.size(), (int64_t)kv_q8_block_bytes(hd), what);
         return (const void*)block.data();
     };
-    testing.def("kernel_dequantize_kv_q8", [q8_block](const std::string& name, const carray<uint8_t>& block, int64_t hd,
-                                                      int kv, int64_t n) {
-        if (kv != 0 && kv != 1) throw Error("kernel_dequantize_kv_q8: kv must be 0 (keys) or 1 (values)");
-        if (n < 0 || n > kBlockKeys) throw Error("kernel_dequantize_kv_q8: n must be 0 .. 16");
-        const void* b = q8_block(block, hd, "kernel_dequantize_kv_q8");
-        py::array_t<float> out(kv == 0 ? hd * kBlockKeys : n * hd);
-        table(name).dequantize_kv_q8(b, kv, n, hd, out.mutable_data());
+    testing.def("kernel_dequantize_values_q8", [q8_block](const std::string& name, const carray<uint8_t>& block,
+                                                          int64_t hd, int64_t n) {
+        if (n < 0 || n > kBlockKeys) throw Error("kernel_dequantize_values_q8: n must be 0 .. 16");
+        const void* b = q8_block(block, hd, "kernel_dequantize_values_q8");
+        py::array_t<float> out(n * hd);
+        table(name).dequantize_values_q8(b, n, hd, out.mutable_data());
         return out;
-    }, "A q8_0 block as f32: its keys (kv 0: [hd * 16], dimension-major) or first n values (kv 1: [n * hd]).");
+    }, "A q8_0 block's first n values as f32: [n * hd].");
     testing.def("kernel_scores_group_q8", [q8_block](const std::string& name, const carray<int8_t>& quants,
                                                      const carray<float>& scales, const carray<uint8_t>& block, int nq) {
         // quants: [nq, hd] and scales: [nq, hd / 32], nq queries quantized as q8_0
