@@ -56,7 +56,9 @@ def score(logits_of: Callable[[List[int]], np.ndarray], ids: Sequence[int], n_ct
     if not chunks:
         raise ValueError(f"the text has {len(ids)} tokens: fewer than one window of {n_ctx} (lower -c)")
     for w in chunks:
-        logits = np.asarray(logits_of(w), dtype=np.float64)[first:n_ctx - 1]
+        # only the scored half in float64: a fresh [n_ctx, n_vocab] double
+        # array is hundreds of MB, slow to fault in on a small VM
+        logits = np.asarray(logits_of(w))[first:n_ctx - 1].astype(np.float64)
         targets = np.asarray(w[first + 1:n_ctx])
         m = logits.max(axis=1, keepdims=True)
         logz = (m[:, 0] + np.log(np.exp(logits - m).sum(axis=1)))
