@@ -46,3 +46,20 @@ def test_a_text_shorter_than_one_window_is_a_clear_error():
 def test_the_command_names_a_missing_text_file(tmp_path, capsys):
     assert P.main([str(tmp_path / "model.gguf"), str(tmp_path / "missing.txt")]) == 2
     assert "missing.txt" in capsys.readouterr().err
+
+
+def test_the_command_scores_a_real_file_as_the_function_does(smollm2_gguf, tmp_path, capsys):
+    """The command on SmolLM2 and an English text: it prints the same
+    perplexity as hearth_perplexity on the same windows (and, as a tool that
+    owns its process, turns off NumPy's huge-page advice on the way)."""
+    text = tmp_path / "text.txt"
+    text.write_text(" ".join(f"The {w} is on the table, and it is {c}." for w, c in
+                             [("cup", "red"), ("book", "blue"), ("lamp", "old"), ("key", "small")] * 40))
+    assert P.main([str(smollm2_gguf), str(text), "-c", "128", "--chunks", "2", "-t", "2"]) == 0
+    out = capsys.readouterr().out
+    from hearthlm import LLM
+
+    ids = LLM(str(smollm2_gguf), vocab_only=True).tokenize(text.read_text(), add_special=False)
+    want = P.hearth_perplexity(str(smollm2_gguf), ids, 128, max_chunks=2, n_threads=2)
+    assert f"hearth (q8 activations, KV f16): {want}" in out, out
+    assert want.n_tokens == 2 * 63 and 1.0 < want.ppl < 50.0
