@@ -321,6 +321,32 @@ class LLMEngine:
         """The GGUF metadata, key -> value."""
         return self._model.metadata()
 
+    @property
+    def model(self):
+        """The core Model: the weights and the forward pass."""
+        return self._model
+
+    @property
+    def kv_type(self) -> str:
+        return self._engine.kv_type
+
+    # --- eval's own sequence (LLM.eval): under the lock, since it shares the
+    # KV pool with every request ---------------------------------------------------
+    @_locked
+    def eval(self, ids: np.ndarray, all_logits: bool = True) -> np.ndarray:
+        """Appends ids to eval's sequence; their logits, float32 [len(ids) or 1, n_vocab]."""
+        return self._engine.eval(ids, all_logits)
+
+    @_locked
+    def reset_eval(self) -> None:
+        """Empties eval's sequence; its blocks go back to the pool."""
+        self._engine.reset()
+
+    @property
+    def eval_n_past(self) -> int:
+        """Tokens in eval's sequence."""
+        return self._engine.n_past
+
     def _token_str(self, tid: int) -> str:
         s = self._token_text.get(tid)
         if s is None:

@@ -98,12 +98,12 @@ class LLM:
 
     @property
     def n_ctx(self) -> int:
-        return self._core_engine().n_ctx
+        return self._engine().n_ctx
 
     @property
     def n_past(self) -> int:
         """Tokens eval() has put in its sequence of the KV cache."""
-        return self._core_engine().n_past
+        return self._engine().eval_n_past
 
     @property
     def n_threads(self) -> int:
@@ -111,17 +111,17 @@ class LLM:
 
     @property
     def kv_type(self) -> str:
-        return self._core_engine().kv_type
+        return self._engine().kv_type
+
+    def _engine(self):
+        """The LLMEngine (an error with vocab_only=True)."""
+        if self.llm_engine is None:
+            raise HearthError(f"{self.model_path}: loaded with vocab_only=True, so there are no weights to run")
+        return self.llm_engine
 
     def _weights(self):
         """The core Model (weights)."""
-        if self.llm_engine is None:
-            raise HearthError(f"{self.model_path}: loaded with vocab_only=True, so there are no weights to run")
-        return self.llm_engine._model
-
-    def _core_engine(self):
-        self._weights()
-        return self.llm_engine._engine
+        return self._engine().model
 
     def get_tokenizer(self):
         """The C++ tokenizer (encode / decode bytes)."""
@@ -153,15 +153,11 @@ class LLM:
             raise ValueError("token_ids must be a non-empty 1-D sequence of token ids")
         if not np.issubdtype(ids.dtype, np.integer):
             raise ValueError(f"token_ids must be integers, got dtype {ids.dtype}")
-        engine = self._core_engine()
-        with self.llm_engine._lock:  # eval's sequence shares the engine's KV pool with every request
-            return engine.eval(ids, all_logits)
+        return self._engine().eval(ids, all_logits)
 
     def reset(self) -> None:
         """Empties eval's sequence of the KV cache."""
-        engine = self._core_engine()
-        with self.llm_engine._lock:
-            engine.reset()
+        self._engine().reset_eval()
 
     def generate_greedy(self, prompt_ids: Iterable[int], max_tokens: int = 16, stop_at_eos: bool = True) -> list:
         """Up to max_tokens greedily chosen token ids after prompt_ids (ending
