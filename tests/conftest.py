@@ -30,9 +30,9 @@ os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 # NumPy asks for transparent huge pages for every array of 4 MB or more. On
 # the KVM machines the suite runs on, a fresh 2 MB huge page costs ~12 ms on
-# first touch, so a 200 MB array of logits took 1.9 s to fill instead of
-# 0.13 s (perplexity tests: 10.6 s -> 2.4 s). Tests want plain pages, here
-# and in every child process.
+# first touch, so 300 MB of new arrays (logits and their float64 copy) took
+# 1.9 s instead of 0.13 s (perplexity tests: 10.6 s -> 2.4 s). Tests want
+# plain pages, here and in every child process.
 os.environ.setdefault("NUMPY_MADVISE_HUGEPAGE", "0")
 try:
     from numpy._core.multiarray import _set_madvise_hugepage

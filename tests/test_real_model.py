@@ -212,17 +212,24 @@ def test_f32_decode_through_the_kv_cache_agrees_with_transformers(
 #   hearth fails when it loses more of them than chance allows (more than
 #   half plus two standard deviations).
 # llama.cpp's side does not depend on hearth's activation path: computed once
-# per file, text and cache type, for both paths (a few seconds each).
+# per file, text and cache type, for both paths (a few seconds each). The two
+# paths of a case run one after the other, so only the last result is kept.
 _llama_cpp_runs = {}
 
 
-def _llama_cpp_logits_once(path, ids, kv_type):
-    key = (str(path), tuple(int(t) for t in ids), kv_type)
+def _llama_cpp_once(key, compute):
     if key not in _llama_cpp_runs:
-        lc = ref.open_llama_cpp(path, n_ctx=N_CTX, n_threads=N_THREADS, kv_type=kv_type)
-        _llama_cpp_runs[key] = ref.llama_cpp_logits(lc, ids)
-        del lc
+        _llama_cpp_runs.clear()
+        _llama_cpp_runs[key] = compute()
     return _llama_cpp_runs[key]
+
+
+def _llama_cpp_logits_once(path, ids, kv_type):
+    def compute():
+        lc = ref.open_llama_cpp(path, n_ctx=N_CTX, n_threads=N_THREADS, kv_type=kv_type)
+        return ref.llama_cpp_logits(lc, ids)
+
+    return _llama_cpp_once(("logits", str(path), tuple(int(t) for t in ids), kv_type), compute)
 
 
 QUANT_CASES = [
@@ -463,11 +470,9 @@ def test_perplexity_within_half_a_percent_of_llama_cpp(smollm2_gguf, llama_cpp, 
 
     ids = LLM(str(smollm2_gguf), vocab_only=True).tokenize(PPL_TEXT.read_text(), add_special=False)
     h = P.hearth_perplexity(str(smollm2_gguf), ids, 512, max_chunks=4, n_threads=N_THREADS, activations=act)
-    key = ("perplexity", str(smollm2_gguf))  # llama.cpp's figure: once for both paths
-    if key not in _llama_cpp_runs:
-        _llama_cpp_runs[key] = P.llama_cpp_perplexity(str(smollm2_gguf), ids, 512, max_chunks=4,
-                                                      n_threads=N_THREADS)
-    l = _llama_cpp_runs[key]
+    l = _llama_cpp_once(("perplexity", str(smollm2_gguf), tuple(ids), 512, 4),  # once for both paths
+                        lambda: P.llama_cpp_perplexity(str(smollm2_gguf), ids, 512, max_chunks=4,
+                                                       n_threads=N_THREADS))
     _say(record_property, "perplexity", f"\n[perplexity, 4 x 512] hearth {act}: {h}; llama.cpp: {l}")
     assert h.n_tokens == l.n_tokens == 4 * 255
     assert h.ppl <= l.ppl * 1.005, (h, l)
