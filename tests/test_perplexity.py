@@ -54,15 +54,12 @@ def test_the_command_scores_a_real_file_as_the_function_does(smollm2_gguf, tmp_p
     text = tmp_path / "text.txt"
     text.write_text(" ".join(f"The {w} is on the table, and it is {c}." for w, c in
                              [("cup", "red"), ("book", "blue"), ("lamp", "old"), ("key", "small")] * 40))
-    try:
-        from numpy._core.multiarray import _set_madvise_hugepage
-    except ImportError:  # NumPy 1.x
-        from numpy.core.multiarray import _set_madvise_hugepage
-    before = _set_madvise_hugepage(False)  # main() turns it off for its process: put it back after
+    before = P.numpy_huge_pages(False)  # main() turns it off for its process: put it back after
     try:
         assert P.main([str(smollm2_gguf), str(text), "-c", "128", "--chunks", "2", "-t", "2"]) == 0
     finally:
-        _set_madvise_hugepage(before)
+        if before is not None:
+            P.numpy_huge_pages(before)
     out = capsys.readouterr().out
     from hearthlm import LLM
 

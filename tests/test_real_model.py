@@ -196,21 +196,6 @@ def test_f32_decode_through_the_kv_cache_agrees_with_transformers(
 # quantized files: at least as close to transformers as llama.cpp is
 # ---------------------------------------------------------------------------
 
-# Each activation path against llama.cpp on the same file.
-# - q16 (the exact path: 16-bit activations where llama.cpp takes 8-bit ones):
-#   mean cosine >= llama.cpp's - 1e-4 and top-1 >= llama.cpp's - 1 point. On
-#   llama.cpp's own Q4_1 file, whose dequantized weights are transformers'
-#   weights here, hearth is within float rounding of transformers (mean cosine
-#   1.000000) while llama.cpp is at 0.9990; on our q8_0 / q4_0 files what is
-#   left is the weights' own rounding.
-# - q8 (the default, fast path: 8-bit activations like llama.cpp's, with f32
-#   scales where ggml keeps fp16): mean cosine >= llama.cpp's - 1e-4, and
-#   top-1 not significantly below llama.cpp's. At 8 bits the two engines trade
-#   top-1 places at positions where transformers' top-2 margin is a few
-#   hundredths (printed below), so a fixed 1-point band flips with the text;
-#   instead the positions where exactly one engine is right are a sign test:
-#   hearth fails when it loses more of them than chance allows (more than
-#   half plus two standard deviations).
 # llama.cpp's side does not depend on hearth's activation path: computed once
 # per file, text and cache type, for both paths (a few seconds each). The two
 # paths of a case run one after the other, so only the last result is kept.
@@ -232,6 +217,21 @@ def _llama_cpp_logits_once(path, ids, kv_type):
     return _llama_cpp_once(("logits", str(path), tuple(int(t) for t in ids), kv_type), compute)
 
 
+# Each activation path against llama.cpp on the same file.
+# - q16 (the exact path: 16-bit activations where llama.cpp takes 8-bit ones):
+#   mean cosine >= llama.cpp's - 1e-4 and top-1 >= llama.cpp's - 1 point. On
+#   llama.cpp's own Q4_1 file, whose dequantized weights are transformers'
+#   weights here, hearth is within float rounding of transformers (mean cosine
+#   1.000000) while llama.cpp is at 0.9990; on our q8_0 / q4_0 files what is
+#   left is the weights' own rounding.
+# - q8 (the default, fast path: 8-bit activations like llama.cpp's, with f32
+#   scales where ggml keeps fp16): mean cosine >= llama.cpp's - 1e-4, and
+#   top-1 not significantly below llama.cpp's. At 8 bits the two engines trade
+#   top-1 places at positions where transformers' top-2 margin is a few
+#   hundredths (printed below), so a fixed 1-point band flips with the text;
+#   instead the positions where exactly one engine is right are a sign test:
+#   hearth fails when it loses more of them than chance allows (more than
+#   half plus two standard deviations).
 QUANT_CASES = [
     pytest.param("q8_0", "smollm2_q8_0_gguf", "real_text_ids", "text256", "f32", id="q8_0-text256-kvf32"),
     pytest.param("q4_0", "smollm2_q4_0_gguf", "real_text_ids", "text256", "f32", id="q4_0-text256-kvf32"),

@@ -121,20 +121,22 @@ def _window_bos(llm) -> Optional[int]:
     return int(tok.bos_token_id) if tok.add_bos else None
 
 
-def _plain_pages_for_numpy() -> None:
-    """NumPy asks for transparent huge pages for arrays of 4 MB or more. Each
-    window's logits are a new array of hundreds of MB, and on KVM machines a
-    fresh huge page can cost ~12 ms on first touch: the GPL-3 text (14
-    windows) took 14-21 s instead of 8.5 s. This tool owns its process, so
-    it turns the advice off (a library would leave NumPy's setting alone)."""
+def numpy_huge_pages(on: bool) -> Optional[bool]:
+    """Turns NumPy's huge-page advice on or off; the setting before (None
+    where this NumPy has no such switch). NumPy asks for transparent huge
+    pages for arrays of 4 MB or more. Each window's logits are a new array
+    of ~100 MB, and on KVM machines a fresh huge page can cost ~12 ms on
+    first touch: the GPL-3 text (14 windows) took 14-21 s instead of 8.5 s.
+    main() owns its process, so it turns the advice off (a library would
+    leave NumPy's setting alone)."""
     try:
         from numpy._core.multiarray import _set_madvise_hugepage
     except ImportError:  # NumPy 1.x
         try:
             from numpy.core.multiarray import _set_madvise_hugepage
         except ImportError:
-            return
-    _set_madvise_hugepage(False)
+            return None
+    return bool(_set_madvise_hugepage(on))
 
 
 def main(argv=None) -> int:
@@ -150,7 +152,7 @@ def main(argv=None) -> int:
     ap.add_argument("--llama-cpp", action="store_true",
                     help="also score with llama.cpp (llama-cpp-python) on the same windows")
     a = ap.parse_args(argv)
-    _plain_pages_for_numpy()
+    numpy_huge_pages(False)
 
     from .errors import HearthError
     from .llm import LLM
