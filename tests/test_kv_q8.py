@@ -60,32 +60,50 @@ def gguf_q8_0(x):
     return q, d
 
 
-def test_quantizing_is_ggufs_q8_0_halves_away_from_zero_included():
+def test_quantizing_is_ggufs_q8_0_halves_away_from_zero_included(kernel):
     # a group whose scale is 1: halves land exactly on .5
     ties = np.array([127, -127, 0.5, -0.5, 1.5, -1.5, 2.5, -2.5, 126.5, -126.5, 0.49999997, -0.49999997] + [0] * 20,
                     np.float32)
     rng = np.random.default_rng(0)
     x = np.concatenate([ties, rng.standard_normal(32 * 50).astype(np.float32) * rng.choice([1e-3, 1, 300], 32 * 50),
                         np.zeros(32, np.float32)])
-    q, d = core.testing.quantize_q8_0(x)
+    q, d = core.testing.kernel_quantize_kv_q8_0(kernel, x)
     want_q, want_d = gguf_q8_0(x.reshape(1, -1))
     assert np.array_equal(q, want_q[0]) and np.array_equal(d, want_d[0])
     assert q[:12].tolist() == [127, -127, 1, -1, 2, -2, 3, -3, 127, -127, 0, 0]
 
 
-def test_a_broken_value_makes_its_groups_scale_nan_or_inf_as_f16_would_keep_it():
+def test_a_broken_value_makes_its_groups_scale_nan_or_inf_as_f16_would_keep_it(kernel):
     x = np.ones(96, np.float32)
     x[3], x[40] = np.nan, np.inf
-    q, d = core.testing.quantize_q8_0(x)
+    q, d = core.testing.kernel_quantize_kv_q8_0(kernel, x)
     assert (q[:64] == 0).all() and np.isnan(d[0]) and np.isinf(d[1])  # dequantized: NaN, as an f16 cache holds it
     assert (q[64:] == 127).all() and d[2] == np.float32(np.float16(1 / 127))
 
 
-def test_a_group_too_small_for_an_f16_scale_stores_zeros():
+def test_a_group_too_small_for_an_f16_scale_stores_zeros(kernel):
     x = np.full(32, 1e-38, np.float32)  # 1 / d overflows a float
     x[::2] *= -1
-    q, d = core.testing.quantize_q8_0(x)
+    q, d = core.testing.kernel_quantize_kv_q8_0(kernel, x)
     assert (q == 0).all() and d[0] == 0.0
+
+
+def test_every_set_quantizes_to_the_scalar_references_bytes(kernel):
+    # groups of every scale from subnormal to huge, values on and near the
+    # halves, signed zeros, and groups broken by a NaN or an inf
+    rng = np.random.default_rng(7)
+    groups = rng.standard_normal((400, 32)).astype(np.float32)
+    groups *= np.float32(10.0) ** rng.integers(-40, 38, (400, 1)).astype(np.float32)
+    groups[:40] = (rng.integers(-254, 255, (40, 32)) / 2).astype(np.float32)  # halves on a scale of about 1
+    groups[:40, 0] = 127.0
+    groups[40:60] = np.nextafter(groups[:20], np.float32(np.inf))
+    groups[60, :] = -0.0
+    groups[61, 5], groups[62, 31], groups[63, 0] = np.nan, np.inf, -np.inf
+    x = groups.reshape(-1)
+    q, d = core.testing.kernel_quantize_kv_q8_0(kernel, x)
+    want_q, want_d = core.testing.kernel_quantize_kv_q8_0("scalar", x)
+    assert np.array_equal(q, want_q)
+    assert np.array_equal(d.view(np.uint32), want_d.view(np.uint32))
 
 
 @pytest.mark.parametrize("hd", [32, 64, 128])

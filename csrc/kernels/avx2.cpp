@@ -15,6 +15,7 @@
 // same in every instantiation.
 #include <immintrin.h>
 
+#include <cfloat>
 #include <cstdint>
 #include <cstring>
 
@@ -512,6 +513,51 @@ struct ValuesQ8 {
     }
 };
 
+// The q8_0 cache's quantization (kernels.h): scalar.cpp's steps, 8 values
+// per instruction. A group with a NaN or inf (a broken model) goes to the
+// scalar reference.
+void quantize_kv_q8_0(const float* x, int64_t n, int8_t* q, float* d) {
+    const __m256 sign_mask = _mm256_set1_ps(-0.0f), largest = _mm256_set1_ps(FLT_MAX);
+    const __m256 half = _mm256_set1_ps(0.5f), minus_half = _mm256_set1_ps(-0.5f);
+    const __m256i top = _mm256_set1_epi32(127), bottom = _mm256_set1_epi32(-127);
+    for (int64_t g = 0; g < n; g += kKVQuantGroup) {
+        __m256 v[4], a[4];
+        __m256 broken = _mm256_setzero_ps();  // !(|x| <= FLT_MAX): NaN or inf
+        for (int i = 0; i < 4; i++) {
+            v[i] = _mm256_loadu_ps(x + g + 8 * i);
+            a[i] = _mm256_andnot_ps(sign_mask, v[i]);
+            broken = _mm256_or_ps(broken, _mm256_cmp_ps(a[i], largest, _CMP_NLE_UQ));
+        }
+        if (_mm256_movemask_ps(broken) != 0) {
+            scalar_kernels().quantize_kv_q8_0(x + g, kKVQuantGroup, q + g, d + g / kKVQuantGroup);
+            continue;
+        }
+        const __m256 m = _mm256_max_ps(_mm256_max_ps(a[0], a[1]), _mm256_max_ps(a[2], a[3]));
+        __m128 m4 = _mm_max_ps(_mm256_castps256_ps128(m), _mm256_extractf128_ps(m, 1));
+        m4 = _mm_max_ps(m4, _mm_movehl_ps(m4, m4));
+        m4 = _mm_max_ss(m4, _mm_movehdup_ps(m4));
+        const float dg = _mm_cvtss_f32(m4) / 127.0f;
+        float id = dg != 0.0f ? 1.0f / dg : 0.0f;
+        if (!(id <= FLT_MAX)) id = 0.0f;
+        d[g / kKVQuantGroup] = f16_to_f32(f32_to_f16(dg));
+        const __m256 vid = _mm256_set1_ps(id);
+        __m256i t[4];
+        for (int i = 0; i < 4; i++) {
+            // truncate, then step away from zero when half or more was cut
+            // off (a true comparison is -1: subtracting it adds one)
+            const __m256 p = _mm256_mul_ps(v[i], vid);
+            const __m256 cut = _mm256_sub_ps(p, _mm256_round_ps(p, _MM_FROUND_TO_ZERO | _MM_FROUND_NO_EXC));
+            t[i] = _mm256_cvttps_epi32(p);
+            t[i] = _mm256_sub_epi32(t[i], _mm256_castps_si256(_mm256_cmp_ps(cut, half, _CMP_GE_OQ)));
+            t[i] = _mm256_add_epi32(t[i], _mm256_castps_si256(_mm256_cmp_ps(cut, minus_half, _CMP_LE_OQ)));
+            t[i] = _mm256_max_epi32(_mm256_min_epi32(t[i], top), bottom);
+        }
+        // the packs interleave 128-bit lanes, a permute restores the order
+        const __m256i b8 = _mm256_packs_epi16(_mm256_packs_epi32(t[0], t[1]), _mm256_packs_epi32(t[2], t[3]));
+        _mm256_storeu_si256((__m256i*)(q + g), _mm256_permutevar8x32_epi32(b8, _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7)));
+    }
+}
+
 void dequantize_values_q8(const void* block, int64_t n, int64_t hd, float* out) {
     const ValuesQ8 b(block, hd);
     for (int64_t j = 0; j < n; j++)
@@ -625,7 +671,7 @@ const KernelTable& avx2_kernels() {
         axpy_f32, axpy_f16, f32_to_f16_row,
         scores_f32, scores_f16, scores_group_f32, scores_group_f16, accumulate_f32, accumulate_f16,
         accumulate_group_f32, accumulate_group_f16, f16_to_f32_row, dequantize_values_q8, scores_group_q8, accumulate_group_q8,
-        scaled_softmax, silu_mul, exp_shifted, exp_shifted_f64,
+        quantize_kv_q8_0, scaled_softmax, silu_mul, exp_shifted, exp_shifted_f64,
     };
     return table;
 }

@@ -28,6 +28,7 @@
 // happens only where an fmadd intrinsic asks for it.
 #include <immintrin.h>
 
+#include <cfloat>
 #include <cstdint>
 #include <cstdlib>
 #include <cstring>
@@ -645,6 +646,37 @@ struct ValuesQ8 {
     }
 };
 
+// The q8_0 cache's quantization (kernels.h): scalar.cpp's steps, 16 values
+// per instruction. A group with a NaN or inf (a broken model) goes to the
+// scalar reference.
+void quantize_kv_q8_0(const float* x, int64_t n, int8_t* q, float* d) {
+    const __m512 largest = _mm512_set1_ps(FLT_MAX), half = _mm512_set1_ps(0.5f), minus_half = _mm512_set1_ps(-0.5f);
+    const __m512i one = _mm512_set1_epi32(1), top = _mm512_set1_epi32(127), bottom = _mm512_set1_epi32(-127);
+    for (int64_t g = 0; g < n; g += kKVQuantGroup) {
+        const __m512 v[2] = {_mm512_loadu_ps(x + g), _mm512_loadu_ps(x + g + 16)};
+        const __m512 a0 = _mm512_abs_ps(v[0]), a1 = _mm512_abs_ps(v[1]);
+        if ((_mm512_cmp_ps_mask(a0, largest, _CMP_LE_OQ) & _mm512_cmp_ps_mask(a1, largest, _CMP_LE_OQ)) != 0xffff) {
+            scalar_kernels().quantize_kv_q8_0(x + g, kKVQuantGroup, q + g, d + g / kKVQuantGroup);
+            continue;
+        }
+        const float dg = _mm512_reduce_max_ps(_mm512_max_ps(a0, a1)) / 127.0f;
+        float id = dg != 0.0f ? 1.0f / dg : 0.0f;
+        if (!(id <= FLT_MAX)) id = 0.0f;
+        d[g / kKVQuantGroup] = f16_to_f32(f32_to_f16(dg));
+        const __m512 vid = _mm512_set1_ps(id);
+        for (int i = 0; i < 2; i++) {
+            // truncate, then step away from zero when half or more was cut off
+            const __m512 p = _mm512_mul_ps(v[i], vid);
+            const __m512 cut = _mm512_sub_ps(p, _mm512_roundscale_ps(p, _MM_FROUND_TO_ZERO | _MM_FROUND_NO_EXC));
+            __m512i t = _mm512_cvttps_epi32(p);
+            t = _mm512_mask_add_epi32(t, _mm512_cmp_ps_mask(cut, half, _CMP_GE_OQ), t, one);
+            t = _mm512_mask_sub_epi32(t, _mm512_cmp_ps_mask(cut, minus_half, _CMP_LE_OQ), t, one);
+            t = _mm512_max_epi32(_mm512_min_epi32(t, top), bottom);
+            _mm_storeu_si128((__m128i*)(q + g + 16 * i), _mm512_cvtepi32_epi8(t));
+        }
+    }
+}
+
 void dequantize_values_q8(const void* block, int64_t n, int64_t hd, float* out) {
     const ValuesQ8 b(block, hd);
     for (int64_t j = 0; j < n; j++)
@@ -772,7 +804,7 @@ const KernelTable& avx512_kernels() {
         axpy_f32, axpy_f16, f32_to_f16_row,
         scores_f32, scores_f16, scores_group_f32, scores_group_f16, accumulate_f32, accumulate_f16,
         accumulate_group_f32, accumulate_group_f16, f16_to_f32_row, dequantize_values_q8, scores_group_q8, accumulate_group_q8,
-        scaled_softmax, silu_mul, exp_shifted, exp_shifted_f64,
+        quantize_kv_q8_0, scaled_softmax, silu_mul, exp_shifted, exp_shifted_f64,
     };
     return table;
 }

@@ -147,6 +147,15 @@ struct KernelTable {
     void (*dequantize_values_q8)(const void* block, int64_t n, int64_t hd, float* out);
     void (*scores_group_q8)(const QueryQ8* q, int nq, const void* kt, int64_t hd, float* const* out);
     void (*accumulate_group_q8)(const float* const* w, int nq, const void* v, int64_t n, int64_t hd, float* const* out);
+    // What the q8_0 cache stores of a key or value, and what its scores take
+    // of a query: n floats (n % 32 == 0) as GGUF's q8_0 quantizes them
+    // (ggml's quantize_row_q8_0): per 32, d = max |x| / 127 rounded to f16
+    // (d[i / 32], as f32), q[i] = round(x[i] * (1 / d)) with the unrounded
+    // d, halves away from zero. A group holding a NaN or inf gets quants 0
+    // and d NaN or inf (it dequantizes to NaN, as an f16 cache would give
+    // attention). The same bytes in every set: a position is written once,
+    // whatever set reads it.
+    void (*quantize_kv_q8_0)(const float* x, int64_t n, int8_t* q, float* d);
 
     // Attention weights in place: x = softmax(scale * x) over n scores
     // (max subtracted first; the SIMD sets use a polynomial exp within a few

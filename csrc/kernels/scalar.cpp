@@ -1,5 +1,7 @@
 // The reference kernels: plain C++, no intrinsics. Every SIMD path is tested
 // against these. Compiled with the baseline flags like the rest of the core.
+#include <algorithm>
+#include <cfloat>
 #include <cmath>
 #include <cstring>
 #include <type_traits>
@@ -314,6 +316,43 @@ void exp_shifted(const float* x, int64_t n, float shift, float* y) {
     for (int64_t i = 0; i < n; i++) y[i] = sampler_exp_one(x[i], shift);
 }
 
+void quantize_kv_q8_0(const float* x, int64_t n, int8_t* q, float* d) {
+    for (int64_t g = 0; g < n; g += kKVQuantGroup) {
+        const float* xg = x + g;
+        int8_t* qg = q + g;
+        float amax = 0.0f;
+        bool broken = false;  // a NaN or inf: no branch per value (this runs for every key, value and query)
+        for (int i = 0; i < kKVQuantGroup; i++) {
+            const float a = std::fabs(xg[i]);
+            amax = std::max(amax, a);
+            broken |= !(a <= FLT_MAX);
+        }
+        // a broken model: the whole group dequantizes to NaN (an f16 cache
+        // would keep its other values; attention's output is NaN either way)
+        if (broken) {
+            bool nan = false;
+            for (int i = 0; i < kKVQuantGroup; i++) nan |= xg[i] != xg[i];
+            d[g / kKVQuantGroup] = nan ? NAN : INFINITY;
+            std::memset(qg, 0, kKVQuantGroup);
+            continue;
+        }
+        const float dg = amax / 127.0f;
+        float id = dg != 0.0f ? 1.0f / dg : 0.0f;
+        if (!(id <= FLT_MAX)) id = 0.0f;  // a group below ~4e-37: 1 / d overflows (and d rounds to f16 0)
+        d[g / kKVQuantGroup] = f16_to_f32(f32_to_f16(dg));
+        for (int i = 0; i < kKVQuantGroup; i++) {
+            // roundf (halves away from zero) of |v| <= 127, without its call
+            // or a branch: truncate, then step away from zero when half or
+            // more was cut off
+            const float v = xg[i] * id;
+            int t = (int)v;
+            const float cut = v - (float)t;
+            t += (int)(cut >= 0.5f) - (int)(cut <= -0.5f);
+            qg[i] = (int8_t)std::clamp(t, -127, 127);
+        }
+    }
+}
+
 void exp_shifted_f64(const float* x, int64_t n, float shift, double* y) {
     for (int64_t i = 0; i < n; i++) y[i] = sampler_exp64_one(x[i], shift);
 }
@@ -325,7 +364,7 @@ const KernelTable& scalar_kernels() {
         "scalar", matmul, quantize_q16a, quantize_q8a, q8a_packed_row_bytes, pack_q8a, nullptr, axpy_f32, axpy_f16, f32_to_f16_row,
         scores_f32, scores_f16, scores_group_f32, scores_group_f16, accumulate_f32, accumulate_f16,
         accumulate_group_f32, accumulate_group_f16, f16_to_f32_row, dequantize_values_q8, scores_group_q8, accumulate_group_q8,
-        scaled_softmax, silu_mul, exp_shifted, exp_shifted_f64,
+        quantize_kv_q8_0, scaled_softmax, silu_mul, exp_shifted, exp_shifted_f64,
     };
     return table;
 }

@@ -81,7 +81,7 @@ void attend(const KVCache& cache, const Batch& b, int64_t row0, int64_t layer, c
         q_scales.resize(rows * nh * groups);
         for (int64_t r = 0; r < rows; r++)
             for (int64_t i = 0; i < nh; i++)
-                quantize_q8_0(query(r, i), hd, &q_quants[(r * nh + i) * hd], &q_scales[(r * nh + i) * groups]);
+                kt.quantize_kv_q8_0(query(r, i), hd, &q_quants[(r * nh + i) * hd], &q_scales[(r * nh + i) * groups]);
     }
     // a block as f32 (converted once for all the task's queries, or stored so)
     auto as_f32 = [&](const void* block, int64_t n) -> const float* {

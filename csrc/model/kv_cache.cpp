@@ -1,13 +1,9 @@
 #include "model/kv_cache.h"
 
-#include <algorithm>
-#include <cfloat>
-#include <cmath>
 #include <cstring>
 #include <vector>
 
 #include "base/error.h"
-#include "base/fp16.h"
 
 namespace hearth {
 
@@ -36,43 +32,6 @@ size_t KVCache::run_bytes(KVType type, int64_t head_dim) {
     return 0;
 }
 
-void quantize_q8_0(const float* x, int64_t n, int8_t* q, float* d) {
-    for (int64_t g = 0; g < n; g += kKVQuantGroup) {
-        const float* xg = x + g;
-        int8_t* qg = q + g;
-        float amax = 0.0f;
-        bool broken = false;  // a NaN or inf: no branch per value (this runs for every key, value and query)
-        for (int i = 0; i < kKVQuantGroup; i++) {
-            const float a = std::fabs(xg[i]);
-            amax = std::max(amax, a);
-            broken |= !(a <= FLT_MAX);
-        }
-        // a broken model: the whole group dequantizes to NaN (an f16 cache
-        // would keep its other values; attention's output is NaN either way)
-        if (broken) {
-            bool nan = false;
-            for (int i = 0; i < kKVQuantGroup; i++) nan |= xg[i] != xg[i];
-            d[g / kKVQuantGroup] = nan ? NAN : INFINITY;
-            std::memset(qg, 0, kKVQuantGroup);
-            continue;
-        }
-        const float dg = amax / 127.0f;
-        float id = dg != 0.0f ? 1.0f / dg : 0.0f;
-        if (!(id <= FLT_MAX)) id = 0.0f;  // a group below ~4e-37: 1 / d overflows (and d rounds to f16 0)
-        d[g / kKVQuantGroup] = f16_to_f32(f32_to_f16(dg));
-        for (int i = 0; i < kKVQuantGroup; i++) {
-            // roundf (halves away from zero) of |v| <= 127, without its call
-            // or a branch: truncate, then step away from zero when half or
-            // more was cut off
-            const float v = xg[i] * id;
-            int t = (int)v;
-            const float cut = v - (float)t;
-            t += (int)(cut >= 0.5f) - (int)(cut <= -0.5f);
-            qg[i] = (int8_t)std::clamp(t, -127, 127);
-        }
-    }
-}
-
 KVCache::KVCache(int64_t n_layers, int64_t n_kv_heads, int64_t head_dim, KVType type, int64_t n_blocks)
     : n_layers_(n_layers), n_kv_heads_(n_kv_heads), head_dim_(head_dim), type_(type), n_blocks_(n_blocks) {
     if (n_blocks < 1) throw Error("the KV cache needs at least one block, got " + std::to_string(n_blocks));
@@ -99,19 +58,19 @@ void KVCache::write(int32_t block, int64_t layer, int64_t kv_head, int64_t slot,
         std::memcpy((float*)vb + slot * hd, v, sizeof(float) * hd);
         return;
     }
+    const KernelTable& kt = kernels();
     if (type_ == KVType::Q8_0) {  // the layout of kernels.h's kv_q8_block_bytes
         thread_local std::vector<int8_t> quants;
         quants.resize(hd);
         const int64_t groups = hd / kKVQuantGroup;
         float* key_scale = (float*)kv_q8_scales(kb, hd);
         float d[kMaxQ8Groups];
-        quantize_q8_0(k, hd, quants.data(), d);
+        kt.quantize_kv_q8_0(k, hd, quants.data(), d);
         for (int64_t i = 0; i < hd; i++) ((int8_t*)kb)[kv_q8_key_index(i, slot)] = quants[i];
         for (int64_t c = 0; c < groups; c++) key_scale[c * B + slot] = d[c];
-        quantize_q8_0(v, hd, (int8_t*)vb + slot * hd, (float*)kv_q8_scales(vb, hd) + slot * groups);
+        kt.quantize_kv_q8_0(v, hd, (int8_t*)vb + slot * hd, (float*)kv_q8_scales(vb, hd) + slot * groups);
         return;
     }
-    const KernelTable& kt = kernels();
     thread_local std::vector<uint16_t> key;
     key.resize(hd);
     kt.f32_to_f16_row(k, key.data(), hd);

@@ -35,13 +35,6 @@
 namespace hearth {
 
 enum class KVType { F32, F16, Q8_0 };
-// n floats (n % 32 == 0) as GGUF's q8_0 quantizes them (ggml's reference
-// quantize_row_q8_0): per 32, d = max |x| / 127 rounded to f16 (d[i / 32],
-// as f32), q[i] = round(x[i] * (1 / d)) with the unrounded d, halves away
-// from zero. One scalar loop for
-// every kernel set: a position is written once, and every set must store
-// the same bytes.
-void quantize_q8_0(const float* x, int64_t n, int8_t* q, float* d);
 // The most groups of 32 a q8_0 head may have (head_dim 1,024).
 constexpr int64_t kMaxQ8Groups = 32;
 KVType parse_kv_type(const std::string& name);  // "f32" | "f16" | "q8_0", else a clear error

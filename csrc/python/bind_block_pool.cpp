@@ -25,13 +25,6 @@ struct ManagerWithCache {
 }  // namespace
 
 void bind_block_pool(py::module_& testing) {
-    testing.def("quantize_q8_0", [](const py::array_t<float, py::array::c_style | py::array::forcecast>& x) {
-        if (x.size() % 32 != 0) throw Error("quantize_q8_0: the length must be a multiple of 32");
-        py::array_t<int8_t> q(x.size());
-        py::array_t<float> d(x.size() / 32);
-        quantize_q8_0(x.data(), x.size(), q.mutable_data(), d.mutable_data());
-        return py::make_tuple(q, d);
-    }, "x (a multiple of 32 floats) as the q8_0 KV cache and its queries quantize it: (quants, scales per 32).");
     testing.def("kv_cache_block", [](const std::string& type, const py::array_t<float, py::array::c_style | py::array::forcecast>& keys,
                                      const py::array_t<float, py::array::c_style | py::array::forcecast>& values) {
         // keys, values: [n, hd], n <= 16 positions of one head, written to

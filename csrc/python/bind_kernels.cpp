@@ -488,4 +488,11 @@ void bind_kernels(py::module_& m, py::module_& testing) {
         table(name).f32_to_f16_row(x.data(), out.mutable_data(), x.size());
         return out;
     }, "float32 -> float16 bits (uint16), round to nearest even.");
+    testing.def("kernel_quantize_kv_q8_0", [](const std::string& name, const carray<float>& x) {
+        if (x.size() % kKVQuantGroup != 0) throw Error("kernel_quantize_kv_q8_0: the length must be a multiple of 32");
+        py::array_t<int8_t> q(x.size());
+        py::array_t<float> d(x.size() / kKVQuantGroup);
+        table(name).quantize_kv_q8_0(x.data(), x.size(), q.mutable_data(), d.mutable_data());
+        return py::make_tuple(q, d);
+    }, "x (a multiple of 32 floats) as the q8_0 KV cache and its queries quantize it: (quants, scales per 32).");
 }
