@@ -13,7 +13,30 @@ from pathlib import Path
 
 import pytest
 
-LOGS = Path(os.environ["HEARTH_SANITIZE_LOGS"]) if os.environ.get("HEARTH_SANITIZE_LOGS") else None
+
+
+def _logs_of_this_process():
+    """The folder whose new reports fail the running test. Under pytest-xdist
+    (run.sh runs two workers) each worker gives its children a folder of its
+    own, so that a child's report fails the test of the worker that started
+    it. A worker's own reports still go to the shared folder (their path was
+    fixed when the worker started), but halt_on_error ends the worker at
+    once and xdist names the test it was running."""
+    if not os.environ.get("HEARTH_SANITIZE_LOGS"):
+        return None
+    logs = Path(os.environ["HEARTH_SANITIZE_LOGS"])
+    worker = os.environ.get("PYTEST_XDIST_WORKER")
+    if worker:
+        shared, logs = logs, logs / worker
+        logs.mkdir(exist_ok=True)
+        os.environ["HEARTH_SANITIZE_LOGS"] = str(logs)  # run.sh's hearth wrapper reads it
+        os.environ["ASAN_OPTIONS"] = os.environ.get("ASAN_OPTIONS", "").replace(
+            f"log_path={shared}/asan", f"log_path={logs}/asan")
+        os.environ["HEARTH_UBSAN_LOG_PATH"] = str(logs / "ubsan")
+    return logs
+
+
+LOGS = _logs_of_this_process()
 _seen: set = set()
 
 

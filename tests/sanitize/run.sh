@@ -78,15 +78,15 @@ common="halt_on_error=1:abort_on_error=0:log_path=$LOGS/asan"
 # allocations alive until exit on purpose (interned objects, arenas, caches),
 # so LeakSanitizer would report them on every run.
 PY_ASAN_OPTIONS="$common:detect_leaks=0"
-# The hearth executable frees what it allocates: there leaks are checked.
-EXE_ASAN_OPTIONS="$common:detect_leaks=1"
 
-# $HEARTH_BIN, which the tests run: the executable with leak checking on.
+# $HEARTH_BIN, which the tests run: the executable with leak checking on,
+# its reports in the folder of the pytest worker that runs it
+# ($HEARTH_SANITIZE_LOGS, which report_check.py sets per worker).
 cat > "$BUILD/bin/hearth" <<EOF
 #!/bin/sh
 # written by tests/sanitize/run.sh: the ASAN_OPTIONS inherited from pytest
 # turn leak checking off (for Python); the hearth executable has it on.
-ASAN_OPTIONS='$EXE_ASAN_OPTIONS' exec '$BUILD/hearth' "\$@"
+ASAN_OPTIONS="halt_on_error=1:abort_on_error=0:log_path=\${HEARTH_SANITIZE_LOGS:-$LOGS}/asan:detect_leaks=1" exec '$BUILD/hearth' "\$@"
 EOF
 chmod +x "$BUILD/bin/hearth"
 
@@ -101,6 +101,12 @@ fi
 gcc -shared -fPIC -O1 -o "$BUILD/libubsan_log_path.so" "$ROOT/tests/sanitize/ubsan_log_path.c" -ldl
 
 # --- run ----------------------------------------------------------------------
+# Two pytest workers on two cores (pytest-xdist, when installed): most of the
+# subset (tokenizers, kernels) runs on one thread, and ASan makes it slow.
+# HEARTH_SANITIZE_JOBS=0 runs in one process.
+workers=()
+jobs="${HEARTH_SANITIZE_JOBS:-$(nproc)}"
+if [ "$jobs" -gt 1 ] && "$PY" -c 'import xdist' 2>/dev/null; then workers=(-n "$jobs" --dist worksteal); fi
 # libasan must be the first library of the process: Python itself is not
 # instrumented, so it is preloaded (and inherited by every child).
 PRELOAD="$(gcc -print-file-name=libasan.so):$(gcc -print-file-name=libubsan.so):$BUILD/libubsan_log_path.so"
@@ -114,11 +120,13 @@ env LD_PRELOAD="$PRELOAD" \
     HEARTH_SANITIZE_LOGS="$LOGS" \
     HEARTH_TEST_MODELS="${HEARTH_TEST_MODELS:-$ROOT/../shared/models}" \
     PYTHONPATH="$OVERLAY:$ROOT/tests/sanitize" \
-    "$PY" -m pytest -q -ra -p no:cacheprovider -p report_check "${DESELECT[@]}" "$@" || status=$?
+    "$PY" -m pytest -q -ra -p no:cacheprovider -p report_check "${workers[@]}" "${DESELECT[@]}" "$@" || status=$?
 
-reports=("$LOGS"/*san.*)
-if [ -e "${reports[0]}" ]; then
-  echo "=== sanitizer reports (pytest's last test: $(cat "$LOGS/current-test" 2>/dev/null || echo none)) ==="
+# the shared folder's reports and each worker's
+shopt -s nullglob
+reports=("$LOGS"/*san.* "$LOGS"/*/*san.*)
+if [ "${#reports[@]}" -gt 0 ]; then
+  echo "=== sanitizer reports (pytest's last tests: $(cat "$LOGS"/current-test "$LOGS"/*/current-test 2>/dev/null | tr '\n' ' ')) ==="
   for f in "${reports[@]}"; do echo "--- $f"; cat "$f"; done
   [ "$status" -ne 0 ] || status=1
 fi
