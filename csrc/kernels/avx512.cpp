@@ -662,7 +662,7 @@ void quantize_kv_q8_0(const float* x, int64_t n, int8_t* q, float* d) {
         const float dg = _mm512_reduce_max_ps(_mm512_max_ps(a0, a1)) / 127.0f;
         float id = dg != 0.0f ? 1.0f / dg : 0.0f;
         if (!(id <= FLT_MAX)) id = 0.0f;
-        d[g / kKVQuantGroup] = f16_to_f32(f32_to_f16(dg));
+        d[g / kKVQuantGroup] = _mm_cvtss_f32(_mm_cvtph_ps(_mm_cvtps_ph(_mm_set_ss(dg), _MM_FROUND_TO_NEAREST_INT)));
         const __m512 vid = _mm512_set1_ps(id);
         for (int i = 0; i < 2; i++) {
             // truncate, then step away from zero when half or more was cut off
