@@ -11,7 +11,9 @@
 # build-sanitize/logs/, tests/sanitize/report_check.py fails the test that
 # produced one, and this script fails if any is left at the end.
 # Env: HEARTH_SANITIZE (default address,undefined), HEARTH_SANITIZE_BUILD
-# (default build-sanitize), PYTHON (default python), HEARTH_TEST_MODELS.
+# (default build-sanitize), HEARTH_SANITIZE_JOBS (pytest workers, default
+# the cores up to 2; 1: one process), PYTHON (default python),
+# HEARTH_TEST_MODELS.
 set -euo pipefail
 ROOT="$(cd "$(dirname "$0")/../.." && pwd)"
 cd "$ROOT"
@@ -21,10 +23,17 @@ BUILD="${HEARTH_SANITIZE_BUILD:-$ROOT/build-sanitize}"
 PY="$("${PYTHON:-python}" -c 'import sys; print(sys.executable)')"
 OVERLAY="$BUILD/overlay"   # a copy of python/hearthlm with the sanitized _core
 LOGS="$BUILD/logs"
+# A pytest worker per core, up to two (pytest-xdist, when installed): most
+# of the subset (tokenizers, kernels) runs on one thread, and ASan makes it
+# slow. Each ASan'd worker holds torch, the models and up to 256 MB of
+# quarantine: more workers only when HEARTH_SANITIZE_JOBS asks.
+jobs="${HEARTH_SANITIZE_JOBS:-$(( $(nproc) < 2 ? $(nproc) : 2 ))}"
+case "$jobs" in ''|*[!0-9]*) echo "HEARTH_SANITIZE_JOBS must be a whole number, got '$jobs'" >&2; exit 2 ;; esac
 
 # The CI subset: kernels, GGUF reading/quants (with broken files, the fuzzers'
 # regression inputs and oversized requests), tokenizers, engine (KV cache,
-# batching, generation, sampling). About 5 min of tests under ASan on 2 cores.
+# batching, generation, sampling). About 4 min of tests under ASan in two
+# workers on 2 cores (6 in one process).
 DEFAULT_TESTS=(
   tests/test_kernels.py tests/test_quants.py tests/test_k_quants.py
   tests/test_bad_files.py tests/test_fuzz_regressions.py tests/test_resource_limits.py
@@ -73,7 +82,8 @@ rm -rf "$LOGS" && mkdir -p "$LOGS"
 # halt_on_error: the first report ends the process. log_path: reports go to
 # $LOGS/{asan,ubsan}.PID, where report_check.py and the end of this script
 # find them whatever the process's stderr was redirected to.
-common="halt_on_error=1:abort_on_error=0:log_path=$LOGS/asan"
+halt="halt_on_error=1:abort_on_error=0"
+common="$halt:log_path=$LOGS/asan"
 # pytest and every Python child: no leak check. CPython and torch keep
 # allocations alive until exit on purpose (interned objects, arenas, caches),
 # so LeakSanitizer would report them on every run.
@@ -86,7 +96,7 @@ cat > "$BUILD/bin/hearth" <<EOF
 #!/bin/sh
 # written by tests/sanitize/run.sh: the ASAN_OPTIONS inherited from pytest
 # turn leak checking off (for Python); the hearth executable has it on.
-ASAN_OPTIONS="halt_on_error=1:abort_on_error=0:log_path=\${HEARTH_SANITIZE_LOGS:-$LOGS}/asan:detect_leaks=1" exec '$BUILD/hearth' "\$@"
+ASAN_OPTIONS="$halt:log_path=\${HEARTH_SANITIZE_LOGS:-$LOGS}/asan:detect_leaks=1" exec '$BUILD/hearth' "\$@"
 EOF
 chmod +x "$BUILD/bin/hearth"
 
@@ -101,11 +111,7 @@ fi
 gcc -shared -fPIC -O1 -o "$BUILD/libubsan_log_path.so" "$ROOT/tests/sanitize/ubsan_log_path.c" -ldl
 
 # --- run ----------------------------------------------------------------------
-# Two pytest workers on two cores (pytest-xdist, when installed): most of the
-# subset (tokenizers, kernels) runs on one thread, and ASan makes it slow.
-# HEARTH_SANITIZE_JOBS=0 runs in one process.
 workers=()
-jobs="${HEARTH_SANITIZE_JOBS:-$(nproc)}"
 if [ "$jobs" -gt 1 ] && "$PY" -c 'import xdist' 2>/dev/null; then workers=(-n "$jobs" --dist worksteal); fi
 # libasan must be the first library of the process: Python itself is not
 # instrumented, so it is preloaded (and inherited by every child).
