@@ -295,6 +295,12 @@ class LLMEngine:
         return s
 
     # --- the model -------------------------------------------------------------
+    @property
+    def tokenizer(self):
+        """The C++ tokenizer, or None for a file that carries none (where
+        get_tokenizer() raises)."""
+        return self._tokenizer
+
     def get_tokenizer(self):
         """The C++ tokenizer (encode / decode bytes); LLM.tokenize / detokenize wrap it."""
         if self._tokenizer is None:

@@ -71,7 +71,7 @@ class LLM:
                                         activations=activations, kv_cache_tokens=kv_cache_tokens, max_num_seqs=max_num_seqs,
                                         max_num_batched_tokens=max_num_batched_tokens,
                                         enable_prefix_caching=enable_prefix_caching)
-            self._tokenizer = self.llm_engine._tokenizer
+            self._tokenizer = self.llm_engine.tokenizer
             self._router = StepRouter(self.llm_engine)
 
     @classmethod
