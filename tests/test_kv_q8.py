@@ -91,6 +91,8 @@ def test_a_group_too_small_for_an_f16_scale_stores_zeros(kernel):
 def test_every_set_quantizes_to_the_scalar_references_bytes(kernel):
     # groups of every scale from subnormal to huge, values on and near the
     # halves, signed zeros, and groups broken by a NaN or an inf
+    if kernel == "scalar":
+        pytest.skip("the reference itself (the tests above hold it to GGUF's q8_0)")
     rng = np.random.default_rng(7)
     groups = rng.standard_normal((400, 32)).astype(np.float32)
     groups *= np.float32(10.0) ** rng.integers(-40, 38, (400, 1)).astype(np.float32)

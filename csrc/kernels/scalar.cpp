@@ -290,32 +290,6 @@ void accumulate_group_q8(const float* const* w, int nq, const void* v, int64_t n
     accumulate_group_f32(w, nq, values.data(), n, hd, out);
 }
 
-void scaled_softmax(float* x, int64_t n, float scale) {
-    float mx = -INFINITY;
-    for (int64_t i = 0; i < n; i++) {
-        x[i] *= scale;
-        mx = x[i] > mx ? x[i] : mx;
-    }
-    float sum = 0.0f;
-    for (int64_t i = 0; i < n; i++) {
-        x[i] = std::exp(x[i] - mx);
-        sum += x[i];
-    }
-    const float inv = 1.0f / sum;
-    for (int64_t i = 0; i < n; i++) x[i] *= inv;
-}
-
-void silu_mul(float* gate, const float* up, int64_t n) {
-    for (int64_t i = 0; i < n; i++) {
-        const float g = gate[i];
-        gate[i] = g / (1.0f + std::exp(-g)) * up[i];
-    }
-}
-
-void exp_shifted(const float* x, int64_t n, float shift, float* y) {
-    for (int64_t i = 0; i < n; i++) y[i] = sampler_exp_one(x[i], shift);
-}
-
 void quantize_kv_q8_0(const float* x, int64_t n, int8_t* q, float* d) {
     for (int64_t g = 0; g < n; g += kKVQuantGroup) {
         const float* xg = x + g;
@@ -351,6 +325,32 @@ void quantize_kv_q8_0(const float* x, int64_t n, int8_t* q, float* d) {
             qg[i] = (int8_t)std::clamp(t, -127, 127);
         }
     }
+}
+
+void scaled_softmax(float* x, int64_t n, float scale) {
+    float mx = -INFINITY;
+    for (int64_t i = 0; i < n; i++) {
+        x[i] *= scale;
+        mx = x[i] > mx ? x[i] : mx;
+    }
+    float sum = 0.0f;
+    for (int64_t i = 0; i < n; i++) {
+        x[i] = std::exp(x[i] - mx);
+        sum += x[i];
+    }
+    const float inv = 1.0f / sum;
+    for (int64_t i = 0; i < n; i++) x[i] *= inv;
+}
+
+void silu_mul(float* gate, const float* up, int64_t n) {
+    for (int64_t i = 0; i < n; i++) {
+        const float g = gate[i];
+        gate[i] = g / (1.0f + std::exp(-g)) * up[i];
+    }
+}
+
+void exp_shifted(const float* x, int64_t n, float shift, float* y) {
+    for (int64_t i = 0; i < n; i++) y[i] = sampler_exp_one(x[i], shift);
 }
 
 void exp_shifted_f64(const float* x, int64_t n, float shift, double* y) {
