@@ -143,3 +143,14 @@ def test_blocks_that_hold_nothing_cached_are_reused_before_untouched_ones():
         seen.update(m.blocks(s))
         m.free(s)
     assert len(seen) == 3
+
+
+def test_the_attention_benchmark_hook_runs_on_every_cache_type_and_refuses_bad_sizes():
+    # bench/attention_bench.py's hook: one pass per iteration, nothing timed here
+    for kv in ("f32", "f16", "q8_0"):
+        seconds = _core.testing.bench_attention(kv, 2, 40, 2, 4, 2, 64, n_threads=2, iters=3)
+        assert len(seconds) == 3
+    with pytest.raises(_core.HearthError, match="multiple of n_head_kv"):
+        _core.testing.bench_attention("f16", 1, 10, 1, 3, 2, 64)
+    with pytest.raises(_core.HearthError, match="kv_type must be"):
+        _core.testing.bench_attention("q4_0", 1, 10, 1, 4, 2, 64)

@@ -11,6 +11,7 @@ void bind_chat(py::module_& testing);
 void bind_kernels(py::module_& m, py::module_& testing);
 void bind_model(py::module_& m);
 void bind_block_pool(py::module_& testing);
+void bind_attention(py::module_& testing);
 void bind_text(py::module_& testing);
 void bind_tokenizer(py::module_& m, py::module_& testing);
 void bind_generation(py::module_& m, py::module_& testing);
@@ -38,6 +39,7 @@ PYBIND11_MODULE(_core, m) {
     bind_engine(m);
     bind_quantize(m);
     bind_block_pool(testing);
+    bind_attention(testing);
     bind_kernels(m, testing);
     bind_text(testing);
     bind_chat(testing);
