@@ -574,24 +574,34 @@ void silu_mul(float* gate, const float* up, int64_t n) {
 // once for the N rows; each row's operations are the same whatever N.
 template <int R, int N, typename Load>
 void accumulate_rows(const float* const* w, int64_t n, int64_t hd, float* const* out, Load load) {
+    // (the loops over m and r unrolled before GCC places acc and odd: left
+    // to it, it kept them on the stack between the block's loop and its ends)
     __m512 acc[N][R], odd[N][R];
+#pragma GCC unroll 8
     for (int m = 0; m < N; m++)
+#pragma GCC unroll 8
         for (int r = 0; r < R; r++) acc[m][r] = _mm512_loadu_ps(out[m] + 16 * r), odd[m][r] = _mm512_setzero_ps();
     int64_t j = 0;
     for (; j + 2 <= n; j += 2)
+#pragma GCC unroll 8
         for (int r = 0; r < R; r++) {
             const __m512 even_v = load(j, 16 * r), odd_v = load(j + 1, 16 * r);
+#pragma GCC unroll 8
             for (int m = 0; m < N; m++) {
                 acc[m][r] = _mm512_fmadd_ps(_mm512_set1_ps(w[m][j]), even_v, acc[m][r]);
                 odd[m][r] = _mm512_fmadd_ps(_mm512_set1_ps(w[m][j + 1]), odd_v, odd[m][r]);
             }
         }
     if (j < n)
+#pragma GCC unroll 8
         for (int r = 0; r < R; r++) {
             const __m512 even_v = load(j, 16 * r);
+#pragma GCC unroll 8
             for (int m = 0; m < N; m++) acc[m][r] = _mm512_fmadd_ps(_mm512_set1_ps(w[m][j]), even_v, acc[m][r]);
         }
+#pragma GCC unroll 8
     for (int m = 0; m < N; m++)
+#pragma GCC unroll 8
         for (int r = 0; r < R; r++) _mm512_storeu_ps(out[m] + 16 * r, _mm512_add_ps(acc[m][r], odd[m][r]));
 }
 
