@@ -25,8 +25,8 @@ constexpr int64_t kRunRows = 16;
 // more than one group reads the block.
 constexpr int64_t kConvertQueries = kGroupQueries + 1;
 // How far ahead of use a task asks for its keys and values (see attend):
-// a few blocks, enough to cover the memory's latency behind the work on
-// the blocks before them.
+// enough to cover the memory's latency behind the work on the blocks
+// before them (at head_dim 64: three q8_0 blocks, two f16; at least one).
 constexpr size_t kPrefetchBytes = 4 * 1024;
 
 struct RowRun {
@@ -96,12 +96,13 @@ void attend(const KVCache& cache, const Batch& b, int64_t row0, int64_t layer, c
     // kPrefetchBytes at once, then one block that far ahead as a loop below
     // reaches each block. Each block's lines sit apart from the block
     // before, where the CPU's own prefetcher starts over.
-    // On the Xeon VM, attention alone for 30 layers (q8_0 cache, SmolLM2's
-    // heads), against asking for 128 KiB ahead in bursts of 16 blocks: 16
-    // sequences at 448 positions 6.7-7.3 ms against 8.1-9.8, 8 at 1,900
-    // 14.5-16.5 against 17.1-17.8. Asked for that far ahead, all of a short
-    // task's blocks were asked for at its start: the requests queue up and
-    // the work waits for them instead of overlapping them.
+    // On the Xeon VM, bench/attention_bench.py (q8_0 cache, SmolLM2's 30
+    // layers; bench/README.md, 2026-12-06 20:20), against asking for 128 KiB
+    // ahead in bursts of 16 blocks: one row each of 16 sequences at 448
+    // positions 6.89-8.23 ms against 8.03-8.66, of 8 at 1,900 15.61-16.64
+    // against 17.07-17.72. Asked for that far ahead, all of a short task's
+    // blocks were asked for at its start: the requests queue up and the
+    // work waits for them instead of overlapping them.
     const size_t block_bytes = cache.run_bytes();
     const int64_t n_blocks = (longest + B - 1) / B;
     const int64_t ahead = std::max<int64_t>(1, (int64_t)(kPrefetchBytes / block_bytes));

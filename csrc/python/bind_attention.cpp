@@ -7,6 +7,8 @@
 #include <pybind11/stl.h>
 
 #include <chrono>
+#include <climits>
+#include <string>
 #include <random>
 #include <vector>
 
@@ -29,10 +31,15 @@ struct AttentionBenchArgs {
 
 // Seconds per pass over all layers, one entry per iteration.
 std::vector<double> bench_attention(const AttentionBenchArgs& a) {
-    if (a.n_seqs < 1 || a.positions < 0 || a.n_layers < 1 || a.n_head < 1 || a.n_head_kv < 1 ||
-        a.n_head % a.n_head_kv != 0 || a.head_dim < 1 || a.n_threads < 1 || a.iters < 1)
-        throw Error("bench_attention: sizes must be positive and n_head a multiple of n_head_kv");
+    auto refuse = [](const std::string& what) { throw Error("bench_attention: " + what); };
+    if (a.n_seqs < 1 || a.n_layers < 1 || a.n_head < 1 || a.n_head_kv < 1 || a.head_dim < 1 || a.n_threads < 1 || a.iters < 1)
+        refuse("n_seqs, n_layers, n_head, n_head_kv, head_dim, n_threads and iters must be at least 1");
+    if (a.positions < 0 || a.positions >= (1 << 24)) refuse("positions must be in [0, 2^24), got " + std::to_string(a.positions));
+    if (a.n_head % a.n_head_kv != 0)
+        refuse("n_head " + std::to_string(a.n_head) + " is not a multiple of n_head_kv " + std::to_string(a.n_head_kv));
     const int64_t B = KVCache::kBlockTokens, per_seq = (a.positions + 1 + B - 1) / B;
+    if (a.n_seqs > INT32_MAX / per_seq) refuse("n_seqs x blocks per sequence passes the KV cache's block ids");
+    py::gil_scoped_release nogil;  // C++ objects only from here on
     KVCache cache(a.n_layers, a.n_head_kv, a.head_dim, parse_kv_type(a.kv_type), a.n_seqs * per_seq);
     // each sequence's blocks in a row, as a fresh pool hands them out
     std::vector<std::vector<int32_t>> tables((size_t)a.n_seqs);
@@ -57,7 +64,6 @@ std::vector<double> bench_attention(const AttentionBenchArgs& a) {
     const AttentionShape shape{a.n_head, a.n_head_kv, a.head_dim};
     ThreadPool pool(a.n_threads);
     std::vector<double> seconds;
-    py::gil_scoped_release nogil;
     for (int it = 0; it < a.iters; it++) {
         const auto start = std::chrono::steady_clock::now();
         for (int64_t l = 0; l < a.n_layers; l++) attention(cache, batch, 0, a.n_seqs, l, shape, q.data(), out.data(), pool);
