@@ -154,3 +154,8 @@ def test_the_attention_benchmark_hook_runs_on_every_cache_type_and_refuses_bad_s
         _core.testing.bench_attention("f16", 1, 10, 1, 3, 2, 64)
     with pytest.raises(_core.HearthError, match="kv_type must be"):
         _core.testing.bench_attention("q4_0", 1, 10, 1, 4, 2, 64)
+    # sizes whose block arithmetic would overflow: refused before any memory is asked for
+    with pytest.raises(_core.HearthError, match=r"positions must be in \[0, 2\^24\), got 16777216"):
+        _core.testing.bench_attention("q8_0", 1, 1 << 24, 1, 4, 2, 64)
+    with pytest.raises(_core.HearthError, match="block ids"):
+        _core.testing.bench_attention("q8_0", 1 << 30, 100, 1, 4, 2, 64)
