@@ -17,6 +17,7 @@
 #include <string>
 #include <vector>
 
+#include "base/cache_aligned.h"
 #include "engine/kv_cache_manager.h"
 #include "engine/scheduler.h"
 #include "model/model.h"
@@ -146,7 +147,7 @@ private:
     std::map<std::string, std::unique_ptr<Request>> requests_;
     std::chrono::steady_clock::time_point t0_;
     Batch batch_;
-    std::vector<float> logits_;
+    CacheAlignedVector<float> logits_;  // the output matmul writes it a line at a time
     int64_t prompt_tokens_ = 0, generation_tokens_ = 0;
     bool keep_logits_ = false;
 

@@ -5,6 +5,7 @@
 #include <cstring>
 #include <vector>
 
+#include "base/cache_aligned.h"
 #include "base/prefetch.h"
 #include "kernels/kernels.h"
 
@@ -67,7 +68,7 @@ void attend(const KVCache& cache, const Batch& b, int64_t row0, int64_t layer, c
     const int64_t stride = (longest + B - 1) / B * B;  // a query's scores, whole blocks
     const bool convert = type != KVType::F32 && rows * nh >= kConvertQueries;
 
-    thread_local std::vector<float> scores, block_f32;
+    thread_local CacheAlignedVector<float> scores, block_f32;
     if ((int64_t)scores.size() < rows * nh * stride) scores.resize(rows * nh * stride);
     if (convert && (int64_t)block_f32.size() < B * hd) block_f32.resize(B * hd);
     auto score_row = [&](int64_t r, int64_t i) { return scores.data() + (r * nh + i) * stride; };

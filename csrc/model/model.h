@@ -11,6 +11,7 @@
 #include <string>
 #include <vector>
 
+#include "base/cache_aligned.h"
 #include "base/thread_pool.h"
 #include "gguf/gguf.h"
 #include "model/batch.h"
@@ -71,9 +72,9 @@ private:
     std::vector<double> rope_inv_freq_;
     std::vector<RopeAngles> rope_angles_;  // per row of the chunk
 
-    // activations for a chunk, [n, width] each
+    // activations for a chunk, [n, width] each, on whole cache lines
     int64_t scratch_tokens_ = 0;
-    std::vector<float> x_, xn_, q_, k_, v_, attn_, gate_, up_;
+    CacheAlignedVector<float> x_, xn_, q_, k_, v_, attn_, gate_, up_;
 };
 
 }  // namespace hearth
