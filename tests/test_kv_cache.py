@@ -116,6 +116,26 @@ def test_eviction_takes_the_least_recently_freed_block_first():
     assert m.take_cached_prefix(m.new_sequence(), t2 + [0], B) == B  # still there
 
 
+def test_a_sequence_takes_its_new_blocks_in_ascending_order():
+    # a freed sequence's cached blocks go back last one first (its tail is
+    # evicted first); whoever takes several of them gets them in ascending
+    # order, which attention reads as one stream of memory
+    m = manager(8)
+    tokens = list(range(4 * B))
+    a = m.new_sequence()
+    assert m.allocate(a, 0, 4 * B)
+    m.cache_blocks(a, tokens, 4 * B)
+    a_blocks = m.blocks(a)
+    m.free(a)
+    b = m.new_sequence()
+    assert m.allocate(b, 0, 5 * B)  # the 4 never-used blocks, then a's last (evicted first)
+    assert a_blocks[3] in m.blocks(b) and m.blocks(b) == sorted(m.blocks(b))
+    c = m.new_sequence()
+    assert m.allocate(c, 0, 2 * B)  # two more of a's, handed out last one first: a_blocks[2], then [1]
+    assert m.blocks(c) == [a_blocks[1], a_blocks[2]]
+    assert m.take_cached_prefix(m.new_sequence(), tokens, B) == B  # a's first block, evicted last, is still there
+
+
 def test_without_prefix_caching_nothing_is_found():
     m = manager(4, prefix_caching=False)
     tokens = list(range(2 * B))

@@ -1,5 +1,8 @@
 #include "engine/kv_cache_manager.h"
 
+#include <algorithm>
+#include <cstddef>
+
 #include "base/error.h"
 
 namespace hearth {
@@ -87,7 +90,17 @@ bool KVCacheManager::allocate(int seq, int64_t first_write, int64_t n_tokens) {
             s.blocks[i] = copy;
         }
     }
+    const size_t first_new = s.blocks.size();
     while ((int64_t)s.blocks.size() < want) s.blocks.push_back(pool_.take());
+    // The new blocks in ascending order: attention reads a sequence's blocks
+    // in order, and the CPU streams memory that ascends. The pool hands out a
+    // finished sequence's blocks last one first (its eviction order); read
+    // backwards, 16 sequences' attention at 448 positions took 8.8 ms
+    // against 7.3-7.5 on the Xeon VM (bench/attention_bench.py, a
+    // throwaway build that reversed each sequence's blocks; bench/README.md,
+    // 2026-12-06 22:30). The same blocks in another order: which ones the
+    // pool evicts, and when, does not change.
+    std::sort(s.blocks.begin() + (std::ptrdiff_t)first_new, s.blocks.end());
     return true;
 }
 
