@@ -12,6 +12,7 @@
 #include <random>
 #include <vector>
 
+#include "base/cache_aligned.h"
 #include "base/error.h"
 #include "base/thread_pool.h"
 #include "model/attention.h"
@@ -59,7 +60,7 @@ std::vector<double> bench_attention(const AttentionBenchArgs& a) {
     Batch batch;
     for (int64_t s = 0; s < a.n_seqs; s++) batch.add(0, batch.add_sequence(tables[(size_t)s]), a.positions, true);
     const int64_t width = a.n_head * a.head_dim;
-    std::vector<float> q((size_t)(a.n_seqs * width)), out(q.size());
+    CacheAlignedVector<float> q((size_t)(a.n_seqs * width)), out(q.size());  // as the forward's
     for (float& x : q) x = normal(rng);
     const AttentionShape shape{a.n_head, a.n_head_kv, a.head_dim};
     ThreadPool pool(a.n_threads);
