@@ -52,8 +52,15 @@ struct Task {
     int64_t kvh, h0, nh;
 };
 
+// Positions the run's rows see: up to its last row's (causal).
+int64_t longest_position(const Batch& b, const RowRun& run) {
+    int64_t longest = 0;
+    for (int64_t r = 0; r < run.count; r++) longest = std::max<int64_t>(longest, b.pos[run.first + r] + 1);
+    return longest;
+}
+
 void attend(const KVCache& cache, const Batch& b, int64_t row0, int64_t layer, const AttentionShape& s,
-            const Task& task, const float* q, float* out) {
+            const Task& task, const float* q, float* out, const Task* next) {
     const KernelTable& kt = kernels();
     const int64_t hd = s.head_dim, QD = s.n_head * hd;
     const float scale = 1.0f / std::sqrt((float)hd);
@@ -63,8 +70,7 @@ void attend(const KVCache& cache, const Batch& b, int64_t row0, int64_t layer, c
     auto n_pos = [&](int64_t r) { return b.pos[task.run.first + r] + 1; };  // causal: positions 0 .. pos
     auto query = [&](int64_t r, int64_t i) { return q + (task.run.first - row0 + r) * QD + (task.h0 + i) * hd; };
     auto output = [&](int64_t r, int64_t i) { return out + (task.run.first - row0 + r) * QD + (task.h0 + i) * hd; };
-    int64_t longest = 0;
-    for (int64_t r = 0; r < rows; r++) longest = std::max(longest, n_pos(r));
+    const int64_t longest = longest_position(b, task.run);
     const int64_t stride = (longest + B - 1) / B * B;  // a query's scores, whole blocks
     const bool convert = type != KVType::F32 && rows * nh >= kConvertQueries;
 
@@ -148,9 +154,25 @@ void attend(const KVCache& cache, const Batch& b, int64_t row0, int64_t layer, c
             kt.scaled_softmax(score_row(r, i), n_pos(r), scale);
             std::memset(output(r, i), 0, sizeof(float) * hd);
         }
+    // The keys of the task this thread will likely take next, asked for
+    // while this one works on its values: scoring keys is little work per
+    // byte, weighing values much, so the next task's keys come from memory
+    // behind this one's arithmetic instead of in a phase with little to
+    // hide them (bench/attention_bench.py, q8_0, on the Xeon VM: 16
+    // sequences at 448 positions 6.18-6.62 -> 5.84-6.09 ms, 8 at 1,900
+    // 14.02-14.81 -> 12.45-13.65; bench/README.md, 2026-12-06 22:30).
+    const std::vector<int32_t>* next_blocks = next ? b.block_tables[b.seq[next->run.first]] : nullptr;
+    const int64_t next_n = next ? (longest_position(b, next->run) + B - 1) / B : 0;
+    auto prefetch_next_keys = [&](int64_t value_block) {  // spread over this task's value blocks
+        if (!next_blocks) return;
+        const int64_t from = value_block * next_n / n_blocks, to = (value_block + 1) * next_n / n_blocks;
+        for (int64_t i = from; i < to; i++) prefetch_l2(cache.block_data((*next_blocks)[i], layer, next->kvh, 0), block_bytes);
+    };
+
     // the values, weighted
     for (int64_t p = 0; p < longest; p += B) {
         prefetch_ahead_of(n_blocks + p / B);
+        prefetch_next_keys(p / B);
         const void* v = cache.block_data(blocks[p / B], layer, task.kvh, 1);
         const float* vf = as_f32(v, std::min(B, longest - p));
         for (int64_t r = 0; r < rows; r++) {
@@ -188,14 +210,25 @@ void attention(const KVCache& cache, const Batch& b, int64_t row0, int64_t n_row
     while (per_task > 1 && n_runs * s.n_head_kv * ((group + per_task - 1) / per_task) < want_tasks) per_task = (per_task + 1) / 2;
     const int64_t sets = (group + per_task - 1) / per_task;
 
-    pool.parallel_for(n_runs * s.n_head_kv * sets, [&](int64_t i) {
+    const int64_t n_tasks = n_runs * s.n_head_kv * sets;
+    auto task_at = [&](int64_t i) {
         Task task;
         const int64_t set = i % sets;
         task.kvh = (i / sets) % s.n_head_kv;
         task.run = runs[n_runs - 1 - i / (sets * s.n_head_kv)];  // the longest (latest) runs first
         task.h0 = task.kvh * group + set * per_task;
         task.nh = std::min(per_task, group - set * per_task);
-        attend(cache, b, row0, layer, s, task, q, out);
+        return task;
+    };
+    // The pool hands tasks out in order to whichever thread asks: with
+    // threads that keep pace, this one's next is `threads` further on (a
+    // guess; a wrong one costs a few wasted requests, never a result).
+    const int64_t threads = pool.size();
+    pool.parallel_for(n_tasks, [&](int64_t i) {
+        const Task task = task_at(i);
+        if (i + threads >= n_tasks) return attend(cache, b, row0, layer, s, task, q, out, nullptr);
+        const Task next = task_at(i + threads);
+        attend(cache, b, row0, layer, s, task, q, out, &next);
     });
 }
 
