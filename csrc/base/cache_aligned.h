@@ -17,10 +17,10 @@ struct CacheAlignedAllocator {
 
     CacheAlignedAllocator() = default;
     template <class U>
-    CacheAlignedAllocator(const CacheAlignedAllocator<U>&) {}
+    CacheAlignedAllocator(const CacheAlignedAllocator<U>&) noexcept {}
 
-    T* allocate(size_t n) { return static_cast<T*>(::operator new(n * sizeof(T), kAlign)); }
-    void deallocate(T* p, size_t) { ::operator delete(p, kAlign); }
+    T* allocate(std::size_t n) { return static_cast<T*>(::operator new(n * sizeof(T), kAlign)); }
+    void deallocate(T* p, std::size_t n) noexcept { ::operator delete(p, n * sizeof(T), kAlign); }
 
     template <class U>
     bool operator==(const CacheAlignedAllocator<U>&) const { return true; }

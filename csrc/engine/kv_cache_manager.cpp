@@ -96,7 +96,7 @@ bool KVCacheManager::allocate(int seq, int64_t first_write, int64_t n_tokens) {
     // in order, and the CPU streams memory that ascends. The pool hands out a
     // finished sequence's blocks last one first (its eviction order); read
     // backwards, 16 sequences' attention at 448 positions took 8.8 ms
-    // against 7.3-7.5 on the Xeon VM (bench/attention_bench.py, a
+    // against 7.2-7.5 (best of runs) on the Xeon VM (bench/attention_bench.py, a
     // throwaway build that reversed each sequence's blocks; bench/README.md,
     // 2026-12-06 22:30). The same blocks in another order: which ones the
     // pool evicts, and when, does not change.

@@ -79,8 +79,8 @@ void attend(const KVCache& cache, const Batch& b, int64_t row0, int64_t layer, c
     if (convert && (int64_t)block_f32.size() < B * hd) block_f32.resize(B * hd);
     auto score_row = [&](int64_t r, int64_t i) { return scores.data() + (r * nh + i) * stride; };
     // q8_0 keys take the queries quantized (as llama.cpp's do): once per task
-    thread_local std::vector<int8_t> q_quants;
-    thread_local std::vector<float> q_scales;
+    thread_local CacheAlignedVector<int8_t> q_quants;  // a query's quants: a cache line at head_dim 64
+    thread_local CacheAlignedVector<float> q_scales;
     const int64_t groups = hd / kKVQuantGroup;
     if (type == KVType::Q8_0) {
         q_quants.resize(rows * nh * hd);
@@ -158,15 +158,19 @@ void attend(const KVCache& cache, const Batch& b, int64_t row0, int64_t layer, c
     // while this one works on its values: scoring keys is little work per
     // byte, weighing values much, so the next task's keys come from memory
     // behind this one's arithmetic instead of in a phase with little to
-    // hide them (bench/attention_bench.py, q8_0, on the Xeon VM: 16
-    // sequences at 448 positions 6.18-6.62 -> 5.84-6.09 ms, 8 at 1,900
-    // 14.02-14.81 -> 12.45-13.65; bench/README.md, 2026-12-06 22:30).
+    // hide them (bench/attention_bench.py, q8_0, on the Xeon VM, best ms of
+    // three rounds: 16 sequences at 448 positions 6.18-6.62 -> 5.84-6.09,
+    // 8 at 1,900 14.02-14.81 -> 12.45-13.65; bench/README.md, 2026-12-06
+    // 22:30). At most `ahead` blocks per block of values: a short task
+    // before a long one asks for the long one's first keys, not all at once.
     const std::vector<int32_t>* next_blocks = next ? b.block_tables[b.seq[next->run.first]] : nullptr;
     const int64_t next_n = next ? (longest_position(b, next->run) + B - 1) / B : 0;
-    auto prefetch_next_keys = [&](int64_t value_block) {  // spread over this task's value blocks
+    const int64_t next_per_block = std::min(ahead, (next_n + n_blocks - 1) / n_blocks);
+    auto prefetch_next_keys = [&](int64_t value_block) {
         if (!next_blocks) return;
-        const int64_t from = value_block * next_n / n_blocks, to = (value_block + 1) * next_n / n_blocks;
-        for (int64_t i = from; i < to; i++) prefetch_l2(cache.block_data((*next_blocks)[i], layer, next->kvh, 0), block_bytes);
+        const int64_t from = value_block * next_per_block, to = std::min(next_n, from + next_per_block);
+        for (int64_t i = from; i < to; i++)
+            prefetch_l2(cache.block_data((*next_blocks)[i], layer, next->kvh, 0), block_bytes);
     };
 
     // the values, weighted
@@ -226,9 +230,12 @@ void attention(const KVCache& cache, const Batch& b, int64_t row0, int64_t n_row
     const int64_t threads = pool.size();
     pool.parallel_for(n_tasks, [&](int64_t i) {
         const Task task = task_at(i);
-        if (i + threads >= n_tasks) return attend(cache, b, row0, layer, s, task, q, out, nullptr);
-        const Task next = task_at(i + threads);
-        attend(cache, b, row0, layer, s, task, q, out, &next);
+        if (i + threads < n_tasks) {
+            const Task next = task_at(i + threads);
+            attend(cache, b, row0, layer, s, task, q, out, &next);
+        } else {
+            attend(cache, b, row0, layer, s, task, q, out, nullptr);
+        }
     });
 }
 

@@ -67,9 +67,9 @@ MatmulInput Matmul::prepare(const float* x, int64_t n_tokens, int64_t k, bool qu
     if ((int64_t)q8_.size() < n_tokens * nb) q8_.resize(n_tokens * nb);
     // packed rows start on 64-byte lines, so that the kernels load them aligned
     const size_t row = (kt.q8a_packed_row_bytes(k) + 63) / 64 * 64;
-    if (packed_.size() * 64 < row * n_tokens) packed_.resize(row / 64 * n_tokens);
+    if (packed_.size() < row * n_tokens) packed_.resize(row * n_tokens);
     block_q8a* q8 = q8_.data();
-    uint8_t* packed = packed_.data()->bytes;
+    uint8_t* packed = packed_.data();
     pool_.parallel_for_rows(n_tokens, [&](int64_t t) {
         if (make_row) make_row(t);
         kt.quantize_q8a(x + t * k, q8 + t * nb, k);

@@ -10,6 +10,7 @@
 #include <unordered_map>
 #include <vector>
 
+#include "base/cache_aligned.h"
 #include "base/page_buffer.h"
 #include "base/thread_pool.h"
 #include "gguf/gguf.h"
@@ -65,9 +66,6 @@ public:
     void pack_weights(const std::vector<const GGUFTensor*>& ws);
 
 private:
-    struct alignas(64) Line {
-        uint8_t bytes[64];
-    };
     // The bytes the kernels read for w: its packed copy when the set in use
     // packs, else the file's.
     const void* weight_data(const GGUFTensor& w, const KernelTable& kt);
@@ -83,7 +81,7 @@ private:
     decltype(KernelTable::pack_q8a_weights) packed_by_ = nullptr;
     std::vector<block_q16a> q16_;  // the exact path's rows
     std::vector<block_q8a> q8_;    // the fast path's rows before packing
-    std::vector<Line> packed_;     // ... and packed for the kernels
+    CacheAlignedVector<uint8_t> packed_;  // ... and packed for the kernels, rows on cache lines
 };
 
 }  // namespace hearth

@@ -72,7 +72,7 @@ private:
     std::vector<double> rope_inv_freq_;
     std::vector<RopeAngles> rope_angles_;  // per row of the chunk
 
-    // activations for a chunk, [n, width] each, on whole cache lines
+    // activations for a chunk, [n, width] each, each starting on a cache line
     int64_t scratch_tokens_ = 0;
     CacheAlignedVector<float> x_, xn_, q_, k_, v_, attn_, gate_, up_;
 };

@@ -2,6 +2,8 @@
 // abort_request), its outputs and counters, and the low-level eval on a
 // sequence of its own. step() and eval() release the GIL while the model
 // computes. The Python LLMEngine and LLM wrap it.
+#include <new>
+
 #include <pybind11/numpy.h>
 #include <pybind11/pybind11.h>
 #include <pybind11/stl.h>
@@ -25,6 +27,16 @@ std::vector<int32_t> to_ids(const py::array& arr) {
         ids[(size_t)i] = (int32_t)v;
     }
     return ids;
+}
+
+// A float32 array whose data starts on a cache line: the output matmul
+// writes logits a line at a time, and numpy's big arrays start 16 bytes into
+// one (every store would straddle two lines; see base/cache_aligned.h).
+py::array_t<float> cache_aligned_array(py::ssize_t rows, py::ssize_t cols) {
+    constexpr std::align_val_t kLine{64};
+    float* data = static_cast<float*>(::operator new(sizeof(float) * (size_t)rows * (size_t)cols, kLine));
+    py::capsule owner(data, [](void* p) { ::operator delete(p, std::align_val_t{64}); });
+    return py::array_t<float>({rows, cols}, data, owner);
 }
 
 py::object optional_time(double t) { return t < 0 ? py::none() : py::object(py::float_(t)); }
@@ -148,7 +160,7 @@ void bind_engine(py::module_& m) {
                  const std::vector<int32_t> ids = to_ids(tokens);
                  if (ids.empty()) throw Error("eval needs at least one token");
                  const py::ssize_t rows = all_logits ? (py::ssize_t)ids.size() : 1;
-                 py::array_t<float> out({rows, (py::ssize_t)e.model().n_vocab()});
+                 py::array_t<float> out = cache_aligned_array(rows, (py::ssize_t)e.model().n_vocab());
                  float* dst = out.mutable_data();
                  {
                      py::gil_scoped_release release;

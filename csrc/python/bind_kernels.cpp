@@ -18,6 +18,7 @@
 #include <tuple>
 #include <vector>
 
+#include "base/cache_aligned.h"
 #include "base/error.h"
 #include "base/page_buffer.h"
 #include "gguf/ggml_type.h"
@@ -153,7 +154,7 @@ std::pair<double, double> kernel_bench_matmul(const std::string& name, int w_typ
     const KernelTable& kt = table(name);
     Prepared p = prepare(kt, w_type, w, rows, k, x, activations);
     if (n_threads < 1 || iters < 1) throw Error("kernel_bench_matmul: n_threads and iters must be >= 1");
-    std::vector<float> y((size_t)(p.args.n_tokens * rows));
+    CacheAlignedVector<float> y((size_t)(p.args.n_tokens * rows));  // as the forward's outputs
     p.args.y = y.data();
     p.args.y_stride = rows;
     std::vector<double> cpu((size_t)n_threads);
