@@ -20,7 +20,8 @@ struct CacheAlignedAllocator {
     CacheAlignedAllocator(const CacheAlignedAllocator<U>&) noexcept {}
 
     T* allocate(std::size_t n) { return static_cast<T*>(::operator new(n * sizeof(T), kAlign)); }
-    void deallocate(T* p, std::size_t n) noexcept { ::operator delete(p, n * sizeof(T), kAlign); }
+    // (unsized: clang declares the sized form only with -fsized-deallocation)
+    void deallocate(T* p, std::size_t) noexcept { ::operator delete(p, kAlign); }
 
     template <class U>
     bool operator==(const CacheAlignedAllocator<U>&) const { return true; }
