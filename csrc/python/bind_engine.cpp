@@ -8,6 +8,7 @@
 #include <pybind11/pybind11.h>
 #include <pybind11/stl.h>
 
+#include "base/cache_aligned.h"
 #include "base/error.h"
 #include "engine/engine.h"
 #include "python/py_text.h"
@@ -33,9 +34,9 @@ std::vector<int32_t> to_ids(const py::array& arr) {
 // writes logits a line at a time, and numpy's big arrays start 16 bytes into
 // one (every store would straddle two lines; see base/cache_aligned.h).
 py::array_t<float> cache_aligned_array(py::ssize_t rows, py::ssize_t cols) {
-    constexpr std::align_val_t kLine{64};
-    float* data = static_cast<float*>(::operator new(sizeof(float) * (size_t)rows * (size_t)cols, kLine));
-    py::capsule owner(data, [](void* p) { ::operator delete(p, std::align_val_t{64}); });
+    constexpr std::align_val_t kAlign = CacheAlignedAllocator<float>::kAlign;
+    float* data = static_cast<float*>(::operator new(sizeof(float) * (size_t)rows * (size_t)cols, kAlign));
+    py::capsule owner(data, [](void* p) { ::operator delete(p, kAlign); });
     return py::array_t<float>({rows, cols}, data, owner);
 }
 
