@@ -45,7 +45,7 @@ def split_block(raw, hd, kv):
     """(quants [16, hd], scales [16, hd/32]) of a q8_0 block, position-major
     for keys too (stored a dword of 4 dimensions per key: [hd/4, 16, 4])."""
     q = raw[:B * hd].view(np.int8)
-    s = raw[B * hd:].view(np.float32)
+    s = raw[B * hd:].view(np.float16).astype(np.float32)
     if kv == 0:
         return q.reshape(hd // 4, B, 4).transpose(1, 0, 2).reshape(B, hd), s.reshape(hd // 32, B).T
     return q.reshape(B, hd), s.reshape(B, hd // 32)
@@ -222,7 +222,7 @@ def test_the_engine_reports_q8_0_and_its_smaller_pool(tiny):
     q8 = LLMEngine(tiny, n_threads=1, kv_type="q8_0", kv_cache_tokens=1024)
     f16 = LLMEngine(tiny, n_threads=1, kv_type="f16", kv_cache_tokens=1024)
     assert q8._engine.kv_type == "q8_0"
-    assert q8._engine.kv_cache_bytes * 64 == f16._engine.kv_cache_bytes * 36  # 36 bytes per 32 values against 64
+    assert q8._engine.kv_cache_bytes * 64 == f16._engine.kv_cache_bytes * 34  # 34 bytes per 32 values against 64
 
 
 def test_hearth_runs_on_a_q8_0_cache_and_says_so(tiny):

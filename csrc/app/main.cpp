@@ -76,7 +76,7 @@ const char* kUsage =
     "  --stats                after each answer, the prefill and decode speed (and at exit, the load time)\n"
     "  -t, --threads N        worker threads (default: all available CPUs)\n"
     "  -c, --ctx N            context length (default: the model's, at most 4096)\n"
-    "  --kv-type f16|f32|q8_0 KV cache element type (default f16; q8_0: 9/16 of f16's memory,\n"
+    "  --kv-type f16|f32|q8_0 KV cache element type (default f16; q8_0: 17/32 of f16's memory,\n"
     "                         as llama.cpp's --cache-type-k/v q8_0)\n"
     "  --activations q8|q16   activations of the quantized matmuls: q8 (default, fast, as llama.cpp)\n"
     "                         or q16 (exact: nearly no rounding of the activations)\n"

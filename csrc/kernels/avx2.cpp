@@ -500,12 +500,17 @@ void accumulate_group_f16(const float* const* w, int nq, const uint16_t* v, int6
 
 // The q8_0 cache's values: each load dequantizes 8 elements (sign-extended,
 // to float, times their scale: exact), so accumulate_group_q8 does the f32
-// form's operations on the dequantized values.
+// form's operations on the dequantized values. The block's f16 scales are
+// converted once, up front.
 struct ValuesQ8 {
     const int8_t* x;
-    const float* scale;
     int64_t hd;
-    ValuesQ8(const void* block, int64_t hd) : x((const int8_t*)block), scale(kv_q8_scales(block, hd)), hd(hd) {}
+    alignas(32) float scale[kBlockKeys * kMaxQ8Groups];
+    ValuesQ8(const void* block, int64_t hd) : x((const int8_t*)block), hd(hd) {
+        const uint16_t* s = kv_q8_scales(block, hd);
+        for (int64_t i = 0; i < kBlockKeys * (hd / kKVQuantGroup); i += 8)
+            _mm256_store_ps(scale + i, _mm256_cvtph_ps(_mm_loadu_si128((const __m128i*)(s + i))));
+    }
     // elements i .. i + 7 of value j (i a multiple of 8)
     __m256 value(int64_t j, int64_t i) const {
         const __m256 q = _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(_mm_loadl_epi64((const __m128i*)(x + j * hd + i))));
@@ -571,7 +576,7 @@ void dequantize_values_q8(const void* block, int64_t n, int64_t hd, float* out) 
 // pairs to dwords. Then the float step, as the scalar set's.
 void scores_group_q8(const QueryQ8* q, int nq, const void* kt, int64_t hd, float* const* out) {
     const int8_t* x = (const int8_t*)kt;
-    const float* scale = kv_q8_scales(kt, hd);
+    const uint16_t* scale = kv_q8_scales(kt, hd);
     const __m256i ones = _mm256_set1_epi16(1);
     for (int m = 0; m < nq; m++) {
         __m256 acc[2] = {_mm256_setzero_ps(), _mm256_setzero_ps()};
@@ -589,7 +594,7 @@ void scores_group_q8(const QueryQ8* q, int nq, const void* kt, int64_t hd, float
             }
             const __m256 dq = _mm256_set1_ps(q[m].d[c]);
             for (int h = 0; h < 2; h++) {
-                const __m256 dk = _mm256_loadu_ps(scale + c * kBlockKeys + 8 * h);
+                const __m256 dk = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i*)(scale + c * kBlockKeys + 8 * h)));
                 acc[h] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(dot[h]), _mm256_mul_ps(dk, dq), acc[h]);
             }
         }

@@ -643,12 +643,17 @@ void accumulate_f16(const float* w, const uint16_t* v, int64_t n, int64_t hd, fl
 
 // The q8_0 cache's values: each load dequantizes 16 elements (sign-extended,
 // to float, times their scale: exact), so accumulate_group_q8 does the f32
-// form's operations on the dequantized values.
+// form's operations on the dequantized values. The block's f16 scales are
+// converted once, up front.
 struct ValuesQ8 {
     const int8_t* x;
-    const float* scale;
     int64_t hd;
-    ValuesQ8(const void* block, int64_t hd) : x((const int8_t*)block), scale(kv_q8_scales(block, hd)), hd(hd) {}
+    alignas(64) float scale[kBlockKeys * kMaxQ8Groups];
+    ValuesQ8(const void* block, int64_t hd) : x((const int8_t*)block), hd(hd) {
+        const uint16_t* s = kv_q8_scales(block, hd);
+        for (int64_t i = 0; i < kBlockKeys * (hd / kKVQuantGroup); i += 16)
+            _mm512_store_ps(scale + i, _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i*)(s + i))));
+    }
     // elements i .. i + 15 of value j (i a multiple of 16)
     __m512 value(int64_t j, int64_t i) const {
         const __m512 q = _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(_mm_loadu_si128((const __m128i*)(x + j * hd + i))));
@@ -699,7 +704,7 @@ void dequantize_values_q8(const void* block, int64_t n, int64_t hd, float* out) 
 // the keys' own sums, 128 times, come off after. Then the group's float
 // step, as the scalar set's.
 template <int N>
-void scores16_q8xN(const QueryQ8* q, const int8_t* x, const float* scale, int64_t hd, float* const* out) {
+void scores16_q8xN(const QueryQ8* q, const int8_t* x, const uint16_t* scale, int64_t hd, float* const* out) {
     __m512 acc[N];
     for (int m = 0; m < N; m++) acc[m] = _mm512_setzero_ps();
     const __m512i ones = _mm512_set1_epi8(1);
@@ -715,7 +720,7 @@ void scores16_q8xN(const QueryQ8* q, const int8_t* x, const float* scale, int64_
                 dot[m] = _mm512_dpbusd_epi32(dot[m], _mm512_set1_epi32((int)(qd ^ 0x80808080u)), k);
             }
         }
-        const __m512 dk = _mm512_loadu_ps(scale + c * kBlockKeys);
+        const __m512 dk = _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i*)(scale + c * kBlockKeys)));
         const __m512i offset = _mm512_slli_epi32(key_sum, 7);
         for (int m = 0; m < N; m++) {
             const __m512 exact = _mm512_cvtepi32_ps(_mm512_sub_epi32(dot[m], offset));
@@ -727,7 +732,7 @@ void scores16_q8xN(const QueryQ8* q, const int8_t* x, const float* scale, int64_
 
 void scores_group_q8(const QueryQ8* q, int nq, const void* kt, int64_t hd, float* const* out) {
     const int8_t* x = (const int8_t*)kt;
-    const float* scale = kv_q8_scales(kt, hd);
+    const uint16_t* scale = kv_q8_scales(kt, hd);
     switch (nq) {
         case 1: return scores16_q8xN<1>(q, x, scale, hd, out);
         case 2: return scores16_q8xN<2>(q, x, scale, hd, out);

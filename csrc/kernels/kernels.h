@@ -58,17 +58,24 @@ constexpr int kGroupQueries = 4;
 
 // A block of the q8_0 KV cache (one head's keys or values of kBlockKeys
 // positions; head_dim a multiple of kKVQuantGroup): int8 quants, then one
-// float scale per position and kKVQuantGroup dimensions. As in GGUF's
-// q8_0, a scale is an f16 value, so quant × scale is exact in f32.
+// f16 scale per position and kKVQuantGroup dimensions, as GGUF's q8_0
+// keeps its d (34 bytes per 32 values, llama.cpp's q8_0 cache too), so
+// quant × scale is exact in f32.
 //   keys: quant of dimension d of key j at (d / 4) * 64 + j * 4 + d % 4 (a
 //     dword per key holds 4 dimensions: the integer dot products' order),
 //     scale at (d / 32) * kBlockKeys + j;
 //   values: position-major, quant at j * hd + i, scale at j * (hd / 32) + i / 32.
 constexpr int kKVQuantGroup = 32;
+// The most groups of 32 a q8_0 head may have (head_dim 1,024; KVCache
+// refuses larger heads).
+constexpr int64_t kMaxQ8Groups = 32;
 inline size_t kv_q8_block_bytes(int64_t hd) {
-    return (size_t)(kBlockKeys * hd) + (size_t)(kBlockKeys * (hd / kKVQuantGroup)) * sizeof(float);
+    return (size_t)(kBlockKeys * hd) + (size_t)(kBlockKeys * (hd / kKVQuantGroup)) * sizeof(uint16_t);
 }
-inline const float* kv_q8_scales(const void* block, int64_t hd) { return (const float*)((const int8_t*)block + kBlockKeys * hd); }
+inline const uint16_t* kv_q8_scales(const void* block, int64_t hd) {
+    return (const uint16_t*)((const int8_t*)block + kBlockKeys * hd);
+}
+inline uint16_t* kv_q8_scales(void* block, int64_t hd) { return (uint16_t*)((int8_t*)block + kBlockKeys * hd); }
 // Where the quant of dimension d of key j sits in a q8_0 block of keys.
 inline int64_t kv_q8_key_index(int64_t d, int64_t j) { return (d / 4) * 4 * kBlockKeys + j * 4 + d % 4; }
 // A query as the q8_0 cache's keys take it (llama.cpp's too): quantized

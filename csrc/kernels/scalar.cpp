@@ -262,15 +262,16 @@ void accumulate_group_f16(const float* const* w, int nq, const uint16_t* v, int6
 // The q8_0 cache: a block's values, quants times their scales (exact in f32).
 void dequantize_values_q8(const void* block, int64_t n, int64_t hd, float* out) {
     const int8_t* x = (const int8_t*)block;
-    const float* scale = kv_q8_scales(block, hd);
+    const uint16_t* scale = kv_q8_scales(block, hd);
     const int64_t groups = hd / kKVQuantGroup;
     for (int64_t j = 0; j < n; j++)
-        for (int64_t i = 0; i < hd; i++) out[j * hd + i] = (float)x[j * hd + i] * scale[j * groups + i / kKVQuantGroup];
+        for (int64_t i = 0; i < hd; i++)
+            out[j * hd + i] = (float)x[j * hd + i] * f16_to_f32(scale[j * groups + i / kKVQuantGroup]);
 }
 
 void scores_group_q8(const QueryQ8* q, int nq, const void* kt, int64_t hd, float* const* out) {
     const int8_t* x = (const int8_t*)kt;
-    const float* scale = kv_q8_scales(kt, hd);
+    const uint16_t* scale = kv_q8_scales(kt, hd);
     for (int m = 0; m < nq; m++)
         for (int64_t j = 0; j < kBlockKeys; j++) {
             float acc = 0.0f;
@@ -278,7 +279,7 @@ void scores_group_q8(const QueryQ8* q, int nq, const void* kt, int64_t hd, float
                 int32_t dot = 0;
                 for (int64_t d = c * kKVQuantGroup; d < (c + 1) * kKVQuantGroup; d++)
                     dot += (int32_t)x[kv_q8_key_index(d, j)] * q[m].q[d];
-                acc = std::fma((float)dot, scale[c * kBlockKeys + j] * q[m].d[c], acc);
+                acc = std::fma((float)dot, f16_to_f32(scale[c * kBlockKeys + j]) * q[m].d[c], acc);
             }
             out[m][j] = acc;
         }

@@ -4,6 +4,7 @@
 #include <vector>
 
 #include "base/error.h"
+#include "base/fp16.h"
 
 namespace hearth {
 
@@ -63,12 +64,16 @@ void KVCache::write(int32_t block, int64_t layer, int64_t kv_head, int64_t slot,
         thread_local std::vector<int8_t> quants;
         quants.resize(hd);
         const int64_t groups = hd / kKVQuantGroup;
-        float* key_scale = (float*)kv_q8_scales(kb, hd);
+        // the scales are f16 values already (quantize_kv_q8_0 rounds them
+        // so): stored as f16, exactly
+        uint16_t* key_scale = kv_q8_scales(kb, hd);
+        uint16_t* value_scale = kv_q8_scales(vb, hd) + slot * groups;
         float d[kMaxQ8Groups];
         kt.quantize_kv_q8_0(k, hd, quants.data(), d);
         for (int64_t i = 0; i < hd; i++) ((int8_t*)kb)[kv_q8_key_index(i, slot)] = quants[i];
-        for (int64_t c = 0; c < groups; c++) key_scale[c * B + slot] = d[c];
-        kt.quantize_kv_q8_0(v, hd, (int8_t*)vb + slot * hd, (float*)kv_q8_scales(vb, hd) + slot * groups);
+        for (int64_t c = 0; c < groups; c++) key_scale[c * B + slot] = f32_to_f16(d[c]);
+        kt.quantize_kv_q8_0(v, hd, (int8_t*)vb + slot * hd, d);
+        for (int64_t c = 0; c < groups; c++) value_scale[c] = f32_to_f16(d[c]);
         return;
     }
     thread_local std::vector<uint16_t> key;

@@ -20,9 +20,10 @@
 // position-major ([slot][head_dim]). The q8_0 type (llama.cpp's
 // --cache-type-k/v q8_0) stores int8 quants, values in that order, keys a
 // dword of 4 dimensions per slot ([head_dim / 4][slot][4]: the order of the
-// integer dot products that score them), then a scale per position and 32
-// dimensions (kernels.h, kv_q8_block_bytes): 9/16 of f16's bytes, which is
-// what decode steps of many long sequences wait on.
+// integer dot products that score them), then an f16 scale per position and
+// 32 dimensions (kernels.h, kv_q8_block_bytes): 17/32 of f16's bytes, as
+// llama.cpp's q8_0 cache, which is what decode steps of many long sequences
+// wait on.
 #pragma once
 
 #include <algorithm>
@@ -35,8 +36,6 @@
 namespace hearth {
 
 enum class KVType { F32, F16, Q8_0 };
-// The most groups of 32 a q8_0 head may have (head_dim 1,024).
-constexpr int64_t kMaxQ8Groups = 32;
 KVType parse_kv_type(const std::string& name);  // "f32" | "f16" | "q8_0", else a clear error
 const char* kv_type_name(KVType t);
 

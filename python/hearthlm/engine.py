@@ -124,7 +124,7 @@ class LLMEngine:
         n_ctx: the longest a sequence may grow, prompt and output (default:
             the model's context, at most 4096).
         kv_type: "f16" (default, as llama.cpp), "f32" (exact parity) or
-            "q8_0" (8-bit keys and values, as llama.cpp's q8_0 cache: 9/16 of
+            "q8_0" (8-bit keys and values, as llama.cpp's q8_0 cache: 17/32 of
             f16's memory, and faster decoding deep into long sequences).
         activations: how quantized weights' matmuls round their inputs:
             "q8" (default: 8 bits per activation, fast, as llama.cpp) or "q16"

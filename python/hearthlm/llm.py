@@ -32,7 +32,7 @@ class LLM:
         n_ctx: the longest a sequence may grow, prompt and output (default:
             the model's context, at most 4096).
         kv_type: element type of the KV cache, "f16" (default, as llama.cpp),
-            "f32" (exact parity with Hugging Face) or "q8_0" (8-bit, 9/16 of
+            "f32" (exact parity with Hugging Face) or "q8_0" (8-bit, 17/32 of
             f16's memory, as llama.cpp's q8_0 cache).
         activations: "q8" (default, fast, as llama.cpp) or "q16" (nearly
             exact): how matmuls with quantized weights round their inputs.

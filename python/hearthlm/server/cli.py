@@ -26,7 +26,7 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
     p.add_argument("--max-num-batched-tokens", type=int, default=512, help="rows per engine step (default 512)")
     p.add_argument("--kv-cache-tokens", type=int, default=None, help="KV pool shared by all requests, in tokens")
     p.add_argument("--kv-type", choices=("f16", "f32", "q8_0"), default="f16",
-                   help="KV cache element type (default f16; q8_0: 9/16 of f16's memory, as llama.cpp's q8_0 cache)")
+                   help="KV cache element type (default f16; q8_0: 17/32 of f16's memory, as llama.cpp's q8_0 cache)")
     p.add_argument("--no-prefix-caching", action="store_true", help="turn the prefix cache off")
     p.add_argument("--api-key", default=os.environ.get("HEARTH_API_KEY"),
                    help="require 'Authorization: Bearer KEY' on /v1 (default: $HEARTH_API_KEY, else none)")
