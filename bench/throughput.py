@@ -24,7 +24,11 @@ throughput  --num-prompts prompts of random token ids (ids in [1, n_vocab),
               batching API here): reset, eval the prompt, then greedy argmax
               steps, each token fed back with eval; n_batch 512, same KV type.
             Elapsed s, requests/s, output and total (prompt + output) tokens/s,
-            and hearth's output tokens/s over each backend's. Also checks that
+            and hearth's output tokens/s over each backend's. --rounds N runs
+            every backend N times, in turn (round 1: each backend once, then
+            round 2 ...): each row is then that backend's median round, and
+            each round's elapsed ÷ hearth's of the same round, with their
+            median, follows the table. Also checks that
             hearth and hearth-serial produce the same token ids (batch
             invariance) and prints the prefix-cache reuse (0 for random prompts).
 curve       aggregate decode tokens/s for N concurrent sequences (--curve
@@ -42,9 +46,11 @@ memory      KV blocks held by 16 requests whose prompts share a --prefix-len
             prefix-cache hits.
 
 Each timed run follows a short warm-up on the same engine (weights paged in,
-thread pool up). Timings only, never a test; one run, no medians, so run it on
-a quiet machine. `HEARTH_KERNELS=scalar|avx2|avx512` forces hearth's kernel
-path; the header records the set in use.
+thread pool up). Timings only, never a test. One run unless --rounds (the
+throughput section): on a shared machine whose speed moves between minutes,
+use --rounds and quote the median of the rounds' ratios.
+`HEARTH_KERNELS=scalar|avx2|avx512` forces hearth's kernel path; the header
+records the set in use.
 """
 from __future__ import annotations
 
@@ -172,30 +178,43 @@ def section_throughput(a, n_vocab):
     prompts = random_prompts(rng, n_vocab, lengths)
     warmup = random_prompts(np.random.default_rng(a.seed + 1), n_vocab, [32])[0]
 
-    runs = {}
-    for b in a.backends.split(","):
-        log(f"throughput: {b} ...")
-        if b == "hearth":
-            runs[b] = run_hearth(a, prompts, warmup, a.max_num_seqs, b)
-        elif b == "hearth-serial":
-            runs[b] = run_hearth(a, prompts, warmup, 1, b)
-        elif b == "hearth-prompts":
-            runs[b] = run_hearth(a, prompts, warmup, a.max_num_seqs, b, output_len=1)
-        elif b == "llama.cpp":
-            try:
-                import llama_cpp  # noqa: F401
-            except ImportError:
-                log("llama-cpp-python not importable: llama.cpp skipped")
-                continue
-            runs[b] = run_llama_cpp(a, prompts, warmup)
-        else:
+    backends = a.backends.split(",")
+    for b in backends:
+        if b not in BACKENDS:
             sys.exit(f"unknown backend {b!r} (choose from {', '.join(BACKENDS)})")
-        log(f"throughput: {b} {runs[b].seconds:.1f} s")
+    if "llama.cpp" in backends:
+        try:
+            import llama_cpp  # noqa: F401
+        except ImportError:
+            log("llama-cpp-python not importable: llama.cpp skipped")
+            backends.remove("llama.cpp")
+
+    # --rounds: every backend once per round, in turn, so that a shared
+    # machine's slow minutes fall on all of them alike
+    by_round = {b: [] for b in backends}
+    for rnd in range(a.rounds):
+        for b in backends:
+            tag = f" (round {rnd + 1}/{a.rounds})" if a.rounds > 1 else ""
+            log(f"throughput: {b}{tag} ...")
+            if b == "hearth":
+                run = run_hearth(a, prompts, warmup, a.max_num_seqs, b)
+            elif b == "hearth-serial":
+                run = run_hearth(a, prompts, warmup, 1, b)
+            elif b == "hearth-prompts":
+                run = run_hearth(a, prompts, warmup, a.max_num_seqs, b, output_len=1)
+            else:
+                run = run_llama_cpp(a, prompts, warmup)
+            by_round[b].append(run)
+            log(f"throughput: {b}{tag} {run.seconds:.1f} s")
+    # each backend's median round (the lower middle one for an even count)
+    runs = {b: sorted(rs, key=lambda r: r.seconds)[(len(rs) - 1) // 2] for b, rs in by_round.items()}
 
     n_prompt = int(lengths.sum())
     header(a, "Throughput")
     print(f"{a.num_prompts} prompts of random ids, {lo}-{hi} tokens (uniform, {n_prompt} in all), "
-          f"{a.output_len} output tokens each (greedy, ignore_eos), seed {a.seed}; wall time of the whole job\n")
+          f"{a.output_len} output tokens each (greedy, ignore_eos), seed {a.seed}; wall time of the whole job"
+          + (f"; {a.rounds} rounds, each backend once per round in turn, each row its median round" if a.rounds > 1
+             else "") + "\n")
     hearth = runs.get("hearth")
     head = "| backend | elapsed s | requests/s | output tok/s | total tok/s |"
     if hearth:
@@ -220,6 +239,22 @@ def section_throughput(a, n_vocab):
         if r.preemptions is not None:
             extra.append(f"preemptions {r.preemptions}")
         print(f"- {r.name}: " + "; ".join(r.notes + extra))
+    if a.rounds > 1:
+        for b, rs in by_round.items():
+            print(f"- {b} rounds: " + ", ".join(f"{r.seconds:.2f}" for r in rs) + " s")
+        if "hearth" in by_round:
+            for b, rs in by_round.items():
+                if b in ("hearth", "hearth-prompts"):
+                    continue
+                ratios = [r.seconds / h.seconds for r, h in zip(rs, by_round["hearth"])]
+                print(f"- {b}'s elapsed ÷ hearth's, round by round: " + ", ".join(f"{x:.2f}" for x in ratios)
+                      + f" (median {float(np.median(ratios)):.2f}x)")
+        for b, rs in by_round.items():
+            if b == "llama.cpp":
+                continue  # its own rounds are deterministic too, but not hearth's business here
+            same = all(r.token_ids == rs[0].token_ids for r in rs[1:])
+            print(f"- {b}: every round's token ids " + ("the same" if same else "NOT the same (a bug: greedy is "
+                                                                              "deterministic)"))
     if "hearth" in runs and "hearth-serial" in runs:
         print("- " + compare(runs["hearth"], runs["hearth-serial"], "batch invariance"))
     if "hearth-prompts" in runs and "hearth-serial" in runs:
@@ -377,6 +412,9 @@ def main(argv=None):
     ap.add_argument("--max-num-batched-tokens", type=int, default=512, help="hearth's rows per step (default 512)")
     ap.add_argument("--kv-cache-tokens", type=int, default=None,
                     help="hearth's KV pool for the throughput runs (default: max_num_seqs x the longest request)")
+    ap.add_argument("--rounds", type=int, default=1,
+                    help="run every throughput backend this many times, in turn, and report medians and each "
+                         "round's ratio (default 1)")
     ap.add_argument("--llama-extra-bufts", choices=("auto", "on", "off"), default="auto",
                     help="llama.cpp's AMX/repacked weight layouts (auto: probe in a subprocess)")
     # curve
@@ -390,6 +428,8 @@ def main(argv=None):
 
     from hearthlm import LLM
 
+    if a.rounds < 1:
+        ap.error("--rounds must be at least 1")
     sections = a.sections.split(",")
     for s in sections:
         if s not in SECTIONS:
