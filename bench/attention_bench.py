@@ -25,9 +25,9 @@ BLOCK = 16  # positions per KV cache block
 
 def block_bytes(kv, head_dim):
     """One block of one head's keys or values, as KVCache stores it (q8_0: a
-    byte per value and a 4-byte scale per 32 values)."""
+    byte per value and an f16 scale per 32 values)."""
     per_value = {"f32": 4, "f16": 2, "q8_0": 1}[kv]
-    scales = BLOCK * (head_dim // 32) * 4 if kv == "q8_0" else 0
+    scales = BLOCK * (head_dim // 32) * 2 if kv == "q8_0" else 0
     return BLOCK * head_dim * per_value + scales
 
 

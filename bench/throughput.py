@@ -178,7 +178,7 @@ def section_throughput(a, n_vocab):
     prompts = random_prompts(rng, n_vocab, lengths)
     warmup = random_prompts(np.random.default_rng(a.seed + 1), n_vocab, [32])[0]
 
-    backends = a.backends.split(",")
+    backends = list(dict.fromkeys(a.backends.split(",")))  # each once, in the order given
     for b in backends:
         if b not in BACKENDS:
             sys.exit(f"unknown backend {b!r} (choose from {', '.join(BACKENDS)})")
@@ -213,8 +213,9 @@ def section_throughput(a, n_vocab):
     header(a, "Throughput")
     print(f"{a.num_prompts} prompts of random ids, {lo}-{hi} tokens (uniform, {n_prompt} in all), "
           f"{a.output_len} output tokens each (greedy, ignore_eos), seed {a.seed}; wall time of the whole job"
-          + (f"; {a.rounds} rounds, each backend once per round in turn, each row its median round" if a.rounds > 1
-             else "") + "\n")
+          + (f"; {a.rounds} rounds, each backend once per round in turn, each row its median round (the lower "
+             "middle one of an even count; the last column divides those medians, the paired ratios follow)"
+             if a.rounds > 1 else "") + "\n")
     hearth = runs.get("hearth")
     head = "| backend | elapsed s | requests/s | output tok/s | total tok/s |"
     if hearth:
@@ -239,6 +240,7 @@ def section_throughput(a, n_vocab):
         if r.preemptions is not None:
             extra.append(f"preemptions {r.preemptions}")
         print(f"- {r.name}: " + "; ".join(r.notes + extra))
+    rounds_differ = False
     if a.rounds > 1:
         for b, rs in by_round.items():
             print(f"- {b} rounds: " + ", ".join(f"{r.seconds:.2f}" for r in rs) + " s")
@@ -255,6 +257,7 @@ def section_throughput(a, n_vocab):
             same = all(r.token_ids == rs[0].token_ids for r in rs[1:])
             print(f"- {b}: every round's token ids " + ("the same" if same else "NOT the same (a bug: greedy is "
                                                                               "deterministic)"))
+            rounds_differ = rounds_differ or not same
     if "hearth" in runs and "hearth-serial" in runs:
         print("- " + compare(runs["hearth"], runs["hearth-serial"], "batch invariance"))
     if "hearth-prompts" in runs and "hearth-serial" in runs:
@@ -267,6 +270,8 @@ def section_throughput(a, n_vocab):
     if "hearth" in runs and "llama.cpp" in runs:
         print("- " + compare(runs["hearth"], runs["llama.cpp"],
                              "different kernels and rounding: not expected to match everywhere"))
+    if rounds_differ:
+        sys.exit("throughput: a backend's rounds gave different token ids")
 
 
 def compare(x, y, why):

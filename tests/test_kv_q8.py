@@ -128,6 +128,17 @@ def test_a_head_size_q8_0_cannot_group_is_a_clear_error():
         core.testing.kv_cache_block("q4_0", np.zeros((1, 64), np.float32), np.zeros((1, 64), np.float32))
 
 
+def test_the_block_hooks_refuse_a_head_too_large_for_q8_0(kernel):
+    # the kernels hold a block's scales in a fixed buffer: 1,024 dimensions at most, as KVCache allows
+    hd = 1056
+    block = np.zeros(B * hd + B * (hd // 32) * 2, np.uint8)
+    with pytest.raises(HearthError, match="at most 1024, got 1056"):
+        core.testing.kernel_dequantize_values_q8(kernel, block, hd, B)
+    with pytest.raises(HearthError, match="at most 1024, got 1056"):
+        core.testing.kernel_accumulate_group_q8(kernel, np.ones((1, B), np.float32), block,
+                                                 np.zeros((1, hd), np.float32), 1)
+
+
 @pytest.mark.parametrize("hd", [32, 64, 96, 128])
 def test_dequantizing_values_is_exact_and_the_same_on_every_set(kernel, hd):
     _, vraw = core.testing.kv_cache_block("q8_0", positions(B, hd, seed=hd), positions(B, hd, seed=7 * hd))

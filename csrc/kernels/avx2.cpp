@@ -501,7 +501,8 @@ void accumulate_group_f16(const float* const* w, int nq, const uint16_t* v, int6
 // The q8_0 cache's values: each load dequantizes 8 elements (sign-extended,
 // to float, times their scale: exact), so accumulate_group_q8 does the f32
 // form's operations on the dequantized values. The block's f16 scales are
-// converted once, up front.
+// converted once, up front (head_dim at most kMaxQ8Groups * 32: KVCache and
+// the test hooks refuse larger heads).
 struct ValuesQ8 {
     const int8_t* x;
     int64_t hd;

@@ -65,6 +65,8 @@ constexpr int kGroupQueries = 4;
 //     dword per key holds 4 dimensions: the integer dot products' order),
 //     scale at (d / 32) * kBlockKeys + j;
 //   values: position-major, quant at j * hd + i, scale at j * (hd / 32) + i / 32.
+// (544 bytes per 32 dimensions: a block starts on a cache line when head_dim
+// is a multiple of 64, as it is in the models hearth runs.)
 constexpr int kKVQuantGroup = 32;
 // The most groups of 32 a q8_0 head may have (head_dim 1,024; KVCache
 // refuses larger heads).

@@ -408,8 +408,9 @@ void bind_kernels(py::module_& m, py::module_& testing) {
     }, "accumulate_group: nq weight rows (w [nq, n]) over the same n values, into out0 [nq, hd]");
     // The q8_0 cache's kernels on one block's bytes (as kv_cache_block writes them).
     auto q8_block = [](const carray<uint8_t>& block, int64_t hd, const char* what) {
-        if (hd <= 0 || hd % kKVQuantGroup != 0)
-            throw Error(std::string(what) + ": head size must be a multiple of 32, got " + std::to_string(hd));
+        if (hd <= 0 || hd % kKVQuantGroup != 0 || hd > kMaxQ8Groups * kKVQuantGroup)
+            throw Error(std::string(what) + ": head size must be a multiple of 32, at most 1024, got " +
+                        std::to_string(hd));
         check_same(block.size(), (int64_t)kv_q8_block_bytes(hd), what);
         return (const void*)block.data();
     };
