@@ -2,8 +2,6 @@
 // abort_request), its outputs and counters, and the low-level eval on a
 // sequence of its own. step() and eval() release the GIL while the model
 // computes. The Python LLMEngine and LLM wrap it.
-#include <new>
-
 #include <pybind11/numpy.h>
 #include <pybind11/pybind11.h>
 #include <pybind11/stl.h>
@@ -34,9 +32,8 @@ std::vector<int32_t> to_ids(const py::array& arr) {
 // writes logits a line at a time, and numpy's big arrays start 16 bytes into
 // one (every store would straddle two lines; see base/cache_aligned.h).
 py::array_t<float> cache_aligned_array(py::ssize_t rows, py::ssize_t cols) {
-    constexpr std::align_val_t kAlign = CacheAlignedAllocator<float>::kAlign;
-    float* data = static_cast<float*>(::operator new(sizeof(float) * (size_t)rows * (size_t)cols, kAlign));
-    py::capsule owner(data, [](void* p) { ::operator delete(p, kAlign); });
+    float* data = CacheAlignedAllocator<float>().allocate((size_t)rows * (size_t)cols);
+    py::capsule owner(data, [](void* p) { CacheAlignedAllocator<float>().deallocate(static_cast<float*>(p), 0); });
     return py::array_t<float>({rows, cols}, data, owner);
 }
 
