@@ -2,6 +2,8 @@
 an independent numpy forward pass, the KV cache (continuation, reset, limits),
 thread-count and kernel-path invariance, and parameter checking."""
 
+import gc
+
 import numpy as np
 import pytest
 
@@ -136,6 +138,18 @@ def test_last_logits_only_equals_last_row(model_files):
     llm.reset()
     last = llm.eval(PROMPT, all_logits=False)
     assert last.shape == (1, llm.n_vocab) and np.array_equal(last[0], full[-1])
+
+
+def test_eval_logits_start_on_a_cache_line_and_outlive_the_model(model_files):
+    # the output matmul writes them a line at a time (csrc/base/cache_aligned.h);
+    # the array owns its aligned buffer, whatever happens to the LLM
+    llm = LLM(model_files["qwen2", "q4_0"])
+    logits = llm.eval(PROMPT)
+    assert logits.ctypes.data % 64 == 0 and logits.shape == (len(PROMPT), llm.n_vocab)
+    copy = logits.copy()
+    del llm
+    gc.collect()
+    assert np.array_equal(logits, copy)
 
 
 def test_long_prompt_goes_through_in_chunks(tmp_path):
