@@ -355,43 +355,46 @@ def test_packed_activations_follow_the_group_layout(kernel, nb):
     d, s, qs = core.testing.kernel_quantize_q8a(kernel, x)
     packed = bytes(core.testing.kernel_pack_q8a(kernel, x))
     want = expected_packed_row(d, s, qs, PACK_GROUP[kernel], SHORT_TAIL[kernel])
-    if kernel == "amx":  # avx512's groups, then the blocks' bytes in order, their d, sum and d * sum
+    if kernel in ("avx512", "amx"):  # the groups, then row_tiles.h's raw part: the blocks' bytes in order, their d, sum and d * sum
         want += (qs.astype(np.int8).tobytes() + d.astype(np.float32).tobytes() + s.astype(np.int32).tobytes()
                  + (d * s.astype(np.float32)).astype(np.float32).tobytes())
     assert packed == want
 
 
-# (rows, k, n_tokens) for the amx set's two paths (vpdpbusd up to 8 tokens,
-# the tile unit from 9): partial row tiles (its weights go in tiles of 16
-# rows) and token tiles (16), one block, a few, many
-AMX_SHAPES = [(37, 576, 32), (16, 544, 33), (129, 2080, 47), (7, 96, 40), (33, 32, 64), (20, 736, 35),
-              (48, 1024, 100), (17, 128, 49), (64, 1536, 36), (5, 160, 21)]
+# (rows, k, n_tokens) for the row-tile paths (row_tiles.h) of the avx512
+# and amx sets: vpdpbusd in registers up to 8 tokens, then 1 to 3 row tiles
+# unpacked against 4 to 12 tokens at a time (avx512) or the tile unit from
+# 12 (amx); partial row tiles (the weights go in tiles of 16 rows) and token
+# tiles, one block, a few, many
+ROW_TILE_SHAPES = [(37, 576, 32), (16, 544, 33), (129, 2080, 47), (7, 96, 40), (33, 32, 64), (20, 736, 35),
+                   (48, 1024, 100), (17, 128, 49), (64, 1536, 36), (5, 160, 21), (100, 576, 29)]
 
 
+@pytest.mark.parametrize("kernel_set", ["avx512", "amx"])
 @pytest.mark.parametrize("w_type", [Q4_0, Q4_1, Q8_0, Q5_0], ids=lambda t: TYPE_NAMES[t])
-@pytest.mark.parametrize("shape", AMX_SHAPES, ids=lambda s: "x".join(map(str, s)))
-def test_amx_tile_unit_and_vpdpbusd_give_the_same_bits(w_type, shape):
-    """The amx set's outputs depend on (row, token, data) only: a token
-    alone (vpdpbusd) or among 8 to 100 (the tile unit), rows split at any
-    row, inside a tile of 16 or not."""
-    if "amx" not in AVAILABLE:
-        pytest.skip("this CPU/build has no AMX")
+@pytest.mark.parametrize("shape", ROW_TILE_SHAPES, ids=lambda s: "x".join(map(str, s)))
+def test_row_tiles_give_the_same_bits_whatever_the_batch(kernel_set, w_type, shape):
+    """The outputs depend on (row, token, data) only: a token alone
+    (vpdpbusd in registers) or among 8 to 100 (unpacked row tiles, or the
+    tile unit), rows split at any row, inside a tile of 16 or not."""
+    if kernel_set not in AVAILABLE:
+        pytest.skip(f"this CPU/build has no {kernel_set}")
     rows, k, nt = shape
     rng = np.random.default_rng(rows * 7919 + k * 31 + nt)
     w = rng.standard_normal((rows, k)).astype(np.float32)
     w[rng.random(rows) < 0.1] *= 50.0  # rows of larger scales
     x = rng.standard_normal((nt, k)).astype(np.float32)
     raw = quantize(w, QUANT_TYPES[w_type]).reshape(-1).view(np.uint8)
-    full = core.testing.kernel_matmul("amx", w_type, raw, rows, k, x, 0, rows)
+    full = core.testing.kernel_matmul(kernel_set, w_type, raw, rows, k, x, 0, rows)
     for cuts in ([0, rows], [0, min(3, rows), rows], [0, rows // 2, rows], [0, 1, min(17, rows), rows]):
         parts = np.full_like(full, np.nan)
         for r0, r1 in zip(cuts[:-1], cuts[1:]):
-            parts[:, r0:r1] = core.testing.kernel_matmul("amx", w_type, raw, rows, k, x, r0, r1)[:, r0:r1]
+            parts[:, r0:r1] = core.testing.kernel_matmul(kernel_set, w_type, raw, rows, k, x, r0, r1)[:, r0:r1]
         assert np.array_equal(parts.view(np.uint32), full.view(np.uint32)), f"split {cuts} differs"
     for groups in ([1] * nt, [3, 8, 1, nt - 12], [9, nt - 9], [nt - 5, 5], [16, nt - 16]):
         t0 = 0
         for g in groups:
-            y = core.testing.kernel_matmul("amx", w_type, raw, rows, k, x[t0:t0 + g], 0, rows)
+            y = core.testing.kernel_matmul(kernel_set, w_type, raw, rows, k, x[t0:t0 + g], 0, rows)
             assert np.array_equal(y.view(np.uint32), full[t0:t0 + g].view(np.uint32)), \
                 f"tokens {t0}..{t0 + g} computed {g} at a time differ"
             t0 += g

@@ -1,33 +1,16 @@
-// The AMX kernel set: for q4_0, q4_1 and q8_0 weights with 8-bit
-// activations, its own layout and matmuls, with Intel's tile unit
-// (AMX-INT8, Sapphire Rapids and later) doing the products of whole tiles
-// of 16 tokens; everything else is the AVX-512 set's. Compiled with the
+// The AMX kernel set: the AVX-512 set, but for q4_0, q4_1 and q8_0 weights
+// with 8-bit activations Intel's tile unit (AMX-INT8, Sapphire Rapids and
+// later) does the products of whole tiles of 16 tokens. Compiled with the
 // AVX-512 flags plus -mamx-tile -mamx-int8; only amx_kernels() has external
 // linkage.
 //
-// The arithmetic, one (row, token) output: for each block b in order,
-//   acc = fma(cvt(p_b), d_w * d_x, acc)      p_b: the block's exact integer
-//   q4_1 then acc = fma(m_w, d_x * sum(x), acc)    dot product
-// one chain per output, on vectors over 16 rows. (The AVX-512 set keeps 16
-// chains per output, one per block mod 16, and adds them up at the end;
-// that suits products done a row at a time, not the tile unit's 16 x 16
-// blocks of products: its lanes would have to be stored and added up apart.)
-// Few tokens (decode) take vpdpbusd on unsigned weights, their offset taken
-// back from the start of the sum (q4_0: -8 sum(x), q8_0: -128 sum(x)); many
-// take the tile unit on signed weights (q4_0's nibbles minus 8, q8_0's
-// bytes; q4_1's nibbles unsigned): the same integers, the same float
-// operations, so the same bits on both paths, whatever the batch.
-//
-// Weights, repacked at load (amx_pack_q8a_weights): tiles of 16 rows (the
-// last one n <= 16), and in a tile, block after block:
-//   dword c of the block's quants for each of the n rows ([c][n]: c < 4 for
-//   q4, whose dword c holds elements 4c..4c+3 in its low nibbles and
-//   16+4c.. in its high ones; c < 8 for q8_0), then the n rows' fp16 d, then
-//   q4_1's n fp16 m.
-// The same bytes as the rows; a load gives a dword of 16 rows, one per lane.
-// Activations (amx_pack_q8a): the AVX-512 set's packed row (its paths read
-// it, for the other weight types), then the blocks' 32 bytes in order (the
-// tile unit's A tiles load them directly), their d, their sum and d * sum.
+// The weights' layout and the arithmetic are the AVX-512 set's row tiles
+// (row_tiles.h): the tile unit computes a block's exact integer dot
+// products of 16 tokens x 16 rows at once (on signed weights: q4_0's
+// nibbles minus 8, q8_0's bytes; q4_1's nibbles unsigned), and the float
+// work that follows is row_tiles' own, so a token's outputs are the same
+// bits whether it went through the tile unit or avx512_rows.cpp's
+// vpdpbusd, which takes the tokens left over.
 #include <immintrin.h>
 
 #include <cstddef>
@@ -36,191 +19,23 @@
 
 #include "kernels/group_tiling.h"
 #include "kernels/kernels.h"
+#include "kernels/row_tiles.h"
 
 namespace hearth {
 namespace {
 
-constexpr int kRows = 16;    // rows per weight tile, lanes of a vector
-constexpr int kTokens = 16;  // tokens per tile-unit tile
+constexpr int kRows = kTileRows;  // rows per weight tile
+constexpr int kTokens = 16;       // tokens per tile-unit tile
 
 // The tile unit takes tiles of 16 tokens, and a last one of at least
-// kTileRest; the other tokens go through vpdpbusd, kDecodeTokens at a time
-// (one pass over the weights each). A tile costs about the same whatever
-// its tokens (unpacking the weights, the unit's work, and the float work
-// done for all 16 lines), vpdpbusd 8 instructions per block, row tile and
-// token: on the Xeon VM (q4_1, SmolLM2 and Qwen2.5-0.5B shapes, 448-512
-// rows) 12 tokens cost the same either way, 16 were 1.1-1.2x faster on the
-// tile unit, 24 as 16 + 8 1.2x faster than as two tiles.
+// kTileRest; the other tokens go through avx512_rows.cpp's vpdpbusd. A tile
+// costs about the same whatever its tokens (unpacking the weights, the
+// unit's work, and the float work done for all 16 lines), vpdpbusd 8
+// instructions per block, row tile and token: on the Xeon VM (q4_1,
+// SmolLM2 and Qwen2.5-0.5B shapes, 448-512 rows) 12 tokens cost the same
+// either way, 16 were 1.1-1.2x faster on the tile unit, 24 as 16 + 8 1.2x
+// faster than as two tiles.
 constexpr int64_t kTileRest = 12;
-constexpr int kDecodeTokens = 8;
-
-enum class WKind { Q4_0, Q4_1, Q8_0 };
-
-template <WKind kKind>
-struct Traits;
-template <>
-struct Traits<WKind::Q4_0> {
-    using Block = block_q4_0;
-    static constexpr int kDwords = 4;  // quant dwords per block and row
-    static constexpr int kOffset = 8;
-    static constexpr bool kMin = false;
-};
-template <>
-struct Traits<WKind::Q4_1> {
-    using Block = block_q4_1;
-    static constexpr int kDwords = 4;
-    static constexpr int kOffset = 0;
-    static constexpr bool kMin = true;
-};
-template <>
-struct Traits<WKind::Q8_0> {
-    using Block = block_q8_0;
-    static constexpr int kDwords = 8;
-    static constexpr int kOffset = 128;
-    static constexpr bool kMin = false;
-};
-
-inline __mmask16 first_lanes(int n) { return (__mmask16)((1u << n) - 1); }
-
-// A q4 dword of 16 rows into its elements as bytes (0..15): lo, the low
-// nibbles (elements 4c..4c+3 of each row), hi the high ones (16+4c..).
-inline void split_nibbles(__m512i q, __m512i& lo, __m512i& hi) {
-    const __m512i mask = _mm512_set1_epi8(0x0f);
-    lo = _mm512_and_si512(q, mask);
-    hi = _mm512_and_si512(_mm512_srli_epi16(q, 4), mask);
-}
-
-// ------------------------------------------------------------ weights --
-
-// Where block b of the weight tile that starts at row r0 lies.
-template <WKind kKind>
-struct TileBlock {
-    using T = Traits<kKind>;
-    const uint8_t* at;
-    int n;  // rows of the tile
-    TileBlock(const MatmulArgs& a, int64_t tile_r0, int n_rows, int64_t b)
-        : at((const uint8_t*)a.w + tile_r0 * a.w_row_bytes + b * n_rows * sizeof(typename T::Block)), n(n_rows) {}
-    // dword c of each row's quants, lane = row (zeros past n)
-    __m512i quants(int c) const { return _mm512_maskz_loadu_epi32(first_lanes(n), at + c * n * 4); }
-    __m512 d() const { return _mm512_cvtph_ps(_mm256_maskz_loadu_epi16(first_lanes(n), at + T::kDwords * n * 4)); }
-    __m512 m() const { return _mm512_cvtph_ps(_mm256_maskz_loadu_epi16(first_lanes(n), at + T::kDwords * n * 4 + 2 * n)); }
-};
-
-template <WKind kKind>
-void pack_tiles(const void* w, int64_t r0, int64_t r1, int64_t k, void* out) {
-    using T = Traits<kKind>;
-    using Block = typename T::Block;
-    const int64_t nb = k / QK;
-    const size_t rb = nb * sizeof(Block);
-    for (int64_t t0 = r0; t0 < r1; t0 += kRows) {
-        const int n = (int)(r1 - t0 < kRows ? r1 - t0 : kRows);
-        uint8_t* o = (uint8_t*)out + t0 * rb;
-        for (int64_t b = 0; b < nb; b++) {
-            auto block = [&](int i) { return (const Block*)((const uint8_t*)w + (t0 + i) * rb) + b; };
-            for (int c = 0; c < T::kDwords; c++)
-                for (int i = 0; i < n; i++, o += 4) std::memcpy(o, block(i)->qs + 4 * c, 4);
-            for (int i = 0; i < n; i++, o += 2) std::memcpy(o, &block(i)->d, 2);
-            if constexpr (T::kMin)
-                for (int i = 0; i < n; i++, o += 2) std::memcpy(o, &block(i)->m, 2);
-        }
-    }
-}
-
-// ------------------------------------------------------ activations --
-
-// The raw part of a token's packed row.
-struct RawRow {
-    size_t qs, d, sum, s;  // byte offsets in the packed row
-    explicit RawRow(int64_t k) {
-        const int64_t nb = k / QK;
-        qs = avx512_q8a_packed_row_bytes(k);
-        d = qs + (size_t)k;
-        sum = d + 4 * nb;
-        s = sum + 4 * nb;
-    }
-    size_t end(int64_t k) const { return s + 4 * (k / QK); }
-};
-
-// A token's packed row and the raw part's offsets, read by broadcasts.
-struct Token {
-    const uint8_t* row;
-    float d(const RawRow& o, int64_t b) const { return ((const float*)(row + o.d))[b]; }
-    int32_t sum(const RawRow& o, int64_t b) const { return ((const int32_t*)(row + o.sum))[b]; }
-    float s(const RawRow& o, int64_t b) const { return ((const float*)(row + o.s))[b]; }
-    int32_t qdword(const RawRow& o, int64_t b, int c) const {
-        int32_t v;
-        std::memcpy(&v, row + o.qs + b * QK + 4 * c, 4);
-        return v;
-    }
-};
-
-// ------------------------------------------------ few tokens: vpdpbusd --
-
-template <WKind kKind, int T>
-void decode_tile(const MatmulArgs& a, const RawRow& o, const Token* tok, int64_t tile_r0, int n_rows, __m512 (&acc)[T]) {
-    using Tr = Traits<kKind>;
-    const int64_t nb = a.k / QK;
-    for (int t = 0; t < T; t++) acc[t] = _mm512_setzero_ps();
-    for (int64_t b = 0; b < nb; b++) {
-        const TileBlock<kKind> blk(a, tile_r0, n_rows, b);
-        __m512i w[8];
-        if constexpr (Tr::kDwords == 4) {
-            for (int c = 0; c < 4; c++) split_nibbles(blk.quants(c), w[c], w[4 + c]);
-        } else {
-            for (int c = 0; c < 8; c++) w[c] = _mm512_xor_si512(blk.quants(c), _mm512_set1_epi8((char)0x80));
-        }
-        const __m512 dw = blk.d();
-        __m512 mw;
-        if constexpr (Tr::kMin) mw = blk.m();
-        for (int t = 0; t < T; t++) {
-            __m512i p = _mm512_set1_epi32(-Tr::kOffset * tok[t].sum(o, b));
-            for (int c = 0; c < 8; c++) p = _mm512_dpbusd_epi32(p, w[c], _mm512_set1_epi32(tok[t].qdword(o, b, c)));
-            acc[t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(p), _mm512_mul_ps(dw, _mm512_set1_ps(tok[t].d(o, b))), acc[t]);
-            if constexpr (Tr::kMin) acc[t] = _mm512_fmadd_ps(mw, _mm512_set1_ps(tok[t].s(o, b)), acc[t]);
-        }
-    }
-}
-
-// Rows [r0, r1) of the tiles from tile_r0 on (lanes lo..hi of a tile).
-inline void store_rows(const MatmulArgs& a, int64_t token, int64_t tile_r0, int lo, int hi, __m512 v) {
-    const __mmask16 m = (__mmask16)(first_lanes(hi) & ~first_lanes(lo));
-    _mm512_mask_storeu_ps(a.y + token * a.y_stride + tile_r0, m, v);
-}
-
-// The tile that holds row r, its first row and its rows.
-inline int64_t tile_of(int64_t r) { return r / kRows * kRows; }
-inline int tile_rows(const MatmulArgs& a, int64_t tile_r0) {
-    const int64_t rows = a.w_rows > 0 ? a.w_rows : a.r1;
-    return (int)(rows - tile_r0 < kRows ? rows - tile_r0 : kRows);
-}
-
-// T tokens at a time in one pass over the weights (a batch of fewer than
-// T: the next smaller T).
-template <WKind kKind, int T>
-void decode(const MatmulArgs& a) {
-    if constexpr (T > 1)
-        if (a.n_tokens < T) return decode<kKind, T - 1>(a);
-    const RawRow o(a.k);
-    int64_t t0 = 0;
-    for (; t0 + T <= a.n_tokens; t0 += T) {
-        Token tok[T];
-        for (int t = 0; t < T; t++) tok[t].row = (const uint8_t*)a.x + (t0 + t) * a.x_row_bytes;
-        for (int64_t tr = tile_of(a.r0); tr < a.r1; tr += kRows) {
-            const int n = tile_rows(a, tr);
-            __m512 acc[T];
-            decode_tile<kKind, T>(a, o, tok, tr, n, acc);
-            const int lo = a.r0 > tr ? (int)(a.r0 - tr) : 0, hi = a.r1 < tr + n ? (int)(a.r1 - tr) : n;
-            for (int t = 0; t < T; t++) store_rows(a, t0 + t, tr, lo, hi, acc[t]);
-        }
-    }
-    if (t0 < a.n_tokens) {
-        MatmulArgs rest = a;
-        rest.x = (const uint8_t*)a.x + t0 * a.x_row_bytes;
-        rest.y = a.y + t0 * a.y_stride;
-        rest.n_tokens = a.n_tokens - t0;
-        decode<kKind, T>(rest);
-    }
-}
 
 // ------------------------------------------ many tokens: the tile unit --
 
@@ -421,7 +236,7 @@ void matmul_q(const MatmulArgs& a) {
         tail.x = (const uint8_t*)a.x + tiled * a.x_row_bytes;
         tail.y = a.y + tiled * a.y_stride;
         tail.n_tokens = a.n_tokens - tiled;
-        decode<kKind, kDecodeTokens>(tail);
+        avx512_rows_matmul_q8a(tail);
     }
 }
 
@@ -441,43 +256,13 @@ void matmul(const MatmulArgs& a) {
     avx512_kernels().matmul(a);  // float weights, the exact q16a path
 }
 
-size_t amx_q8a_packed_row_bytes(int64_t k) { return RawRow(k).end(k); }
-
-void amx_pack_q8a(const block_q8a* x, int64_t k, void* out) {
-    avx512_pack_q8a(x, k, out);
-    const RawRow o(k);
-    uint8_t* row = (uint8_t*)out;
-    for (int64_t b = 0; b < k / QK; b++) {
-        std::memcpy(row + o.qs + b * QK, x[b].qs, QK);
-        const float d = x[b].d, s = x[b].d * (float)x[b].sum;  // as avx512's XGroup::s
-        const int32_t sum = x[b].sum;
-        std::memcpy(row + o.d + 4 * b, &d, 4);
-        std::memcpy(row + o.sum + 4 * b, &sum, 4);
-        std::memcpy(row + o.s + 4 * b, &s, 4);
-    }
-}
-
-// Tiles of 16 rows from r0 (a multiple of 16) to r1 (a multiple of 16 or
-// the tensor's last row).
-void amx_pack_q8a_weights(GgmlType t, const void* w, int64_t r0, int64_t r1, int64_t k, void* out) {
-    switch (t) {
-        case GgmlType::Q4_0: return pack_tiles<WKind::Q4_0>(w, r0, r1, k, out);
-        case GgmlType::Q4_1: return pack_tiles<WKind::Q4_1>(w, r0, r1, k, out);
-        case GgmlType::Q8_0: return pack_tiles<WKind::Q8_0>(w, r0, r1, k, out);
-        default: return avx512_pack_q8a_weights(t, w, r0, r1, k, out);
-    }
-}
-
 }  // namespace
 
 const KernelTable& amx_kernels() {
     static const KernelTable table = [] {
         KernelTable t = avx512_kernels();
         t.name = "amx";
-        t.matmul = matmul;
-        t.q8a_packed_row_bytes = amx_q8a_packed_row_bytes;
-        t.pack_q8a = amx_pack_q8a;
-        t.pack_q8a_weights = amx_pack_q8a_weights;
+        t.matmul = matmul;  // the packed rows and weights are avx512's
         return t;
     }();
     return table;

@@ -381,9 +381,14 @@ void quantize_activations(const float* x, Block* y, int64_t k) {
             const __m512 step = _mm512_castsi512_ps(
                 _mm512_or_si512(_mm512_castps_si512(one), _mm512_and_si512(_mm512_castps_si512(p), sign)));
             q[i] = _mm512_cvttps_epi32(_mm512_mask_add_ps(tr, up, tr, step));
-            if constexpr (kMax == 127) _mm_storeu_si128((__m128i*)(y[b].qs + 16 * i), _mm512_cvtepi32_epi8(q[i]));
-            else _mm256_storeu_si256((__m256i*)(y[b].qs + 16 * i), _mm512_cvtepi32_epi16(q[i]));
+            if constexpr (kMax != 127) _mm256_storeu_si256((__m256i*)(y[b].qs + 16 * i), _mm512_cvtepi32_epi16(q[i]));
         }
+        // q8a: the block's 32 bytes in one store, which the packing's 32-byte
+        // loads right after can take from the store buffer (a load over two
+        // stores waits until they reach the cache)
+        if constexpr (kMax == 127)
+            _mm256_storeu_si256((__m256i*)y[b].qs, _mm256_inserti128_si256(_mm256_castsi128_si256(_mm512_cvtepi32_epi8(q[0])),
+                                                                           _mm512_cvtepi32_epi8(q[1]), 1));
         y[b].d = d;
         y[b].sum = _mm512_reduce_add_epi32(_mm512_add_epi32(q[0], q[1]));
     }

@@ -2,6 +2,12 @@
 // Compiled with the AVX-512 flags (F, BW, VL, DQ, VNNI) like avx512.cpp; only
 // avx512_matmul_q8a and the table's pack entries have external linkage.
 //
+// The weight types here: q5_0, q5_1 and the K-quants. q4_0, q4_1 and q8_0
+// go to avx512_rows.cpp's row tiles (one row per lane, row_tiles.h), which
+// need no horizontal sums nor short tails (SmolLM2's q4_1 matmuls ran 1.2x
+// to 2x faster there on the Zen 4 VM); the layout below is described with
+// them, as q5 is q4 with fifth bits, and the avx2 set still uses it for them.
+//
 // Layout: blocks go in groups of 16, one int32 lane per block, so that the
 // integer dot product of a whole block ends in its own lane and the float
 // work (convert, scale, accumulate) is done once per 16 blocks:
@@ -208,21 +214,6 @@ inline void prep_nibbles(const PackedRow<Block>& r, int64_t g, int n, __m512i q[
         q[4 + c] = _mm512_and_si512(_mm512_srli_epi16(P, 4), mask);
     }
 }
-
-struct Q8_0 {
-    using Block = block_q8_0;
-    using Row = PackedRow<Block>;
-    using W = WGroup;
-    static constexpr bool kHalves = false;
-    static constexpr int kOffset = 128;
-    static constexpr bool kMTerm = false;
-    static void prep(const PackedRow<Block>& r, int64_t g, int n, WGroup& w) {
-        const __m512i bias = _mm512_set1_epi8((char)0x80);  // w + 128 as unsigned bytes
-        for (int c = 0; c < 8; c++) w.q[c] = _mm512_xor_si512(load_dwords(r.quants(g, G, c, n), first_lanes(n)), bias);
-        w.d = load_f16(r.d(g, G, n), first_lanes(n));
-    }
-};
-
 
 // ------------------------------------------------------------ K-quants --
 //
@@ -747,9 +738,9 @@ void matmul_q(const MatmulArgs& a) {
 
 void avx512_matmul_q8a(const MatmulArgs& a) {
     switch (a.w_type) {
-        case GgmlType::Q8_0: return matmul_q<Q8_0>(a);
-        case GgmlType::Q4_0: return matmul_q<Nibbles<block_q4_0>>(a);
-        case GgmlType::Q4_1: return matmul_q<Nibbles<block_q4_1>>(a);
+        case GgmlType::Q8_0:
+        case GgmlType::Q4_0:
+        case GgmlType::Q4_1: return avx512_rows_matmul_q8a(a);  // row tiles (row_tiles.h)
         case GgmlType::Q5_0: return matmul_q<Nibbles<block_q5_0>>(a);
         case GgmlType::Q5_1: return matmul_q<Nibbles<block_q5_1>>(a);
         case GgmlType::Q2_K: return matmul_q<KQuant<GgmlType::Q2_K>>(a);
@@ -845,9 +836,14 @@ void pack_row_transposed(const block_q8a* x, int64_t k, void* out) {
 
 }  // namespace
 
-size_t avx512_q8a_packed_row_bytes(int64_t k) { return packed_row_bytes<G>(k); }
-void avx512_pack_q8a(const block_q8a* x, int64_t k, void* out) { pack_row_transposed(x, k, out); }
+// A packed row: this file's groups, then the row tiles' raw part (row_tiles.h).
+size_t avx512_q8a_packed_row_bytes(int64_t k) { return avx512_rows_packed_row_bytes(k); }
+void avx512_pack_q8a(const block_q8a* x, int64_t k, void* out) {
+    pack_row_transposed(x, k, out);
+    avx512_rows_pack_raw(x, k, out);
+}
 void avx512_pack_q8a_weights(GgmlType t, const void* w, int64_t r0, int64_t r1, int64_t k, void* out) {
+    if (avx512_rows_type(t)) return avx512_rows_pack_weights(t, w, r0, r1, k, out);
     pack_weights<G>(t, w, r0, r1, k, out);
 }
 

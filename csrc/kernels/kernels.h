@@ -45,7 +45,7 @@ struct MatmulArgs {
     int64_t y_stride;  // in floats, between tokens
     int64_t k;         // inner dimension (multiple of 32 for quantized W)
     int64_t r0, r1;
-    int64_t w_rows = 0;  // W's rows (0: r1); the amx set's tiles of 16 rows need the last one's size
+    int64_t w_rows = 0;  // W's rows (0: r1); row tiles of 16 (row_tiles.h) need the last one's size
     int64_t n_tokens;
     Activations x_type = Activations::Q16;  // quantized W only
 };
@@ -104,9 +104,9 @@ struct KernelTable {
     // this set's own order: packed once at load instead of transposed on
     // every call. Rows [r0, r1) of a tensor of rows of k weights, to their
     // own bytes in out (rows of q8a_packed_weight_row_bytes: row r's at r
-    // rows from the start; the amx set lays out tiles of 16 rows in the
-    // bytes of those rows, so its r0 is a multiple of 16 and its r1 one too
-    // or the tensor's end). Null for a set that reads GGUF rows as they are
+    // rows from the start; the avx512 and amx sets lay out q4_0, q4_1 and
+    // q8_0 in tiles of 16 rows in the bytes of those rows, so their r0 is a
+    // multiple of 16 and their r1 one too or the tensor's end). Null for a set that reads GGUF rows as they are
     // (scalar); a set that has it takes only packed weights on the Q8 path.
     void (*pack_q8a_weights)(GgmlType t, const void* w, int64_t r0, int64_t r1, int64_t k, void* out);
 
@@ -204,8 +204,8 @@ const KernelTable& scalar_kernels();
 #if HEARTH_X86_KERNELS
 const KernelTable& avx2_kernels();
 const KernelTable& avx512_kernels();
-// avx512, but q4_0 / q4_1 / q8_0 weights in tiles of 16 rows, their
-// matmuls' whole tiles of 16 tokens on the tile unit (AMX-INT8).
+// avx512, but the matmuls of q4_0 / q4_1 / q8_0 weights (avx512's row
+// tiles) do whole tiles of 16 tokens on the tile unit (AMX-INT8).
 const KernelTable& amx_kernels();
 #endif
 // The 8-bit-activation entries of each set (avx2_q8.cpp, avx512_q8.cpp); the
@@ -218,5 +218,13 @@ void avx512_matmul_q8a(const MatmulArgs& a);
 size_t avx512_q8a_packed_row_bytes(int64_t k);
 void avx512_pack_q8a(const block_q8a* x, int64_t k, void* out);
 void avx512_pack_q8a_weights(GgmlType t, const void* w, int64_t r0, int64_t r1, int64_t k, void* out);
+// avx512_rows.cpp: q4_0, q4_1 and q8_0 in tiles of 16 rows (kernels/row_tiles.h),
+// for the avx512 and amx sets. The packed activation row of those sets is
+// avx512_q8.cpp's groups then the raw part that pack_raw writes.
+bool avx512_rows_type(GgmlType t);
+void avx512_rows_matmul_q8a(const MatmulArgs& a);
+size_t avx512_rows_packed_row_bytes(int64_t k);
+void avx512_rows_pack_raw(const block_q8a* x, int64_t k, void* out);
+void avx512_rows_pack_weights(GgmlType t, const void* w, int64_t r0, int64_t r1, int64_t k, void* out);
 
 }  // namespace hearth

@@ -1,0 +1,304 @@
+// The AVX-512 matmuls of q4_0, q4_1 and q8_0 weights with 8-bit activations,
+// in row tiles (the layout and the arithmetic: row_tiles.h). Compiled with
+// the AVX-512 flags; the avx512 set calls these from avx512_q8.cpp, the amx
+// set for the tokens its tile unit does not take.
+//
+// Weights are unsigned bytes for vpdpbusd (q4's nibbles as they are, q8_0's
+// bytes + 128); what the offset adds is taken back exactly, as the start of
+// the integer sum (q4_0: -8 sum(x), q8_0: -128 sum(x)). Two paths, the same
+// integers and the same float operations per (row, token), so the same bits
+// whatever the batch:
+// - few tokens (decode): each block of a row tile unpacked in registers and
+//   used by up to kDecodeTokens tokens, one pass over the weights;
+// - more: up to 3 row tiles unpacked once into scratch, then the tokens a
+//   few at a time against them (row_tiles_vnni), the products of 3 x 4,
+//   2 x 6 or 1 x 12 (row tiles x tokens) in registers.
+#include <immintrin.h>
+
+#include <algorithm>
+#include <cstddef>
+#include <cstdint>
+#include <cstring>
+
+#include "kernels/group_tiling.h"
+#include "kernels/kernels.h"
+#include "kernels/row_tiles.h"
+
+namespace hearth {
+namespace {
+
+// Up to this many tokens take the decode path; more, the row tiles. (On
+// the Zen 4 VM, the decode path for up to 16 tokens made SmolLM2's 16-sequence
+// step 4-6 % slower and its q8_0 output matrix at 12 tokens 1.4x slower:
+// 16 accumulators and 8 weight vectors leave the registers short.)
+constexpr int kDecodeTokens = 8;
+
+// ------------------------------------------------ few tokens: decode --
+
+// T tokens against one row tile, block by block, the weights unpacked in
+// registers.
+template <WKind kKind, int T>
+void decode_tile(const MatmulArgs& a, const RawRow& o, const Token* tok, int64_t tile_r0, int n_rows,
+                 __m512 (&acc)[T]) {
+    using Tr = Traits<kKind>;
+    const int64_t nb = a.k / QK;
+    for (int t = 0; t < T; t++) acc[t] = _mm512_setzero_ps();
+    for (int64_t b = 0; b < nb; b++) {
+        const TileBlock<kKind> blk(a, tile_r0, n_rows, b);
+        __m512i w[8];
+        if constexpr (Tr::kDwords == 4) {
+            for (int c = 0; c < 4; c++) split_nibbles(blk.quants(c), w[c], w[4 + c]);
+        } else {
+            for (int c = 0; c < 8; c++) w[c] = _mm512_xor_si512(blk.quants(c), _mm512_set1_epi8((char)0x80));
+        }
+        const __m512 dw = blk.d();
+        __m512 mw;
+        if constexpr (Tr::kMin) mw = blk.m();
+        for (int t = 0; t < T; t++) {
+            __m512i p = _mm512_set1_epi32(-Tr::kOffset * tok[t].sum(o, b));
+            for (int c = 0; c < 8; c++) p = _mm512_dpbusd_epi32(p, w[c], _mm512_set1_epi32(tok[t].qdword(o, b, c)));
+            acc[t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(p), _mm512_mul_ps(dw, _mm512_set1_ps(tok[t].d(o, b))), acc[t]);
+            if constexpr (Tr::kMin) acc[t] = _mm512_fmadd_ps(mw, _mm512_set1_ps(tok[t].s(o, b)), acc[t]);
+        }
+    }
+}
+
+// T tokens at a time in one pass over the weights (a batch of fewer than
+// T: the next smaller T).
+template <WKind kKind, int T>
+void decode(const MatmulArgs& a) {
+    if constexpr (T > 1)
+        if (a.n_tokens < T) return decode<kKind, T - 1>(a);
+    const RawRow o(a.k);
+    int64_t t0 = 0;
+    for (; t0 + T <= a.n_tokens; t0 += T) {
+        Token tok[T];
+        for (int t = 0; t < T; t++) tok[t].row = (const uint8_t*)a.x + (t0 + t) * a.x_row_bytes;
+        for (int64_t tr = tile_of(a.r0); tr < a.r1; tr += kTileRows) {
+            const int n = tile_rows(a, tr);
+            __m512 acc[T];
+            decode_tile<kKind, T>(a, o, tok, tr, n, acc);
+            for (int t = 0; t < T; t++) store_rows(a, t0 + t, tr, first_lane(a, tr), end_lane(a, tr, n), acc[t]);
+        }
+    }
+    if (t0 < a.n_tokens) {
+        MatmulArgs rest = a;
+        rest.x = (const uint8_t*)a.x + t0 * a.x_row_bytes;
+        rest.y = a.y + t0 * a.y_stride;
+        rest.n_tokens = a.n_tokens - t0;
+        decode<kKind, T>(rest);
+    }
+}
+
+// ------------------------------------------- many tokens: row tiles --
+
+// A row tile's blocks unpacked for vpdpbusd: per block, the 8 dwords of 16
+// rows as unsigned bytes (512 bytes), d and q4_1's m as f32 vectors.
+struct Unpacked {
+    uint8_t* q;  // nb x 512
+    float* d;    // nb x 16
+    float* m;    // nb x 16
+    static size_t bytes(int64_t nb) { return (size_t)nb * (512 + 2 * 64); }
+};
+
+template <WKind kKind>
+void unpack_tile(const MatmulArgs& a, int64_t tile_r0, int n_rows, const Unpacked& u) {
+    using Tr = Traits<kKind>;
+    const int64_t nb = a.k / QK;
+    for (int64_t b = 0; b < nb; b++) {
+        const TileBlock<kKind> blk(a, tile_r0, n_rows, b);
+        uint8_t* q = u.q + b * 512;
+        if constexpr (Tr::kDwords == 4) {
+            for (int c = 0; c < 4; c++) {
+                __m512i lo, hi;
+                split_nibbles(blk.quants(c), lo, hi);
+                _mm512_store_si512(q + c * 64, lo);        // elements 4c..4c+3
+                _mm512_store_si512(q + (4 + c) * 64, hi);  // elements 16+4c..
+            }
+        } else {
+            for (int c = 0; c < 8; c++)
+                _mm512_store_si512(q + c * 64, _mm512_xor_si512(blk.quants(c), _mm512_set1_epi8((char)0x80)));
+        }
+        _mm512_store_ps(u.d + b * 16, blk.d());
+        if constexpr (Tr::kMin) _mm512_store_ps(u.m + b * 16, blk.m());
+    }
+}
+
+// Lines of weights to ask for, spread over a pass's blocks (null: none): the
+// next row tiles' bytes, into L2, while the current ones are computed.
+struct Prefetch {
+    const uint8_t* at = nullptr;
+    size_t bytes_per_block = 0;
+};
+
+// R unpacked row tiles x T tokens, all blocks: acc[i][j] for row tile i,
+// token j (decode_tile's arithmetic, in the same order).
+template <WKind kKind, int R, int T>
+__attribute__((always_inline)) inline void tile(const Unpacked* u, const RawRow& o, const Token* tok, int64_t nb,
+                                                Prefetch pf, __m512 (&acc)[R][T]) {
+    using Tr = Traits<kKind>;
+    for (int i = 0; i < R; i++)
+        for (int j = 0; j < T; j++) acc[i][j] = _mm512_setzero_ps();
+    for (int64_t b = 0; b < nb; b++) {
+        if (pf.at)
+            for (size_t off = 0; off < pf.bytes_per_block; off += 64) _mm_prefetch((const char*)pf.at + b * pf.bytes_per_block + off, _MM_HINT_T1);
+        __m512i p[R][T];
+        for (int j = 0; j < T; j++) {
+            const __m512i s = Tr::kOffset ? _mm512_set1_epi32(-Tr::kOffset * tok[j].sum(o, b)) : _mm512_setzero_si512();
+            for (int i = 0; i < R; i++) p[i][j] = s;
+        }
+        for (int c = 0; c < 8; c++) {
+            __m512i w[R];
+            for (int i = 0; i < R; i++) w[i] = _mm512_load_si512(u[i].q + b * 512 + c * 64);
+            for (int j = 0; j < T; j++) {
+                const __m512i x = _mm512_set1_epi32(tok[j].qdword(o, b, c));
+                for (int i = 0; i < R; i++) p[i][j] = _mm512_dpbusd_epi32(p[i][j], w[i], x);
+            }
+        }
+        for (int i = 0; i < R; i++) {
+            const __m512 dw = _mm512_load_ps(u[i].d + b * 16);
+            for (int j = 0; j < T; j++) {
+                acc[i][j] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(p[i][j]), _mm512_mul_ps(dw, _mm512_set1_ps(tok[j].d(o, b))), acc[i][j]);
+                if constexpr (Tr::kMin)
+                    acc[i][j] = _mm512_fmadd_ps(_mm512_load_ps(u[i].m + b * 16), _mm512_set1_ps(tok[j].s(o, b)), acc[i][j]);
+            }
+        }
+    }
+}
+
+// Row tiles tiles[0..R) (unpacked in u) x tokens [t0, t0 + T), stored.
+template <WKind kKind, int R, int T>
+void tile_and_store(const MatmulArgs& a, const Unpacked* u, const int64_t* tiles, const int* n, const RawRow& o,
+                    int64_t t0, Prefetch pf) {
+    Token tok[T];
+    for (int j = 0; j < T; j++) tok[j].row = (const uint8_t*)a.x + (t0 + j) * a.x_row_bytes;
+    __m512 acc[R][T];
+    tile<kKind, R, T>(u, o, tok, a.k / QK, pf, acc);
+    for (int i = 0; i < R; i++)
+        for (int j = 0; j < T; j++) store_rows(a, t0 + j, tiles[i], first_lane(a, tiles[i]), end_lane(a, tiles[i], n[i]), acc[i][j]);
+}
+
+// The last rest < T tokens: one call of the matching width.
+template <WKind kKind, int R, int T>
+void rest_tokens(const MatmulArgs& a, const Unpacked* u, const int64_t* tiles, const int* n, const RawRow& o,
+                 int64_t t0, int rest, Prefetch pf) {
+    if constexpr (T >= 1) {
+        if (rest == T) return tile_and_store<kKind, R, T>(a, u, tiles, n, o, t0, pf);
+        rest_tokens<kKind, R, T - 1>(a, u, tiles, n, o, t0, rest, pf);
+    }
+}
+
+// All tokens against R unpacked row tiles: T at a time, then the rest
+// together (a smaller T).
+template <WKind kKind, int R, int T>
+void tokens_against(const MatmulArgs& a, const Unpacked* u, const int64_t* tiles, const int* n, const RawRow& o,
+                    Prefetch pf) {
+    int64_t t0 = 0;
+    for (; t0 + T <= a.n_tokens; t0 += T, pf = Prefetch{}) tile_and_store<kKind, R, T>(a, u, tiles, n, o, t0, pf);
+    const int rest = (int)(a.n_tokens - t0);
+    if (rest > 0) rest_tokens<kKind, R, T - 1>(a, u, tiles, n, o, t0, rest, pf);
+}
+
+thread_local Scratch row_scratch;
+
+template <WKind kKind>
+void tiles(const MatmulArgs& a) {
+    constexpr int kMaxR = 3;
+    const int64_t nb = a.k / QK;
+    uint8_t* base = (uint8_t*)row_scratch.get(kMaxR * Unpacked::bytes(nb));
+    Unpacked u[kMaxR];
+    for (int i = 0; i < kMaxR; i++) {
+        u[i].q = base + i * Unpacked::bytes(nb);
+        u[i].d = (float*)(u[i].q + nb * 512);
+        u[i].m = u[i].d + nb * 16;
+    }
+    const RawRow o(a.k);
+    const int64_t rows = a.w_rows > 0 ? a.w_rows : a.r1;
+    for (int64_t tr = tile_of(a.r0); tr < a.r1; tr += kMaxR * kTileRows) {
+        int64_t tiles[kMaxR];
+        int n[kMaxR], R = 0;
+        for (; R < kMaxR && tr + R * kTileRows < a.r1; R++) {
+            tiles[R] = tr + R * kTileRows;
+            n[R] = tile_rows(a, tiles[R]);
+            unpack_tile<kKind>(a, tiles[R], n[R], u[R]);
+        }
+        // the next row tiles of this matmul, asked for during the first pass
+        Prefetch pf;
+        const int64_t next = tr + kMaxR * kTileRows, next_end = std::min(a.r1, next + kMaxR * kTileRows);
+        if (next < a.r1 && next_end <= rows) {
+            pf.at = (const uint8_t*)a.w + next * a.w_row_bytes;
+            pf.bytes_per_block = ((size_t)(next_end - next) * a.w_row_bytes / (size_t)nb + 63) / 64 * 64;
+        }
+        if (R == 3) tokens_against<kKind, 3, 4>(a, u, tiles, n, o, pf);
+        else if (R == 2) tokens_against<kKind, 2, 6>(a, u, tiles, n, o, pf);
+        else tokens_against<kKind, 1, 12>(a, u, tiles, n, o, pf);
+    }
+}
+
+template <WKind kKind>
+void matmul_q(const MatmulArgs& a) {
+    if (a.r1 <= a.r0 || a.n_tokens <= 0) return;
+    if (a.n_tokens <= kDecodeTokens) return decode<kKind, kDecodeTokens>(a);
+    tiles<kKind>(a);
+}
+
+// ------------------------------------------------------------ packing --
+
+template <WKind kKind>
+void pack_tiles(const void* w, int64_t r0, int64_t r1, int64_t k, void* out) {
+    using T = Traits<kKind>;
+    using Block = typename T::Block;
+    const int64_t nb = k / QK;
+    const size_t rb = nb * sizeof(Block);
+    for (int64_t t0 = r0; t0 < r1; t0 += kTileRows) {
+        const int n = (int)(r1 - t0 < kTileRows ? r1 - t0 : kTileRows);
+        uint8_t* o = (uint8_t*)out + t0 * rb;
+        for (int64_t b = 0; b < nb; b++) {
+            auto block = [&](int i) { return (const Block*)((const uint8_t*)w + (t0 + i) * rb) + b; };
+            for (int c = 0; c < T::kDwords; c++)
+                for (int i = 0; i < n; i++, o += 4) std::memcpy(o, block(i)->qs + 4 * c, 4);
+            for (int i = 0; i < n; i++, o += 2) std::memcpy(o, &block(i)->d, 2);
+            if constexpr (T::kMin)
+                for (int i = 0; i < n; i++, o += 2) std::memcpy(o, &block(i)->m, 2);
+        }
+    }
+}
+
+}  // namespace
+
+bool avx512_rows_type(GgmlType t) { return t == GgmlType::Q4_0 || t == GgmlType::Q4_1 || t == GgmlType::Q8_0; }
+
+void avx512_rows_matmul_q8a(const MatmulArgs& a) {
+    switch (a.w_type) {
+        case GgmlType::Q4_0: return matmul_q<WKind::Q4_0>(a);
+        case GgmlType::Q4_1: return matmul_q<WKind::Q4_1>(a);
+        case GgmlType::Q8_0: return matmul_q<WKind::Q8_0>(a);
+        default: return;
+    }
+}
+
+size_t avx512_rows_packed_row_bytes(int64_t k) { return RawRow(k).end(k); }
+
+void avx512_rows_pack_raw(const block_q8a* x, int64_t k, void* out) {
+    const RawRow o(k);
+    uint8_t* row = (uint8_t*)out;
+    for (int64_t b = 0; b < k / QK; b++) {
+        _mm256_storeu_si256((__m256i*)(row + o.qs + b * QK), _mm256_loadu_si256((const __m256i*)x[b].qs));
+        const float d = x[b].d, s = x[b].d * (float)x[b].sum;  // as XGroup::s
+        const int32_t sum = x[b].sum;
+        std::memcpy(row + o.d + 4 * b, &d, 4);
+        std::memcpy(row + o.sum + 4 * b, &sum, 4);
+        std::memcpy(row + o.s + 4 * b, &s, 4);
+    }
+}
+
+void avx512_rows_pack_weights(GgmlType t, const void* w, int64_t r0, int64_t r1, int64_t k, void* out) {
+    switch (t) {
+        case GgmlType::Q4_0: return pack_tiles<WKind::Q4_0>(w, r0, r1, k, out);
+        case GgmlType::Q4_1: return pack_tiles<WKind::Q4_1>(w, r0, r1, k, out);
+        case GgmlType::Q8_0: return pack_tiles<WKind::Q8_0>(w, r0, r1, k, out);
+        default: return;
+    }
+}
+
+}  // namespace hearth
