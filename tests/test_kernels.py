@@ -218,7 +218,8 @@ def assert_bit_identical_for_any_row_split_and_token_count(kernel, act, w_type, 
             t0 += g
 
 
-# k = 544 / 576 / 608 / 640: a last group of 1 to 4 blocks (packed short tails on AVX-512), 736: of 7;
+# k = 544 / 576 / 608 / 640: a last group of 1 to 4 blocks (packed short tails in AVX-512's layout
+# for q5 and the K-quants; its q4_0 / q4_1 / q8_0 go in row tiles), 736: of 7;
 # 32 and 96: a row of one short group
 @pytest.mark.parametrize("k", [32, 96, 544, 576, 608, 640, 736])
 @pytest.mark.parametrize("w_type", ALL_TYPES, ids=[TYPE_NAMES[t] for t in ALL_TYPES])

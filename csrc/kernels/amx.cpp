@@ -34,7 +34,9 @@ constexpr int kTokens = 16;       // tokens per tile-unit tile
 // instructions per block, row tile and token: on the Xeon VM (q4_1,
 // SmolLM2 and Qwen2.5-0.5B shapes, 448-512 rows) 12 tokens cost the same
 // either way, 16 were 1.1-1.2x faster on the tile unit, 24 as 16 + 8 1.2x
-// faster than as two tiles.
+// faster than as two tiles. (Measured against vpdpbusd 8 tokens at a time;
+// 9 to 11 leftover tokens now take avx512_rows.cpp's unpacked row tiles,
+// not yet measured on that VM.)
 constexpr int64_t kTileRest = 12;
 
 // ------------------------------------------ many tokens: the tile unit --

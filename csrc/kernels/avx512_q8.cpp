@@ -340,8 +340,9 @@ inline void prep_fifth_bits(const PackedRow<Block>& r, int64_t g, int n, __m512i
     for (int c = 0; c < 8; c++) q[c] = or_and(q[c], shift_bits(H, 4 - c), bit);
 }
 
-// q4_0 / q4_1 / q5_0 / q5_1: the nibbles (and q5's fifth bits) are the
-// unsigned quants; q4_0's -8 and q5_0's -16 are taken back from the sums'
+// q5_0 / q5_1 (q4_0 / q4_1 take avx512_rows.cpp on this set): the nibbles
+// and the fifth bits are the unsigned quants; q5_0's -16 is taken back from
+// the sums'
 // start, q4_1's and q5_1's minimum m is the float m term.
 template <class Block>
 struct Nibbles {
@@ -349,7 +350,8 @@ struct Nibbles {
     using W = WGroup;
     static constexpr bool kHalves = false;
     static constexpr bool kMTerm = has_min<Block>();
-    static constexpr int kOffset = kMTerm ? 0 : has_fifth_bits<Block>() ? 16 : 8;
+    static_assert(has_fifth_bits<Block>(), "q4_0 / q4_1 take avx512_rows.cpp");
+    static constexpr int kOffset = kMTerm ? 0 : 16;
     static void prep(const Row& r, int64_t g, int n, W& w) {
         prep_nibbles(r, g, n, w.q);
         if constexpr (has_fifth_bits<Block>()) prep_fifth_bits(r, g, n, w.q);
@@ -452,9 +454,8 @@ inline int lanes_for(int n) { return n > 8 ? 16 : n > 4 ? 8 : 4; }
 template <class Q, int L>
 inline typename Lanes<L>::I start_sums(const XG& x) {
     using V = Lanes<L>;
-    if constexpr (Q::kOffset == 8) return V::load_i(x.c8);
+    // (q4_0's 8 and q8_0's 128: those take avx512_rows.cpp)
     if constexpr (Q::kOffset == 16) return V::low(_mm512_slli_epi32(_mm512_load_si512(x.c8), 1));  // q5_0
-    if constexpr (Q::kOffset == 128) return V::load_i(x.c128);
     return V::low(_mm512_setzero_si512());
 }
 
@@ -715,7 +716,8 @@ thread_local Scratch wscratch;
 // activations, which every row tile reads again (16 decode rows of 896
 // weights are 26 KB of L1's 32), and one tile ahead was too late. On the Zen
 // 4 VM a 16-row step over Qwen2.5-0.5B's q8_0 output matrix ran 11 % faster,
-// its q4_0 matrices 5-10 % (8 to 16 rows), prefill unchanged.
+// its q4_0 matrices 5-10 % (8 to 16 rows), prefill unchanged (measured when
+// those types still took this file).
 constexpr WeightPrefetch kPrefetch{2, true};
 
 // Up to 4 tokens (decode, a small engine batch) take the decode path, one
@@ -839,6 +841,7 @@ void pack_row_transposed(const block_q8a* x, int64_t k, void* out) {
 // A packed row: this file's groups, then the row tiles' raw part (row_tiles.h).
 size_t avx512_q8a_packed_row_bytes(int64_t k) { return avx512_rows_packed_row_bytes(k); }
 void avx512_pack_q8a(const block_q8a* x, int64_t k, void* out) {
+    static_assert(G == 16, "row_tiles.h's RawRow puts its raw part after groups of 16");
     pack_row_transposed(x, k, out);
     avx512_rows_pack_raw(x, k, out);
 }

@@ -11,8 +11,8 @@
 // - few tokens (decode): each block of a row tile unpacked in registers and
 //   used by up to kDecodeTokens tokens, one pass over the weights;
 // - more: up to 3 row tiles unpacked once into scratch, then the tokens a
-//   few at a time against them (row_tiles_vnni), the products of 3 x 4,
-//   2 x 6 or 1 x 12 (row tiles x tokens) in registers.
+//   few at a time against them (tokens_against, tile), the products of
+//   3 x 4, 2 x 6 or 1 x 12 (row tiles x tokens) in registers.
 #include <immintrin.h>
 
 #include <algorithm>
@@ -128,7 +128,8 @@ void unpack_tile(const MatmulArgs& a, int64_t tile_r0, int n_rows, const Unpacke
 // next row tiles' bytes, into L2, while the current ones are computed.
 struct Prefetch {
     const uint8_t* at = nullptr;
-    size_t bytes_per_block = 0;
+    size_t bytes = 0;            // in all
+    size_t bytes_per_block = 0;  // whole lines
 };
 
 // R unpacked row tiles x T tokens, all blocks: acc[i][j] for row tile i,
@@ -141,7 +142,8 @@ __attribute__((always_inline)) inline void tile(const Unpacked* u, const RawRow&
         for (int j = 0; j < T; j++) acc[i][j] = _mm512_setzero_ps();
     for (int64_t b = 0; b < nb; b++) {
         if (pf.at)
-            for (size_t off = 0; off < pf.bytes_per_block; off += 64) _mm_prefetch((const char*)pf.at + b * pf.bytes_per_block + off, _MM_HINT_T1);
+            for (size_t off = b * pf.bytes_per_block, end = std::min(off + pf.bytes_per_block, pf.bytes); off < end; off += 64)
+                _mm_prefetch((const char*)pf.at + off, _MM_HINT_T1);
         __m512i p[R][T];
         for (int j = 0; j < T; j++) {
             const __m512i s = Tr::kOffset ? _mm512_set1_epi32(-Tr::kOffset * tok[j].sum(o, b)) : _mm512_setzero_si512();
@@ -213,7 +215,6 @@ void tiles(const MatmulArgs& a) {
         u[i].m = u[i].d + nb * 16;
     }
     const RawRow o(a.k);
-    const int64_t rows = a.w_rows > 0 ? a.w_rows : a.r1;
     for (int64_t tr = tile_of(a.r0); tr < a.r1; tr += kMaxR * kTileRows) {
         int64_t tiles[kMaxR];
         int n[kMaxR], R = 0;
@@ -225,9 +226,10 @@ void tiles(const MatmulArgs& a) {
         // the next row tiles of this matmul, asked for during the first pass
         Prefetch pf;
         const int64_t next = tr + kMaxR * kTileRows, next_end = std::min(a.r1, next + kMaxR * kTileRows);
-        if (next < a.r1 && next_end <= rows) {
+        if (next < a.r1) {
             pf.at = (const uint8_t*)a.w + next * a.w_row_bytes;
-            pf.bytes_per_block = ((size_t)(next_end - next) * a.w_row_bytes / (size_t)nb + 63) / 64 * 64;
+            pf.bytes = (size_t)(next_end - next) * a.w_row_bytes;
+            pf.bytes_per_block = (pf.bytes / (size_t)nb + 63) / 64 * 64;
         }
         if (R == 3) tokens_against<kKind, 3, 4>(a, u, tiles, n, o, pf);
         else if (R == 2) tokens_against<kKind, 2, 6>(a, u, tiles, n, o, pf);
