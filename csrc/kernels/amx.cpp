@@ -68,41 +68,6 @@ void configure_tiles(int n_tok) {
     __asm__ volatile("ldtilecfg %0" : : "m"(c));
 }
 
-// A weight tile's blocks as the tile unit takes them: per block, its B
-// tile (512 bytes: line c = dword c of each row's 32 weight bytes, signed
-// for tdpbssd, q4_1's unsigned for tdpbsud), d and q4_1's m as f32 vectors.
-struct Unpacked {
-    uint8_t* b_tiles;  // nb x 512
-    float* d;          // nb x 16
-    float* m;          // nb x 16
-};
-
-template <WKind kKind>
-void unpack_tile(const MatmulArgs& a, int64_t tile_r0, int n_rows, const Unpacked& u) {
-    using Tr = Traits<kKind>;
-    const int64_t nb = a.k / QK;
-    for (int64_t b = 0; b < nb; b++) {
-        const TileBlock<kKind> blk(a, tile_r0, n_rows, b);
-        uint8_t* bt = u.b_tiles + b * 512;
-        if constexpr (Tr::kDwords == 4) {
-            for (int c = 0; c < 4; c++) {
-                __m512i lo, hi;
-                split_nibbles(blk.quants(c), lo, hi);
-                if constexpr (Tr::kOffset == 8) {
-                    lo = _mm512_sub_epi8(lo, _mm512_set1_epi8(8));
-                    hi = _mm512_sub_epi8(hi, _mm512_set1_epi8(8));
-                }
-                _mm512_store_si512(bt + c * 64, lo);        // elements 4c..4c+3
-                _mm512_store_si512(bt + (4 + c) * 64, hi);  // elements 16+4c..
-            }
-        } else {
-            for (int c = 0; c < 8; c++) _mm512_store_si512(bt + c * 64, blk.quants(c));
-        }
-        _mm512_store_ps(u.d + b * 16, blk.d());
-        if constexpr (Tr::kMin) _mm512_store_ps(u.m + b * 16, blk.m());
-    }
-}
-
 // 64 bytes more than a 1 KB C tile: the two C buffers (and the unpacked
 // blocks) are not a multiple of 4 KB apart, which the CPU's check of loads
 // against earlier stores would take for the same address.
@@ -110,7 +75,7 @@ constexpr size_t kCBytes = kTokens * kRows * 4 + 64;
 
 template <WKind kKind>
 struct TileRun {
-    const Unpacked* u;
+    const UnpackedTile* u;  // the weight tile's blocks, signed (row_tiles.h)
     const uint8_t* x_qs;  // the first token's raw blocks
     size_t x_stride;
     Token tok[kTokens];   // past the last token: the first
@@ -126,7 +91,7 @@ struct TileRun {
     explicit TileRun(int64_t k) : o(k) {}
 
     void issue(int set, int64_t b) const {
-        const uint8_t* bt = u->b_tiles + b * 512;
+        const uint8_t* bt = u->q + b * 512;
         const uint8_t* xb = x_qs + b * QK;
         // (the tile intrinsics take their tile numbers as literals)
         if (set == 0) {
@@ -186,12 +151,9 @@ thread_local Scratch amx_scratch;
 template <WKind kKind>
 void tiles(const MatmulArgs& a) {
     const int64_t nb = a.k / QK;
-    const size_t w_bytes = (size_t)nb * (512 + 2 * 64) + 64;
+    const size_t w_bytes = UnpackedTile::bytes(nb) + 64;
     uint8_t* base = (uint8_t*)amx_scratch.get(w_bytes + 2 * kCBytes);
-    Unpacked u;
-    u.b_tiles = base;
-    u.d = (float*)(base + nb * 512);
-    u.m = u.d + nb * 16;
+    const UnpackedTile u = UnpackedTile::at(base, nb);
     TileRun<kKind> run(a.k);
     run.u = &u;
     run.x_stride = a.x_row_bytes;
@@ -202,7 +164,7 @@ void tiles(const MatmulArgs& a) {
     int configured = -1;
     for (int64_t tr = tile_of(a.r0); tr < a.r1; tr += kRows) {
         const int n = tile_rows(a, tr);
-        unpack_tile<kKind>(a, tr, n, u);
+        unpack_tile<kKind, true>(a, tr, n, u);
         run.prefetch = tr + kRows < a.r1 ? (const uint8_t*)a.w + (tr + kRows) * a.w_row_bytes : nullptr;
         const int lo = a.r0 > tr ? (int)(a.r0 - tr) : 0, hi = a.r1 < tr + n ? (int)(a.r1 - tr) : n;
         for (int64_t t0 = 0; t0 < a.n_tokens; t0 += kTokens) {

@@ -92,38 +92,6 @@ void decode(const MatmulArgs& a) {
 
 // ------------------------------------------- many tokens: row tiles --
 
-// A row tile's blocks unpacked for vpdpbusd: per block, the 8 dwords of 16
-// rows as unsigned bytes (512 bytes), d and q4_1's m as f32 vectors.
-struct Unpacked {
-    uint8_t* q;  // nb x 512
-    float* d;    // nb x 16
-    float* m;    // nb x 16
-    static size_t bytes(int64_t nb) { return (size_t)nb * (512 + 2 * 64); }
-};
-
-template <WKind kKind>
-void unpack_tile(const MatmulArgs& a, int64_t tile_r0, int n_rows, const Unpacked& u) {
-    using Tr = Traits<kKind>;
-    const int64_t nb = a.k / QK;
-    for (int64_t b = 0; b < nb; b++) {
-        const TileBlock<kKind> blk(a, tile_r0, n_rows, b);
-        uint8_t* q = u.q + b * 512;
-        if constexpr (Tr::kDwords == 4) {
-            for (int c = 0; c < 4; c++) {
-                __m512i lo, hi;
-                split_nibbles(blk.quants(c), lo, hi);
-                _mm512_store_si512(q + c * 64, lo);        // elements 4c..4c+3
-                _mm512_store_si512(q + (4 + c) * 64, hi);  // elements 16+4c..
-            }
-        } else {
-            for (int c = 0; c < 8; c++)
-                _mm512_store_si512(q + c * 64, _mm512_xor_si512(blk.quants(c), _mm512_set1_epi8((char)0x80)));
-        }
-        _mm512_store_ps(u.d + b * 16, blk.d());
-        if constexpr (Tr::kMin) _mm512_store_ps(u.m + b * 16, blk.m());
-    }
-}
-
 // Lines of weights to ask for, spread over a pass's blocks (null: none): the
 // next row tiles' bytes, into L2, while the current ones are computed.
 struct Prefetch {
@@ -135,7 +103,7 @@ struct Prefetch {
 // R unpacked row tiles x T tokens, all blocks: acc[i][j] for row tile i,
 // token j (decode_tile's arithmetic, in the same order).
 template <WKind kKind, int R, int T>
-__attribute__((always_inline)) inline void tile(const Unpacked* u, const RawRow& o, const Token* tok, int64_t nb,
+__attribute__((always_inline)) inline void tile(const UnpackedTile* u, const RawRow& o, const Token* tok, int64_t nb,
                                                 Prefetch pf, __m512 (&acc)[R][T]) {
     using Tr = Traits<kKind>;
     for (int i = 0; i < R; i++)
@@ -170,7 +138,7 @@ __attribute__((always_inline)) inline void tile(const Unpacked* u, const RawRow&
 
 // Row tiles tiles[0..R) (unpacked in u) x tokens [t0, t0 + T), stored.
 template <WKind kKind, int R, int T>
-void tile_and_store(const MatmulArgs& a, const Unpacked* u, const int64_t* tiles, const int* n, const RawRow& o,
+void tile_and_store(const MatmulArgs& a, const UnpackedTile* u, const int64_t* tiles, const int* n, const RawRow& o,
                     int64_t t0, Prefetch pf) {
     Token tok[T];
     for (int j = 0; j < T; j++) tok[j].row = (const uint8_t*)a.x + (t0 + j) * a.x_row_bytes;
@@ -182,7 +150,7 @@ void tile_and_store(const MatmulArgs& a, const Unpacked* u, const int64_t* tiles
 
 // The last rest < T tokens: one call of the matching width.
 template <WKind kKind, int R, int T>
-void rest_tokens(const MatmulArgs& a, const Unpacked* u, const int64_t* tiles, const int* n, const RawRow& o,
+void rest_tokens(const MatmulArgs& a, const UnpackedTile* u, const int64_t* tiles, const int* n, const RawRow& o,
                  int64_t t0, int rest, Prefetch pf) {
     if constexpr (T >= 1) {
         if (rest == T) return tile_and_store<kKind, R, T>(a, u, tiles, n, o, t0, pf);
@@ -193,7 +161,7 @@ void rest_tokens(const MatmulArgs& a, const Unpacked* u, const int64_t* tiles, c
 // All tokens against R unpacked row tiles: T at a time, then the rest
 // together (a smaller T).
 template <WKind kKind, int R, int T>
-void tokens_against(const MatmulArgs& a, const Unpacked* u, const int64_t* tiles, const int* n, const RawRow& o,
+void tokens_against(const MatmulArgs& a, const UnpackedTile* u, const int64_t* tiles, const int* n, const RawRow& o,
                     Prefetch pf) {
     int64_t t0 = 0;
     for (; t0 + T <= a.n_tokens; t0 += T, pf = Prefetch{}) tile_and_store<kKind, R, T>(a, u, tiles, n, o, t0, pf);
@@ -207,13 +175,9 @@ template <WKind kKind>
 void tiles(const MatmulArgs& a) {
     constexpr int kMaxR = 3;
     const int64_t nb = a.k / QK;
-    uint8_t* base = (uint8_t*)row_scratch.get(kMaxR * Unpacked::bytes(nb));
-    Unpacked u[kMaxR];
-    for (int i = 0; i < kMaxR; i++) {
-        u[i].q = base + i * Unpacked::bytes(nb);
-        u[i].d = (float*)(u[i].q + nb * 512);
-        u[i].m = u[i].d + nb * 16;
-    }
+    uint8_t* base = (uint8_t*)row_scratch.get(kMaxR * UnpackedTile::bytes(nb));
+    UnpackedTile u[kMaxR];
+    for (int i = 0; i < kMaxR; i++) u[i] = UnpackedTile::at(base + i * UnpackedTile::bytes(nb), nb);
     const RawRow o(a.k);
     for (int64_t tr = tile_of(a.r0); tr < a.r1; tr += kMaxR * kTileRows) {
         int64_t tiles[kMaxR];
@@ -221,7 +185,7 @@ void tiles(const MatmulArgs& a) {
         for (; R < kMaxR && tr + R * kTileRows < a.r1; R++) {
             tiles[R] = tr + R * kTileRows;
             n[R] = tile_rows(a, tiles[R]);
-            unpack_tile<kKind>(a, tiles[R], n[R], u[R]);
+            unpack_tile<kKind, false>(a, tiles[R], n[R], u[R]);
         }
         // the next row tiles of this matmul, asked for during the first pass
         Prefetch pf;
