@@ -166,7 +166,7 @@ void tiles(const MatmulArgs& a) {
         const int n = tile_rows(a, tr);
         unpack_tile<kKind, true>(a, tr, n, u);
         run.prefetch = tr + kRows < a.r1 ? (const uint8_t*)a.w + (tr + kRows) * a.w_row_bytes : nullptr;
-        const int lo = a.r0 > tr ? (int)(a.r0 - tr) : 0, hi = a.r1 < tr + n ? (int)(a.r1 - tr) : n;
+        const int lo = first_lane(a, tr), hi = end_lane(a, tr, n);
         for (int64_t t0 = 0; t0 < a.n_tokens; t0 += kTokens) {
             const int n_tok = (int)(a.n_tokens - t0 < kTokens ? a.n_tokens - t0 : kTokens);
             if (n_tok != configured) configure_tiles(configured = n_tok);

@@ -5,7 +5,7 @@
 // The weight types here: q5_0, q5_1 and the K-quants. q4_0, q4_1 and q8_0
 // go to avx512_rows.cpp's row tiles (one row per lane, row_tiles.h), which
 // need no horizontal sums nor short tails (SmolLM2's q4_1 matmuls ran 1.2x
-// to 2x faster there on the Zen 4 VM); the layout below is described with
+// to 2.6x faster there on the Zen 4 VM); the layout below is described with
 // them, as q5 is q4 with fifth bits, and the avx2 set still uses it for them.
 //
 // Layout: blocks go in groups of 16, one int32 lane per block, so that the
@@ -342,8 +342,7 @@ inline void prep_fifth_bits(const PackedRow<Block>& r, int64_t g, int n, __m512i
 
 // q5_0 / q5_1 (q4_0 / q4_1 take avx512_rows.cpp on this set): the nibbles
 // and the fifth bits are the unsigned quants; q5_0's -16 is taken back from
-// the sums'
-// start, q4_1's and q5_1's minimum m is the float m term.
+// the sums' start, q5_1's minimum m is the float m term.
 template <class Block>
 struct Nibbles {
     using Row = PackedRow<Block>;

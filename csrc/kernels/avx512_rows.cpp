@@ -46,11 +46,7 @@ void decode_tile(const MatmulArgs& a, const RawRow& o, const Token* tok, int64_t
     for (int64_t b = 0; b < nb; b++) {
         const TileBlock<kKind> blk(a, tile_r0, n_rows, b);
         __m512i w[8];
-        if constexpr (Tr::kDwords == 4) {
-            for (int c = 0; c < 4; c++) split_nibbles(blk.quants(c), w[c], w[4 + c]);
-        } else {
-            for (int c = 0; c < 8; c++) w[c] = _mm512_xor_si512(blk.quants(c), _mm512_set1_epi8((char)0x80));
-        }
+        block_quants<kKind, false>(blk, w);
         const __m512 dw = blk.d();
         __m512 mw;
         if constexpr (Tr::kMin) mw = blk.m();

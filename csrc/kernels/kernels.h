@@ -106,8 +106,9 @@ struct KernelTable {
     // own bytes in out (rows of q8a_packed_weight_row_bytes: row r's at r
     // rows from the start; the avx512 and amx sets lay out q4_0, q4_1 and
     // q8_0 in tiles of 16 rows in the bytes of those rows, so their r0 is a
-    // multiple of 16 and their r1 one too or the tensor's end). Null for a set that reads GGUF rows as they are
-    // (scalar); a set that has it takes only packed weights on the Q8 path.
+    // multiple of 16 and their r1 one too or the tensor's end). Null for a
+    // set that reads GGUF rows as they are (scalar); a set that has it takes
+    // only packed weights on the Q8 path.
     void (*pack_q8a_weights)(GgmlType t, const void* w, int64_t r0, int64_t r1, int64_t k, void* out);
 
     // Attention helpers over one head: an axpy into the output with a cached

@@ -112,12 +112,33 @@ inline int end_lane(const MatmulArgs& a, int64_t tile_r0, int n) {
     return a.r1 < tile_r0 + n ? (int)(a.r1 - tile_r0) : n;
 }
 
+// Block b's 32 weights of 16 rows as bytes, w[c] = elements 4c..4c+3 of
+// each row: unsigned for vpdpbusd (q4's nibbles, q8_0's bytes + 128: the
+// offset is taken back from the sums' start), or signed for the tile unit's
+// tdpbssd (q4_0's nibbles - 8, q8_0's bytes; q4_1's nibbles stay unsigned,
+// for tdpbsud).
+template <WKind kKind, bool kSigned>
+inline void block_quants(const TileBlock<kKind>& blk, __m512i (&w)[8]) {
+    using Tr = Traits<kKind>;
+    if constexpr (Tr::kDwords == 4) {
+        for (int c = 0; c < 4; c++) {
+            split_nibbles(blk.quants(c), w[c], w[4 + c]);  // elements 4c.. and 16+4c..
+            if constexpr (kSigned && Tr::kOffset == 8) {
+                w[c] = _mm512_sub_epi8(w[c], _mm512_set1_epi8(8));
+                w[4 + c] = _mm512_sub_epi8(w[4 + c], _mm512_set1_epi8(8));
+            }
+        }
+    } else {
+        for (int c = 0; c < 8; c++) {
+            const __m512i v = blk.quants(c);
+            w[c] = kSigned ? v : _mm512_xor_si512(v, _mm512_set1_epi8((char)0x80));
+        }
+    }
+}
+
 // A row tile's blocks unpacked into scratch for the many-token paths: per
 // block, 512 bytes of quants (line c = dword c of the 16 rows' 32 weight
-// bytes), then d and q4_1's m as f32 vectors. Unsigned for vpdpbusd (q4's
-// nibbles, q8_0's bytes + 128: the offset is taken back from the sums'
-// start), or signed for the tile unit's tdpbssd (q4_0's nibbles - 8, q8_0's
-// bytes; q4_1's nibbles stay unsigned, for tdpbsud).
+// bytes, as block_quants gives them), then d and q4_1's m as f32 vectors.
 struct UnpackedTile {
     uint8_t* q;  // nb x 512
     float* d;    // nb x 16
@@ -139,24 +160,9 @@ void unpack_tile(const MatmulArgs& a, int64_t tile_r0, int n_rows, const Unpacke
     const int64_t nb = a.k / QK;
     for (int64_t b = 0; b < nb; b++) {
         const TileBlock<kKind> blk(a, tile_r0, n_rows, b);
-        uint8_t* q = u.q + b * 512;
-        if constexpr (Tr::kDwords == 4) {
-            for (int c = 0; c < 4; c++) {
-                __m512i lo, hi;
-                split_nibbles(blk.quants(c), lo, hi);
-                if constexpr (kSigned && Tr::kOffset == 8) {
-                    lo = _mm512_sub_epi8(lo, _mm512_set1_epi8(8));
-                    hi = _mm512_sub_epi8(hi, _mm512_set1_epi8(8));
-                }
-                _mm512_store_si512(q + c * 64, lo);        // elements 4c..4c+3
-                _mm512_store_si512(q + (4 + c) * 64, hi);  // elements 16+4c..
-            }
-        } else {
-            for (int c = 0; c < 8; c++) {
-                const __m512i v = blk.quants(c);
-                _mm512_store_si512(q + c * 64, kSigned ? v : _mm512_xor_si512(v, _mm512_set1_epi8((char)0x80)));
-            }
-        }
+        __m512i w[8];
+        block_quants<kKind, kSigned>(blk, w);
+        for (int c = 0; c < 8; c++) _mm512_store_si512(u.q + b * 512 + c * 64, w[c]);
         _mm512_store_ps(u.d + b * 16, blk.d());
         if constexpr (Tr::kMin) _mm512_store_ps(u.m + b * 16, blk.m());
     }
