@@ -356,22 +356,22 @@ def test_packed_activations_follow_the_group_layout(kernel, nb):
     d, s, qs = core.testing.kernel_quantize_q8a(kernel, x)
     packed = bytes(core.testing.kernel_pack_q8a(kernel, x))
     want = expected_packed_row(d, s, qs, PACK_GROUP[kernel], SHORT_TAIL[kernel])
-    if kernel in ("avx512", "amx"):  # the groups, then row_tiles.h's raw part: the blocks' bytes in order, their d, sum and d * sum
-        want += (qs.astype(np.int8).tobytes() + d.astype(np.float32).tobytes() + s.astype(np.int32).tobytes()
-                 + (d * s.astype(np.float32)).astype(np.float32).tobytes())
+    # the groups, then row_tiles.h's raw part: the blocks' bytes in order, their d, sum and d * sum
+    want += (qs.astype(np.int8).tobytes() + d.astype(np.float32).tobytes() + s.astype(np.int32).tobytes()
+             + (d * s.astype(np.float32)).astype(np.float32).tobytes())
     assert packed == want
 
 
-# (rows, k, n_tokens) for the row-tile paths (row_tiles.h) of the avx512
-# and amx sets: vpdpbusd in registers up to 8 tokens, then 1 to 3 row tiles
-# unpacked against 4 to 12 tokens at a time (avx512) or the tile unit from
-# 12 (amx); partial row tiles (the weights go in tiles of 16 rows) and token
-# tiles, one block, a few, many
+# (rows, k, n_tokens) for the row-tile paths (row_tiles.h): avx2's octets
+# of rows against 1 to 4 tokens at a time; avx512's vpdpbusd in registers up
+# to 8 tokens, then 1 to 3 row tiles unpacked against 4 to 12 tokens at a
+# time; amx's tile unit from 12; partial row tiles (the weights go in tiles
+# of 16 rows, 2 octets) and token tiles, one block, a few, many
 ROW_TILE_SHAPES = [(37, 576, 32), (16, 544, 33), (129, 2080, 47), (7, 96, 40), (33, 32, 64), (20, 736, 35),
                    (48, 1024, 100), (17, 128, 49), (64, 1536, 36), (5, 160, 21), (100, 576, 29)]
 
 
-@pytest.mark.parametrize("kernel_set", ["avx512", "amx"])
+@pytest.mark.parametrize("kernel_set", ["avx2", "avx512", "amx"])
 @pytest.mark.parametrize("w_type", [Q4_0, Q4_1, Q8_0, Q5_0], ids=lambda t: TYPE_NAMES[t])
 @pytest.mark.parametrize("shape", ROW_TILE_SHAPES, ids=lambda s: "x".join(map(str, s)))
 def test_row_tiles_give_the_same_bits_whatever_the_batch(kernel_set, w_type, shape):
@@ -399,6 +399,32 @@ def test_row_tiles_give_the_same_bits_whatever_the_batch(kernel_set, w_type, sha
             assert np.array_equal(y.view(np.uint32), full[t0:t0 + g].view(np.uint32)), \
                 f"tokens {t0}..{t0 + g} computed {g} at a time differ"
             t0 += g
+
+
+@pytest.mark.parametrize("w_type", [Q4_0, Q4_1, Q8_0], ids=lambda t: TYPE_NAMES[t])
+@pytest.mark.parametrize("shape", ROW_TILE_SHAPES, ids=lambda s: "x".join(map(str, s)))
+def test_row_tiles_give_the_same_bits_in_every_set(w_type, shape):
+    """row_tiles.h: the same exact integers and the same float operations
+    per output, whether vpmaddubsw (avx2), vpdpbusd (avx512) or the tile
+    unit (amx) made them."""
+    sets = [s for s in ("avx2", "avx512", "amx") if s in AVAILABLE]
+    if len(sets) < 2:
+        pytest.skip("this CPU/build has one row-tile set at most")
+    rows, k, nt = shape
+    rng = np.random.default_rng(rows * 104729 + k * 17 + nt)
+    w = rng.standard_normal((rows, k)).astype(np.float32)
+    w[rng.random(rows) < 0.1] *= 50.0
+    if w_type == Q8_0:  # weights of -128 (a file may hold them; ggml never writes them): |-128| as a byte
+        w[0, :32] = np.where(np.arange(32) % 2 == 0, -1.0, 0.5)
+    x = rng.standard_normal((nt, k)).astype(np.float32)
+    raw = quantize(w, QUANT_TYPES[w_type]).reshape(-1).view(np.uint8)
+    if w_type == Q8_0:
+        blocks = raw.reshape(rows, k // 32, 34)
+        blocks[0, 0, 2:] = np.where(np.arange(32) % 2 == 0, -128, 64).astype(np.int8).view(np.uint8)
+    want = core.testing.kernel_matmul(sets[0], w_type, raw, rows, k, x, 0, rows)
+    for s in sets[1:]:
+        got = core.testing.kernel_matmul(s, w_type, raw, rows, k, x, 0, rows)
+        assert np.array_equal(got.view(np.uint32), want.view(np.uint32)), f"{s} differs from {sets[0]}"
 
 
 # ----------------------------------------------------- attention helpers --

@@ -27,6 +27,7 @@
 
 #include "kernels/group_tiling.h"
 #include "kernels/kernels.h"
+#include "kernels/row_tiles.h"
 
 namespace hearth {
 namespace {
@@ -90,28 +91,6 @@ inline __m256 scale_dm(__m256i p, const W& w, const XG& x, __m256 acc) {
     return _mm256_fmadd_ps(w.m, _mm256_load_ps(x.s), scale_d(p, w, x, acc));
 }
 
-struct Q8_0 {
-    using Block = block_q8_0;
-    using Row = PackedRow<Block>;
-    struct alignas(32) W { __m256i q[8]; __m256i sq[8]; __m256 d; };  // |w| and w
-    static void prep(const PackedRow<Block>& r, int64_t g, int n, W& w) {
-        for (int c = 0; c < 8; c++) {
-            w.sq[c] = load_dwords(r.quants(g, G, c, n), n);
-            w.q[c] = _mm256_abs_epi8(w.sq[c]);
-        }
-        w.d = load_f16(r.d(g, G, n), n);
-    }
-    static __m256i dot(const W& w, const XG& x) {
-        const __m256i ones = _mm256_set1_epi16(1);
-        __m256i p = _mm256_setzero_si256();
-        for (int c = 0; c < 8; c++) {
-            const __m256i xs = _mm256_sign_epi8(_mm256_load_si256((const __m256i*)x.q[c]), w.sq[c]);
-            p = _mm256_add_epi32(p, _mm256_madd_epi16(_mm256_maddubs_epi16(w.q[c], xs), ones));
-        }
-        return p;
-    }
-    static __m256 scale_add(__m256i p, const W& w, const XG& x, __m256 acc) { return scale_d(p, w, x, acc); }
-};
 
 
 // ------------------------------------------------------------ K-quants --
@@ -355,9 +334,9 @@ void matmul_q(const MatmulArgs& a) {
 
 void avx2_matmul_q8a(const MatmulArgs& a) {
     switch (a.w_type) {
-        case GgmlType::Q8_0: return matmul_q<Q8_0>(a);
-        case GgmlType::Q4_0: return matmul_q<Nibbles<block_q4_0>>(a);
-        case GgmlType::Q4_1: return matmul_q<Nibbles<block_q4_1>>(a);
+        case GgmlType::Q8_0:
+        case GgmlType::Q4_0:
+        case GgmlType::Q4_1: return avx2_rows_matmul_q8a(a);  // row tiles (row_tiles.h)
         case GgmlType::Q5_0: return matmul_q<Nibbles<block_q5_0>>(a);
         case GgmlType::Q5_1: return matmul_q<Nibbles<block_q5_1>>(a);
         case GgmlType::Q2_K: return matmul_q<KQuant16<GgmlType::Q2_K>>(a);
@@ -369,7 +348,6 @@ void avx2_matmul_q8a(const MatmulArgs& a) {
     }
 }
 
-size_t avx2_q8a_packed_row_bytes(int64_t k) { return packed_row_bytes<G>(k); }
 namespace {
 
 // A token's q8a blocks into XGroups (group_tiling.h; tests/test_kernels.py
@@ -417,8 +395,14 @@ void pack_row_transposed(const block_q8a* x, int64_t k, void* out) {
 
 }  // namespace
 
-void avx2_pack_q8a(const block_q8a* x, int64_t k, void* out) { pack_row_transposed(x, k, out); }
+// A packed row: this file's groups, then the row tiles' raw part (row_tiles.h).
+size_t avx2_q8a_packed_row_bytes(int64_t k) { return RawRow::after_groups<G>(k).end(k); }
+void avx2_pack_q8a(const block_q8a* x, int64_t k, void* out) {
+    pack_row_transposed(x, k, out);
+    pack_raw_row(x, k, RawRow::after_groups<G>(k), out);
+}
 void avx2_pack_q8a_weights(GgmlType t, const void* w, int64_t r0, int64_t r1, int64_t k, void* out) {
+    if (row_tiles_type(t)) return pack_row_tiles(t, w, r0, r1, k, out);
     pack_weights<G>(t, w, r0, r1, k, out);
 }
 

@@ -42,6 +42,7 @@
 
 #include "kernels/group_tiling.h"
 #include "kernels/kernels.h"
+#include "kernels/row_tiles.h"
 
 namespace hearth {
 namespace {
@@ -838,14 +839,13 @@ void pack_row_transposed(const block_q8a* x, int64_t k, void* out) {
 }  // namespace
 
 // A packed row: this file's groups, then the row tiles' raw part (row_tiles.h).
-size_t avx512_q8a_packed_row_bytes(int64_t k) { return avx512_rows_packed_row_bytes(k); }
+size_t avx512_q8a_packed_row_bytes(int64_t k) { return RawRow::after_groups<G>(k).end(k); }
 void avx512_pack_q8a(const block_q8a* x, int64_t k, void* out) {
-    static_assert(G == 16, "row_tiles.h's RawRow puts its raw part after groups of 16");
     pack_row_transposed(x, k, out);
-    avx512_rows_pack_raw(x, k, out);
+    pack_raw_row(x, k, RawRow::after_groups<G>(k), out);
 }
 void avx512_pack_q8a_weights(GgmlType t, const void* w, int64_t r0, int64_t r1, int64_t k, void* out) {
-    if (avx512_rows_type(t)) return avx512_rows_pack_weights(t, w, r0, r1, k, out);
+    if (row_tiles_type(t)) return pack_row_tiles(t, w, r0, r1, k, out);
     pack_weights<G>(t, w, r0, r1, k, out);
 }
 

@@ -22,7 +22,7 @@
 
 #include "kernels/group_tiling.h"
 #include "kernels/kernels.h"
-#include "kernels/row_tiles.h"
+#include "kernels/row_tiles_avx512.h"
 
 namespace hearth {
 namespace {
@@ -65,7 +65,7 @@ template <WKind kKind, int T>
 void decode(const MatmulArgs& a) {
     if constexpr (T > 1)
         if (a.n_tokens < T) return decode<kKind, T - 1>(a);
-    const RawRow o(a.k);
+    const RawRow o = RawRow::after_groups<16>(a.k);
     int64_t t0 = 0;
     for (; t0 + T <= a.n_tokens; t0 += T) {
         Token tok[T];
@@ -174,7 +174,7 @@ void tiles(const MatmulArgs& a) {
     uint8_t* base = (uint8_t*)row_scratch.get(kMaxR * UnpackedTile::bytes(nb));
     UnpackedTile u[kMaxR];
     for (int i = 0; i < kMaxR; i++) u[i] = UnpackedTile::at(base + i * UnpackedTile::bytes(nb), nb);
-    const RawRow o(a.k);
+    const RawRow o = RawRow::after_groups<16>(a.k);
     for (int64_t tr = tile_of(a.r0); tr < a.r1; tr += kMaxR * kTileRows) {
         int64_t tiles[kMaxR];
         int n[kMaxR], R = 0;
@@ -204,61 +204,13 @@ void matmul_q(const MatmulArgs& a) {
     tiles<kKind>(a);
 }
 
-// ------------------------------------------------------------ packing --
-
-template <WKind kKind>
-void pack_tiles(const void* w, int64_t r0, int64_t r1, int64_t k, void* out) {
-    using T = Traits<kKind>;
-    using Block = typename T::Block;
-    const int64_t nb = k / QK;
-    const size_t rb = nb * sizeof(Block);
-    for (int64_t t0 = r0; t0 < r1; t0 += kTileRows) {
-        const int n = (int)(r1 - t0 < kTileRows ? r1 - t0 : kTileRows);
-        uint8_t* o = (uint8_t*)out + t0 * rb;
-        for (int64_t b = 0; b < nb; b++) {
-            auto block = [&](int i) { return (const Block*)((const uint8_t*)w + (t0 + i) * rb) + b; };
-            for (int c = 0; c < T::kDwords; c++)
-                for (int i = 0; i < n; i++, o += 4) std::memcpy(o, block(i)->qs + 4 * c, 4);
-            for (int i = 0; i < n; i++, o += 2) std::memcpy(o, &block(i)->d, 2);
-            if constexpr (T::kMin)
-                for (int i = 0; i < n; i++, o += 2) std::memcpy(o, &block(i)->m, 2);
-        }
-    }
-}
-
 }  // namespace
-
-bool avx512_rows_type(GgmlType t) { return t == GgmlType::Q4_0 || t == GgmlType::Q4_1 || t == GgmlType::Q8_0; }
 
 void avx512_rows_matmul_q8a(const MatmulArgs& a) {
     switch (a.w_type) {
         case GgmlType::Q4_0: return matmul_q<WKind::Q4_0>(a);
         case GgmlType::Q4_1: return matmul_q<WKind::Q4_1>(a);
         case GgmlType::Q8_0: return matmul_q<WKind::Q8_0>(a);
-        default: return;
-    }
-}
-
-size_t avx512_rows_packed_row_bytes(int64_t k) { return RawRow(k).end(k); }
-
-void avx512_rows_pack_raw(const block_q8a* x, int64_t k, void* out) {
-    const RawRow o(k);
-    uint8_t* row = (uint8_t*)out;
-    for (int64_t b = 0; b < k / QK; b++) {
-        _mm256_storeu_si256((__m256i*)(row + o.qs + b * QK), _mm256_loadu_si256((const __m256i*)x[b].qs));
-        const float d = x[b].d, s = x[b].d * (float)x[b].sum;  // as XGroup::s
-        const int32_t sum = x[b].sum;
-        std::memcpy(row + o.d + 4 * b, &d, 4);
-        std::memcpy(row + o.sum + 4 * b, &sum, 4);
-        std::memcpy(row + o.s + 4 * b, &s, 4);
-    }
-}
-
-void avx512_rows_pack_weights(GgmlType t, const void* w, int64_t r0, int64_t r1, int64_t k, void* out) {
-    switch (t) {
-        case GgmlType::Q4_0: return pack_tiles<WKind::Q4_0>(w, r0, r1, k, out);
-        case GgmlType::Q4_1: return pack_tiles<WKind::Q4_1>(w, r0, r1, k, out);
-        case GgmlType::Q8_0: return pack_tiles<WKind::Q8_0>(w, r0, r1, k, out);
         default: return;
     }
 }

@@ -219,13 +219,12 @@ void avx512_matmul_q8a(const MatmulArgs& a);
 size_t avx512_q8a_packed_row_bytes(int64_t k);
 void avx512_pack_q8a(const block_q8a* x, int64_t k, void* out);
 void avx512_pack_q8a_weights(GgmlType t, const void* w, int64_t r0, int64_t r1, int64_t k, void* out);
-// avx512_rows.cpp: q4_0, q4_1 and q8_0 in tiles of 16 rows (kernels/row_tiles.h),
-// for the avx512 and amx sets. The packed activation row of those sets is
-// avx512_q8.cpp's groups then the raw part that pack_raw writes.
-bool avx512_rows_type(GgmlType t);
+// q4_0, q4_1 and q8_0 take row tiles (kernels/row_tiles.h) on the 8-bit
+// path of every SIMD set: avx2_rows.cpp's and avx512_rows.cpp's matmuls
+// (the amx set's tile unit hands its leftover tokens to avx512's). A set's
+// packed activation row is its groups, then row_tiles.h's raw part.
+inline bool row_tiles_type(GgmlType t) { return t == GgmlType::Q4_0 || t == GgmlType::Q4_1 || t == GgmlType::Q8_0; }
+void avx2_rows_matmul_q8a(const MatmulArgs& a);
 void avx512_rows_matmul_q8a(const MatmulArgs& a);
-size_t avx512_rows_packed_row_bytes(int64_t k);
-void avx512_rows_pack_raw(const block_q8a* x, int64_t k, void* out);
-void avx512_rows_pack_weights(GgmlType t, const void* w, int64_t r0, int64_t r1, int64_t k, void* out);
 
 }  // namespace hearth
