@@ -5,7 +5,7 @@
 // linkage.
 //
 // The weights' layout and the arithmetic are the AVX-512 set's row tiles
-// (row_tiles.h): the tile unit computes a block's exact integer dot
+// (row_tiles.h, row_tiles_avx512.h): the tile unit computes a block's exact integer dot
 // products of 16 tokens x 16 rows at once (on signed weights: q4_0's
 // nibbles minus 8, q8_0's bytes; q4_1's nibbles unsigned), and the float
 // work that follows is row_tiles' own, so a token's outputs are the same
@@ -75,7 +75,7 @@ constexpr size_t kCBytes = kTokens * kRows * 4 + 64;
 
 template <WKind kKind>
 struct TileRun {
-    const UnpackedTile* u;  // the weight tile's blocks, signed (row_tiles.h)
+    const UnpackedTile* u;  // the weight tile's blocks, signed (row_tiles_avx512.h)
     const uint8_t* x_qs;  // the first token's raw blocks
     size_t x_stride;
     Token tok[kTokens];   // past the last token: the first

@@ -2,21 +2,22 @@
 // Compiled with -mavx2 -mfma -mf16c like avx2.cpp; only the avx2_*_q8a
 // entries have external linkage.
 //
-// The layout of avx512_q8.cpp with groups of 8 blocks, one int32 lane each
+// The weight types here: q5_0, q5_1 and the K-quants (q4_0, q4_1 and q8_0
+// go to avx2_rows.cpp's row tiles, row_tiles.h). The layout of
+// avx512_q8.cpp with groups of 8 blocks, one int32 lane each
 // (group_tiling.h: XGroup::q[c] lane l = activations 4c..4c+3 of block l;
-// weights repacked at load so that one load gives a dword of 8 blocks). Without VNNI the products
-// go through vpmaddubsw (unsigned x signed bytes, pairs summed into int16):
-//   q4_0 / q4_1: the nibbles are unsigned; the 8 vpmaddubsw of a group add up
-//     in int16 (each lane then holds 16 products, |sum| <= 16 * 15 * 127 =
-//     30480 < 32767), then one vpmaddwd makes the block's int32; q4_0 starts
-//     from -8 * sum(x) like the AVX-512 path;
-//   q8_0: signed weights, so the sign moves to the activations (vpsignb) and
-//     |w| is the unsigned operand; each pair can reach 2 * 128 * 127, so every
-//     vpmaddubsw is widened by its own vpmaddwd.
+// weights repacked at load so that one load gives a dword of 8 blocks).
+// Without VNNI the products go through vpmaddubsw (unsigned x signed bytes,
+// pairs summed into int16): the nibbles (and q5's fifth bits) are unsigned;
+// the vpmaddubsw of a group add up in int16 as far as they cannot overflow,
+// then vpmaddwd makes the block's int32; q5_0 starts from -16 * sum(x).
 //
 // Determinism as in avx512_q8.cpp: integer lanes (exact), then per group one
-// cvt, mul and fmadd (and q4_1's m term) into an 8-lane accumulator, hsum8 at
+// cvt, mul and fmadd (and q5_1's m term) into an 8-lane accumulator, hsum8 at
 // the end; decode and prefill run the same arithmetic.
+//
+// The packed activation row: these groups, then row_tiles.h's raw part for
+// avx2_rows.cpp (pack_q8a below).
 #include <immintrin.h>
 
 #include <cstddef>
@@ -91,8 +92,6 @@ inline __m256 scale_dm(__m256i p, const W& w, const XG& x, __m256 acc) {
     return _mm256_fmadd_ps(w.m, _mm256_load_ps(x.s), scale_d(p, w, x, acc));
 }
 
-
-
 // ------------------------------------------------------------ K-quants --
 //
 // K-quant rows repacked as in avx512_q8.cpp (k_packing.h); a group of 8
@@ -163,29 +162,27 @@ inline void prep_fifth_bits(const PackedRow<Block>& r, int64_t g, int n, __m256i
     for (int c = 0; c < 8; c++) q[c] = _mm256_or_si256(q[c], _mm256_and_si256(shift_bits(H, 4 - c), bit));
 }
 
-// q4_0 / q4_1 / q5_0 / q5_1: the nibbles (and q5's fifth bits) are the
-// unsigned quants; q4_0's -8 and q5_0's -16 are taken back from the sums'
-// start, q4_1's and q5_1's minimum m is the float m term.
+// q5_0 / q5_1 (q4_0 / q4_1 take avx2_rows.cpp): the nibbles and fifth bits
+// are the unsigned quants; q5_0's -16 is taken back from the sums' start,
+// q5_1's minimum m is the float m term.
 template <class Block>
 struct Nibbles {
     using Row = PackedRow<Block>;
     static constexpr bool kMin = has_min<Block>();
-    static constexpr bool kFifth = has_fifth_bits<Block>();
+    static_assert(has_fifth_bits<Block>(), "q4_0 / q4_1 take avx2_rows.cpp");
     struct alignas(32) WD { __m256i q[8]; __m256 d; };
     struct alignas(32) WDM { __m256i q[8]; __m256 d, m; };
     using W = std::conditional_t<kMin, WDM, WD>;
     static void prep(const Row& r, int64_t g, int n, W& w) {
         prep_nibbles(r, g, n, w.q);
-        if constexpr (kFifth) prep_fifth_bits(r, g, n, w.q);
+        prep_fifth_bits(r, g, n, w.q);
         w.d = load_f16(r.d(g, G, n), n);
         if constexpr (kMin) w.m = load_f16(r.m(g, G, n), n);
     }
     static __m256i dot(const W& w, const XG& x) {
         __m256i start = _mm256_setzero_si256();
-        if constexpr (!kMin) start = _mm256_load_si256((const __m256i*)x.c8);  // -8 * sum(x)
-        if constexpr (!kMin && kFifth) start = _mm256_slli_epi32(start, 1);    // -16 * sum(x)
-        if constexpr (kFifth) return five_bit_dot(w, x, start);
-        else return nibble_dot(w, x, start);
+        if constexpr (!kMin) start = _mm256_slli_epi32(_mm256_load_si256((const __m256i*)x.c8), 1);  // -16 * sum(x)
+        return five_bit_dot(w, x, start);
     }
     static __m256 scale_add(__m256i p, const W& w, const XG& x, __m256 acc) {
         if constexpr (kMin) return scale_dm(p, w, x, acc);
@@ -319,10 +316,10 @@ thread_local Scratch wscratch;
 constexpr WeightPrefetch kPrefetch{1, false};
 
 // Up to 8 tokens take the decode path (weights unpacked in registers, one
-// pass); more go through row tiles. The 2 x 2 tiles re-read each token's
+// pass); more go through tiles of rows. The 2 x 2 tiles re-read each token's
 // activations for every pair of rows: on the Zen 4 VM with HEARTH_KERNELS=
 // avx2 the decode path is 10-22 % faster than they are at 5 to 8 tokens, for
-// every type measured (q4_0, q4_1, q8_0, q4_K, q6_K).
+// every type measured (q4_0, q4_1, q8_0 when they took this path, q4_K, q6_K).
 constexpr int kDecodeTokens = 8;
 
 template <class Q>
@@ -398,6 +395,7 @@ void pack_row_transposed(const block_q8a* x, int64_t k, void* out) {
 // A packed row: this file's groups, then the row tiles' raw part (row_tiles.h).
 size_t avx2_q8a_packed_row_bytes(int64_t k) { return RawRow::after_groups<G>(k).end(k); }
 void avx2_pack_q8a(const block_q8a* x, int64_t k, void* out) {
+    static_assert(G == 8, "avx2_rows.cpp reads the raw part after groups of 8");
     pack_row_transposed(x, k, out);
     pack_raw_row(x, k, RawRow::after_groups<G>(k), out);
 }

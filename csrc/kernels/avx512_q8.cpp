@@ -6,7 +6,7 @@
 // go to avx512_rows.cpp's row tiles (one row per lane, row_tiles.h), which
 // need no horizontal sums nor short tails (SmolLM2's q4_1 matmuls ran 1.2x
 // to 2.6x faster there on the Zen 4 VM); the layout below is described with
-// them, as q5 is q4 with fifth bits, and the avx2 set still uses it for them.
+// them, as q5 is q4 with fifth bits.
 //
 // Layout: blocks go in groups of 16, one int32 lane per block, so that the
 // integer dot product of a whole block ends in its own lane and the float
@@ -841,6 +841,7 @@ void pack_row_transposed(const block_q8a* x, int64_t k, void* out) {
 // A packed row: this file's groups, then the row tiles' raw part (row_tiles.h).
 size_t avx512_q8a_packed_row_bytes(int64_t k) { return RawRow::after_groups<G>(k).end(k); }
 void avx512_pack_q8a(const block_q8a* x, int64_t k, void* out) {
+    static_assert(G == 16, "avx512_rows.cpp and amx.cpp read the raw part after groups of 16");
     pack_row_transposed(x, k, out);
     pack_raw_row(x, k, RawRow::after_groups<G>(k), out);
 }

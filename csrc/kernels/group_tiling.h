@@ -60,13 +60,14 @@ void pack_block_scalars(const block_q8a* blk, int n, XGroup<G>& o) {
 // A packed row holds the bytes of its GGUF row (so it has the same size) in
 // the order the kernels read them: group after group (G blocks; the last
 // group has n <= G), each group's bytes together (one stream through memory):
-//   its quants: dword c of every block's quants (c < 4 for q4, < 8 for q8)
+//   its quants: dword c of every block's quants (c < 4: q5's low nibbles)
 //     for the n blocks in block order, so that one load of n dwords gives
 //     lane l = block l;
-//   then the n blocks' fp16 d, in block order; then q4_1's n fp16 m.
+//   then the n blocks' fp16 d, in block order; then q5_1's n fp16 m.
 // Nothing is converted: the kernels make what they need (unsigned bytes,
 // nibbles, f32 scales) from these as they go.
-// q5_0 / q5_1 add a dword of fifth bits per block after its quants.
+// q5_0 / q5_1 add a dword of fifth bits per block after its quants. (q4_0,
+// q4_1 and q8_0 take row tiles instead: row_tiles.h.)
 template <class Block>
 constexpr bool has_fifth_bits() { return std::is_same_v<Block, block_q5_0> || std::is_same_v<Block, block_q5_1>; }
 template <class Block>
@@ -116,7 +117,7 @@ void pack_weight_row(const Block* b, int64_t nb, uint8_t* out) {
     }
 }
 
-// Rows [r0, r1) of a q4_0 / q4_1 / q5_0 / q5_1 / q8_0 / K-quant tensor of rows of k
+// Rows [r0, r1) of a q5_0 / q5_1 / K-quant tensor of rows of k
 // weights, each packed to its own offset in out: the same as in w, except
 // that a K-quant row takes q8a_packed_weight_row_bytes (kernels.h).
 template <int G>
@@ -127,9 +128,6 @@ void pack_weights(GgmlType t, const void* w, int64_t r0, int64_t r1, int64_t k, 
         const void* src = (const char*)w + r * rb;
         uint8_t* dst = (uint8_t*)out + r * out_rb;
         switch (t) {
-            case GgmlType::Q4_0: pack_weight_row<G>((const block_q4_0*)src, nb, dst); break;
-            case GgmlType::Q4_1: pack_weight_row<G>((const block_q4_1*)src, nb, dst); break;
-            case GgmlType::Q8_0: pack_weight_row<G>((const block_q8_0*)src, nb, dst); break;
             case GgmlType::Q5_0: pack_weight_row<G>((const block_q5_0*)src, nb, dst); break;
             case GgmlType::Q5_1: pack_weight_row<G>((const block_q5_1*)src, nb, dst); break;
             case GgmlType::Q2_K: case GgmlType::Q3_K: case GgmlType::Q4_K: case GgmlType::Q5_K:

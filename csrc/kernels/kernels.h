@@ -104,7 +104,7 @@ struct KernelTable {
     // this set's own order: packed once at load instead of transposed on
     // every call. Rows [r0, r1) of a tensor of rows of k weights, to their
     // own bytes in out (rows of q8a_packed_weight_row_bytes: row r's at r
-    // rows from the start; the avx512 and amx sets lay out q4_0, q4_1 and
+    // rows from the start; the SIMD sets lay out q4_0, q4_1 and
     // q8_0 in tiles of 16 rows in the bytes of those rows, so their r0 is a
     // multiple of 16 and their r1 one too or the tensor's end). Null for a
     // set that reads GGUF rows as they are (scalar); a set that has it takes
@@ -223,7 +223,6 @@ void avx512_pack_q8a_weights(GgmlType t, const void* w, int64_t r0, int64_t r1, 
 // path of every SIMD set: avx2_rows.cpp's and avx512_rows.cpp's matmuls
 // (the amx set's tile unit hands its leftover tokens to avx512's). A set's
 // packed activation row is its groups, then row_tiles.h's raw part.
-inline bool row_tiles_type(GgmlType t) { return t == GgmlType::Q4_0 || t == GgmlType::Q4_1 || t == GgmlType::Q8_0; }
 void avx2_rows_matmul_q8a(const MatmulArgs& a);
 void avx512_rows_matmul_q8a(const MatmulArgs& a);
 
