@@ -18,6 +18,21 @@ constexpr int64_t kMaxBatch = 512;
 
 const float* f32_data(const GGUFTensor* t) { return (const float*)t->data; }
 
+// Rows [row0, row0 + n) of b that want logits, as a batch of their own (the
+// same sequences and positions), and where each was: rows[i] = its index in
+// [0, n).
+Batch rows_wanting_logits(const Batch& b, int64_t row0, int64_t n, std::vector<int64_t>& rows) {
+    Batch out;
+    out.block_tables = b.block_tables;
+    rows.clear();
+    for (int64_t t = 0; t < n; t++) {
+        if (!b.want_logits[row0 + t]) continue;
+        out.add(b.tokens[row0 + t], b.seq[row0 + t], b.pos[row0 + t], true);
+        rows.push_back(t);
+    }
+    return out;
+}
+
 }  // namespace
 
 std::unique_ptr<Model> Model::load(const std::string& path, const ModelOptions& opts) {
@@ -100,12 +115,20 @@ void Model::post_norm(float* rows, int64_t n, const GGUFTensor* weight) {
     pool_.parallel_for_rows(n, [&](int64_t t) { rmsnorm(rows + t * E, f32_data(weight), rows + t * E, E, hp_.rms_eps); });
 }
 
-void Model::forward(const Batch& b, int64_t row0, int64_t n, KVCache& cache, float* logits) {
+void Model::forward(const Batch& b_in, int64_t row0_in, int64_t n, KVCache& cache, float* logits) {
     const KernelTable& kt = kernels();
     const int64_t E = hp_.n_embd, F = hp_.n_ff, V = hp_.n_vocab, hd = hp_.head_dim;
     const int64_t QD = hp_.n_head * hd, KD = hp_.n_head_kv * hd;
-    const int32_t* tokens = b.tokens.data() + row0;
-    const int64_t* pos = b.pos.data() + row0;
+    // The rows this pass computes: all of them, until the last layer's keys
+    // and values are written; past those only the rows that want logits
+    // matter (llama.cpp's inp_out_ids, applied before the last layer's
+    // attention rather than after it): then batch, row0 and n become those.
+    const Batch* batch = &b_in;
+    int64_t row0 = row0_in;
+    Batch last_rows;
+    std::vector<int64_t> kept;
+    const int32_t* tokens = b_in.tokens.data() + row0;
+    const int64_t* pos = b_in.pos.data() + row0;
     ensure_scratch(n);
 
     float* x = x_.data();
@@ -158,12 +181,24 @@ void Model::forward(const Batch& b, int64_t row0, int64_t n, KVCache& cache, flo
             rope(q, hp_.n_head, hd, rope_angles_[t], hp_.arch->rope_style);
             rope(k, hp_.n_head_kv, hd, rope_angles_[t], hp_.arch->rope_style);
             // this row's key and value go to its sequence's block for pos
-            const std::vector<int32_t>& blocks = *b.block_tables[b.seq[row0 + t]];
+            const std::vector<int32_t>& blocks = *batch->block_tables[batch->seq[row0 + t]];
             const int32_t block = blocks[pos[t] / KVCache::kBlockTokens];
             const int64_t slot = pos[t] % KVCache::kBlockTokens;
             for (int64_t h = 0; h < hp_.n_head_kv; h++) cache.write(block, il, h, slot, k + h * hd, v + h * hd);
         });
-        attention(cache, b, row0, n, il, shape, q_.data(), attn_.data(), pool_);
+        const auto want = batch->want_logits.begin() + row0;
+        if (il == hp_.n_layer - 1 && std::count(want, want + n, 1) < n) {
+            last_rows = rows_wanting_logits(*batch, row0, n, kept);
+            for (int64_t i = 0; i < (int64_t)kept.size(); i++) {  // kept[i] >= i: in place, front to back
+                std::memmove(q_.data() + i * QD, q_.data() + kept[i] * QD, sizeof(float) * QD);
+                std::memmove(x + i * E, x + kept[i] * E, sizeof(float) * E);
+            }
+            batch = &last_rows;
+            row0 = 0;
+            n = (int64_t)kept.size();
+            if (n == 0) break;
+        }
+        attention(cache, *batch, row0, n, il, shape, q_.data(), attn_.data(), pool_);
         const MatmulInput ain = mm_.prepare(attn_.data(), n, QD, is_quantized(L.wo->type));
         mm_.run(*L.wo, ain, xn, E);  // xn is free again: reuse it for the projection
         if (L.attn_post_norm) post_norm(xn, n, L.attn_post_norm);
@@ -184,7 +219,7 @@ void Model::forward(const Batch& b, int64_t row0, int64_t n, KVCache& cache, flo
     // logits of the rows that want them, in row order
     int64_t rows = 0;
     for (int64_t t = 0; t < n; t++) {
-        if (!b.want_logits[row0 + t]) continue;
+        if (!batch->want_logits[row0 + t]) continue;
         rmsnorm(x + t * E, f32_data(w_.output_norm), xn + rows * E, E, hp_.rms_eps);
         rows++;
     }
