@@ -160,9 +160,24 @@ template <WKind kKind, int R, int T>
 void tokens_against(const MatmulArgs& a, const UnpackedTile* u, const int64_t* tiles, const int* n, const RawRow& o,
                     Prefetch pf) {
     int64_t t0 = 0;
-    for (; t0 + T <= a.n_tokens; t0 += T, pf = Prefetch{}) tile_and_store<kKind, R, T>(a, u, tiles, n, o, t0, pf);
+    // the next row tiles' bytes, a share in each pass over the tokens (asked
+    // for in the first pass alone, a big matrix's requests outran what the
+    // memory delivers in it: bench/README.md, 2026-12-07 08:10)
+    const int64_t passes = (a.n_tokens + T - 1) / T;
+    const size_t share = (pf.bytes / (size_t)passes + 63) / 64 * 64;
+    const int64_t nb = a.k / QK;
+    auto pass_prefetch = [&](int64_t pass) {
+        Prefetch p;
+        if (!pf.at || (size_t)pass * share >= pf.bytes) return p;
+        p.at = pf.at + pass * share;
+        p.bytes = std::min(share, pf.bytes - pass * share);
+        p.bytes_per_block = (p.bytes / (size_t)nb + 63) / 64 * 64;
+        return p;
+    };
+    int64_t pass = 0;
+    for (; t0 + T <= a.n_tokens; t0 += T, pass++) tile_and_store<kKind, R, T>(a, u, tiles, n, o, t0, pass_prefetch(pass));
     const int rest = (int)(a.n_tokens - t0);
-    if (rest > 0) rest_tokens<kKind, R, T - 1>(a, u, tiles, n, o, t0, rest, pf);
+    if (rest > 0) rest_tokens<kKind, R, T - 1>(a, u, tiles, n, o, t0, rest, pass_prefetch(pass));
 }
 
 thread_local Scratch row_scratch;
@@ -183,7 +198,7 @@ void tiles(const MatmulArgs& a) {
             n[R] = tile_rows(a, tiles[R]);
             unpack_tile<kKind, false>(a, tiles[R], n[R], u[R]);
         }
-        // the next row tiles of this matmul, asked for during the first pass
+        // the next row tiles of this matmul, asked for during the passes over the tokens
         Prefetch pf;
         const int64_t next = tr + kMaxR * kTileRows, next_end = std::min(a.r1, next + kMaxR * kTileRows);
         if (next < a.r1) {
