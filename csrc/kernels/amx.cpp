@@ -88,7 +88,7 @@ struct TileRun {
     // asked for all at once, the requests would queue up behind each other.
     const uint8_t* prefetch = nullptr;
 
-    explicit TileRun(int64_t k) : o(RawRow::after_groups<16>(k)) {}
+    explicit TileRun(int64_t k) : o(RawRow::after_groups<kAvx512GroupBlocks>(k)) {}
 
     void issue(int set, int64_t b) const {
         const uint8_t* bt = u->q + b * 512;

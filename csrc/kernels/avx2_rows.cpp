@@ -31,7 +31,6 @@ namespace hearth {
 namespace {
 
 constexpr int kOctet = 8;  // rows per vector: a tile of 16 is two octets
-constexpr int G = 8;       // avx2_q8.cpp's groups: the raw part comes after them
 
 // The loads of one octet of a weight tile of n rows: lanes rows 8h.., zeros
 // past the tile's last row.
@@ -176,7 +175,7 @@ constexpr int64_t kChunkTokens = 16;
 template <WKind kKind>
 void matmul_q(const MatmulArgs& a) {
     if (a.r1 <= a.r0 || a.n_tokens <= 0) return;
-    const RawRow raw = RawRow::after_groups<G>(a.k);
+    const RawRow raw = RawRow::after_groups<kAvx2GroupBlocks>(a.k);
     const int64_t chunk = a.n_tokens <= kDecodeTokens ? kDecodeTokens : kChunkTokens;
     for (int64_t t0 = 0; t0 < a.n_tokens; t0 += chunk) {
         const int64_t t1 = std::min(a.n_tokens, t0 + chunk);

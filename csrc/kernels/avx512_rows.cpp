@@ -65,7 +65,7 @@ template <WKind kKind, int T>
 void decode(const MatmulArgs& a) {
     if constexpr (T > 1)
         if (a.n_tokens < T) return decode<kKind, T - 1>(a);
-    const RawRow o = RawRow::after_groups<16>(a.k);
+    const RawRow o = RawRow::after_groups<kAvx512GroupBlocks>(a.k);
     int64_t t0 = 0;
     for (; t0 + T <= a.n_tokens; t0 += T) {
         Token tok[T];
@@ -93,7 +93,7 @@ void decode(const MatmulArgs& a) {
 struct Prefetch {
     const uint8_t* at = nullptr;
     size_t bytes = 0;            // in all
-    size_t bytes_per_block = 0;  // whole lines
+    size_t bytes_per_block = 0;  // whole lines (a pass's share, set by tokens_against)
 };
 
 // R unpacked row tiles x T tokens, all blocks: acc[i][j] for row tile i,
@@ -189,7 +189,7 @@ void tiles(const MatmulArgs& a) {
     uint8_t* base = (uint8_t*)row_scratch.get(kMaxR * UnpackedTile::bytes(nb));
     UnpackedTile u[kMaxR];
     for (int i = 0; i < kMaxR; i++) u[i] = UnpackedTile::at(base + i * UnpackedTile::bytes(nb), nb);
-    const RawRow o = RawRow::after_groups<16>(a.k);
+    const RawRow o = RawRow::after_groups<kAvx512GroupBlocks>(a.k);
     for (int64_t tr = tile_of(a.r0); tr < a.r1; tr += kMaxR * kTileRows) {
         int64_t tiles[kMaxR];
         int n[kMaxR], R = 0;
@@ -203,8 +203,7 @@ void tiles(const MatmulArgs& a) {
         const int64_t next = tr + kMaxR * kTileRows, next_end = std::min(a.r1, next + kMaxR * kTileRows);
         if (next < a.r1) {
             pf.at = (const uint8_t*)a.w + next * a.w_row_bytes;
-            pf.bytes = (size_t)(next_end - next) * a.w_row_bytes;
-            pf.bytes_per_block = (pf.bytes / (size_t)nb + 63) / 64 * 64;
+            pf.bytes = (size_t)(next_end - next) * a.w_row_bytes;  // tokens_against shares them out
         }
         if (R == 3) tokens_against<kKind, 3, 4>(a, u, tiles, n, o, pf);
         else if (R == 2) tokens_against<kKind, 2, 6>(a, u, tiles, n, o, pf);

@@ -92,6 +92,11 @@ inline int end_lane(const MatmulArgs& a, int64_t tile_r0, int n) {
 
 // ------------------------------------------------------ activations --
 
+// Blocks per group of each set's packed activation row (avx2_q8.cpp's and
+// avx512_q8.cpp's G; the amx set packs as avx512): the raw part follows them.
+constexpr int kAvx2GroupBlocks = 8;
+constexpr int kAvx512GroupBlocks = 16;
+
 // The raw part of a token's packed row: byte offsets, after the set's
 // groups of G blocks.
 struct RawRow {
