@@ -117,6 +117,10 @@ size_t q8a_packed_weight_row_bytes(GgmlType t, int64_t k) {
     return is_k_quant(t) ? k_packed_row_bytes(t, k) : row_bytes(t, k);
 }
 
+bool reads_activation_groups(GgmlType t) {
+    return is_quantized(t) && t != GgmlType::Q4_0 && t != GgmlType::Q4_1 && t != GgmlType::Q8_0;
+}
+
 const char* activations_name(Activations a) { return a == Activations::Q8 ? "q8" : "q16"; }
 
 bool parse_activations(const char* name, Activations* out) {

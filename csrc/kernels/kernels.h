@@ -97,9 +97,11 @@ struct KernelTable {
     void (*quantize_q16a)(const float* x, block_q16a* y, int64_t k);
     void (*quantize_q8a)(const float* x, block_q8a* y, int64_t k);
     // q8a rows go to the matmul in this set's own layout (Q8): the bytes of
-    // a packed row of k activations, and the packing of one row.
+    // a packed row of k activations, and the packing of one row. Without
+    // groups, the part of the row that only weight types outside the row
+    // tiles read (reads_activation_groups) is left unwritten.
     size_t (*q8a_packed_row_bytes)(int64_t k);
-    void (*pack_q8a)(const block_q8a* x, int64_t k, void* out);
+    void (*pack_q8a)(const block_q8a* x, int64_t k, void* out, bool groups);
     // Quantized weights (q4_0, q4_1, q8_0, the K-quants) for the Q8 path, in
     // this set's own order: packed once at load instead of transposed on
     // every call. Rows [r0, r1) of a tensor of rows of k weights, to their
@@ -191,6 +193,11 @@ struct KernelTable {
 // scales take a few more (kernels/k_packing.h).
 size_t q8a_packed_weight_row_bytes(GgmlType t, int64_t k);
 
+// Whether a SIMD set's matmul of quantized weights of type t reads the
+// groups of the packed activations (pack_q8a): every type but q4_0, q4_1 and
+// q8_0, which read the row tiles' part (kernels/row_tiles.h).
+bool reads_activation_groups(GgmlType t);
+
 // The table in use: chosen on first use (HEARTH_KERNELS or the CPU's best).
 const KernelTable& kernels();
 // Switches the table in use, for tests and benchmarks; call it only while no
@@ -213,11 +220,11 @@ const KernelTable& amx_kernels();
 // set's matmul calls its matmul_q8a when x_type is Q8.
 void avx2_matmul_q8a(const MatmulArgs& a);
 size_t avx2_q8a_packed_row_bytes(int64_t k);
-void avx2_pack_q8a(const block_q8a* x, int64_t k, void* out);
+void avx2_pack_q8a(const block_q8a* x, int64_t k, void* out, bool groups);
 void avx2_pack_q8a_weights(GgmlType t, const void* w, int64_t r0, int64_t r1, int64_t k, void* out);
 void avx512_matmul_q8a(const MatmulArgs& a);
 size_t avx512_q8a_packed_row_bytes(int64_t k);
-void avx512_pack_q8a(const block_q8a* x, int64_t k, void* out);
+void avx512_pack_q8a(const block_q8a* x, int64_t k, void* out, bool groups);
 void avx512_pack_q8a_weights(GgmlType t, const void* w, int64_t r0, int64_t r1, int64_t k, void* out);
 // q4_0, q4_1 and q8_0 take row tiles (kernels/row_tiles.h) on the 8-bit
 // path of every SIMD set: avx2_rows.cpp's and avx512_rows.cpp's matmuls

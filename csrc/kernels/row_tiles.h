@@ -146,8 +146,9 @@ inline void pack_raw_row(const block_q8a* x, int64_t k, const RawRow& o, void* o
 
 // ------------------------------------------------------------ weights --
 
-// The weight types in row tiles.
-inline bool row_tiles_type(GgmlType t) { return t == GgmlType::Q4_0 || t == GgmlType::Q4_1 || t == GgmlType::Q8_0; }
+// The weight types in row tiles: those that read this part of the packed
+// activations alone (one list, in kernels.h, for the packers and Matmul).
+inline bool row_tiles_type(GgmlType t) { return is_quantized(t) && !reads_activation_groups(t); }
 
 // Rows [r0, r1) (r0 on a tile) of a q4_0 / q4_1 / q8_0 tensor of rows of k
 // weights into the tiles above, at the same offsets as in w.

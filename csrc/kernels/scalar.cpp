@@ -40,7 +40,7 @@ void quantize_q8a(const float* x, block_q8a* y, int64_t k) { quantize_activation
 
 // The reference reads q8a rows as they are.
 size_t q8a_packed_row_bytes(int64_t k) { return (size_t)(k / QK) * sizeof(block_q8a); }
-void pack_q8a(const block_q8a* x, int64_t k, void* out) { std::memcpy(out, x, q8a_packed_row_bytes(k)); }
+void pack_q8a(const block_q8a* x, int64_t k, void* out, bool) { std::memcpy(out, x, q8a_packed_row_bytes(k)); }
 
 // One (row, token) output for each weight type.
 float dot_row_f32(const float* w, const float* x, int64_t k) {

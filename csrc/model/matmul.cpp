@@ -64,16 +64,20 @@ MatmulInput Matmul::prepare(const float* x, int64_t n_tokens, int64_t k, bool qu
         in.q_row_bytes = nb * sizeof(block_q16a);
         return in;
     }
-    if ((int64_t)q8_.size() < n_tokens * nb) q8_.resize(n_tokens * nb);
     // packed rows start on 64-byte lines, so that the kernels load them aligned
     const size_t row = (kt.q8a_packed_row_bytes(k) + 63) / 64 * 64;
     if (packed_.size() < row * n_tokens) packed_.resize(row * n_tokens);
-    block_q8a* q8 = q8_.data();
     uint8_t* packed = packed_.data();
+    const bool groups = groups_read_;
     pool_.parallel_for_rows(n_tokens, [&](int64_t t) {
         if (make_row) make_row(t);
-        kt.quantize_q8a(x + t * k, q8 + t * nb, k);
-        kt.pack_q8a(q8 + t * nb, k, packed + t * row);
+        // a row's blocks on their way to the packed row: in a scratch row
+        // that stays in L1, not an array of every token's (a 512-token
+        // prompt's was 1 MB, written and read back from beyond L2)
+        thread_local std::vector<block_q8a> q8;
+        if ((int64_t)q8.size() < nb) q8.resize(nb);
+        kt.quantize_q8a(x + t * k, q8.data(), k);
+        kt.pack_q8a(q8.data(), k, packed + t * row, groups);
     });
     in.q = packed;
     in.q_row_bytes = row;
@@ -85,6 +89,7 @@ void Matmul::pack_weights(const std::vector<const GGUFTensor*>& ws) {
     size_t total = 0;
     for (const GGUFTensor* w : ws) {
         if (!is_quantized(w->type) || packed_at_.count(w)) continue;
+        groups_read_ = groups_read_ || reads_activation_groups(w->type);
         packed_at_[w] = total;
         const size_t bytes = q8a_packed_weight_row_bytes(w->type, w->ne[0]) * (size_t)w->rows();
         total += (bytes + 63) / 64 * 64;  // each tensor on its own cache line

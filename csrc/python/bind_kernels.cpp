@@ -100,7 +100,7 @@ Prepared prepare(const KernelTable& kt, int w_type, const carray<uint8_t>& w, in
         base += (64 - (uintptr_t)base % 64) % 64;
         for (int64_t i = 0; i < nt; i++) {
             kt.quantize_q8a(x.data() + i * k, p.x8.data() + i * nb, k);
-            kt.pack_q8a(p.x8.data() + i * nb, k, base + i * row);
+            kt.pack_q8a(p.x8.data() + i * nb, k, base + i * row, true);
         }
         p.args.x = base;
         p.args.x_row_bytes = row;
@@ -235,7 +235,7 @@ py::array_t<uint8_t> kernel_pack_q8a(const std::string& name, const carray<float
     std::vector<uint64_t> packed(bytes / 8 + 8);  // 64-byte aligned below, as Matmul::prepare's rows
     uint8_t* row = (uint8_t*)(((uintptr_t)packed.data() + 63) / 64 * 64);
     kt.quantize_q8a(x.data(), q.data(), k);
-    kt.pack_q8a(q.data(), k, row);
+    kt.pack_q8a(q.data(), k, row, true);
     py::array_t<uint8_t> out((int64_t)bytes);
     std::copy(row, row + bytes, out.mutable_data());
     return out;
