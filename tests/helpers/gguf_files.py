@@ -11,12 +11,24 @@ import numpy as np
 TINY = dict(n_vocab=256, n_embd=64, n_layer=2, n_head=4, n_head_kv=2, n_ff=96, n_ctx=128)
 
 
+# Per-tensor types of the mixed weight types: k_mix has every K type (q4_K
+# and q6_K most, as in a Q4_K_M file); mix puts the row-tile types (q4_0,
+# q4_1, q8_0) beside the types that read the activations' groups (q5_0,
+# q5_1) in one forward pass, as llama.cpp's mixed files do.
+MIXES = {
+    "k_mix": {"attn_q": "Q4_K", "attn_k": "Q3_K", "attn_v": "Q6_K", "attn_output": "Q5_K", "ffn_gate": "Q4_K",
+              "ffn_up": "Q2_K", "ffn_down": "Q6_K", "output": "Q6_K", "token_embd": "Q4_K"},
+    "mix": {"attn_q": "Q4_0", "attn_k": "Q5_0", "attn_v": "Q8_0", "attn_output": "Q4_1", "ffn_gate": "Q5_1",
+            "ffn_up": "Q4_0", "ffn_down": "Q5_0", "output": "Q8_0", "token_embd": "Q4_1"},
+}
+
+
 def write_tiny_model(path: Path, arch: str = "llama", seed: int = 0, weight_type: str = "f32",
                      tied: bool = False, **overrides) -> Path:
     """A random model in llama.cpp's layout. weight_type: f32|f16|q8_0|q4_0|q4_1|q5_0|q5_1
-    for the 2-D weights (norms and biases stay f32), or k_mix: random K-quant
-    blocks, every K type somewhere (q4_K and q6_K most, as in a Q4_K_M file;
-    n_embd and n_ff must be multiples of 256)."""
+    for the 2-D weights (norms and biases stay f32), or a mix of types per
+    tensor (MIXES): k_mix, random K-quant blocks (n_embd and n_ff must be
+    multiples of 256), or mix, row-tile and q5 types together."""
     hp = dict(TINY, **overrides)
     rng = np.random.default_rng(seed)
     E, F, V = hp["n_embd"], hp["n_ff"], hp["n_vocab"]
@@ -36,22 +48,21 @@ def write_tiny_model(path: Path, arch: str = "llama", seed: int = 0, weight_type
     qtype = {"f32": gguf.GGMLQuantizationType.F32, "f16": gguf.GGMLQuantizationType.F16,
              "q8_0": gguf.GGMLQuantizationType.Q8_0, "q4_0": gguf.GGMLQuantizationType.Q4_0,
              "q4_1": gguf.GGMLQuantizationType.Q4_1, "q5_0": gguf.GGMLQuantizationType.Q5_0,
-             "q5_1": gguf.GGMLQuantizationType.Q5_1, "k_mix": None}[weight_type]
-    k_types = {"attn_q": "Q4_K", "attn_k": "Q3_K", "attn_v": "Q6_K", "attn_output": "Q5_K", "ffn_gate": "Q4_K",
-               "ffn_up": "Q2_K", "ffn_down": "Q6_K", "output": "Q6_K", "token_embd": "Q4_K"}
+             "q5_1": gguf.GGMLQuantizationType.Q5_1, "k_mix": None, "mix": None}[weight_type]
+    mix_types = MIXES.get(weight_type)
 
     def matrix(name, rows, cols, scale=0.2):
-        if qtype is None:  # k_mix
-            kt = gguf.GGMLQuantizationType[k_types[name.split(".")[-2]]]
-            w.add_tensor(name, random_k_blocks(kt, rows, cols, scale, rng), raw_dtype=kt)
+        t = gguf.GGMLQuantizationType[mix_types[name.split(".")[-2]]] if mix_types else qtype
+        if t.name.endswith("_K"):
+            w.add_tensor(name, random_k_blocks(t, rows, cols, scale, rng), raw_dtype=t)
             return
         a = (rng.standard_normal((rows, cols)) * scale).astype(np.float32)
-        if qtype == gguf.GGMLQuantizationType.F32:
+        if t == gguf.GGMLQuantizationType.F32:
             w.add_tensor(name, a)
-        elif qtype == gguf.GGMLQuantizationType.F16:
+        elif t == gguf.GGMLQuantizationType.F16:
             w.add_tensor(name, a.astype(np.float16))
         else:
-            w.add_tensor(name, gguf.quants.quantize(a, qtype), raw_dtype=qtype)
+            w.add_tensor(name, gguf.quants.quantize(a, t), raw_dtype=t)
 
     def vector(name, n, center=1.0, scale=0.1):
         w.add_tensor(name, (center + rng.standard_normal(n) * scale).astype(np.float32))
