@@ -16,8 +16,8 @@
 // cvt, mul and fmadd (and q5_1's m term) into an 8-lane accumulator, hsum8 at
 // the end; decode and prefill run the same arithmetic.
 //
-// The packed activation row: these groups, then row_tiles.h's raw part for
-// avx2_rows.cpp (pack_q8a below).
+// The packed activation row: these groups (when some weight reads them),
+// then row_tiles.h's raw part for avx2_rows.cpp (pack_q8a below).
 #include <immintrin.h>
 
 #include <cstddef>
@@ -392,7 +392,8 @@ void pack_row_transposed(const block_q8a* x, int64_t k, void* out) {
 
 }  // namespace
 
-// A packed row: this file's groups, then the row tiles' raw part (row_tiles.h).
+// A packed row: this file's groups (left unwritten without `groups`), then
+// the row tiles' raw part (row_tiles.h).
 size_t avx2_q8a_packed_row_bytes(int64_t k) { return RawRow::after_groups<G>(k).end(k); }
 void avx2_pack_q8a(const block_q8a* x, int64_t k, void* out, bool groups) {
     static_assert(G == kAvx2GroupBlocks, "avx2_rows.cpp reads the raw part after these groups");

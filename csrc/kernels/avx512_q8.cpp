@@ -838,7 +838,8 @@ void pack_row_transposed(const block_q8a* x, int64_t k, void* out) {
 
 }  // namespace
 
-// A packed row: this file's groups, then the row tiles' raw part (row_tiles.h).
+// A packed row: this file's groups (left unwritten without `groups`), then
+// the row tiles' raw part (row_tiles.h).
 size_t avx512_q8a_packed_row_bytes(int64_t k) { return RawRow::after_groups<G>(k).end(k); }
 void avx512_pack_q8a(const block_q8a* x, int64_t k, void* out, bool groups) {
     static_assert(G == kAvx512GroupBlocks, "avx512_rows.cpp and amx.cpp read the raw part after these groups");

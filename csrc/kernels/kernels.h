@@ -229,7 +229,8 @@ void avx512_pack_q8a_weights(GgmlType t, const void* w, int64_t r0, int64_t r1, 
 // q4_0, q4_1 and q8_0 take row tiles (kernels/row_tiles.h) on the 8-bit
 // path of every SIMD set: avx2_rows.cpp's and avx512_rows.cpp's matmuls
 // (the amx set's tile unit hands its leftover tokens to avx512's). A set's
-// packed activation row is its groups, then row_tiles.h's raw part.
+// packed activation row is its groups (written only when some weight
+// reads them: reads_activation_groups), then row_tiles.h's raw part.
 void avx2_rows_matmul_q8a(const MatmulArgs& a);
 void avx512_rows_matmul_q8a(const MatmulArgs& a);
 

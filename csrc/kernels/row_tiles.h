@@ -27,9 +27,10 @@
 //   q4_1's n fp16 m.
 // The same bytes as the rows; a load gives a dword of 16 rows, one per lane.
 // Activations (each set's pack_q8a): the set's groups (group_tiling.h: its
-// paths read them, for the other weight types), then this raw part: the
-// blocks' 32 bytes in order (the tile unit loads them directly), their d,
-// their sum and d * sum (pack_raw_row).
+// paths read them, for the other weight types; unwritten when the model has
+// none of those), then this raw part: the blocks' 32 bytes in order (the
+// tile unit loads them directly), their d, their sum and d * sum
+// (pack_raw_row).
 #pragma once
 
 #include <cstddef>
